@@ -1,0 +1,94 @@
+/**
+ * Who may connect: devices by a token listed (hashed) in the registry or derived from the fleet
+ * key; operators by the operator token. Comparisons are constant-time; tokens are never logged.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
+
+/** Device ids are safe in MQTT topics, file lines and URLs. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface RegistryEntry {
+  id: string;
+  /** "sha256:<hex>" of the device's token. */
+  tokenHash?: string;
+  /** Device type: names the schema of its channels (units, names). */
+  type?: string;
+  name?: string;
+}
+
+export function hashToken(token: string): string {
+  return 'sha256:' + createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Reads and validates a registry file: `{ "devices": [ { "id", "tokenHash", "type"?, "name"? } ] }`. */
+export function loadRegistry(path: string): Map<string, RegistryEntry> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`registry ${path} could not be read as JSON (--registry / GATEWAY_REGISTRY): ${(err as Error).message}`);
+  }
+  const list = (doc as { devices?: unknown })?.devices;
+  if (!Array.isArray(list)) throw new ConfigError(`registry ${path} must be { "devices": [ ... ] }`);
+  const out = new Map<string, RegistryEntry>();
+  list.forEach((e: RegistryEntry, i) => {
+    if (typeof e?.id !== 'string' || !DEVICE_ID_PATTERN.test(e.id)) {
+      throw new ConfigError(`registry ${path}: devices[${i}].id must match ${DEVICE_ID_PATTERN} (got ${JSON.stringify(e?.id)})`);
+    }
+    if (e.tokenHash !== undefined && !/^sha256:[0-9a-f]{64}$/.test(e.tokenHash)) {
+      throw new ConfigError(`registry ${path}: devices[${i}].tokenHash must be "sha256:" + 64 lowercase hex digits (sha256 of the token)`);
+    }
+    if (out.has(e.id)) throw new ConfigError(`registry ${path}: device id "${e.id}" is listed twice`);
+    out.set(e.id, { id: e.id, tokenHash: e.tokenHash, type: e.type, name: e.name });
+  });
+  return out;
+}
+
+function equalHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export type DeviceAuthResult = { ok: true; entry: RegistryEntry | undefined } | { ok: false; code: 'BAD_DEVICE_ID' | 'UNAUTHORIZED'; message: string };
+
+export class Authenticator {
+  constructor(
+    private readonly registry: Map<string, RegistryEntry>,
+    private readonly fleetKey: string | undefined,
+    private readonly operatorToken: string,
+  ) {}
+
+  /** Registry entry for a device, if it is listed. */
+  entry(id: string): RegistryEntry | undefined {
+    return this.registry.get(id);
+  }
+
+  device(id: string, token: string): DeviceAuthResult {
+    if (!DEVICE_ID_PATTERN.test(id)) {
+      return { ok: false, code: 'BAD_DEVICE_ID', message: `device id must match ${DEVICE_ID_PATTERN.source}` };
+    }
+    const entry = this.registry.get(id);
+    if (token) {
+      if (entry?.tokenHash && equalHex(hashToken(token), entry.tokenHash)) return { ok: true, entry };
+      if (this.fleetKey !== undefined) {
+        const derived = createHmac('sha256', Buffer.from(this.fleetKey, 'utf8')).update(Buffer.from(id, 'utf8')).digest('hex');
+        if (equalHex(token.toLowerCase(), derived)) return { ok: true, entry };
+      }
+    }
+    return { ok: false, code: 'UNAUTHORIZED', message: token ? 'the token is not valid for this device id' : 'no token: send Authorization: Bearer <token> or ?token=' };
+  }
+
+  operator(token: string): boolean {
+    return token !== '' && equalHex(token, this.operatorToken);
+  }
+}
+
+/** The bearer token of a request: `Authorization: Bearer x` first, then `?token=x`. */
+export function bearerToken(authorization: string, query: URLSearchParams): string {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (m) return m[1]!;
+  return query.get('token') ?? '';
+}

@@ -1,0 +1,167 @@
+/**
+ * Every setting in one table: flag, env var, default, one line of doc. Precedence:
+ * flags > environment > config file (--config, JSON) > defaults. Validated at start; errors name
+ * the flag and the env var.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
+
+type Kind = 'string' | 'int' | 'bool' | 'enum';
+interface Spec {
+  flag: string;
+  env: string;
+  kind: Kind;
+  default: string | number | boolean | undefined;
+  doc: string;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+  secret?: boolean;
+}
+
+const SPECS = {
+  host: { flag: 'host', env: 'GATEWAY_HOST', kind: 'string', default: '0.0.0.0', doc: 'address to listen on (0.0.0.0 = every interface)' },
+  port: { flag: 'port', env: 'GATEWAY_PORT', kind: 'int', default: 8080, min: 0, max: 65535, doc: 'HTTP/WebSocket port (0 = any free port)' },
+  registry: { flag: 'registry', env: 'GATEWAY_REGISTRY', kind: 'string', default: undefined, doc: 'device registry JSON file (ids, sha256 token hashes, types)' },
+  fleetKey: { flag: 'fleet-key', env: 'GATEWAY_FLEET_KEY', kind: 'string', default: undefined, secret: true, doc: 'fleet key: any device whose token is hex HMAC-SHA256(fleetKey, deviceId) may connect' },
+  operatorToken: { flag: 'operator-token', env: 'GATEWAY_OPERATOR_TOKEN', kind: 'string', default: undefined, secret: true, doc: 'token for the dashboard and /api (generated and printed at start when unset)' },
+  dataDir: { flag: 'data-dir', env: 'GATEWAY_DATA_DIR', kind: 'string', default: '.data', doc: 'folder for state that survives restarts (dedupe cursors)' },
+  maxFrameBytes: { flag: 'max-frame-bytes', env: 'GATEWAY_MAX_FRAME_BYTES', kind: 'int', default: 65536, min: 64, max: 16 * 1024 * 1024, doc: 'largest device frame accepted; larger gets FRAME_TOO_LARGE and close 4401' },
+  maxReadings: { flag: 'max-readings', env: 'GATEWAY_MAX_READINGS', kind: 'int', default: 1024, min: 1, max: 65535, doc: 'most readings in one frame; more gets TOO_MANY_READINGS and close 4402' },
+  maxDevices: { flag: 'max-devices', env: 'GATEWAY_MAX_DEVICES', kind: 'int', default: 100000, min: 1, max: 10_000_000, doc: 'most devices connected at once; more are refused with HTTP 503' },
+  duplicateId: { flag: 'duplicate-id', env: 'GATEWAY_DUPLICATE_ID', kind: 'enum', default: 'replace', choices: ['replace', 'reject'], doc: 'a device id connecting while already connected: replace (old one closed with 4409) or reject (new one gets HTTP 409)' },
+  idleTimeout: { flag: 'idle-timeout', env: 'GATEWAY_IDLE_TIMEOUT', kind: 'int', default: 60, min: 8, max: 960, doc: 'seconds of silence before a device is pinged and then dropped as offline (uWS rounds to 4 s)' },
+  ackInterval: { flag: 'ack-interval', env: 'GATEWAY_ACK_INTERVAL', kind: 'int', default: 50, min: 1, max: 10000, doc: 'ms between cumulative acks to one device (at most one ack per interval)' },
+  deviceSendBudget: { flag: 'device-send-budget', env: 'GATEWAY_DEVICE_SEND_BUDGET', kind: 'int', default: 256 * 1024, min: 1024, max: 64 * 1024 * 1024, doc: 'bytes the gateway buffers toward one device; over it, sends wait or are dropped (never unbounded)' },
+  memoryPoints: { flag: 'memory-points', env: 'GATEWAY_MEMORY_POINTS', kind: 'int', default: 10000, min: 10, max: 10_000_000, doc: 'in-memory history: points kept per device and channel (oldest dropped first)' },
+  logLevel: { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'log level (logs are JSON lines on stderr)' },
+  allowUwsFallback: { flag: 'allow-uws-fallback', env: 'GATEWAY_ALLOW_UWS_FALLBACK', kind: 'bool', default: false, doc: 'start even when uWebSockets.js falls back to its slow ws shim' },
+} as const satisfies Record<string, Spec>;
+
+type Specs = typeof SPECS;
+type ValueOf<S extends Spec> = S['kind'] extends 'int' ? number : S['kind'] extends 'bool' ? boolean : string;
+export type GatewayConfig = {
+  [K in keyof Specs]: Specs[K]['default'] extends undefined ? ValueOf<Specs[K]> | undefined : ValueOf<Specs[K]>;
+};
+
+/** The defaults, for programmatic use (tests, embedding). */
+export function defaultConfig(): GatewayConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SPECS)) out[key] = spec.default;
+  return out as GatewayConfig;
+}
+
+function coerce(key: string, spec: Spec, raw: unknown, source: string): string | number | boolean {
+  const where = `${source} (--${spec.flag} / ${spec.env})`;
+  switch (spec.kind) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+      if (!Number.isInteger(n)) throw new ConfigError(`${where}: "${String(raw)}" is not a whole number`);
+      if (spec.min !== undefined && n < spec.min) throw new ConfigError(`${where}: ${n} is below the minimum ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) throw new ConfigError(`${where}: ${n} is above the maximum ${spec.max}`);
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const s = String(raw).trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on', ''].includes(s)) return true;
+      if (['0', 'false', 'no', 'off'].includes(s)) return false;
+      throw new ConfigError(`${where}: "${String(raw)}" is not true or false`);
+    }
+    case 'enum': {
+      const s = String(raw);
+      if (!spec.choices!.includes(s)) throw new ConfigError(`${where}: "${s}" is not one of ${spec.choices!.join(', ')}`);
+      return s;
+    }
+    default: {
+      if (typeof raw !== 'string' || raw === '') throw new ConfigError(`${where}: needs a non-empty value`);
+      void key;
+      return raw;
+    }
+  }
+}
+
+/** Parses argv (without node and script), env and the optional config file into a validated config. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { config: GatewayConfig; help: boolean; configFile?: string } {
+  const byFlag = new Map<string, [string, Spec]>(Object.entries(SPECS).map(([k, s]) => [s.flag, [k, s]]));
+  const fromFlags: Record<string, unknown> = {};
+  let help = false;
+  let configFile = env.GATEWAY_CONFIG;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}" (flags start with --; see --help)`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    if (name === 'config') {
+      configFile = inline ?? argv[++i];
+      if (!configFile) throw new ConfigError('--config needs a file path');
+      continue;
+    }
+    const found = byFlag.get(name) ?? (name.startsWith('no-') ? byFlag.get(name.slice(3)) : undefined);
+    if (!found) throw new ConfigError(`unknown flag --${name} (see --help)`);
+    const [key, spec] = found;
+    if (spec.kind === 'bool') {
+      fromFlags[key] = name.startsWith('no-') ? false : inline ?? true;
+    } else {
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+      fromFlags[key] = value;
+    }
+  }
+  let fromFile: Record<string, unknown> = {};
+  if (configFile) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`config file ${configFile} could not be read: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${configFile} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) throw new ConfigError(`config file ${configFile} must hold a JSON object`);
+    for (const k of Object.keys(fromFile)) {
+      if (!(k in SPECS)) throw new ConfigError(`config file ${configFile}: unknown setting "${k}" (settings are the flags in camelCase, e.g. "maxFrameBytes")`);
+    }
+  }
+  const config: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SPECS) as [string, Spec][]) {
+    let raw: unknown;
+    let source: string;
+    if (key in fromFlags) [raw, source] = [fromFlags[key], 'flag'];
+    else if (env[spec.env] !== undefined) [raw, source] = [env[spec.env], `env ${spec.env}`];
+    else if (key in fromFile) [raw, source] = [fromFile[key], `config file setting "${key}"`];
+    else {
+      config[key] = spec.default;
+      continue;
+    }
+    config[key] = coerce(key, spec, raw, source);
+  }
+  return { config: config as GatewayConfig, help, configFile };
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: gateway [flags]',
+    '',
+    'Runs the telemetry gateway. Settings come from flags, then environment variables, then a JSON',
+    'config file (--config FILE or GATEWAY_CONFIG; keys are the flags in camelCase), then defaults.',
+    '',
+    '  --config FILE  (GATEWAY_CONFIG)  JSON config file',
+  ];
+  for (const spec of Object.values(SPECS) as Spec[]) {
+    const value = spec.kind === 'bool' ? '' : spec.kind === 'int' ? ' N' : spec.kind === 'enum' ? ` ${spec.choices!.join('|')}` : ' VALUE';
+    const def = spec.default === undefined ? (spec.secret ? 'unset' : 'unset') : String(spec.default);
+    lines.push(`  --${spec.flag}${value}  (${spec.env}, default: ${def})`);
+    lines.push(`      ${spec.doc}`);
+  }
+  lines.push('  --help  print this help');
+  return lines.join('\n');
+}

@@ -1,0 +1,182 @@
+/**
+ * What the gateway knows of each device: presence with the cause of the last disconnect, the
+ * connection it is reachable on, counters, the last value per channel and its dedupe state.
+ */
+import { DeviceSequence } from './dedupe.js';
+import type { RegistryEntry } from './auth.js';
+
+export type OfflineCause =
+  | 'closed' // the device closed the connection
+  | 'timeout' // silent past the idle timeout
+  | 'connection_lost' // the connection dropped without a close handshake
+  | 'replaced' // the same id connected again and took over
+  | 'kicked' // closed by the gateway for bad input
+  | 'slow_consumer' // could not keep up with what the gateway sent
+  | 'shutdown'; // the gateway stopped
+
+/** A device's current connection, whatever the transport. */
+export interface DeviceLink {
+  readonly transport: 'ws' | 'mqtt';
+  readonly remoteAddress: string;
+  /** Sends one frame. The bytes may be reused by the caller after the call returns. */
+  send(bytes: Uint8Array): 'sent' | 'queued' | 'dropped';
+  /** Closes the connection with `closeCode` (send an error frame first with send() when there is one). */
+  close(closeCode: number, reason: string): void;
+  bufferedAmount(): number;
+  /** Why the gateway is closing this link, set before close() so presence reports it. */
+  closingCause?: OfflineCause;
+}
+
+export class DeviceState {
+  online = false;
+  link: DeviceLink | undefined;
+  connectedAt = 0;
+  lastSeen = 0;
+  disconnectedAt = 0;
+  offlineCause: OfflineCause | undefined;
+  offlineDetail: string | undefined;
+  connections = 0;
+  frames = 0;
+  readings = 0;
+  duplicates = 0;
+  errors = 0;
+  lastErrorCode: string | undefined;
+  lastErrorLoggedAt = 0;
+  /** Set when an ack is owed; the ack scheduler clears it. */
+  ackDirty = false;
+  readonly seq = new DeviceSequence();
+  // Last value per channel as parallel arrays: updated in place on the hot path, no allocation.
+  readonly lastChannels: number[] = [];
+  readonly lastValues: number[] = [];
+  readonly lastTimes: number[] = [];
+  readonly lastTypes: number[] = [];
+
+  constructor(
+    readonly id: string,
+    public entry: RegistryEntry | undefined,
+  ) {}
+
+  setLast(channel: number, type: number, value: number, time: number): void {
+    const ch = this.lastChannels;
+    for (let i = 0; i < ch.length; i++) {
+      if (ch[i] === channel) {
+        if (time >= this.lastTimes[i]!) {
+          this.lastValues[i] = value;
+          this.lastTimes[i] = time;
+          this.lastTypes[i] = type;
+        }
+        return;
+      }
+    }
+    ch.push(channel);
+    this.lastValues.push(value);
+    this.lastTimes.push(time);
+    this.lastTypes.push(type);
+  }
+
+  get gaps(): number {
+    return this.seq.gaps;
+  }
+
+  toJSON(): DeviceJson {
+    const last: DeviceJson['last'] = {};
+    for (let i = 0; i < this.lastChannels.length; i++) {
+      const type = this.lastTypes[i]!;
+      last[String(this.lastChannels[i])] = { value: type === 4 ? this.lastValues[i] === 1 : this.lastValues[i]!, time: this.lastTimes[i]! };
+    }
+    const cur = this.seq.current;
+    return {
+      id: this.id,
+      online: this.online,
+      lastSeen: this.lastSeen || null,
+      type: this.entry?.type ?? null,
+      name: this.entry?.name ?? null,
+      transport: this.online ? this.link?.transport ?? null : null,
+      connectedAt: this.connectedAt || null,
+      disconnectedAt: this.disconnectedAt || null,
+      offlineCause: this.online ? null : this.offlineCause ?? null,
+      offlineDetail: this.online ? null : this.offlineDetail ?? null,
+      epoch: cur?.epoch ?? null,
+      ackedSeq: cur?.contig ?? null,
+      counters: {
+        connections: this.connections,
+        frames: this.frames,
+        readings: this.readings,
+        duplicates: this.duplicates,
+        gaps: this.gaps,
+        errors: this.errors,
+      },
+      lastError: this.lastErrorCode ?? null,
+      last,
+    };
+  }
+}
+
+export interface DeviceJson {
+  id: string;
+  online: boolean;
+  lastSeen: number | null;
+  type: string | null;
+  name: string | null;
+  transport: string | null;
+  connectedAt: number | null;
+  disconnectedAt: number | null;
+  offlineCause: OfflineCause | null;
+  offlineDetail: string | null;
+  epoch: number | null;
+  ackedSeq: number | null;
+  counters: { connections: number; frames: number; readings: number; duplicates: number; gaps: number; errors: number };
+  lastError: string | null;
+  last: Record<string, { value: number | boolean; time: number }>;
+}
+
+export class DeviceTable {
+  private readonly byId = new Map<string, DeviceState>();
+  online = 0;
+
+  constructor(registry: Iterable<RegistryEntry>) {
+    for (const e of registry) this.byId.set(e.id, new DeviceState(e.id, e));
+  }
+
+  get(id: string): DeviceState | undefined {
+    return this.byId.get(id);
+  }
+
+  getOrCreate(id: string, entry: RegistryEntry | undefined): DeviceState {
+    let d = this.byId.get(id);
+    if (d === undefined) {
+      d = new DeviceState(id, entry);
+      this.byId.set(id, d);
+    }
+    return d;
+  }
+
+  all(): IterableIterator<DeviceState> {
+    return this.byId.values();
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  markOnline(d: DeviceState, link: DeviceLink, now: number): void {
+    if (!d.online) this.online++;
+    d.online = true;
+    d.link = link;
+    d.connectedAt = now;
+    d.lastSeen = now;
+    d.connections++;
+  }
+
+  /** Marks the device offline if `link` is still its current connection (a replaced link is not). */
+  markOffline(d: DeviceState, link: DeviceLink, cause: OfflineCause, detail: string | undefined, now: number): boolean {
+    if (d.link !== link) return false;
+    if (d.online) this.online--;
+    d.online = false;
+    d.link = undefined;
+    d.disconnectedAt = now;
+    d.offlineCause = cause;
+    d.offlineDetail = detail;
+    return true;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The gateway: wires config, auth, device table, ingest, acks, storage and the HTTP/WebSocket
+ * server together, with one lifecycle: start() then an idempotent close().
+ * Shutdown order: stop listening, say goodbye to devices (1001), flush acks and cursors, close storage.
+ */
+import { randomBytes } from 'node:crypto';
+import { CLOSE_CODES } from '../devices/codec/index.js';
+import { AckScheduler } from './acks.js';
+import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
+import type { GatewayConfig } from './config.js';
+import { CursorStore } from './cursors.js';
+import { deviceSocketRoute } from './device-socket.js';
+import { DeviceTable } from './devices.js';
+import { createApi } from './http-api.js';
+import { Ingest } from './ingest.js';
+import { silentLogger, type Logger } from './log.js';
+import { MemoryStorage } from './storage/memory.js';
+import type { Storage } from './storage/storage.js';
+import { HttpServer, loadUws } from './uws.js';
+
+export interface GatewayDeps {
+  log?: Logger;
+  storage?: Storage;
+}
+
+export class Gateway {
+  readonly operatorToken: string;
+  /** True when the operator token was generated at start (so it must be printed). */
+  readonly operatorTokenGenerated: boolean;
+  readonly devices: DeviceTable;
+  readonly ingest: Ingest;
+  readonly storage: Storage;
+  readonly log: Logger;
+  private readonly auth: Authenticator;
+  private readonly cursors: CursorStore;
+  private readonly acks: AckScheduler;
+  private server: HttpServer | undefined;
+  private deviceRoute: ReturnType<typeof deviceSocketRoute> | undefined;
+  private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
+  private closing: Promise<void> | undefined;
+  port = 0;
+
+  constructor(
+    readonly config: GatewayConfig,
+    deps: GatewayDeps = {},
+  ) {
+    this.log = deps.log ?? silentLogger();
+    const registry: Map<string, RegistryEntry> = config.registry ? loadRegistry(config.registry) : new Map();
+    this.operatorTokenGenerated = !config.operatorToken;
+    this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
+    this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
+    this.devices = new DeviceTable(registry.values());
+    this.storage = deps.storage ?? new MemoryStorage(config.memoryPoints);
+    this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
+    this.cursors = new CursorStore(config.dataDir);
+    this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, config.ackInterval, Math.floor(config.deviceSendBudget / 2));
+  }
+
+  /** The URL the gateway answers on (with localhost for a wildcard host). */
+  get url(): string {
+    const host = this.config.host === '0.0.0.0' || this.config.host === '::' ? 'localhost' : this.config.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`start() called on a gateway that is ${this.state}`);
+    this.state = 'starting';
+    const c = this.config;
+    const { native } = loadUws(c.allowUwsFallback);
+    if (!native) this.log.warn('uWebSockets.js runs on its slow ws fallback (--allow-uws-fallback); expect several times lower throughput');
+    for (const [id, cur] of this.cursors.open()) {
+      const d = this.devices.getOrCreate(id, this.auth.entry(id));
+      d.seq.restore(cur.epoch, cur.contig);
+    }
+    await this.storage.start();
+    const server = new HttpServer();
+    this.deviceRoute = deviceSocketRoute(this.devices, this.auth, this.ingest, this.log, {
+      maxFrameBytes: c.maxFrameBytes,
+      maxDevices: c.maxDevices,
+      duplicateId: c.duplicateId as 'replace' | 'reject',
+      idleTimeoutSeconds: c.idleTimeout,
+      deviceSendBudget: c.deviceSendBudget,
+      errorLogIntervalMs: 60_000,
+    });
+    server.socket('/device', this.deviceRoute);
+    server.http(
+      createApi({
+        devices: this.devices,
+        auth: this.auth,
+        storage: this.storage,
+        ready: () => ({ ready: this.state === 'running', checks: { listening: this.state === 'running' ? 'ok' : this.state, storage: 'ok' } }),
+      }),
+    );
+    this.port = await server.listen(c.host, c.port);
+    this.server = server;
+    this.acks.start();
+    this.state = 'running';
+    this.log.info({ url: this.url, storage: this.storage.kind }, 'gateway listening');
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const wasRunning = this.state === 'running';
+    this.state = 'closing';
+    this.server?.stopListening();
+    if (wasRunning) {
+      // Ack what was ingested before saying goodbye, so devices resend as little as possible.
+      this.acks.flush(Date.now());
+      this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
+      // Let the close frames go out before the process may exit.
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.acks.stop();
+    this.cursors.close();
+    await this.storage.close();
+    this.state = 'closed';
+    this.log.info('gateway stopped');
+  }
+}

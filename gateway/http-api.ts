@@ -1,0 +1,113 @@
+/**
+ * The operator's HTTP API under /api (operator token required) and the unauthenticated probes.
+ * Errors are `{ "error": { "code", "message" } }` with the matching status.
+ */
+import { ApiError } from './errors.js';
+import { bearerToken, type Authenticator } from './auth.js';
+import type { DeviceTable } from './devices.js';
+import type { Storage } from './storage/storage.js';
+import type { Reply, RequestInfo } from './uws.js';
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+const MAX_HISTORY_POINTS = 10_000;
+
+export interface ApiContext {
+  devices: DeviceTable;
+  auth: Authenticator;
+  storage: Storage;
+  ready(): { ready: boolean; checks: Record<string, string> };
+}
+
+/** Extra routes other modules add: return true when the request was handled. */
+export type RouteHandler = (req: RequestInfo, reply: Reply, segments: string[]) => boolean;
+
+export function sendJson(reply: Reply, status: number, body: unknown): void {
+  reply.send(status, JSON_HEADERS, JSON.stringify(body));
+}
+
+export function sendError(reply: Reply, err: ApiError): void {
+  const headers: Record<string, string> = { ...JSON_HEADERS };
+  if (err.status === 401) headers['www-authenticate'] = 'Bearer realm="operator"';
+  reply.send(err.status, headers, JSON.stringify(err.toJSON()));
+}
+
+function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = q.get(name);
+  if (raw === null || raw === '') return fallback;
+  const n = /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ApiError(400, 'BAD_QUERY', `${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** Parses a time parameter: ms since epoch or an ISO 8601 date. */
+function timeParam(q: URLSearchParams, name: string, fallback: number): number {
+  const raw = q.get(name);
+  if (raw === null || raw === '') return fallback;
+  const n = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(n)) throw new ApiError(400, 'BAD_QUERY', `${name} must be ms since 1970 or an ISO 8601 time`);
+  return n;
+}
+
+export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: RequestInfo, reply: Reply) => void {
+  return (req, reply) => {
+    const segments = req.path.split('/').filter(Boolean).map(decodeURIComponent);
+    route(req, reply, segments).catch((err: unknown) => {
+      sendError(reply, err instanceof ApiError ? err : new ApiError(500, 'INTERNAL', `unexpected error: ${(err as Error)?.message ?? String(err)}`));
+    });
+  };
+
+  async function route(req: RequestInfo, reply: Reply, s: string[]): Promise<void> {
+    if (s.length === 1 && s[0] === 'healthz') return sendJson(reply, 200, { status: 'ok' });
+    if (s.length === 1 && s[0] === 'readyz') {
+      const r = ctx.ready();
+      return sendJson(reply, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+    }
+    if (s[0] === 'api') {
+      if (!ctx.auth.operator(bearerToken(req.header('authorization'), req.query))) {
+        throw new ApiError(401, 'UNAUTHORIZED', 'operator token missing or wrong: send Authorization: Bearer <token> or ?token=');
+      }
+      if (s[1] === 'devices') return devicesRoute(req, reply, s);
+    }
+    for (const h of extra) if (h(req, reply, s)) return;
+    throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
+  }
+
+  async function devicesRoute(req: RequestInfo, reply: Reply, s: string[]): Promise<void> {
+    if (s.length === 2) {
+      requireGet(req);
+      const online = req.query.get('online');
+      const list = [];
+      for (const d of ctx.devices.all()) {
+        if (online === 'true' && !d.online) continue;
+        if (online === 'false' && d.online) continue;
+        list.push(d.toJSON());
+      }
+      list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      return sendJson(reply, 200, { devices: list });
+    }
+    const device = ctx.devices.get(s[2]!);
+    if (s.length === 3) {
+      requireGet(req);
+      if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}" (it is neither in the registry nor has it connected)`);
+      return sendJson(reply, 200, device.toJSON());
+    }
+    if (s.length === 4 && s[3] === 'history') {
+      requireGet(req);
+      if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}"`);
+      const q = req.query;
+      if (!q.has('channel')) throw new ApiError(400, 'BAD_QUERY', 'channel is required (0..255); GET /api/devices/{id} lists channels under "last"');
+      const channel = intParam(q, 'channel', 0, 0, 255);
+      const to = timeParam(q, 'to', Date.now());
+      const from = timeParam(q, 'from', to - 3600_000);
+      if (from > to) throw new ApiError(400, 'BAD_QUERY', 'from must not be after to');
+      const points = intParam(q, 'points', 500, 1, MAX_HISTORY_POINTS);
+      const buckets = await ctx.storage.history({ device: device.id, channel, from, to, points });
+      return sendJson(reply, 200, { device: device.id, channel, from, to, points: buckets });
+    }
+    throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
+  }
+}
+
+export function requireGet(req: RequestInfo): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}`);
+}

@@ -1,0 +1,143 @@
+/**
+ * One ingest path for every transport: decode → dedupe → device state → storage → listeners
+ * (live fan-out). Frames are handled synchronously, so a transport may pass bytes that are only
+ * valid during the call (uWS message buffers are).
+ */
+import {
+  decodeFrame,
+  decodeHeader,
+  decodeTelemetryInto,
+  FrameFlag,
+  FrameType,
+  HEADER_BYTES,
+  TelemetryBatch,
+  type CommandResultFrame,
+  type ErrorCode,
+  type FrameHeader,
+} from '../devices/codec/index.js';
+import { Verdict } from './dedupe.js';
+import type { DeviceState } from './devices.js';
+import type { Storage } from './storage/storage.js';
+
+/** What the transport must do about a frame it could not take: send this error, then close. */
+export interface IngestRefusal {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Called for each new (not duplicate) telemetry frame, after storage took it. `batch` is reused. */
+export type TelemetryListener = (device: DeviceState, header: FrameHeader, batch: TelemetryBatch) => void;
+export type ResultListener = (device: DeviceState, result: CommandResultFrame) => void;
+
+export class IngestStats {
+  frames = 0;
+  readings = 0;
+  duplicates = 0;
+  errors = 0;
+  readonly errorsByCode = new Map<string, number>();
+
+  countError(code: string): void {
+    this.errors++;
+    this.errorsByCode.set(code, (this.errorsByCode.get(code) ?? 0) + 1);
+  }
+}
+
+export interface IngestLimits {
+  maxFrameBytes: number;
+  maxReadings: number;
+}
+
+export class Ingest {
+  readonly stats = new IngestStats();
+  private readonly header = {} as FrameHeader;
+  private readonly batch: TelemetryBatch;
+  private readonly telemetryListeners: TelemetryListener[] = [];
+  private resultListener: ResultListener | undefined;
+  /** Devices owed an ack, in the order they became so; the ack scheduler drains it. */
+  readonly ackQueue: DeviceState[] = [];
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly limits: IngestLimits,
+  ) {
+    this.batch = new TelemetryBatch(limits.maxReadings);
+  }
+
+  onTelemetry(listener: TelemetryListener): void {
+    this.telemetryListeners.push(listener);
+  }
+
+  onResult(listener: ResultListener): void {
+    this.resultListener = listener;
+  }
+
+  /** Takes one frame from a device. Returns a refusal when the connection must be closed. */
+  handle(device: DeviceState, bytes: Uint8Array, now: number): IngestRefusal | undefined {
+    device.lastSeen = now;
+    if (bytes.byteLength > this.limits.maxFrameBytes) {
+      return this.refuse(device, 'FRAME_TOO_LARGE', `frame is ${bytes.byteLength} bytes; the limit is ${this.limits.maxFrameBytes} (--max-frame-bytes)`);
+    }
+    const h = this.header;
+    const err = decodeHeader(bytes, h);
+    if (err) return this.refuse(device, err.code, err.message);
+    switch (h.type) {
+      case FrameType.Telemetry:
+        return this.telemetry(device, bytes, h);
+      case FrameType.CommandResult:
+        return this.result(device, bytes);
+      default:
+        return this.refuse(device, 'FRAME_WRONG_DIRECTION', `frame type 0x${h.type.toString(16)} travels gateway → device only`);
+    }
+  }
+
+  private telemetry(device: DeviceState, bytes: Uint8Array, h: FrameHeader): IngestRefusal | undefined {
+    if (bytes.byteLength >= HEADER_BYTES + 2) {
+      const count = bytes[HEADER_BYTES]! | (bytes[HEADER_BYTES + 1]! << 8);
+      if (count > this.limits.maxReadings) {
+        return this.refuse(device, 'TOO_MANY_READINGS', `frame has ${count} readings; the limit is ${this.limits.maxReadings} (--max-readings)`);
+      }
+    }
+    const batch = this.batch;
+    const err = decodeTelemetryInto(bytes, batch);
+    if (err) return this.refuse(device, err.code, err.message);
+    const verdict = device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0);
+    this.owesAck(device);
+    if (verdict === Verdict.Duplicate) {
+      device.duplicates++;
+      this.stats.duplicates++;
+      return undefined;
+    }
+    device.frames++;
+    device.readings += batch.count;
+    this.stats.frames++;
+    this.stats.readings += batch.count;
+    const t = h.timestamp;
+    for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
+    this.storage.write(device.id, device.entry?.type, t, batch);
+    const ls = this.telemetryListeners;
+    for (let i = 0; i < ls.length; i++) ls[i]!(device, h, batch);
+    return undefined;
+  }
+
+  private result(device: DeviceState, bytes: Uint8Array): IngestRefusal | undefined {
+    const f = decodeFrame(bytes);
+    if (f instanceof Error) return this.refuse(device, f.code, f.message);
+    this.resultListener?.(device, f as CommandResultFrame);
+    return undefined;
+  }
+
+  private owesAck(device: DeviceState): void {
+    if (!device.ackDirty) {
+      device.ackDirty = true;
+      this.ackQueue.push(device);
+    }
+  }
+
+  /** Counts a refusal against the device and the gateway. Also used by transports for their own refusals. */
+  refuse(device: DeviceState, code: ErrorCode, message: string): IngestRefusal {
+    device.errors++;
+    device.lastErrorCode = code;
+    this.stats.countError(code);
+    return { code, message };
+  }
+}

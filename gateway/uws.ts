@@ -1,0 +1,335 @@
+/**
+ * The one file that imports uWebSockets.js. Everything else sees the small interfaces below:
+ * an HTTP request snapshot, a reply, and a socket connection. uWS request objects and message
+ * buffers are only valid during the callback, so this file copies what callers keep.
+ */
+import { createRequire } from 'node:module';
+import type * as UwsTypes from 'uWebSockets.js';
+import { GatewayError } from './errors.js';
+
+const require = createRequire(import.meta.url);
+
+type Uws = typeof UwsTypes;
+let uws: Uws | undefined;
+
+/**
+ * Loads uWS and refuses the package's silent `ws` fallback, which is several times slower:
+ * the native module's App() is a `uWS.App`, the fallback's is not.
+ */
+export function loadUws(allowFallback: boolean): { native: boolean } {
+  if (!uws) {
+    const warn = console.warn;
+    let fallbackWarning = '';
+    // The package prints its own fallback warning with console.warn; capture it for our message.
+    console.warn = (...args: unknown[]) => {
+      fallbackWarning += args.map(String).join(' ') + '\n';
+    };
+    try {
+      uws = require('uWebSockets.js') as Uws;
+    } finally {
+      console.warn = warn;
+    }
+    const native = uws.App().constructor?.name === 'uWS.App';
+    if (!native && !allowFallback) {
+      uws = undefined;
+      throw new GatewayError(
+        'UWS_NOT_NATIVE',
+        'uWebSockets.js did not load its native binary and would fall back to a slow ws shim ' +
+          `(Node ${process.versions.node}, ABI ${process.versions.modules}, ${process.platform}-${process.arch}; native builds exist for Node 16, 18 and 20 on Linux/macOS/Windows). ` +
+          'Run on Node 20, or pass --allow-uws-fallback to run anyway at reduced speed.' +
+          (fallbackWarning ? `\nLoader said: ${fallbackWarning.trim()}` : ''),
+      );
+    }
+    nativeLoaded = native;
+  }
+  return { native: nativeLoaded };
+}
+let nativeLoaded = false;
+
+function mod(): Uws {
+  if (!uws) throw new GatewayError('UWS_NOT_LOADED', 'loadUws() must be called before the server is created');
+  return uws;
+}
+
+/** What a handler may read of an HTTP request; captured before the handler can await. */
+export interface RequestInfo {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  header(lowerCaseName: string): string;
+  remoteAddress: string;
+}
+
+/** A reply that knows whether the client went away, and corks its writes. */
+export class Reply {
+  aborted = false;
+  done = false;
+  constructor(private readonly res: UwsTypes.HttpResponse) {
+    res.onAborted(() => {
+      this.aborted = true;
+    });
+  }
+
+  send(status: number, headers: Record<string, string>, body: string | Uint8Array = ''): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status));
+      for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      this.res.end(body);
+    });
+  }
+
+  /** Starts a streamed response (Server-Sent Events and the like). */
+  startStream(status: number, headers: Record<string, string>): void {
+    if (this.aborted || this.done) return;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status));
+      for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      this.res.write('');
+    });
+  }
+
+  /** Writes a chunk to a streamed response; false when the client is gone. */
+  write(chunk: string): boolean {
+    if (this.aborted || this.done) return false;
+    this.res.cork(() => {
+      this.res.write(chunk);
+    });
+    return !this.aborted;
+  }
+
+  end(): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => this.res.end());
+  }
+
+  /** Bytes queued for this response that the kernel has not taken yet. */
+  bufferedAmount(): number {
+    return this.aborted || this.done ? 0 : this.res.getWriteOffset();
+  }
+
+  onClose(cb: () => void): void {
+    this.res.onAborted(() => {
+      this.aborted = true;
+      cb();
+    });
+  }
+
+  /** Reads the request body, refusing more than maxBytes. Resolves undefined if the body is too large. */
+  readBody(maxBytes: number): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooLarge = false;
+      this.res.onData((chunk, isLast) => {
+        if (!tooLarge) {
+          size += chunk.byteLength;
+          if (size > maxBytes) tooLarge = true;
+          else chunks.push(Buffer.from(chunk.slice(0)));
+        }
+        if (isLast) resolve(tooLarge ? undefined : Buffer.concat(chunks));
+      });
+    });
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content', 304: 'Not Modified', 400: 'Bad Request', 401: 'Unauthorized',
+  403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large',
+  415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+};
+function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
+}
+
+/** Result of checking an upgrade request: either user data for the socket, or an HTTP refusal. */
+export type UpgradeDecision<T> = { accept: T } | { refuse: { status: number; headers?: Record<string, string>; body: string } };
+
+/** A live socket as the rest of the gateway sees it. */
+export interface Connection<T> {
+  readonly data: T;
+  /** 'sent', 'queued' (buffered, will drain) or 'dropped' (over maxBackpressure, not sent). */
+  send(bytes: Uint8Array | string, binary?: boolean): 'sent' | 'queued' | 'dropped';
+  /** Graceful close with a code and reason (sends a close frame). */
+  end(code: number, reason: string): void;
+  /** Closes the TCP connection at once. */
+  terminate(): void;
+  bufferedAmount(): number;
+  readonly closed: boolean;
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  remoteAddress: string;
+}
+
+export interface SocketRoute<T> {
+  maxPayloadLength: number;
+  idleTimeoutSeconds: number;
+  maxBackpressure: number;
+  upgrade(info: RequestInfo): UpgradeDecision<T>;
+  open(conn: Connection<T>): void;
+  /** `bytes` is only valid during the call: copy what is kept. */
+  message(conn: Connection<T>, bytes: Uint8Array, binary: boolean): void;
+  drain?(conn: Connection<T>): void;
+  close(conn: Connection<T>, code: number, reason: string): void;
+}
+
+/** uWS user data: what upgrade() accepted, then the connection made from it in open(). */
+interface Holder<T> {
+  accepted: T;
+  remote: string;
+  conn?: UwsConnection<T>;
+}
+
+class UwsConnection<T> implements Connection<T> {
+  closed = false;
+  remoteAddress = '';
+  constructor(private readonly ws: UwsTypes.WebSocket<Holder<T>>, readonly data: T) {}
+  send(bytes: Uint8Array | string, binary = true): 'sent' | 'queued' | 'dropped' {
+    if (this.closed) return 'dropped';
+    const r = this.ws.send(bytes, binary, false);
+    return r === 1 ? 'sent' : r === 0 ? 'queued' : 'dropped';
+  }
+  end(code: number, reason: string): void {
+    if (this.closed) return;
+    this.ws.end(code, reason);
+  }
+  terminate(): void {
+    if (this.closed) return;
+    this.ws.close();
+  }
+  bufferedAmount(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+  subscribe(topic: string): void {
+    if (!this.closed) this.ws.subscribe(topic);
+  }
+  unsubscribe(topic: string): void {
+    if (!this.closed) this.ws.unsubscribe(topic);
+  }
+}
+
+export type HttpHandler = (req: RequestInfo, reply: Reply) => void;
+
+export interface ServerOptions {
+  tls?: { certFile: string; keyFile: string };
+}
+
+/** An HTTP + WebSocket server on uWS with an explicit lifecycle. */
+export class HttpServer {
+  private readonly app: UwsTypes.TemplatedApp;
+  private listenSocket: UwsTypes.us_listen_socket | undefined;
+  private readonly decoder = new TextDecoder();
+  port = 0;
+
+  constructor(opts: ServerOptions = {}) {
+    const u = mod();
+    this.app = opts.tls ? u.SSLApp({ cert_file_name: opts.tls.certFile, key_file_name: opts.tls.keyFile }) : u.App();
+  }
+
+  /** Routes every HTTP request (any method, any path) to one handler; routing is the caller's. */
+  http(handler: HttpHandler): void {
+    this.app.any('/*', (res, req) => {
+      const reply = new Reply(res);
+      const info = this.snapshot(req, res);
+      try {
+        handler(info, reply);
+      } catch (err) {
+        reply.send(500, { 'content-type': 'application/json' }, JSON.stringify({ error: { code: 'INTERNAL', message: String(err) } }));
+      }
+    });
+  }
+
+  socket<T>(pattern: string, route: SocketRoute<T>): void {
+    const decoder = this.decoder;
+    this.app.ws<Holder<T>>(pattern, {
+      compression: mod().DISABLED,
+      maxPayloadLength: route.maxPayloadLength,
+      idleTimeout: route.idleTimeoutSeconds,
+      maxBackpressure: route.maxBackpressure,
+      closeOnBackpressureLimit: 0,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        const info = this.snapshot(req, res);
+        const key = req.getHeader('sec-websocket-key');
+        const protocol = req.getHeader('sec-websocket-protocol');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const decision = route.upgrade(info);
+        if ('refuse' in decision) {
+          const { status, headers = {}, body } = decision.refuse;
+          res.cork(() => {
+            res.writeStatus(statusLine(status));
+            res.writeHeader('content-type', 'application/json');
+            for (const k in headers) res.writeHeader(k, headers[k]!);
+            res.end(body);
+          });
+          return;
+        }
+        const holder: Holder<T> = { accepted: decision.accept, remote: info.remoteAddress };
+        res.upgrade(holder, key, protocol, extensions, context);
+      },
+      open: (ws) => {
+        const holder = ws.getUserData();
+        const conn = new UwsConnection<T>(ws, holder.accepted);
+        conn.remoteAddress = holder.remote;
+        holder.conn = conn;
+        route.open(conn);
+      },
+      message: (ws, message, isBinary) => {
+        route.message(ws.getUserData().conn!, new Uint8Array(message), isBinary);
+      },
+      drain: (ws) => {
+        route.drain?.(ws.getUserData().conn!);
+      },
+      close: (ws, code, message) => {
+        const conn = ws.getUserData().conn!;
+        conn.closed = true;
+        route.close(conn, code, message.byteLength ? decoder.decode(message) : '');
+      },
+    });
+  }
+
+  /** Publishes to every socket subscribed to `topic`. */
+  publish(topic: string, message: Uint8Array | string, binary: boolean): boolean {
+    return this.app.publish(topic, message, binary, false);
+  }
+
+  numSubscribers(topic: string): number {
+    return this.app.numSubscribers(topic);
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (!socket) {
+          reject(new GatewayError('LISTEN_FAILED', `could not listen on ${host}:${port} (is the port in use, or the host not an address of this machine?)`));
+          return;
+        }
+        this.listenSocket = socket;
+        this.port = mod().us_socket_local_port(socket as unknown as UwsTypes.us_socket);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Stops accepting connections; open ones stay until their owners close them. */
+  stopListening(): void {
+    if (this.listenSocket) {
+      mod().us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+    }
+  }
+
+  private snapshot(req: UwsTypes.HttpRequest, res: UwsTypes.HttpResponse): RequestInfo {
+    const headers = new Map<string, string>();
+    req.forEach((k, v) => headers.set(k, v));
+    return {
+      method: req.getMethod().toUpperCase(),
+      path: req.getUrl(),
+      query: new URLSearchParams(req.getQuery() ?? ''),
+      header: (name) => headers.get(name) ?? '',
+      remoteAddress: this.decoder.decode(res.getRemoteAddressAsText()),
+    };
+  }
+}
