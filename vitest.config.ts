@@ -9,6 +9,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/integration/build.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           // Real servers on real ports: one file at a time keeps the 2-core machine's timings sane.

@@ -41,6 +41,9 @@ class WsLink implements DeviceLink {
   }
 }
 
+// uWS's close reason when a message exceeds maxPayloadLength.
+const UWS_TOO_BIG = 'Received too big message';
+
 function refusal(status: number, code: string, message: string): UpgradeDecision<SocketData> {
   return { refuse: { status, headers: status === 401 ? { 'www-authenticate': 'Bearer realm="device"' } : {}, body: JSON.stringify({ error: { code, message } }) } };
 }
@@ -67,7 +70,8 @@ export function deviceSocketRoute(
   }
 
   return {
-    // Frames a bit over the limit get a FRAME_TOO_LARGE error frame; far over it, uWS closes at once (1009).
+    // Frames a bit over the limit get a FRAME_TOO_LARGE error frame; over 4x the limit uWS drops the
+    // connection at once (the device sees 1006), which is still counted as FRAME_TOO_LARGE.
     maxPayloadLength: opts.maxFrameBytes * 4,
     idleTimeoutSeconds: opts.idleTimeoutSeconds,
     maxBackpressure: opts.deviceSendBudget,
@@ -109,6 +113,10 @@ export function deviceSocketRoute(
       log.info({ device: device.id, transport: 'ws', remote: link.remoteAddress }, 'device connected');
     },
 
+    activity(conn) {
+      conn.data.device.lastSeen = Date.now();
+    },
+
     message(conn, bytes, binary) {
       const { device } = conn.data;
       if (!binary) {
@@ -127,11 +135,11 @@ export function deviceSocketRoute(
       let cause: OfflineCause;
       let detail: string | undefined = reason || undefined;
       if (link.closingCause) cause = link.closingCause;
-      else if (code === 1009) {
+      else if (code === 1009 || (code === 1006 && reason === UWS_TOO_BIG)) {
         ingest.refuse(device, 'FRAME_TOO_LARGE', 'frame far over --max-frame-bytes');
         cause = 'kicked';
         detail = 'FRAME_TOO_LARGE';
-      } else if (code === 1000 || code === 1001) cause = 'closed';
+      } else if (code === 1000 || code === 1001 || code === 1005) cause = 'closed';
       else if (now - device.lastSeen >= opts.idleTimeoutSeconds * 1000 - 1000) cause = 'timeout';
       else cause = 'connection_lost';
       if (devices.markOffline(device, link, cause, detail, now)) {

@@ -67,7 +67,12 @@ export class Gateway {
     this.state = 'starting';
     const c = this.config;
     const { native } = loadUws(c.allowUwsFallback);
-    if (!native) this.log.warn('uWebSockets.js runs on its slow ws fallback (--allow-uws-fallback); expect several times lower throughput');
+    if (!native) {
+      this.log.warn(
+        'uWebSockets.js runs on its ws fallback (--allow-uws-fallback): it is several times slower and lacks WebSocket upgrades and publish, ' +
+          'so only the HTTP API and probes work. Run on Node 20 with the native binary for devices and dashboards.',
+      );
+    }
     for (const [id, cur] of this.cursors.open()) {
       const d = this.devices.getOrCreate(id, this.auth.entry(id));
       d.seq.restore(cur.epoch, cur.contig);

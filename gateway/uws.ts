@@ -172,6 +172,8 @@ export interface SocketRoute<T> {
   /** `bytes` is only valid during the call: copy what is kept. */
   message(conn: Connection<T>, bytes: Uint8Array, binary: boolean): void;
   drain?(conn: Connection<T>): void;
+  /** A pong (answer to the automatic ping) arrived: the peer is alive though silent. */
+  activity?(conn: Connection<T>): void;
   close(conn: Connection<T>, code: number, reason: string): void;
 }
 
@@ -209,6 +211,9 @@ class UwsConnection<T> implements Connection<T> {
     if (!this.closed) this.ws.unsubscribe(topic);
   }
 }
+
+/** Request headers handlers may read; uWS requests are gone after the first await. */
+export const SNAPSHOT_HEADERS = ['authorization', 'content-type', 'content-length', 'accept', 'accept-encoding', 'if-none-match', 'last-event-id', 'origin', 'user-agent'] as const;
 
 export type HttpHandler = (req: RequestInfo, reply: Reply) => void;
 
@@ -282,6 +287,9 @@ export class HttpServer {
       drain: (ws) => {
         route.drain?.(ws.getUserData().conn!);
       },
+      pong: (ws) => {
+        route.activity?.(ws.getUserData().conn!);
+      },
       close: (ws, code, message) => {
         const conn = ws.getUserData().conn!;
         conn.closed = true;
@@ -322,14 +330,35 @@ export class HttpServer {
   }
 
   private snapshot(req: UwsTypes.HttpRequest, res: UwsTypes.HttpResponse): RequestInfo {
+    // Only the headers the gateway reads are copied (req.forEach is also missing from the ws fallback).
     const headers = new Map<string, string>();
-    req.forEach((k, v) => headers.set(k, v));
+    for (const name of SNAPSHOT_HEADERS) {
+      const v = req.getHeader(name);
+      if (v) headers.set(name, v);
+    }
+    let path = req.getUrl();
+    let query: string;
+    try {
+      query = req.getQuery() ?? '';
+    } catch {
+      // The ws fallback's getQuery() throws on relative URLs and its getUrl() keeps the query.
+      const q = path.indexOf('?');
+      query = q === -1 ? '' : path.slice(q + 1);
+    }
+    const q = path.indexOf('?');
+    if (q !== -1) path = path.slice(0, q);
+    let remoteAddress = '';
+    try {
+      remoteAddress = this.decoder.decode(res.getRemoteAddressAsText());
+    } catch {
+      // Not available on the ws fallback.
+    }
     return {
       method: req.getMethod().toUpperCase(),
-      path: req.getUrl(),
-      query: new URLSearchParams(req.getQuery() ?? ''),
+      path,
+      query: new URLSearchParams(query),
       header: (name) => headers.get(name) ?? '',
-      remoteAddress: this.decoder.decode(res.getRemoteAddressAsText()),
+      remoteAddress,
     };
   }
 }
