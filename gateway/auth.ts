@@ -6,8 +6,9 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 
-/** Device ids are safe in MQTT topics, file lines and URLs. */
-export const DEVICE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../devices/device-id.js';
+
+export { DEVICE_ID_PATTERN };
 
 export interface RegistryEntry {
   id: string;
@@ -35,7 +36,7 @@ export function loadRegistry(path: string): Map<string, RegistryEntry> {
   const out = new Map<string, RegistryEntry>();
   list.forEach((e: RegistryEntry, i) => {
     if (typeof e?.id !== 'string' || !DEVICE_ID_PATTERN.test(e.id)) {
-      throw new ConfigError(`registry ${path}: devices[${i}].id must match ${DEVICE_ID_PATTERN} (got ${JSON.stringify(e?.id)})`);
+      throw new ConfigError(`registry ${path}: devices[${i}].id must be ${DEVICE_ID_RULE} (got ${JSON.stringify(e?.id)})`);
     }
     if (e.tokenHash !== undefined && !/^sha256:[0-9a-f]{64}$/.test(e.tokenHash)) {
       throw new ConfigError(`registry ${path}: devices[${i}].tokenHash must be "sha256:" + 64 lowercase hex digits (sha256 of the token)`);
@@ -68,7 +69,7 @@ export class Authenticator {
 
   device(id: string, token: string): DeviceAuthResult {
     if (!DEVICE_ID_PATTERN.test(id)) {
-      return { ok: false, code: 'BAD_DEVICE_ID', message: `device id must match ${DEVICE_ID_PATTERN.source}` };
+      return { ok: false, code: 'BAD_DEVICE_ID', message: `device id must be ${DEVICE_ID_RULE}` };
     }
     const entry = this.registry.get(id);
     if (token) {

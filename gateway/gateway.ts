@@ -38,6 +38,8 @@ export class Gateway {
   private deviceRoute: ReturnType<typeof deviceSocketRoute> | undefined;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | undefined;
+  /** Storage passed in by the caller is the caller's to close. */
+  private readonly ownsStorage: boolean;
   port = 0;
 
   constructor(
@@ -51,6 +53,7 @@ export class Gateway {
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
     this.devices = new DeviceTable(registry.values());
     this.storage = deps.storage ?? new MemoryStorage(config.memoryPoints);
+    this.ownsStorage = deps.storage === undefined;
     this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
     this.cursors = new CursorStore(config.dataDir);
     this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, config.ackInterval, Math.floor(config.deviceSendBudget / 2));
@@ -121,7 +124,7 @@ export class Gateway {
     }
     this.acks.stop();
     this.cursors.close();
-    await this.storage.close();
+    if (this.ownsStorage) await this.storage.close();
     this.state = 'closed';
     this.log.info('gateway stopped');
   }

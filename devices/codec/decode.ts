@@ -2,6 +2,7 @@ import { FrameError } from './errors.js';
 import {
   FrameType,
   HEADER_BYTES,
+  MAX_TIMESTAMP,
   PROTOCOL_VERSION,
   TAG_HAS_OFFSET,
   TAG_TYPE_MASK,
@@ -14,12 +15,33 @@ import {
   type Reading,
 } from './types.js';
 
-// Largest timestamp accepted: 9999-12-31T23:59:59.999Z. Keeps f64 times integral and sane.
-const MAX_TIMESTAMP = 253402300799999;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the string, not stripped (else decode(encode(s)) !== s).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-function viewOf(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+// Little-endian reads straight from the bytes. A DataView per call would cost 80 bytes of heap
+// per frame on the hot path; floats go through one module-level 8-byte scratch view instead.
+const scratch = new DataView(new ArrayBuffer(8));
+const scratchBytes = new Uint8Array(scratch.buffer);
+
+function u16At(b: Uint8Array, p: number): number {
+  return b[p]! | (b[p + 1]! << 8);
+}
+function i32At(b: Uint8Array, p: number): number {
+  return b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+}
+function u32At(b: Uint8Array, p: number): number {
+  return i32At(b, p) >>> 0;
+}
+function f32At(b: Uint8Array, p: number): number {
+  scratchBytes[0] = b[p]!;
+  scratchBytes[1] = b[p + 1]!;
+  scratchBytes[2] = b[p + 2]!;
+  scratchBytes[3] = b[p + 3]!;
+  return scratch.getFloat32(0, true);
+}
+function f64At(b: Uint8Array, p: number): number {
+  for (let i = 0; i < 8; i++) scratchBytes[i] = b[p + i]!;
+  return scratch.getFloat64(0, true);
 }
 
 /**
@@ -30,12 +52,11 @@ export function decodeHeader(bytes: Uint8Array, out: FrameHeader): FrameError | 
   if (bytes.byteLength < HEADER_BYTES) {
     return new FrameError('FRAME_TRUNCATED', `frame is ${bytes.byteLength} bytes, the header alone is ${HEADER_BYTES}`, bytes.byteLength);
   }
-  const view = viewOf(bytes);
-  const version = view.getUint8(0);
+  const version = bytes[0]!;
   if (version !== PROTOCOL_VERSION) {
     return new FrameError('FRAME_BAD_VERSION', `version ${version} is not supported (this codec speaks ${PROTOCOL_VERSION})`, 0);
   }
-  const type = view.getUint8(1);
+  const type = bytes[1]!;
   if (
     type !== FrameType.Telemetry &&
     type !== FrameType.CommandResult &&
@@ -45,15 +66,15 @@ export function decodeHeader(bytes: Uint8Array, out: FrameHeader): FrameError | 
   ) {
     return new FrameError('FRAME_UNKNOWN_TYPE', `frame type 0x${type.toString(16).padStart(2, '0')} is unknown`, 1);
   }
-  const timestamp = view.getFloat64(12, true);
+  const timestamp = f64At(bytes, 12);
   if (!Number.isInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP) {
     return new FrameError('FRAME_BAD_TIMESTAMP', `timestamp ${timestamp} is not whole milliseconds between 1970 and 9999`, 12);
   }
   out.version = version;
   out.type = type;
-  out.flags = view.getUint8(2);
-  out.epoch = view.getUint32(4, true);
-  out.seq = view.getUint32(8, true);
+  out.flags = bytes[2]!;
+  out.epoch = u32At(bytes, 4);
+  out.seq = u32At(bytes, 8);
   out.timestamp = timestamp;
   return undefined;
 }
@@ -63,17 +84,18 @@ export function decodeHeader(bytes: Uint8Array, out: FrameHeader): FrameError | 
  * allocating. `maxReadings` lets the caller refuse large counts before any value is read.
  */
 export function decodeTelemetryInto(bytes: Uint8Array, out: TelemetryBatch): FrameError | undefined {
-  const view = viewOf(bytes);
   const len = bytes.byteLength;
   if (len < HEADER_BYTES + 2) {
     return new FrameError('FRAME_TRUNCATED', 'telemetry frame ends before its reading count', len);
   }
-  const count = view.getUint16(HEADER_BYTES, true);
-  if (count > out.capacity) {
-    return new FrameError('FRAME_COUNT_MISMATCH', `frame declares ${count} readings, at most ${out.capacity} fit`, HEADER_BYTES);
-  }
+  const count = u16At(bytes, HEADER_BYTES);
   let p = HEADER_BYTES + 2;
   for (let i = 0; i < count; i++) {
+    // Checked per reading, not up front, so a bad reading earlier in the frame is what gets reported
+    // whatever the batch's capacity: the same bytes give the same error on every decode path.
+    if (i >= out.capacity) {
+      return new FrameError('FRAME_COUNT_MISMATCH', `frame declares ${count} readings, at most ${out.capacity} fit`, p);
+    }
     if (p + 2 > len) {
       return new FrameError('FRAME_COUNT_MISMATCH', `frame declares ${count} readings but ends after ${i}`, p);
     }
@@ -88,17 +110,17 @@ export function decodeTelemetryInto(bytes: Uint8Array, out: TelemetryBatch): Fra
     switch (type) {
       case ValueType.F32:
         if (p + 4 > len) return new FrameError('FRAME_COUNT_MISMATCH', `frame declares ${count} readings but ends inside reading ${i}`, p);
-        value = view.getFloat32(p, true);
+        value = f32At(bytes, p);
         p += 4;
         break;
       case ValueType.F64:
         if (p + 8 > len) return new FrameError('FRAME_COUNT_MISMATCH', `frame declares ${count} readings but ends inside reading ${i}`, p);
-        value = view.getFloat64(p, true);
+        value = f64At(bytes, p);
         p += 8;
         break;
       case ValueType.I32:
         if (p + 4 > len) return new FrameError('FRAME_COUNT_MISMATCH', `frame declares ${count} readings but ends inside reading ${i}`, p);
-        value = view.getInt32(p, true);
+        value = i32At(bytes, p);
         p += 4;
         break;
       case ValueType.Bool: {
@@ -118,7 +140,7 @@ export function decodeTelemetryInto(bytes: Uint8Array, out: TelemetryBatch): Fra
     let offset = 0;
     if ((tag & TAG_HAS_OFFSET) !== 0) {
       if (p + 4 > len) return new FrameError('FRAME_COUNT_MISMATCH', `frame declares ${count} readings but ends inside reading ${i}'s offset`, p);
-      offset = view.getInt32(p, true);
+      offset = i32At(bytes, p);
       p += 4;
     }
     out.channels[i] = channel;
@@ -156,7 +178,7 @@ function readString(bytes: Uint8Array, c: Cursor, lenBytes: 1 | 2, max: number, 
 
 function readF64(bytes: Uint8Array, c: Cursor, what: string): number | FrameError {
   if (c.p + 8 > bytes.byteLength) return new FrameError('FRAME_TRUNCATED', `frame ends inside its ${what}`, c.p);
-  const v = viewOf(bytes).getFloat64(c.p, true);
+  const v = f64At(bytes, c.p);
   c.p += 8;
   return v;
 }
@@ -179,7 +201,8 @@ export function decodeFrame(bytes: Uint8Array): Frame | FrameError {
   const c: Cursor = { p: HEADER_BYTES };
   switch (h.type) {
     case FrameType.Telemetry: {
-      const batch = new TelemetryBatch(Math.max(1, Math.min(65535, (bytes.byteLength - HEADER_BYTES) >> 1)));
+      // Every reading takes at least 3 bytes, so this capacity never cuts a well-formed frame short.
+      const batch = new TelemetryBatch(Math.max(1, Math.min(65535, Math.floor((bytes.byteLength - HEADER_BYTES - 2) / 3))));
       const e = decodeTelemetryInto(bytes, batch);
       if (e) return e;
       const readings: Reading[] = new Array(batch.count);

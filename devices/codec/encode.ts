@@ -4,6 +4,7 @@ import {
   HEADER_BYTES,
   MAX_ID_BYTES,
   MAX_NAME_BYTES,
+  MAX_TIMESTAMP,
   PROTOCOL_VERSION,
   TAG_HAS_OFFSET,
   ValueType,
@@ -35,7 +36,7 @@ const VALUE_BYTES: Record<ValueType, number> = { 1: 4, 2: 8, 3: 4, 4: 1 };
 /** Writes the 20-byte header at the start of `view`. Exported so hot paths can fill reused buffers. */
 export function writeHeader(view: DataView, type: FrameType, h: HeaderInput): void {
   const { epoch = 0, seq = 0, timestamp, flags = 0 } = h;
-  if (!Number.isInteger(timestamp) || timestamp < 0) throw new RangeError(`timestamp must be whole ms since 1970, got ${timestamp}`);
+  if (!Number.isInteger(timestamp) || timestamp < 0 || timestamp > MAX_TIMESTAMP) throw new RangeError(`timestamp must be whole ms between 1970 and 9999, got ${timestamp}`);
   view.setUint8(0, PROTOCOL_VERSION);
   view.setUint8(1, type);
   view.setUint8(2, flags & 0xff);
@@ -83,6 +84,7 @@ export function encodeTelemetry(h: HeaderInput, readings: readonly ReadingInput[
     } else {
       if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`channel ${r.channel}: value must be a finite number, got ${String(v)}`);
       if (type === ValueType.F32) {
+        if (!Number.isFinite(Math.fround(v))) throw new RangeError(`channel ${r.channel}: ${v} overflows an f32`);
         view.setFloat32(p, v, true);
         p += 4;
       } else if (type === ValueType.F64) {
@@ -138,6 +140,7 @@ function withLength(b: Uint8Array, lenKind: 'u8' | 'u16'): [['u8' | 'u16', numbe
 }
 
 export function encodeCommandResult(h: HeaderInput, r: { commandId: string; status: CommandStatus; payload?: string }): Uint8Array {
+  if (r.status !== 0 && r.status !== 1 && r.status !== 2) throw new RangeError(`status must be 0 (ok), 1 (failed) or 2 (rejected), got ${String(r.status)}`);
   const id = stringBytes(r.commandId, MAX_ID_BYTES, 'command id');
   const payload = stringBytes(r.payload ?? '', 65535, 'result payload');
   return assemble(FrameType.CommandResult, h, [...withLength(id, 'u8'), ['u8', r.status], ...withLength(payload, 'u16')]);
@@ -152,12 +155,13 @@ export function encodeCommand(h: HeaderInput, c: { commandId: string; name: stri
   const name = stringBytes(c.name, MAX_NAME_BYTES, 'command name');
   const args = stringBytes(c.args ?? '', 65535, 'command arguments');
   const expiresAt = c.expiresAt ?? 0;
-  if (!Number.isInteger(expiresAt) || expiresAt < 0) throw new RangeError(`expiresAt must be whole ms since 1970 or 0, got ${expiresAt}`);
+  if (!Number.isInteger(expiresAt) || expiresAt < 0 || expiresAt > MAX_TIMESTAMP) throw new RangeError(`expiresAt must be whole ms between 1970 and 9999 or 0, got ${expiresAt}`);
   return assemble(FrameType.Command, h, [...withLength(id, 'u8'), ...withLength(name, 'u8'), ['f64', expiresAt], ...withLength(args, 'u16')]);
 }
 
 export function encodeError(h: HeaderInput, e: { code: ErrorCode | number; message: string }): Uint8Array {
   const code = typeof e.code === 'number' ? e.code : ERROR_CODES[e.code];
+  if (!Number.isInteger(code) || code < 0 || code > 0xffff) throw new RangeError(`error code must be a u16, got ${String(e.code)}`);
   const message = stringBytes(e.message, 65535, 'error text');
   return assemble(FrameType.Error, h, [['u16', code], ...withLength(message, 'u16')]);
 }

@@ -1,0 +1,338 @@
+import { EventEmitter } from 'node:events';
+import { decodeFrame } from '../codec/decode.js';
+import { encodeCommandResult, encodeTelemetry } from '../codec/encode.js';
+import { FrameError, errorCodeName } from '../codec/errors.js';
+import { FrameType, type CommandStatus } from '../codec/types.js';
+import { Backoff } from './backoff.js';
+import { Batch, checkReading, checkTime, type DeviceReading } from './batch.js';
+import { judgeEnd, newConnection, type Connection } from './connection.js';
+import { DeviceError } from './errors.js';
+import type { DeviceClientEvents, DeviceClientStats } from './events.js';
+import { resolveOptions, type DeviceClientOptions, type ResolvedOptions } from './options.js';
+import { Outbox, nextSeq } from './outbox.js';
+import type { TransportCloseInfo, TransportFactory } from './transport.js';
+import { wsTransport } from './ws-transport.js';
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const NORMAL_CLOSURE = 1000;
+const ABNORMAL_CLOSURE = 1006;
+
+/**
+ * A device's connection to the gateway: batches readings into telemetry frames, keeps every frame
+ * until the gateway acks it, resends after reconnects, and reconnects with backoff.
+ */
+export class DeviceClient extends EventEmitter<DeviceClientEvents> {
+  readonly deviceId: string;
+  readonly epoch: number;
+  readonly #o: ResolvedOptions;
+  readonly #connectTransport: TransportFactory;
+  readonly #outbox: Outbox;
+  readonly #batch = new Batch();
+  readonly #backoff: Backoff;
+  #seq: number;
+  #conn: Connection | undefined;
+  #everOpened = false;
+  #stopped = true;
+  #connecting: Deferred | undefined;
+  #retryTimer: unknown;
+  #flushTimer: unknown;
+  #flushGeneration = 0;
+  #flushScheduled = false;
+  #closing: Promise<void> | undefined;
+  #closed = false;
+  #onSettled: (() => void) | undefined;
+  #counts = { sent: 0, acked: 0, resent: 0, dropped: 0, reconnects: 0 };
+
+  /** Checks the options (errors name the option); does not connect yet. */
+  constructor(options: DeviceClientOptions) {
+    super();
+    const o = resolveOptions(options);
+    this.#o = o;
+    this.deviceId = o.deviceId;
+    this.epoch = o.epoch;
+    this.#seq = o.initialSeq;
+    this.#connectTransport = o.transport ?? wsTransport({ url: o.url, deviceId: o.deviceId, token: options.token });
+    this.#outbox = new Outbox(o.maxUnackedFrames);
+    this.#backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random });
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): DeviceClientStats {
+    return { ...this.#counts, unacked: this.#outbox.size, pendingReadings: this.#batch.size };
+  }
+
+  /** True while a connection is open. */
+  get connected(): boolean {
+    return this.#conn?.opened === true;
+  }
+
+  /** Connects; resolves on the first open connection (retrying with backoff meanwhile), rejects with UNAUTHORIZED on HTTP 401. */
+  connect(): Promise<void> {
+    if (this.#closing) return Promise.reject(new DeviceError('CLOSED', 'connect() after close()'));
+    if (this.#conn?.opened) return Promise.resolve();
+    this.#connecting ??= deferred();
+    const { promise } = this.#connecting;
+    if (this.#stopped) {
+      this.#stopped = false;
+      this.#backoff.reset();
+      this.#attempt();
+    }
+    return promise;
+  }
+
+  /**
+   * Queues one reading or several, taken at `time` (ms since 1970, default now). Throws a TypeError
+   * or RangeError for a bad reading, DeviceError BUFFER_FULL (whenFull 'reject') or CLOSED.
+   */
+  send(readings: DeviceReading | readonly DeviceReading[], time: number = Date.now()): void {
+    if (this.#closing) throw new DeviceError('CLOSED', 'send() after close()');
+    checkTime(time);
+    const many = Array.isArray(readings);
+    const list = readings as readonly DeviceReading[];
+    if (many) for (const r of list) checkReading(r);
+    else checkReading(readings as DeviceReading);
+    const n = many ? list.length : 1;
+    if (n === 0) return;
+    if (this.#o.whenFull === 'reject') this.#checkRoom(n, time);
+    if (many) for (const r of list) this.#add(r, time);
+    else this.#add(readings as DeviceReading, time);
+    if (this.#batch.size > 0) this.#scheduleFlush();
+  }
+
+  /** Throws BUFFER_FULL unless the outbox has room for every frame `n` readings at `time` will make. */
+  #checkRoom(n: number, time: number): void {
+    const batch = this.#batch;
+    const max = this.#o.maxReadingsPerFrame;
+    // The open batch's frame counts as one: it will need a slot too.
+    const frames = batch.fits(time) ? Math.ceil((batch.size + n) / max) : (batch.size > 0 ? 1 : 0) + Math.ceil(n / max);
+    if (this.#outbox.size + frames > this.#o.maxUnackedFrames) {
+      throw new DeviceError('BUFFER_FULL', `${this.#outbox.size} frames wait for an ack (maxUnackedFrames ${this.#o.maxUnackedFrames})`);
+    }
+  }
+
+  #add(r: DeviceReading, time: number): void {
+    if (!this.#batch.fits(time)) this.#seal();
+    this.#batch.add(r, time);
+    if (this.#batch.size >= this.#o.maxReadingsPerFrame) this.#seal();
+  }
+
+  /**
+   * Answers a command with a CommandResult frame. Results are not kept in the outbox: returns false
+   * when no connection is open (the gateway redelivers unanswered commands). The frame carries the
+   * seq the next telemetry frame will get, without taking it; the gateway dedupes only telemetry by seq.
+   */
+  sendResult(commandId: string, status: CommandStatus, payload = ''): boolean {
+    if (status !== 0 && status !== 1 && status !== 2) throw new RangeError(`status must be CommandStatus Ok (0), Failed (1) or Rejected (2), got ${String(status)}`);
+    const frame = encodeCommandResult({ epoch: this.epoch, seq: this.#seq, timestamp: Date.now() }, { commandId, status, payload });
+    const conn = this.#conn;
+    if (!conn?.opened || conn.transport === undefined) return false;
+    conn.transport.send(frame);
+    return true;
+  }
+
+  /** Seals the open batch, waits (at most closeTimeoutMs) for every frame to be acked, then closes with 1000. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const o = this.#o;
+    this.#seal();
+    this.#connecting?.reject(new DeviceError('CLOSED', 'close() was called before the connection opened'));
+    this.#connecting = undefined;
+    if (this.#outbox.size > 0 && !this.#stopped) await this.#settle(o.closeTimeoutMs, () => this.#outbox.size === 0 || this.#stopped);
+    this.#stopped = true;
+    this.#cancel(this.#retryTimer);
+    const unacked = this.#outbox.size;
+    if (unacked > 0) this.#emitError(new DeviceError('CLOSE_TIMEOUT', `closing with ${unacked} frames the gateway has not acked (closeTimeoutMs ${o.closeTimeoutMs})`));
+    const conn = this.#conn;
+    if (conn?.transport !== undefined) {
+      conn.closing = true;
+      conn.transport.close(NORMAL_CLOSURE, 'client closed');
+      await this.#settle(o.closeTimeoutMs, () => this.#conn !== conn);
+      if (this.#conn === conn) {
+        conn.transport.destroy();
+        this.#ended(conn, { code: ABNORMAL_CLOSURE, reason: 'close handshake timed out', unauthorized: false });
+      }
+    }
+    this.#closed = true;
+  }
+
+  /** Resolves when `done()` holds (checked whenever acks arrive or a connection ends) or after `ms`. */
+  #settle(ms: number, done: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        this.#o.timers.clearTimeout(timer);
+        this.#onSettled = undefined;
+        resolve();
+      };
+      const timer = this.#o.timers.setTimeout(finish, ms);
+      this.#onSettled = () => {
+        if (done()) finish();
+      };
+      this.#onSettled();
+    });
+  }
+
+  #attempt(): void {
+    const conn = newConnection();
+    this.#conn = conn;
+    conn.connectTimer = this.#o.timers.setTimeout(() => {
+      if (this.#conn !== conn || conn.opened) return;
+      conn.timedOut = true;
+      conn.transport?.destroy();
+      this.#ended(conn, { code: ABNORMAL_CLOSURE, reason: `not open after ${this.#o.connectTimeoutMs} ms`, unauthorized: false });
+    }, this.#o.connectTimeoutMs);
+    try {
+      conn.transport = this.#connectTransport({
+        open: () => this.#opened(conn),
+        message: (frame) => this.#received(conn, frame),
+        close: (info) => this.#ended(conn, info),
+      });
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      queueMicrotask(() => this.#ended(conn, { code: ABNORMAL_CLOSURE, reason: error.message, unauthorized: false, error }));
+    }
+  }
+
+  #opened(conn: Connection): void {
+    if (this.#conn !== conn || conn.opened) return;
+    this.#cancel(conn.connectTimer);
+    conn.opened = true;
+    if (this.#everOpened) this.#counts.reconnects++;
+    this.#everOpened = true;
+    // Every unacked frame again, oldest first, before anything new.
+    const transport = conn.transport!;
+    const unwritten = this.#outbox.unwritten;
+    this.#counts.resent += this.#outbox.writeAll((frame) => transport.send(frame));
+    this.#counts.sent += unwritten;
+    const waiting = this.#connecting;
+    this.#connecting = undefined;
+    this.emit('connected');
+    waiting?.resolve();
+  }
+
+  #received(conn: Connection, bytes: Uint8Array): void {
+    if (this.#conn !== conn) return;
+    const frame = decodeFrame(bytes);
+    if (frame instanceof FrameError) {
+      this.#emitError(new DeviceError(frame.code, `undecodable frame from the gateway: ${frame.message}`, { cause: frame }));
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.Ack: {
+        if (frame.epoch !== this.epoch) return; // an ack for an earlier boot of this device id
+        if (!conn.acked) {
+          conn.acked = true;
+          this.#backoff.reset();
+        }
+        const released = this.#outbox.release(frame.seq);
+        if (released > 0) {
+          this.#counts.acked += released;
+          this.emit('acked', { seq: frame.seq, frames: released });
+        }
+        this.#onSettled?.();
+        return;
+      }
+      case FrameType.Command:
+        this.emit('command', frame);
+        return;
+      case FrameType.Error: {
+        const code = errorCodeName(frame.code) ?? (`ERROR_${frame.code}` as const);
+        conn.gatewayError = new DeviceError(code, frame.message);
+        this.#emitError(conn.gatewayError);
+        return;
+      }
+      default:
+        this.#emitError(new DeviceError('FRAME_WRONG_DIRECTION', `the gateway sent a frame of type 0x${frame.type.toString(16)}, which only devices send`));
+    }
+  }
+
+  #ended(conn: Connection, info: TransportCloseInfo): void {
+    if (this.#conn !== conn) return;
+    this.#conn = undefined;
+    this.#cancel(conn.connectTimer);
+    const code = info.status ?? info.code;
+    const { error, final } = judgeEnd(conn, info, this.#o.connectTimeoutMs, this.deviceId);
+    const retry = this.#o.reconnect && !final && !this.#closed;
+    if (retry) {
+      const delay = this.#backoff.next();
+      this.#retryTimer = this.#o.timers.setTimeout(() => {
+        this.#retryTimer = undefined;
+        if (!this.#stopped && this.#conn === undefined) this.#attempt();
+      }, delay);
+    } else {
+      this.#stopped = true;
+      const waiting = this.#connecting;
+      this.#connecting = undefined;
+      if (waiting) waiting.reject(error ?? new DeviceError('CLOSED', `connection closed (${code}) before it opened`));
+    }
+    if (error) this.#emitError(error);
+    this.emit('disconnected', { code, reason: info.reason, willReconnect: retry });
+    this.#onSettled?.();
+  }
+
+  /** Turns the open batch into the next telemetry frame: encoded once, kept until acked. */
+  #seal(): void {
+    this.#flushGeneration++;
+    if (this.#flushScheduled) {
+      this.#flushScheduled = false;
+      this.#cancel(this.#flushTimer);
+    }
+    if (this.#batch.size === 0) return;
+    const timestamp = this.#batch.timestamp;
+    const seq = this.#seq;
+    this.#seq = nextSeq(seq);
+    const frame = encodeTelemetry({ epoch: this.epoch, seq, timestamp }, this.#batch.take());
+    let dropped = 0;
+    if (this.#outbox.full) dropped = this.#outbox.dropOldest(1);
+    const conn = this.#conn;
+    const write = conn?.opened === true && conn.transport !== undefined;
+    this.#outbox.push(seq, frame, write);
+    if (write) {
+      conn.transport!.send(frame);
+      this.#counts.sent++;
+    }
+    if (dropped > 0) {
+      this.#counts.dropped += dropped;
+      this.emit('dropped', { frames: dropped });
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    const generation = this.#flushGeneration;
+    const flush = (): void => {
+      this.#flushTimer = undefined;
+      if (generation === this.#flushGeneration) this.#seal();
+    };
+    if (this.#o.batchMs === 0) queueMicrotask(flush);
+    else this.#flushTimer = this.#o.timers.setTimeout(flush, this.#o.batchMs);
+  }
+
+  #cancel(timer: unknown): void {
+    if (timer !== undefined) this.#o.timers.clearTimeout(timer);
+  }
+
+  /** 'error' without a listener must not crash the device's process. */
+  #emitError(err: DeviceError): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}

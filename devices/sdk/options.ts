@@ -1,0 +1,145 @@
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../device-id.js';
+import type { TransportFactory } from './transport.js';
+
+export type WhenFull = 'drop-oldest' | 'reject';
+
+/** Timer functions the client uses; tests inject fake ones. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface DeviceClientOptions {
+  /** Gateway address, ws:// or wss://. An empty path or '/' becomes /device; ?id=<deviceId> is added. */
+  url: string;
+  /** The device's id (no whitespace, '/', '+' or '#': it also names MQTT topics). */
+  deviceId: string;
+  /** The device's token, sent as `Authorization: Bearer <token>`; never put in the URL or logged. */
+  token: string;
+  /** This boot's id, a non-zero u32 (default: random per client instance, crypto.getRandomValues). */
+  epoch?: number;
+  /** Seq of the first telemetry frame (default 0). For a device that persists its seq, and for tests of the wrap. */
+  initialSeq?: number;
+  /** Readings sent within this many ms share one telemetry frame; 0 = flush on the next microtask (default 20). */
+  batchMs?: number;
+  /** A frame is sealed once it holds this many readings (default 256, at most 65535). */
+  maxReadingsPerFrame?: number;
+  /** Frames kept until acked (default 10000). */
+  maxUnackedFrames?: number;
+  /** When maxUnackedFrames frames wait: 'drop-oldest' (default; counted, 'dropped' event) or 'reject' (send() throws BUFFER_FULL). */
+  whenFull?: WhenFull;
+  /** Reconnect after a lost or failed connection (default true). Never after close(), HTTP 401 or close codes 4400–4499. */
+  reconnect?: boolean;
+  /** First reconnect delay ceiling in ms (default 200); it doubles per failed attempt. */
+  backoffInitialMs?: number;
+  /** Largest reconnect delay ceiling in ms (default 30000). */
+  backoffMaxMs?: number;
+  /** A connection attempt that is not open after this many ms is abandoned (default 10000). */
+  connectTimeoutMs?: number;
+  /** close() waits at most this long for acks, and as long again for the close handshake (default 5000). */
+  closeTimeoutMs?: number;
+  /** Timer functions (default: the global setTimeout/clearTimeout). */
+  timers?: Timers;
+  /** Random source in [0, 1) for the backoff jitter (default Math.random). */
+  random?: () => number;
+  /** Connects some other way (tests, a future MQTT transport). Default: wsTransport({ url, deviceId, token }). */
+  transport?: TransportFactory;
+}
+
+/** Every default in one place. */
+export const DEFAULTS = {
+  initialSeq: 0,
+  batchMs: 20,
+  maxReadingsPerFrame: 256,
+  maxUnackedFrames: 10_000,
+  whenFull: 'drop-oldest' as WhenFull,
+  reconnect: true,
+  backoffInitialMs: 200,
+  backoffMaxMs: 30_000,
+  connectTimeoutMs: 10_000,
+  closeTimeoutMs: 5_000,
+} as const;
+
+/** Options after defaults and checks. Holds no token: that stays inside the transport factory. */
+export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport'>> {
+  transport: TransportFactory | undefined;
+}
+
+const DEFAULT_TIMERS: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/** A random non-zero u32 from the platform's CSPRNG. */
+export function randomEpoch(): number {
+  const a = new Uint32Array(1);
+  while (a[0] === 0) globalThis.crypto.getRandomValues(a);
+  return a[0]!;
+}
+
+function fail(name: string, expected: string, got: unknown): never {
+  const shown = typeof got === 'string' ? JSON.stringify(got) : String(got);
+  throw new TypeError(`The "${name}" option must be ${expected}, got ${shown}`);
+}
+
+function int(o: DeviceClientOptions, name: keyof typeof DEFAULTS & keyof DeviceClientOptions, min: number, max: number): number {
+  const v = o[name] ?? DEFAULTS[name];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(name, `an integer from ${min} to ${max}`, v);
+  return v;
+}
+
+/** Visible ASCII: anything else cannot travel in an HTTP header. */
+const TOKEN = /^[\x21-\x7e]+$/;
+
+/** Applies DEFAULTS and validates; every error names the option. The token is checked, not kept. */
+export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
+  if (o === null || typeof o !== 'object') throw new TypeError('DeviceClient needs an options object { url, deviceId, token }');
+  if (o.transport !== undefined && typeof o.transport !== 'function') fail('transport', 'a function', o.transport);
+  if (typeof o.url !== 'string') fail('url', 'a string', o.url);
+  if (!URL.canParse(o.url)) fail('url', 'a valid URL such as ws://127.0.0.1:8080', o.url);
+  if (o.transport === undefined) {
+    const protocol = new URL(o.url).protocol;
+    if (protocol !== 'ws:' && protocol !== 'wss:') fail('url', 'a ws:// or wss:// URL', o.url);
+  }
+  if (typeof o.deviceId !== 'string' || !DEVICE_ID_PATTERN.test(o.deviceId)) {
+    fail('deviceId', DEVICE_ID_RULE, o.deviceId);
+  }
+  if (typeof o.token !== 'string' || !TOKEN.test(o.token)) {
+    // Never echo the token itself.
+    throw new TypeError('The "token" option must be a non-empty string of visible ASCII characters');
+  }
+  const epoch = o.epoch ?? randomEpoch();
+  if (!Number.isInteger(epoch) || epoch < 1 || epoch > 0xffffffff) fail('epoch', 'an integer from 1 to 4294967295', epoch);
+  const whenFull = o.whenFull ?? DEFAULTS.whenFull;
+  if (whenFull !== 'drop-oldest' && whenFull !== 'reject') fail('whenFull', "'drop-oldest' or 'reject'", whenFull);
+  const reconnect = o.reconnect ?? DEFAULTS.reconnect;
+  if (typeof reconnect !== 'boolean') fail('reconnect', 'a boolean', reconnect);
+  const timers = o.timers ?? DEFAULT_TIMERS;
+  if (typeof timers !== 'object' || typeof timers.setTimeout !== 'function' || typeof timers.clearTimeout !== 'function') {
+    fail('timers', 'an object { setTimeout, clearTimeout }', timers);
+  }
+  const random = o.random ?? Math.random;
+  if (typeof random !== 'function') fail('random', 'a function returning a number in [0, 1)', random);
+  const DAY = 86_400_000;
+  const backoffInitialMs = int(o, 'backoffInitialMs', 1, DAY);
+  const backoffMaxMs = int(o, 'backoffMaxMs', 1, DAY);
+  if (backoffMaxMs < backoffInitialMs) fail('backoffMaxMs', `at least backoffInitialMs (${backoffInitialMs})`, backoffMaxMs);
+  return {
+    url: o.url,
+    deviceId: o.deviceId,
+    epoch,
+    initialSeq: int(o, 'initialSeq', 0, 0xffffffff),
+    batchMs: int(o, 'batchMs', 0, 60_000),
+    maxReadingsPerFrame: int(o, 'maxReadingsPerFrame', 1, 65535),
+    maxUnackedFrames: int(o, 'maxUnackedFrames', 1, 100_000_000),
+    whenFull,
+    reconnect,
+    backoffInitialMs,
+    backoffMaxMs,
+    connectTimeoutMs: int(o, 'connectTimeoutMs', 1, DAY),
+    closeTimeoutMs: int(o, 'closeTimeoutMs', 0, DAY),
+    timers,
+    random,
+    transport: o.transport,
+  };
+}
