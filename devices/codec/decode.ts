@@ -81,7 +81,8 @@ export function decodeHeader(bytes: Uint8Array, out: FrameHeader): FrameError | 
 
 /**
  * Decodes the readings of a telemetry frame (header already checked) into `out` without
- * allocating. `maxReadings` lets the caller refuse large counts before any value is read.
+ * allocating. A count over the batch's capacity is FRAME_COUNT_MISMATCH; callers with their own
+ * limit (the gateway's --max-readings) check the count at bytes 20–21 first.
  */
 export function decodeTelemetryInto(bytes: Uint8Array, out: TelemetryBatch): FrameError | undefined {
   const len = bytes.byteLength;

@@ -1,7 +1,8 @@
 /**
  * Bytes allocated per decode of the 64-byte, 8-reading telemetry frame, printed with console.log.
- * Runs with `npx vitest bench --run --project unit test/bench`; a forced gc() is used between runs when the
- * worker has one (`global.gc`, e.g. node --expose-gc), and nothing fails without it.
+ * Runs with `npx vitest bench --run --project unit test/bench`. A forced gc() is used before each
+ * measurement when the worker has one (`NODE_OPTIONS=--expose-gc npx vitest bench ...`); nothing
+ * fails without it.
  *
  * Method: 1,000,000 calls in chunks of 1,000, reading V8 heap use plus ArrayBuffer memory
  * before and after each chunk. A chunk during which a garbage collection ran shows a smaller
@@ -75,7 +76,7 @@ function report(): void {
   const baseline = bytesPerCall(() => {
     sink++;
   });
-  const lines = [`bytes allocated per decode, ${CALLS.toLocaleString('en')} calls each (gc() ${gc ? 'available' : 'unavailable: run node with --expose-gc for steadier figures'}):`];
+  const lines = [`bytes allocated per decode, ${CALLS.toLocaleString('en')} calls each (gc() ${gc ? 'available' : 'unavailable: set NODE_OPTIONS=--expose-gc for steadier figures'}):`];
   for (const [name, fn] of subjects) {
     for (let i = 0; i < 10_000; i++) fn(); // warm up: let the JIT settle before measuring
     lines.push(`  ${name}: ${Math.max(0, bytesPerCall(fn) - baseline).toFixed(1)} B/frame`);
