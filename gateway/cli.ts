@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const dashboard = gateway.operatorTokenGenerated ? `${gateway.url}/?token=${gateway.operatorToken}` : `${gateway.url}/`;
-  process.stdout.write(`gateway listening on ${gateway.url} (dashboard: ${dashboard})\n`);
+  process.stdout.write(`gateway listening on ${gateway.url} (dashboard: ${dashboard})${gateway.mqttUrl ? `; MQTT on ${gateway.mqttUrl}` : ''}\n`);
   if (gateway.operatorTokenGenerated) {
     process.stdout.write('No operator token was configured (--operator-token / GATEWAY_OPERATOR_TOKEN), so one was generated for this run.\n');
   }

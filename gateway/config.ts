@@ -22,6 +22,8 @@ interface Spec {
 const SPECS = {
   host: { flag: 'host', env: 'GATEWAY_HOST', kind: 'string', default: '0.0.0.0', doc: 'address to listen on (0.0.0.0 = every interface)' },
   port: { flag: 'port', env: 'GATEWAY_PORT', kind: 'int', default: 8080, min: 0, max: 65535, doc: 'HTTP/WebSocket port (0 = any free port)' },
+  mqttPort: { flag: 'mqtt-port', env: 'GATEWAY_MQTT_PORT', kind: 'int', default: 1883, min: 0, max: 65535, doc: 'embedded MQTT broker port on --host (0 = no embedded broker)' },
+  mqttDrainTimeout: { flag: 'mqtt-drain-timeout', env: 'GATEWAY_MQTT_DRAIN_TIMEOUT', kind: 'int', default: 10000, min: 100, max: 600000, doc: 'ms an MQTT device may leave its socket full before it is disconnected' },
   registry: { flag: 'registry', env: 'GATEWAY_REGISTRY', kind: 'string', default: undefined, doc: 'device registry JSON file (ids, sha256 token hashes, types)' },
   fleetKey: { flag: 'fleet-key', env: 'GATEWAY_FLEET_KEY', kind: 'string', default: undefined, secret: true, doc: 'fleet key: any device whose token is hex HMAC-SHA256(fleetKey, deviceId) may connect' },
   operatorToken: { flag: 'operator-token', env: 'GATEWAY_OPERATOR_TOKEN', kind: 'string', default: undefined, secret: true, doc: 'token for the dashboard and /api (generated and printed at start when unset)' },

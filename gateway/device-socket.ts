@@ -3,11 +3,12 @@
  * duplicate-id policy, feeds binary messages to ingest, and turns every close into presence with a
  * cause. Knows uWS only through the Connection interface.
  */
-import { CLOSE_CODES, closeCodeFor, encodeError, type ErrorCode } from '../devices/codec/index.js';
+import { closeCodeFor, encodeError, type ErrorCode } from '../devices/codec/index.js';
 import { bearerToken, type Authenticator } from './auth.js';
 import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from './devices.js';
 import type { Ingest } from './ingest.js';
 import type { Logger } from './log.js';
+import type { Presence } from './presence.js';
 import type { Connection, SocketRoute, UpgradeDecision } from './uws.js';
 
 export interface DeviceSocketOptions {
@@ -52,6 +53,7 @@ export function deviceSocketRoute(
   devices: DeviceTable,
   auth: Authenticator,
   ingest: Ingest,
+  presence: Presence,
   log: Logger,
   opts: DeviceSocketOptions,
 ): SocketRoute<SocketData> & { closeAll(code: number, reason: string, cause: OfflineCause): void } {
@@ -101,16 +103,7 @@ export function deviceSocketRoute(
       const { device, link } = conn.data;
       link.conn = conn;
       live.add(conn);
-      const old = device.link;
-      if (old && device.online) {
-        // Newest wins, as MQTT brokers do with a duplicate client id.
-        old.closingCause = 'replaced';
-        old.send(encodeError({ timestamp: Date.now() }, { code: 'REPLACED', message: 'the same device id connected again; this connection is replaced' }));
-        old.close(CLOSE_CODES.REPLACED, 'REPLACED');
-        devices.markOffline(device, old, 'replaced', `by a connection from ${link.remoteAddress}`, Date.now());
-      }
-      devices.markOnline(device, link, Date.now());
-      log.info({ device: device.id, transport: 'ws', remote: link.remoteAddress }, 'device connected');
+      presence.connect(device, link);
     },
 
     activity(conn) {
@@ -134,17 +127,14 @@ export function deviceSocketRoute(
       const now = Date.now();
       let cause: OfflineCause;
       let detail: string | undefined = reason || undefined;
-      if (link.closingCause) cause = link.closingCause;
-      else if (code === 1009 || (code === 1006 && reason === UWS_TOO_BIG)) {
+      if (code === 1009 || (code === 1006 && reason === UWS_TOO_BIG)) {
         ingest.refuse(device, 'FRAME_TOO_LARGE', 'frame far over --max-frame-bytes');
         cause = 'kicked';
         detail = 'FRAME_TOO_LARGE';
       } else if (code === 1000 || code === 1001 || code === 1005) cause = 'closed';
       else if (now - device.lastSeen >= opts.idleTimeoutSeconds * 1000 - 1000) cause = 'timeout';
       else cause = 'connection_lost';
-      if (devices.markOffline(device, link, cause, detail, now)) {
-        log.info({ device: device.id, transport: 'ws', cause, code }, 'device disconnected');
-      }
+      presence.disconnect(device, link, cause, detail, code);
     },
 
     closeAll(code, reason, cause) {

@@ -14,6 +14,8 @@ import { DeviceTable } from './devices.js';
 import { createApi } from './http-api.js';
 import { Ingest } from './ingest.js';
 import { silentLogger, type Logger } from './log.js';
+import { EmbeddedBroker } from './mqtt/embedded.js';
+import { Presence } from './presence.js';
 import { MemoryStorage } from './storage/memory.js';
 import type { Storage } from './storage/storage.js';
 import { HttpServer, loadUws } from './uws.js';
@@ -31,11 +33,15 @@ export class Gateway {
   readonly ingest: Ingest;
   readonly storage: Storage;
   readonly log: Logger;
+  readonly presence: Presence;
   private readonly auth: Authenticator;
   private readonly cursors: CursorStore;
   private readonly acks: AckScheduler;
   private server: HttpServer | undefined;
   private deviceRoute: ReturnType<typeof deviceSocketRoute> | undefined;
+  private mqtt: EmbeddedBroker | undefined;
+  /** Port of the embedded MQTT broker, 0 when off. */
+  mqttPort = 0;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | undefined;
   /** Storage passed in by the caller is the caller's to close. */
@@ -52,6 +58,7 @@ export class Gateway {
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
     this.devices = new DeviceTable(registry.values());
+    this.presence = new Presence(this.devices, this.log);
     this.storage = deps.storage ?? new MemoryStorage(config.memoryPoints);
     this.ownsStorage = deps.storage === undefined;
     this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
@@ -63,6 +70,11 @@ export class Gateway {
   get url(): string {
     const host = this.config.host === '0.0.0.0' || this.config.host === '::' ? 'localhost' : this.config.host;
     return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+  }
+
+  /** mqtt://host:port of the embedded broker, if it runs. */
+  get mqttUrl(): string | undefined {
+    return this.mqttPort ? this.url.replace(/^http:/, 'mqtt:').replace(/:\d+$/, `:${this.mqttPort}`) : undefined;
   }
 
   async start(): Promise<void> {
@@ -82,7 +94,7 @@ export class Gateway {
     }
     await this.storage.start();
     const server = new HttpServer();
-    this.deviceRoute = deviceSocketRoute(this.devices, this.auth, this.ingest, this.log, {
+    this.deviceRoute = deviceSocketRoute(this.devices, this.auth, this.ingest, this.presence, this.log, {
       maxFrameBytes: c.maxFrameBytes,
       maxDevices: c.maxDevices,
       duplicateId: c.duplicateId as 'replace' | 'reject',
@@ -101,9 +113,21 @@ export class Gateway {
     );
     this.port = await server.listen(c.host, c.port);
     this.server = server;
+    if (c.mqttPort !== 0) {
+      this.mqtt = new EmbeddedBroker(this.devices, this.auth, this.ingest, this.presence, this.log, {
+        host: c.host,
+        port: c.mqttPort,
+        maxDevices: c.maxDevices,
+        duplicateId: c.duplicateId as 'replace' | 'reject',
+        drainTimeoutMs: c.mqttDrainTimeout,
+        connectTimeoutMs: 10_000,
+      });
+      await this.mqtt.start();
+      this.mqttPort = this.mqtt.port;
+    }
     this.acks.start();
     this.state = 'running';
-    this.log.info({ url: this.url, storage: this.storage.kind }, 'gateway listening');
+    this.log.info({ url: this.url, mqtt: this.mqttUrl ?? 'off', storage: this.storage.kind }, 'gateway listening');
   }
 
   close(): Promise<void> {
@@ -119,9 +143,11 @@ export class Gateway {
       // Ack what was ingested before saying goodbye, so devices resend as little as possible.
       this.acks.flush(Date.now());
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
+      this.mqtt?.markShutdown();
       // Let the close frames go out before the process may exit.
       await new Promise((r) => setTimeout(r, 50));
     }
+    await this.mqtt?.close();
     this.acks.stop();
     this.cursors.close();
     if (this.ownsStorage) await this.storage.close();

@@ -37,6 +37,7 @@ export function testConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfi
     fleetKey: FLEET_KEY,
     operatorToken: OPERATOR_TOKEN,
     dataDir: tempDir(),
+    mqttPort: 0,
     logLevel: 'silent',
     ...overrides,
   };
@@ -78,6 +79,8 @@ export interface ChildGateway {
 
 /** Runs the built CLI (`dist/gateway/cli.js`) as a child process and waits for its URL line. */
 export async function spawnGateway(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildGateway> {
+  // Tests never take the default MQTT port 1883 unless they ask for a port.
+  if (!args.some((a) => a.startsWith('--mqtt-port'))) args = [...args, '--mqtt-port', '0'];
   const proc = spawn(process.execPath, [join(ROOT, 'dist/gateway/cli.js'), ...args], {
     env: { ...process.env, GATEWAY_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

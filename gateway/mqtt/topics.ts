@@ -1,0 +1,43 @@
+/** The MQTT topic contract (DESIGN.md "Interfaces people touch"). */
+
+export const telemetryTopic = (id: string): string => `devices/${id}/telemetry`;
+export const commandsTopic = (id: string): string => `devices/${id}/commands`;
+export const resultsTopic = (id: string): string => `devices/${id}/results`;
+
+export type UplinkKind = 'telemetry' | 'results';
+
+/** Parses `devices/{id}/telemetry|results`; undefined for any other topic. */
+export function parseUplink(topic: string): { id: string; kind: UplinkKind } | undefined {
+  if (!topic.startsWith('devices/')) return undefined;
+  const slash = topic.indexOf('/', 8);
+  if (slash === -1) return undefined;
+  const kind = topic.slice(slash + 1);
+  if (kind !== 'telemetry' && kind !== 'results') return undefined;
+  return { id: topic.slice(8, slash), kind };
+}
+
+/**
+ * Pre-encodes an MQTT QoS 0 PUBLISH to `topic` around a payload: the gateway's acks and error frames
+ * go to a device this way, straight onto its socket, without the broker's routing.
+ */
+export function qos0Publish(topic: Buffer, payload: Uint8Array): Buffer {
+  const body = 2 + topic.length + payload.byteLength;
+  let lenBytes = 1;
+  for (let n = body; n > 127; n = Math.floor(n / 128)) lenBytes++;
+  const out = Buffer.allocUnsafe(1 + lenBytes + body);
+  let p = 0;
+  out[p++] = 0x30;
+  let n = body;
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out[p++] = b;
+  } while (n > 0);
+  out[p++] = topic.length >> 8;
+  out[p++] = topic.length & 0xff;
+  topic.copy(out, p);
+  p += topic.length;
+  out.set(payload, p);
+  return out;
+}

@@ -1,0 +1,35 @@
+/**
+ * Presence for every transport: a new connection of a device replaces an older one (on any
+ * transport), and every disconnect is recorded with its cause and logged once.
+ */
+import { CLOSE_CODES, encodeError } from '../devices/codec/index.js';
+import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from './devices.js';
+import type { Logger } from './log.js';
+
+export class Presence {
+  constructor(
+    private readonly devices: DeviceTable,
+    private readonly log: Logger,
+  ) {}
+
+  /** Makes `link` the device's connection; a still-open older one is told REPLACED and closed. */
+  connect(device: DeviceState, link: DeviceLink): void {
+    const now = Date.now();
+    const old = device.link;
+    if (old && device.online) {
+      // Newest wins, as MQTT brokers do with a duplicate client id.
+      old.closingCause = 'replaced';
+      old.send(encodeError({ timestamp: now }, { code: 'REPLACED', message: 'the same device id connected again; this connection is replaced' }));
+      old.close(CLOSE_CODES.REPLACED, 'REPLACED');
+      this.devices.markOffline(device, old, 'replaced', `by a ${link.transport} connection from ${link.remoteAddress}`, now);
+    }
+    this.devices.markOnline(device, link, now);
+    this.log.info({ device: device.id, transport: link.transport, remote: link.remoteAddress }, 'device connected');
+  }
+
+  disconnect(device: DeviceState, link: DeviceLink, cause: OfflineCause, detail: string | undefined, closeCode?: number): void {
+    if (this.devices.markOffline(device, link, link.closingCause ?? cause, detail, Date.now())) {
+      this.log.info({ device: device.id, transport: link.transport, cause: device.offlineCause, code: closeCode }, 'device disconnected');
+    }
+  }
+}
