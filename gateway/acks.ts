@@ -2,7 +2,7 @@
  * Sends cumulative acks at most once per interval per device, after the dedupe cursor behind
  * each ack reached the cursor file: an ack the device got is never forgotten by a restart.
  */
-import { FrameType, HEADER_BYTES, writeHeader } from '../devices/codec/index.js';
+import { encodeAck, FrameType, HEADER_BYTES, writeHeader } from '../devices/codec/index.js';
 import type { CursorStore } from './cursors.js';
 import type { DeviceState } from './devices.js';
 
@@ -59,6 +59,10 @@ export class AckScheduler {
       }
       d.ackDirty = false;
       const h = this.header;
+      if (d.ackRanges.length > 0) {
+        this.sendRanges(d, cur.epoch, now);
+        continue;
+      }
       h.epoch = cur.epoch;
       h.seq = cur.contig;
       h.timestamp = now;
@@ -67,5 +71,15 @@ export class AckScheduler {
       this.acksSent++;
     }
     q.length = kept;
+  }
+
+  /** Range acks for exactly the seqs this gateway took (bridge mode). */
+  private sendRanges(d: DeviceState, epoch: number, now: number): void {
+    const r = d.ackRanges;
+    for (let i = 0; i < r.length; i += 2) {
+      d.link!.send(encodeAck({ epoch, seq: r[i + 1]!, timestamp: now }, r[i]!));
+      this.acksSent++;
+    }
+    r.length = 0;
   }
 }

@@ -18,6 +18,8 @@ export class SeqWindow {
   contig: number;
   /** Seqs skipped for good: the device dropped them, or they fell out of the window. */
   gaps = 0;
+  /** When this gateway sees only part of the seqs (MQTT shared subscription), skipped seqs are not gaps. */
+  sparse = false;
   private readonly bits = new Uint32Array(WINDOW / 32);
 
   constructor(
@@ -56,7 +58,7 @@ export class SeqWindow {
         seen += popcount(this.bits[i]!);
         this.bits[i] = 0;
       }
-      this.gaps += n - seen;
+      if (!this.sparse) this.gaps += n - seen;
       this.contig = (this.contig + n) >>> 0;
       return;
     }
@@ -64,7 +66,9 @@ export class SeqWindow {
       this.contig = (this.contig + 1) >>> 0;
       const pos = this.contig & MASK;
       const bit = 1 << (pos & 31);
-      if ((this.bits[pos >>> 5]! & bit) === 0) this.gaps++;
+      if ((this.bits[pos >>> 5]! & bit) === 0) {
+        if (!this.sparse) this.gaps++;
+      }
       else this.bits[pos >>> 5]! &= ~bit;
     }
   }
@@ -94,6 +98,8 @@ export class DeviceSequence {
   current: SeqWindow | undefined;
   previous: SeqWindow | undefined;
   private retiredGaps = 0;
+  /** See SeqWindow.sparse. */
+  sparse = false;
 
   /** Gaps over every boot seen. */
   get gaps(): number {
@@ -103,6 +109,7 @@ export class DeviceSequence {
   /** Restores a persisted cursor (after a gateway restart). */
   restore(epoch: number, contig: number): void {
     this.current = new SeqWindow(epoch, contig);
+    this.current.sparse = this.sparse;
   }
 
   accept(epoch: number, seq: number, gapBefore: boolean): Verdict {
@@ -115,6 +122,7 @@ export class DeviceSequence {
       this.retiredGaps += this.previous?.gaps ?? 0;
       this.previous = w;
       w = this.current = new SeqWindow(epoch, (seq - 1) >>> 0);
+      w.sparse = this.sparse;
     }
     return w.accept(seq, gapBefore);
   }

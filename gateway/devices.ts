@@ -44,6 +44,8 @@ export class DeviceState {
   lastErrorLoggedAt = 0;
   /** Set when an ack is owed; the ack scheduler clears it. */
   ackDirty = false;
+  /** Bridge mode only: runs of seqs taken since the last ack, as flat [first, last, first, last, ...]. */
+  readonly ackRanges: number[] = [];
   readonly seq = new DeviceSequence();
   // Last value per channel as parallel arrays: updated in place on the hot path, no allocation.
   readonly lastChannels: number[] = [];
@@ -55,6 +57,14 @@ export class DeviceState {
     readonly id: string,
     public entry: RegistryEntry | undefined,
   ) {}
+
+  /** Records a seq to be range-acked (bridge mode), extending the last run when it follows on. */
+  noteRangeAck(seq: number): void {
+    const r = this.ackRanges;
+    const n = r.length;
+    if (n > 0 && ((r[n - 1]! + 1) >>> 0) === seq) r[n - 1] = seq;
+    else r.push(seq, seq);
+  }
 
   setLast(channel: number, type: number, value: number, time: number): void {
     const ch = this.lastChannels;

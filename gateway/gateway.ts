@@ -14,6 +14,7 @@ import { DeviceTable } from './devices.js';
 import { createApi } from './http-api.js';
 import { Ingest } from './ingest.js';
 import { silentLogger, type Logger } from './log.js';
+import { MqttBridge } from './mqtt/bridge.js';
 import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
 import { MemoryStorage } from './storage/memory.js';
@@ -40,6 +41,7 @@ export class Gateway {
   private server: HttpServer | undefined;
   private deviceRoute: ReturnType<typeof deviceSocketRoute> | undefined;
   private mqtt: EmbeddedBroker | undefined;
+  private bridge: MqttBridge | undefined;
   /** Port of the embedded MQTT broker, 0 when off. */
   mqttPort = 0;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
@@ -61,7 +63,7 @@ export class Gateway {
     this.presence = new Presence(this.devices, this.log);
     this.storage = deps.storage ?? new MemoryStorage(config.memoryPoints);
     this.ownsStorage = deps.storage === undefined;
-    this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
+    this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings, rangeAcks: config.mqttUrl !== undefined });
     this.cursors = new CursorStore(config.dataDir);
     this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, config.ackInterval, Math.floor(config.deviceSendBudget / 2));
   }
@@ -113,7 +115,16 @@ export class Gateway {
     );
     this.port = await server.listen(c.host, c.port);
     this.server = server;
-    if (c.mqttPort !== 0) {
+    if (c.mqttUrl !== undefined) {
+      this.bridge = new MqttBridge(this.devices, this.auth, this.ingest, this.presence, this.log, {
+        url: c.mqttUrl,
+        username: c.mqttUsername,
+        password: c.mqttPassword,
+        shareGroup: c.mqttShareGroup,
+        idleTimeoutMs: c.idleTimeout * 1000,
+      });
+      await this.bridge.start();
+    } else if (c.mqttPort !== 0) {
       this.mqtt = new EmbeddedBroker(this.devices, this.auth, this.ingest, this.presence, this.log, {
         host: c.host,
         port: c.mqttPort,
@@ -148,6 +159,7 @@ export class Gateway {
       await new Promise((r) => setTimeout(r, 50));
     }
     await this.mqtt?.close();
+    await this.bridge?.close();
     this.acks.stop();
     this.cursors.close();
     if (this.ownsStorage) await this.storage.close();

@@ -45,6 +45,8 @@ export class IngestStats {
 export interface IngestLimits {
   maxFrameBytes: number;
   maxReadings: number;
+  /** Ack exactly the seqs taken (bridge mode: other gateways take the rest) instead of cumulatively. */
+  rangeAcks?: boolean;
 }
 
 export class Ingest {
@@ -101,6 +103,7 @@ export class Ingest {
     const err = decodeTelemetryInto(bytes, batch);
     if (err) return this.refuse(device, err.code, err.message);
     const verdict = device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0);
+    if (this.limits.rangeAcks) device.noteRangeAck(h.seq);
     this.owesAck(device);
     if (verdict === Verdict.Duplicate) {
       device.duplicates++;

@@ -1,5 +1,6 @@
 import { FrameError } from './errors.js';
 import {
+  FrameFlag,
   FrameType,
   HEADER_BYTES,
   MAX_TIMESTAMP,
@@ -225,8 +226,13 @@ export function decodeFrame(bytes: Uint8Array): Frame | FrameError {
       if (typeof payload !== 'string') return payload;
       return atEnd(bytes, c) ?? { ...h, type: FrameType.CommandResult, commandId, status: status as CommandStatus, payload };
     }
-    case FrameType.Ack:
-      return atEnd(bytes, c) ?? { ...h, type: FrameType.Ack };
+    case FrameType.Ack: {
+      if ((h.flags & FrameFlag.AckRange) === 0) return atEnd(bytes, c) ?? { ...h, type: FrameType.Ack };
+      if (c.p + 4 > bytes.byteLength) return new FrameError('FRAME_TRUNCATED', 'range ack ends before its first seq', c.p);
+      const firstSeq = u32At(bytes, c.p);
+      c.p += 4;
+      return atEnd(bytes, c) ?? { ...h, type: FrameType.Ack, firstSeq };
+    }
     case FrameType.Command: {
       const commandId = readString(bytes, c, 1, 64, 'command id');
       if (typeof commandId !== 'string') return commandId;

@@ -1,5 +1,6 @@
 import { ERROR_CODES, type ErrorCode } from './errors.js';
 import {
+  FrameFlag,
   FrameType,
   HEADER_BYTES,
   MAX_ID_BYTES,
@@ -110,10 +111,13 @@ function stringBytes(s: string, max: number, what: string): Uint8Array {
   return b;
 }
 
-/** Lays out header + body parts; each part is a byte array or [value, bytes] for a number. */
-function assemble(type: FrameType, h: HeaderInput, parts: (Uint8Array | ['u8' | 'u16', number] | ['f64', number])[]): Uint8Array {
+/** Lays out header + body parts; each part is a byte array or [kind, value] for a number. */
+type Part = Uint8Array | ['u8' | 'u16' | 'u32' | 'f64', number];
+const PART_BYTES = { u8: 1, u16: 2, u32: 4, f64: 8 } as const;
+
+function assemble(type: FrameType, h: HeaderInput, parts: Part[]): Uint8Array {
   let n = HEADER_BYTES;
-  for (const part of parts) n += part instanceof Uint8Array ? part.byteLength : part[0] === 'u8' ? 1 : part[0] === 'u16' ? 2 : 8;
+  for (const part of parts) n += part instanceof Uint8Array ? part.byteLength : PART_BYTES[part[0]];
   const bytes = new Uint8Array(n);
   const view = new DataView(bytes.buffer);
   writeHeader(view, type, h);
@@ -122,15 +126,14 @@ function assemble(type: FrameType, h: HeaderInput, parts: (Uint8Array | ['u8' | 
     if (part instanceof Uint8Array) {
       bytes.set(part, p);
       p += part.byteLength;
-    } else if (part[0] === 'u8') {
-      view.setUint8(p++, part[1]);
-    } else if (part[0] === 'u16') {
-      view.setUint16(p, part[1], true);
-      p += 2;
-    } else {
-      view.setFloat64(p, part[1], true);
-      p += 8;
+      continue;
     }
+    const [kind, value] = part;
+    if (kind === 'u8') view.setUint8(p, value);
+    else if (kind === 'u16') view.setUint16(p, value, true);
+    else if (kind === 'u32') view.setUint32(p, value, true);
+    else view.setFloat64(p, value, true);
+    p += PART_BYTES[kind];
   }
   return bytes;
 }
@@ -146,8 +149,10 @@ export function encodeCommandResult(h: HeaderInput, r: { commandId: string; stat
   return assemble(FrameType.CommandResult, h, [...withLength(id, 'u8'), ['u8', r.status], ...withLength(payload, 'u16')]);
 }
 
-export function encodeAck(h: HeaderInput): Uint8Array {
-  return assemble(FrameType.Ack, h, []);
+/** A cumulative ack of everything up to h.seq; with `firstSeq`, a range ack of exactly firstSeq..h.seq. */
+export function encodeAck(h: HeaderInput, firstSeq?: number): Uint8Array {
+  if (firstSeq === undefined) return assemble(FrameType.Ack, h, []);
+  return assemble(FrameType.Ack, { ...h, flags: (h.flags ?? 0) | FrameFlag.AckRange }, [['u32', firstSeq >>> 0]]);
 }
 
 export function encodeCommand(h: HeaderInput, c: { commandId: string; name: string; expiresAt?: number; args?: string }): Uint8Array {
@@ -174,7 +179,7 @@ export function encodeFrame(f: Frame): Uint8Array {
     case FrameType.CommandResult:
       return encodeCommandResult(f, f);
     case FrameType.Ack:
-      return encodeAck(f);
+      return encodeAck(f, (f.flags & FrameFlag.AckRange) !== 0 ? f.firstSeq : undefined);
     case FrameType.Command:
       return encodeCommand(f, f);
     case FrameType.Error:

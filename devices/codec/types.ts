@@ -26,6 +26,11 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 export const FrameFlag = {
   /** Telemetry: the device dropped every frame of this epoch before this one that was not acked. */
   GapBefore: 0x01,
+  /**
+   * Ack: acknowledges exactly the seqs firstSeq..seq (a u32 body), not everything up to seq. Sent by
+   * gateways that see only part of a device's frames (several gateways on one MQTT shared subscription).
+   */
+  AckRange: 0x02,
 } as const;
 
 export const ValueType = {
@@ -85,6 +90,8 @@ export interface CommandResultFrame extends FrameHeader {
 
 export interface AckFrame extends FrameHeader {
   type: typeof FrameType.Ack;
+  /** Present when flags has AckRange: the first seq of the acked range (the last is `seq`). */
+  firstSeq?: number;
 }
 
 export interface CommandFrame extends FrameHeader {

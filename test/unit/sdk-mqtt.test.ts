@@ -2,7 +2,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client as BrokerClient } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame } from '../../devices/codec/decode.js';
-import { encodeAck, encodeCommand, encodeError } from '../../devices/codec/encode.js';
+import { encodeAck, encodeCommand, encodeError, encodeTelemetry } from '../../devices/codec/encode.js';
 import { FrameError } from '../../devices/codec/errors.js';
 import { CommandStatus, FrameType, type CommandResultFrame, type TelemetryFrame } from '../../devices/codec/types.js';
 import {
@@ -10,8 +10,10 @@ import {
   MQTT_CLOSE_CODES,
   brokerOptions,
   deviceTopics,
+  mqttTransport,
   type DeviceClientEvents,
   type DeviceClientOptions,
+  type TransportCloseInfo,
   type TransportHandlers,
 } from '../../devices/sdk/index.js';
 import { waitFor } from '../helpers/wait.js';
@@ -48,6 +50,8 @@ interface GatewayOptions {
   /** CONNACK return code for refused credentials (default 4, bad username or password). */
   refuseWith?: 4 | 5;
   onTelemetry?: (broker: Broker, frame: TelemetryFrame, deviceId: string) => void;
+  /** Never answer authorizePublish: the broker then never sends a PUBACK. */
+  holdPublishes?: boolean;
   /** Runs once the device's commands subscription is in place (after its SUBACK). */
   onSubscribed?: (broker: Broker, deviceId: string) => void;
 }
@@ -60,7 +64,7 @@ interface Gateway {
   retained: number;
   results: { topic: string; frame: CommandResultFrame }[];
   seen: Set<number>;
-  /** Per device: the next seq it must send for the contiguous run to grow. */
+  /** Per device: the seq after the highest contiguous one seen (what a cumulative ack may cover). */
   next: Map<string, number>;
   subscribed: string[];
 }
@@ -81,6 +85,20 @@ function publishTo(aedes: Aedes, deviceId: string, frame: Uint8Array, done: () =
   aedes.publish({ cmd: 'publish', topic: deviceTopics(deviceId).commands, payload: Buffer.from(frame), qos: 1, retain: false, dup: false }, done);
 }
 
+/** An MQTT 3.1.1 PUBLISH packet, QoS 0, written by hand (fixed header, remaining length, topic, payload). */
+function rawPublish(topic: string, payload: Uint8Array): Buffer {
+  const t = Buffer.from(topic);
+  let n = 2 + t.length + payload.length;
+  const len: number[] = [];
+  do {
+    len.push((n % 128) | (n >= 128 ? 0x80 : 0));
+    n = Math.floor(n / 128);
+  } while (n > 0);
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(t.length);
+  return Buffer.concat([Buffer.from([0x30, ...len]), head, t, payload]);
+}
+
 /** An in-process aedes broker on 127.0.0.1 (port 0 = any), with the gateway's auth and ACL, wired to `gw`. */
 async function startBroker(gw: Gateway, port = 0): Promise<Broker> {
   const aedes = await Aedes.createBroker({
@@ -93,6 +111,7 @@ async function startBroker(gw: Gateway, port = 0): Promise<Broker> {
       done(err, false);
     },
     authorizePublish: (client, packet, done) => {
+      if (gw.opts.holdPublishes) return;
       const own = client !== null && (packet.topic === deviceTopics(client.id).telemetry || packet.topic === deviceTopics(client.id).results);
       done(own ? null : new Error(`not allowed to publish to ${packet.topic}`));
     },
@@ -130,7 +149,8 @@ async function startBroker(gw: Gateway, port = 0): Promise<Broker> {
       })()),
   };
   aedes.on('subscribe', (subs, client) => {
-    if (!subs.some((s) => s.topic === deviceTopics(client.id).commands && s.qos !== 128)) return;
+    // aedes reports a refused subscription with qos 128, which its types do not admit.
+    if (!subs.some((s) => s.topic === deviceTopics(client.id).commands && (s.qos as number) !== 128)) return;
     gw.subscribed.push(client.id);
     gw.opts.onSubscribed?.(broker, client.id);
   });
@@ -204,8 +224,9 @@ describe('DeviceClient over MQTT: options', () => {
         return { send: () => {}, close: () => queueMicrotask(() => h.close({ code: 1000, reason: '', unauthorized: false })), destroy: () => {} };
       },
     });
-    void client.connect();
+    const connecting = client.connect();
     expect(handlers).toHaveLength(1);
+    connecting.catch(() => {}); // rejected with CLOSED by the cleanup
   });
 
   it('maps URLs and device ids to broker options and topics', () => {
@@ -228,7 +249,9 @@ describe('DeviceClient over MQTT', () => {
     for (let i = 0; i < 500; i++) client.send({ channel: 1, value: i });
     await waitFor(() => client.stats.unacked === 0, 'every frame acked', 5000);
     expect(client.stats).toMatchObject({ sent: 500, acked: 500, resent: 0, dropped: 0, reconnects: 0, unacked: 0 });
-    expect(gw.telemetry.map((f) => f.seq)).toEqual([...Array(500).keys()]);
+    // Each seq exactly once. Not necessarily in order: aedes's internal subscriptions (mqemitter with
+    // `concurrency`) reorder deliveries once the fake gateway's own ack publishes fill its slots.
+    expect(gw.telemetry.map((f) => f.seq).sort((a, b) => a - b)).toEqual([...Array(500).keys()]);
     expect([...gw.telemetryTopics]).toEqual(['devices/sensor-1/telemetry']);
     expect(gw.retained).toBe(0);
     const gone = new Promise<void>((resolve) => broker.aedes.once('clientDisconnect', () => resolve()));
@@ -313,6 +336,25 @@ describe('DeviceClient over MQTT', () => {
     expect(client.stats.unacked).toBe(0);
   });
 
+  it('holds a message that overtakes the SUBACK callback and hands it over right after open', async () => {
+    // The broker writes a PUBLISH right behind the SUBACK, in the same tick, so both reach mqtt.js in
+    // one chunk: it emits 'message' before it calls the subscribe callback.
+    const gw = newGateway({
+      onSubscribed: (b, id) => {
+        const conn = b.clients.get(id)?.conn;
+        conn?.write(rawPublish(deviceTopics(id).commands, encodeCommand({ timestamp: Date.now() }, { commandId: 'early', name: 'ping' })));
+      },
+    });
+    const broker = await startBroker(gw);
+    const client = makeClient({ url: broker.url });
+    const events: string[] = [];
+    client.on('connected', () => events.push('connected'));
+    client.on('command', (c) => events.push(`command ${c.commandId}`));
+    await client.connect();
+    await waitFor(() => events.length === 2, 'the command', 3000);
+    expect(events).toEqual(['connected', 'command early']);
+  });
+
   it('turns an error frame followed by a disconnect into the WebSocket close code (4401 stops the client)', async () => {
     const gw = newGateway({
       ack: false,
@@ -348,5 +390,54 @@ describe('DeviceClient over MQTT', () => {
     await startBroker(gw, port);
     await Promise.race([connecting, pause(3000).then(() => Promise.reject(new Error('connect() did not resolve')))]);
     expect(client.connected).toBe(true);
+  });
+});
+
+describe('mqttTransport on its own', () => {
+  /** Starts one transport and records what it reports. */
+  function start(url: string, token = TOKEN) {
+    const seen = { opens: 0, messages: [] as Uint8Array[], closes: [] as TransportCloseInfo[] };
+    const transport = mqttTransport({ url, deviceId: 'sensor-1', token, connectTimeoutMs: 2000 })({
+      open: () => seen.opens++,
+      message: (m) => seen.messages.push(new Uint8Array(m)),
+      close: (info) => seen.closes.push(info),
+    });
+    cleanups.push(() => transport.destroy());
+    return { transport, seen };
+  }
+
+  it('reports a refused connection once, as 1006 with the error', async () => {
+    const probe = await startBroker(newGateway());
+    await probe.stop();
+    const { seen } = start(probe.url);
+    await waitFor(() => seen.closes.length === 1, 'the close', 3000);
+    await pause(50);
+    expect(seen.opens).toBe(0);
+    expect(seen.closes).toEqual([{ code: 1006, reason: expect.stringContaining('ECONNREFUSED'), unauthorized: false, error: expect.any(Error) }]);
+  });
+
+  it('close() waiting for PUBACKs is cut short by destroy(), and close is reported once with the given code', async () => {
+    const gw = newGateway({ holdPublishes: true });
+    const broker = await startBroker(gw);
+    const gone = new Promise<void>((resolve) => broker.aedes.once('clientDisconnect', () => resolve()));
+    const { transport, seen } = start(broker.url);
+    await waitFor(() => seen.opens === 1, 'open', 3000);
+    transport.send(encodeTelemetry({ epoch: 1, seq: 0, timestamp: 0 }, [{ channel: 1, value: 1 }]));
+    transport.close(1000, 'bye');
+    await pause(100);
+    expect(seen.closes).toEqual([]); // mqtt.js waits for the PUBACK that never comes
+    transport.destroy();
+    transport.destroy();
+    await Promise.race([gone, pause(2000).then(() => Promise.reject(new Error('the socket stayed open')))]);
+    await waitFor(() => seen.closes.length === 1, 'the close', 3000);
+    await pause(50);
+    expect(seen.closes).toEqual([{ code: 1000, reason: 'bye', unauthorized: false }]);
+  });
+
+  it('refuses to send a frame type that does not travel device → gateway', async () => {
+    const broker = await startBroker(newGateway());
+    const { transport, seen } = start(broker.url);
+    await waitFor(() => seen.opens === 1, 'open', 3000);
+    expect(() => transport.send(encodeAck({ epoch: 1, seq: 0, timestamp: 0 }))).toThrow(RangeError);
   });
 });
