@@ -40,6 +40,10 @@ const SPECS = {
   ackInterval: { flag: 'ack-interval', env: 'GATEWAY_ACK_INTERVAL', kind: 'int', default: 50, min: 1, max: 10000, doc: 'ms between cumulative acks to one device (at most one ack per interval)' },
   deviceSendBudget: { flag: 'device-send-budget', env: 'GATEWAY_DEVICE_SEND_BUDGET', kind: 'int', default: 256 * 1024, min: 1024, max: 64 * 1024 * 1024, doc: 'bytes the gateway buffers toward one device; over it, sends wait or are dropped (never unbounded)' },
   memoryPoints: { flag: 'memory-points', env: 'GATEWAY_MEMORY_POINTS', kind: 'int', default: 10000, min: 10, max: 10_000_000, doc: 'in-memory history: points kept per device and channel (oldest dropped first)' },
+  commandQueue: { flag: 'command-queue', env: 'GATEWAY_COMMAND_QUEUE', kind: 'int', default: 100, min: 1, max: 100000, doc: 'most unfinished commands per device; more get HTTP 429 COMMAND_QUEUE_FULL' },
+  commandMaxArgsBytes: { flag: 'command-max-args-bytes', env: 'GATEWAY_COMMAND_MAX_ARGS_BYTES', kind: 'int', default: 8192, min: 16, max: 60000, doc: 'largest command args as JSON; more gets HTTP 413 COMMAND_TOO_LARGE' },
+  commandTtl: { flag: 'command-ttl', env: 'GATEWAY_COMMAND_TTL', kind: 'int', default: 300000, min: 1, max: 604800000, doc: 'default ms a command may wait for delivery before it expires' },
+  commandTimeout: { flag: 'command-timeout', env: 'GATEWAY_COMMAND_TIMEOUT', kind: 'int', default: 30000, min: 100, max: 86400000, doc: 'default ms from sending a command to its result before it times out' },
   logLevel: { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'log level (logs are JSON lines on stderr)' },
   allowUwsFallback: { flag: 'allow-uws-fallback', env: 'GATEWAY_ALLOW_UWS_FALLBACK', kind: 'bool', default: false, doc: 'start even when uWebSockets.js falls back to its slow ws shim' },
 } as const satisfies Record<string, Spec>;

@@ -23,6 +23,8 @@ export interface DeviceLink {
   /** Closes the connection with `closeCode` (send an error frame first with send() when there is one). */
   close(closeCode: number, reason: string): void;
   bufferedAmount(): number;
+  /** Transports with their own delivery acks (MQTT QoS 1) send commands this way; `done` when written. */
+  publishReliable?(bytes: Uint8Array, done: (err?: Error) => void): void;
   /** Why the gateway is closing this link, set before close() so presence reports it. */
   closingCause?: OfflineCause;
 }

@@ -14,6 +14,9 @@ import { DeviceTable } from './devices.js';
 import { createApi } from './http-api.js';
 import { Ingest } from './ingest.js';
 import { silentLogger, type Logger } from './log.js';
+import { CommandJournal } from './commands/journal.js';
+import { CommandService } from './commands/commands.js';
+import { commandRoutes } from './commands/routes.js';
 import { MqttBridge } from './mqtt/bridge.js';
 import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
@@ -35,6 +38,7 @@ export class Gateway {
   readonly storage: Storage;
   readonly log: Logger;
   readonly presence: Presence;
+  readonly commands: CommandService;
   private readonly auth: Authenticator;
   private readonly cursors: CursorStore;
   private readonly acks: AckScheduler;
@@ -65,6 +69,16 @@ export class Gateway {
     this.ownsStorage = deps.storage === undefined;
     this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings, rangeAcks: config.mqttUrl !== undefined });
     this.cursors = new CursorStore(config.dataDir);
+    this.commands = new CommandService(this.devices, new CommandJournal(config.dataDir), this.log, {
+      maxQueued: config.commandQueue,
+      maxArgsBytes: config.commandMaxArgsBytes,
+      defaultTtlMs: config.commandTtl,
+      defaultTimeoutMs: config.commandTimeout,
+      keepFinished: 200,
+    });
+    this.ingest.onResult((device, result) => this.commands.onResult(device, result));
+    this.presence.onConnect((device) => this.commands.dispatch(device));
+    this.presence.onDisconnect((device) => this.commands.deviceDisconnected(device));
     this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, config.ackInterval, Math.floor(config.deviceSendBudget / 2));
   }
 
@@ -95,6 +109,7 @@ export class Gateway {
       d.seq.restore(cur.epoch, cur.contig);
     }
     await this.storage.start();
+    this.commands.start();
     const server = new HttpServer();
     this.deviceRoute = deviceSocketRoute(this.devices, this.auth, this.ingest, this.presence, this.log, {
       maxFrameBytes: c.maxFrameBytes,
@@ -111,7 +126,7 @@ export class Gateway {
         auth: this.auth,
         storage: this.storage,
         ready: () => ({ ready: this.state === 'running', checks: { listening: this.state === 'running' ? 'ok' : this.state, storage: 'ok' } }),
-      }),
+      }, [commandRoutes(this.commands, c.commandMaxArgsBytes)]),
     );
     this.port = await server.listen(c.host, c.port);
     this.server = server;
@@ -133,6 +148,7 @@ export class Gateway {
         drainTimeoutMs: c.mqttDrainTimeout,
         connectTimeoutMs: 10_000,
       });
+      this.mqtt.onDelivered = (deviceId, commandId) => this.commands.delivered(deviceId, commandId, 'MQTT PUBACK from the device');
       await this.mqtt.start();
       this.mqttPort = this.mqtt.port;
     }
@@ -161,6 +177,7 @@ export class Gateway {
     await this.mqtt?.close();
     await this.bridge?.close();
     this.acks.stop();
+    this.commands.close();
     this.cursors.close();
     if (this.ownsStorage) await this.storage.close();
     this.state = 'closed';

@@ -18,8 +18,8 @@ export interface ApiContext {
   ready(): { ready: boolean; checks: Record<string, string> };
 }
 
-/** Extra routes other modules add: return true when the request was handled. */
-export type RouteHandler = (req: RequestInfo, reply: Reply, segments: string[]) => boolean;
+/** Extra routes other modules add, after the operator check for /api: resolve true when handled. Throw ApiError to answer an error. */
+export type RouteHandler = (req: RequestInfo, reply: Reply, segments: string[]) => boolean | Promise<boolean>;
 
 export function sendJson(reply: Reply, status: number, body: unknown): void {
   reply.send(status, JSON_HEADERS, JSON.stringify(body));
@@ -66,9 +66,9 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
       if (!ctx.auth.operator(bearerToken(req.header('authorization'), req.query))) {
         throw new ApiError(401, 'UNAUTHORIZED', 'operator token missing or wrong: send Authorization: Bearer <token> or ?token=');
       }
-      if (s[1] === 'devices') return devicesRoute(req, reply, s);
+      if (s[1] === 'devices' && (s.length <= 3 || s[3] === 'history')) return devicesRoute(req, reply, s);
     }
-    for (const h of extra) if (h(req, reply, s)) return;
+    for (const h of extra) if (await h(req, reply, s)) return;
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
   }
 
@@ -105,6 +105,17 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
       return sendJson(reply, 200, { device: device.id, channel, from, to, points: buckets });
     }
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
+  }
+}
+
+/** Reads a JSON request body of at most maxBytes. */
+export async function readJson(reply: Reply, maxBytes: number): Promise<unknown> {
+  const body = await reply.readBody(maxBytes);
+  if (body === undefined) throw new ApiError(413, 'BODY_TOO_LARGE', `the request body is over ${maxBytes} bytes`);
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new ApiError(400, 'BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
   }
 }
 

@@ -6,7 +6,20 @@ import { CLOSE_CODES, encodeError } from '../devices/codec/index.js';
 import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from './devices.js';
 import type { Logger } from './log.js';
 
+export type PresenceListener = (device: DeviceState, link: DeviceLink) => void;
+
 export class Presence {
+  private readonly connected: PresenceListener[] = [];
+  private readonly disconnected: PresenceListener[] = [];
+
+  onConnect(l: PresenceListener): void {
+    this.connected.push(l);
+  }
+
+  onDisconnect(l: PresenceListener): void {
+    this.disconnected.push(l);
+  }
+
   constructor(
     private readonly devices: DeviceTable,
     private readonly log: Logger,
@@ -22,14 +35,17 @@ export class Presence {
       old.send(encodeError({ timestamp: now }, { code: 'REPLACED', message: 'the same device id connected again; this connection is replaced' }));
       old.close(CLOSE_CODES.REPLACED, 'REPLACED');
       this.devices.markOffline(device, old, 'replaced', `by a ${link.transport} connection from ${link.remoteAddress}`, now);
+      for (const l of this.disconnected) l(device, old);
     }
     this.devices.markOnline(device, link, now);
     this.log.info({ device: device.id, transport: link.transport, remote: link.remoteAddress }, 'device connected');
+    for (const l of this.connected) l(device, link);
   }
 
   disconnect(device: DeviceState, link: DeviceLink, cause: OfflineCause, detail: string | undefined, closeCode?: number): void {
     if (this.devices.markOffline(device, link, link.closingCause ?? cause, detail, Date.now())) {
       this.log.info({ device: device.id, transport: link.transport, cause: device.offlineCause, code: closeCode }, 'device disconnected');
+      for (const l of this.disconnected) l(device, link);
     }
   }
 }

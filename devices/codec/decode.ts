@@ -220,7 +220,7 @@ export function decodeFrame(bytes: Uint8Array): Frame | FrameError {
       if (typeof commandId !== 'string') return commandId;
       if (c.p + 1 > bytes.byteLength) return new FrameError('FRAME_TRUNCATED', 'frame ends before its result status', c.p);
       const status = bytes[c.p]!;
-      if (status > 2) return new FrameError('FRAME_VALUE_OUT_OF_RANGE', `result status ${status} is unknown (0 ok, 1 failed, 2 rejected)`, c.p);
+      if (status > 3) return new FrameError('FRAME_VALUE_OUT_OF_RANGE', `result status ${status} is unknown (0 ok, 1 failed, 2 rejected, 3 received)`, c.p);
       c.p += 1;
       const payload = readString(bytes, c, 2, 65535, 'result payload');
       if (typeof payload !== 'string') return payload;

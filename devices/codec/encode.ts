@@ -143,7 +143,9 @@ function withLength(b: Uint8Array, lenKind: 'u8' | 'u16'): [['u8' | 'u16', numbe
 }
 
 export function encodeCommandResult(h: HeaderInput, r: { commandId: string; status: CommandStatus; payload?: string }): Uint8Array {
-  if (r.status !== 0 && r.status !== 1 && r.status !== 2) throw new RangeError(`status must be 0 (ok), 1 (failed) or 2 (rejected), got ${String(r.status)}`);
+  if (r.status !== 0 && r.status !== 1 && r.status !== 2 && r.status !== 3) {
+    throw new RangeError(`status must be 0 (ok), 1 (failed), 2 (rejected) or 3 (received), got ${String(r.status)}`);
+  }
   const id = stringBytes(r.commandId, MAX_ID_BYTES, 'command id');
   const payload = stringBytes(r.payload ?? '', 65535, 'result payload');
   return assemble(FrameType.CommandResult, h, [...withLength(id, 'u8'), ['u8', r.status], ...withLength(payload, 'u16')]);

@@ -52,6 +52,8 @@ export const CommandStatus = {
   Failed: 1,
   /** The device does not know the command name or refuses its arguments. */
   Rejected: 2,
+  /** Not a result: the device got the command and is working on it (the gateway's "delivered"). */
+  Received: 3,
 } as const;
 export type CommandStatus = (typeof CommandStatus)[keyof typeof CommandStatus];
 

@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
-import { encodeError } from '../../devices/codec/index.js';
+import { decodeFrame, encodeError, FrameType } from '../../devices/codec/index.js';
 import type { Authenticator } from '../auth.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { GatewayError } from '../errors.js';
@@ -46,6 +46,8 @@ export class EmbeddedBroker {
   private readonly sockets = new Set<Socket>();
   private readonly byClient = new WeakMap<Client, ClientState>();
   port = 0;
+  /** Called when a device PUBACKs a command. */
+  onDelivered: ((deviceId: string, commandId: string) => void) | undefined;
 
   constructor(
     private readonly devices: DeviceTable,
@@ -74,6 +76,14 @@ export class EmbeddedBroker {
     // come after a fast client (CONNECT, PUBLISH, DISCONNECT) is already gone.
     broker.on('client', (client) => this.onReady(client));
     broker.on('clientDisconnect', (client) => this.onGone(client, 'closed'));
+    // PUBACK from a device for a command: the transport's proof of delivery.
+    broker.on('ack', (packet, client) => {
+      const s = client ? this.byClient.get(client) : undefined;
+      const payload = (packet as { payload?: Buffer }).payload;
+      if (!s || !payload) return;
+      const f = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
+      if (!(f instanceof Error) && f.type === FrameType.Command) this.onDelivered?.(s.device.id, f.commandId);
+    });
     broker.on('keepaliveTimeout', (client) => {
       const s = this.byClient.get(client);
       if (s) s.link.closingCause ??= 'timeout';

@@ -245,7 +245,7 @@ describe('encoder input validation', () => {
     }
   });
   it('rejects an unknown result status and an error code outside u16', () => {
-    expect(() => encodeCommandResult(h, { commandId: 'c', status: 3 as CommandStatus })).toThrow(RangeError);
+    expect(() => encodeCommandResult(h, { commandId: 'c', status: 4 as CommandStatus })).toThrow(RangeError);
     expect(() => encodeError(h, { code: 65536, message: '' })).toThrow(RangeError);
   });
 });

@@ -1,0 +1,293 @@
+/**
+ * Commands for devices, with a lifecycle an operator can trust. Each device has an ordered,
+ * bounded queue; commands go out in order on whatever transport the device is connected by, wait
+ * (up to their TTL) while it is offline, and every transition is time-stamped, persisted and
+ * published as a 'change' event. After a restart nothing stays in a non-final state without a timer.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { CommandStatus, encodeCommand, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
+import type { DeviceState, DeviceTable } from '../devices.js';
+import { ApiError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isFinal, type CommandRecord, type CommandState } from './command.js';
+import type { CommandJournal } from './journal.js';
+
+export interface CommandOptions {
+  /** Most unfinished commands per device. */
+  maxQueued: number;
+  /** Largest `args`, as JSON text, in bytes. */
+  maxArgsBytes: number;
+  defaultTtlMs: number;
+  defaultTimeoutMs: number;
+  /** Finished commands kept per device for GET (older ones are forgotten). */
+  keepFinished: number;
+}
+
+export interface NewCommand {
+  name?: unknown;
+  args?: unknown;
+  ttlMs?: unknown;
+  timeoutMs?: unknown;
+  idempotencyKey?: unknown;
+}
+
+const MAX_TTL_MS = 7 * 24 * 3600_000;
+const utf8 = new TextEncoder();
+
+function intIn(v: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ApiError(400, 'BAD_COMMAND', `${name} must be a whole number of ms from ${min} to ${max}`);
+  }
+  return v;
+}
+
+export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
+  private readonly byId = new Map<string, CommandRecord>();
+  /** Unfinished commands per device, in creation order. */
+  private readonly pending = new Map<string, CommandRecord[]>();
+  /** Finished commands per device, oldest first, at most keepFinished. */
+  private readonly finished = new Map<string, CommandRecord[]>();
+  private readonly byIdempotencyKey = new Map<string, string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  staleResults = 0;
+
+  constructor(
+    private readonly devices: DeviceTable,
+    private readonly journal: CommandJournal,
+    private readonly log: Logger,
+    private readonly opts: CommandOptions,
+  ) {
+    super();
+  }
+
+  /** Loads what the last run left; unfinished commands are re-armed, sent-but-undelivered ones requeued. */
+  start(): void {
+    const loaded = [...this.journal.load().values()].sort((a, b) => a.createdAt - b.createdAt);
+    for (const c of loaded) this.index(c);
+    this.journal.open(this.kept());
+    const now = Date.now();
+    for (const c of loaded) {
+      if (isFinal(c)) continue;
+      if (c.state === 'sent') this.move(c, 'queued', 'requeued: the gateway restarted before the device confirmed delivery', now);
+      else this.arm(c, now);
+    }
+    // Retries what backpressure held back, in order.
+    this.retryTimer = setInterval(() => {
+      for (const id of this.pending.keys()) {
+        const d = this.devices.get(id);
+        if (d) this.dispatch(d);
+      }
+    }, 1000);
+  }
+
+  private kept(): CommandRecord[] {
+    const out: CommandRecord[] = [];
+    for (const list of this.finished.values()) out.push(...list);
+    for (const list of this.pending.values()) out.push(...list);
+    return out.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  private index(c: CommandRecord): void {
+    this.byId.set(c.id, c);
+    if (c.idempotencyKey) this.byIdempotencyKey.set(`${c.deviceId}\u0000${c.idempotencyKey}`, c.id);
+    const map = isFinal(c) ? this.finished : this.pending;
+    let list = map.get(c.deviceId);
+    if (!list) map.set(c.deviceId, (list = []));
+    list.push(c);
+    if (isFinal(c)) this.trimFinished(c.deviceId, list);
+  }
+
+  private trimFinished(deviceId: string, list: CommandRecord[]): void {
+    while (list.length > this.opts.keepFinished) {
+      const old = list.shift()!;
+      this.byId.delete(old.id);
+      if (old.idempotencyKey) this.byIdempotencyKey.delete(`${deviceId}\u0000${old.idempotencyKey}`);
+    }
+  }
+
+  /** Validates and queues a command; the same idempotency key again returns the first command. */
+  create(deviceId: string, input: NewCommand): { command: CommandRecord; created: boolean } {
+    const device = this.devices.get(deviceId);
+    if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${deviceId}" (it is neither in the registry nor has it connected)`);
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ApiError(400, 'BAD_COMMAND', 'the body must be a JSON object {name, args, ttlMs, idempotencyKey?}');
+    const { name, args = null } = input;
+    if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).byteLength > MAX_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(name)) {
+      throw new ApiError(400, 'BAD_COMMAND', `name is required: a string of 1 to ${MAX_NAME_BYTES} bytes without control characters`);
+    }
+    let key: string | undefined;
+    if (input.idempotencyKey !== undefined) {
+      if (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > 128) {
+        throw new ApiError(400, 'BAD_COMMAND', 'idempotencyKey must be a string of 1 to 128 characters');
+      }
+      key = input.idempotencyKey;
+      const existing = this.byIdempotencyKey.get(`${deviceId}\u0000${key}`);
+      if (existing) return { command: this.byId.get(existing)!, created: false };
+    }
+    const argsText = JSON.stringify(args);
+    if (utf8.encode(argsText).byteLength > this.opts.maxArgsBytes) {
+      throw new ApiError(413, 'COMMAND_TOO_LARGE', `args are ${utf8.encode(argsText).byteLength} bytes as JSON; the limit is ${this.opts.maxArgsBytes} (--command-max-args-bytes)`);
+    }
+    const ttlMs = intIn(input.ttlMs, 'ttlMs', this.opts.defaultTtlMs, 1, MAX_TTL_MS);
+    const timeoutMs = intIn(input.timeoutMs, 'timeoutMs', this.opts.defaultTimeoutMs, 100, 24 * 3600_000);
+    const queued = this.pending.get(deviceId)?.length ?? 0;
+    if (queued >= this.opts.maxQueued) {
+      throw new ApiError(429, 'COMMAND_QUEUE_FULL', `device "${deviceId}" has ${queued} unfinished commands, the most it may have (--command-queue); wait for them to finish or expire`);
+    }
+    const now = Date.now();
+    const c: CommandRecord = { id: randomUUID(), deviceId, name, args, state: 'queued', createdAt: now, expiresAt: now + ttlMs, timeoutMs, history: [{ state: 'queued', at: now }] };
+    if (key) c.idempotencyKey = key;
+    this.index(c);
+    this.journal.append(c);
+    this.emit('change', c);
+    this.arm(c, now);
+    this.dispatch(device);
+    return { command: c, created: true };
+  }
+
+  get(id: string): CommandRecord | undefined {
+    return this.byId.get(id);
+  }
+
+  /** A device's commands, newest first. */
+  forDevice(deviceId: string, limit: number): CommandRecord[] {
+    const all = [...(this.finished.get(deviceId) ?? []), ...(this.pending.get(deviceId) ?? [])];
+    return all.sort((a, b) => b.createdAt - a.createdAt).slice(0, limit);
+  }
+
+  /** Sends the device's queued commands in order, stopping at the first its connection cannot take. */
+  dispatch(device: DeviceState): void {
+    const list = this.pending.get(device.id);
+    const link = device.link;
+    if (!list || !device.online || !link) return;
+    const now = Date.now();
+    for (const c of [...list]) {
+      if (c.state !== 'queued') continue;
+      if (now >= c.expiresAt) {
+        this.move(c, 'expired', 'its TTL passed before delivery', now);
+        continue;
+      }
+      const bytes = encodeCommand({ timestamp: now }, { commandId: c.id, name: c.name, expiresAt: c.expiresAt, args: JSON.stringify(c.args) });
+      if (link.publishReliable) {
+        link.publishReliable(bytes, (err) => {
+          if (err) this.log.debug({ device: device.id, command: c.id, err: err.message }, 'command publish failed');
+        });
+      } else if (link.send(bytes) === 'dropped') {
+        break; // later commands wait too, so they still arrive in order
+      }
+      c.sentAt = now;
+      this.move(c, 'sent', `over ${link.transport}`, now);
+    }
+  }
+
+  /** The device's connection ended: what was sent but never confirmed goes back to the queue. */
+  deviceDisconnected(device: DeviceState): void {
+    const now = Date.now();
+    for (const c of [...(this.pending.get(device.id) ?? [])]) {
+      if (c.state === 'sent') this.move(c, 'queued', 'requeued: the connection ended before the device confirmed delivery', now);
+    }
+  }
+
+  /** The transport confirmed the device has the command (MQTT PUBACK), or the device said "received". */
+  delivered(deviceId: string, commandId: string, note: string): void {
+    const c = this.byId.get(commandId);
+    if (c && c.deviceId === deviceId && (c.state === 'sent' || c.state === 'queued')) this.move(c, 'delivered', note, Date.now());
+  }
+
+  onResult(device: DeviceState, f: CommandResultFrame): void {
+    const c = this.byId.get(f.commandId);
+    if (!c || c.deviceId !== device.id || isFinal(c)) {
+      this.staleResults++;
+      return;
+    }
+    const now = Date.now();
+    switch (f.status) {
+      case CommandStatus.Received:
+        this.delivered(device.id, c.id, 'the device confirmed receipt');
+        return;
+      case CommandStatus.Ok:
+        c.result = parsePayload(f.payload);
+        this.move(c, 'acked', undefined, now);
+        return;
+      case CommandStatus.Failed:
+        c.error = String(parsePayload(f.payload) ?? 'failed');
+        this.move(c, 'failed', 'the device reported failure', now);
+        return;
+      case CommandStatus.Rejected:
+        c.error = `rejected by the device: ${String(parsePayload(f.payload) ?? 'unknown command')}`;
+        this.move(c, 'failed', 'the device refused the command', now);
+        return;
+    }
+  }
+
+  private move(c: CommandRecord, state: CommandState, note: string | undefined, now: number): void {
+    const wasFinal = isFinal(c);
+    c.state = state;
+    c.history.push(note ? { state, at: now, note } : { state, at: now });
+    if (state === 'expired') c.error ??= 'TTL passed before delivery';
+    if (state === 'timed_out') c.error ??= `no result within ${c.timeoutMs} ms of sending`;
+    if (isFinal(c) && !wasFinal) {
+      const list = this.pending.get(c.deviceId)!;
+      list.splice(list.indexOf(c), 1);
+      if (list.length === 0) this.pending.delete(c.deviceId);
+      let done = this.finished.get(c.deviceId);
+      if (!done) this.finished.set(c.deviceId, (done = []));
+      done.push(c);
+      this.trimFinished(c.deviceId, done);
+      const t = this.timers.get(c.id);
+      if (t) clearTimeout(t);
+      this.timers.delete(c.id);
+    } else {
+      this.arm(c, now);
+    }
+    this.journal.append(c);
+    if (this.journal.wantsCompaction) this.journal.reopen(this.kept());
+    this.emit('change', c);
+  }
+
+  /** One timer per unfinished command, at its next deadline (TTL until delivered, result timeout once sent). */
+  private arm(c: CommandRecord, now: number): void {
+    const old = this.timers.get(c.id);
+    if (old) clearTimeout(old);
+    let at = Infinity;
+    if (c.state === 'queued' || c.state === 'sent') at = c.expiresAt;
+    if ((c.state === 'sent' || c.state === 'delivered') && c.sentAt !== undefined) at = Math.min(at, c.sentAt + c.timeoutMs);
+    if (at === Infinity) return;
+    const t = setTimeout(() => this.fire(c), Math.max(0, at - now));
+    this.timers.set(c.id, t);
+  }
+
+  private fire(c: CommandRecord): void {
+    this.timers.delete(c.id);
+    if (isFinal(c)) return;
+    const now = Date.now();
+    if ((c.state === 'queued' || c.state === 'sent') && now >= c.expiresAt) this.move(c, 'expired', 'its TTL passed before delivery', now);
+    else if ((c.state === 'sent' || c.state === 'delivered') && c.sentAt !== undefined && now >= c.sentAt + c.timeoutMs) this.move(c, 'timed_out', undefined, now);
+    else this.arm(c, now);
+  }
+
+  /** Counts by state, for metrics and the gateway panel. */
+  counts(): Record<CommandState, number> {
+    const out: Record<CommandState, number> = { queued: 0, sent: 0, delivered: 0, acked: 0, failed: 0, expired: 0, timed_out: 0 };
+    for (const c of this.byId.values()) out[c.state]++;
+    return out;
+  }
+
+  close(): void {
+    if (this.retryTimer) clearInterval(this.retryTimer);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.journal.close();
+  }
+}
+
+function parsePayload(text: string): unknown {
+  if (text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

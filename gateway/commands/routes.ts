@@ -1,0 +1,36 @@
+/**
+ * POST /api/devices/{id}/commands, GET /api/devices/{id}/commands, GET /api/commands/{id}
+ * (the operator check happened before these run).
+ */
+import { ApiError } from '../errors.js';
+import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import type { CommandService, NewCommand } from './commands.js';
+
+export function commandRoutes(commands: CommandService, maxArgsBytes: number): RouteHandler {
+  return async (req, reply, s) => {
+    if (s[0] !== 'api') return false;
+    if (s.length === 4 && s[1] === 'devices' && s[3] === 'commands') {
+      if (req.method === 'POST') {
+        // The body holds args plus a little: allow room beyond the args limit itself.
+        const body = (await readJson(reply, maxArgsBytes + 4096)) as NewCommand;
+        const { command, created } = commands.create(s[2]!, body);
+        sendJson(reply, created ? 201 : 200, command);
+        return true;
+      }
+      requireGet(req);
+      const raw = req.query.get('limit');
+      const limit = raw === null ? 50 : Number(raw);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ApiError(400, 'BAD_QUERY', 'limit must be a whole number from 1 to 1000');
+      sendJson(reply, 200, { commands: commands.forDevice(s[2]!, limit) });
+      return true;
+    }
+    if (s.length === 3 && s[1] === 'commands') {
+      requireGet(req);
+      const c = commands.get(s[2]!);
+      if (!c) throw new ApiError(404, 'COMMAND_NOT_FOUND', `no command "${s[2]}" (finished commands are kept only for the newest per device)`);
+      sendJson(reply, 200, c);
+      return true;
+    }
+    return false;
+  };
+}
