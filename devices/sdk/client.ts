@@ -8,6 +8,7 @@ import { Batch, checkReading, checkTime, type DeviceReading } from './batch.js';
 import { judgeEnd, newConnection, type Connection } from './connection.js';
 import { DeviceError } from './errors.js';
 import type { DeviceClientEvents, DeviceClientStats } from './events.js';
+import { mqttTransport } from './mqtt-transport.js';
 import { resolveOptions, type DeviceClientOptions, type ResolvedOptions } from './options.js';
 import { Outbox, nextSeq } from './outbox.js';
 import type { TransportCloseInfo, TransportFactory } from './transport.js';
@@ -27,6 +28,13 @@ function deferred(): Deferred {
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/** The transport the options name: a factory as given, else WebSocket or MQTT (the token stays in the factory). */
+function pickTransport(o: ResolvedOptions, token: string): TransportFactory {
+  if (typeof o.transport === 'function') return o.transport;
+  const target = { url: o.url, deviceId: o.deviceId, token };
+  return o.transport === 'mqtt' ? mqttTransport({ ...target, ...o.mqtt, connectTimeoutMs: o.connectTimeoutMs }) : wsTransport(target);
 }
 
 const NORMAL_CLOSURE = 1000;
@@ -66,7 +74,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.deviceId = o.deviceId;
     this.epoch = o.epoch;
     this.#seq = o.initialSeq;
-    this.#connectTransport = o.transport ?? wsTransport({ url: o.url, deviceId: o.deviceId, token: options.token });
+    this.#connectTransport = pickTransport(o, options.token);
     this.#outbox = new Outbox(o.maxUnackedFrames);
     this.#backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random });
   }
@@ -81,7 +89,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     return this.#conn?.opened === true;
   }
 
-  /** Connects; resolves on the first open connection (retrying with backoff meanwhile), rejects with UNAUTHORIZED on HTTP 401. */
+  /** Connects; resolves on the first open connection (retrying with backoff meanwhile), rejects with UNAUTHORIZED on HTTP 401 (MQTT: a refused CONNACK or SUBACK). */
   connect(): Promise<void> {
     if (this.#closing) return Promise.reject(new DeviceError('CLOSED', 'connect() after close()'));
     if (this.#conn?.opened) return Promise.resolve();

@@ -1,10 +1,11 @@
 export { DeviceClient } from './client.js';
 export type { DeviceClientEvents, DeviceClientStats, DisconnectInfo } from './events.js';
-export { DEFAULTS, randomEpoch, type DeviceClientOptions, type Timers, type WhenFull } from './options.js';
+export { DEFAULTS, randomEpoch, type DeviceClientOptions, type Timers, type TransportName, type WhenFull } from './options.js';
 export { DeviceError, type DeviceErrorCode, type DeviceErrorDetails } from './errors.js';
 export type { DeviceReading } from './batch.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { Outbox, nextSeq, seqAtOrBefore } from './outbox.js';
 export type { Transport, TransportCloseInfo, TransportFactory, TransportHandlers, TransportTarget } from './transport.js';
 export { DEFAULT_DEVICE_PATH, deviceUrl, wsTransport } from './ws-transport.js';
+export { MQTT_CLOSE_CODES, MQTT_DEFAULTS, brokerOptions, deviceTopics, mqttTransport, type MqttOptions, type MqttTransportOptions } from './mqtt-transport.js';
 export { CommandStatus, type CommandFrame } from '../codec/types.js';

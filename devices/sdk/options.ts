@@ -1,7 +1,11 @@
 import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../device-id.js';
+import { MQTT_DEFAULTS, type MqttOptions } from './mqtt-transport.js';
 import type { TransportFactory } from './transport.js';
 
 export type WhenFull = 'drop-oldest' | 'reject';
+
+/** The built-in transports, chosen by name (or by the URL scheme when no name is given). */
+export type TransportName = 'ws' | 'mqtt';
 
 /** Timer functions the client uses; tests inject fake ones. */
 export interface Timers {
@@ -10,11 +14,15 @@ export interface Timers {
 }
 
 export interface DeviceClientOptions {
-  /** Gateway address, ws:// or wss://. An empty path or '/' becomes /device; ?id=<deviceId> is added. */
+  /**
+   * Gateway address. ws:// or wss:// connects over WebSocket (an empty path or '/' becomes /device;
+   * ?id=<deviceId> is added); mqtt:// or mqtts:// connects to the gateway's MQTT broker (default
+   * ports 1883 / 8883; path ignored).
+   */
   url: string;
   /** The device's id (no whitespace, '/', '+' or '#': it also names MQTT topics). */
   deviceId: string;
-  /** The device's token, sent as `Authorization: Bearer <token>`; never put in the URL or logged. */
+  /** The device's token, sent as `Authorization: Bearer <token>` (MQTT: the CONNECT password); never put in the URL or logged. */
   token: string;
   /** This boot's id, a non-zero u32 (default: random per client instance, crypto.getRandomValues). */
   epoch?: number;
@@ -42,8 +50,13 @@ export interface DeviceClientOptions {
   timers?: Timers;
   /** Random source in [0, 1) for the backoff jitter (default Math.random). */
   random?: () => number;
-  /** Connects some other way (tests, a future MQTT transport). Default: wsTransport({ url, deviceId, token }). */
-  transport?: TransportFactory;
+  /**
+   * 'ws' or 'mqtt' (default: from the url's scheme, which must match), or a TransportFactory that
+   * connects some other way (tests): then any URL is accepted and handed to nobody.
+   */
+  transport?: TransportName | TransportFactory;
+  /** MQTT settings, used when the transport is 'mqtt' (see MQTT_DEFAULTS). */
+  mqtt?: MqttOptions;
 }
 
 /** Every default in one place. */
@@ -61,8 +74,9 @@ export const DEFAULTS = {
 } as const;
 
 /** Options after defaults and checks. Holds no token: that stays inside the transport factory. */
-export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport'>> {
-  transport: TransportFactory | undefined;
+export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport' | 'mqtt'>> {
+  transport: TransportName | TransportFactory;
+  mqtt: Required<Omit<MqttOptions, 'ca'>> & Pick<MqttOptions, 'ca'>;
 }
 
 const DEFAULT_TIMERS: Timers = {
@@ -94,13 +108,12 @@ const TOKEN = /^[\x21-\x7e]+$/;
 /** Applies DEFAULTS and validates; every error names the option. The token is checked, not kept. */
 export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new TypeError('DeviceClient needs an options object { url, deviceId, token }');
-  if (o.transport !== undefined && typeof o.transport !== 'function') fail('transport', 'a function', o.transport);
-  if (typeof o.url !== 'string') fail('url', 'a string', o.url);
-  if (!URL.canParse(o.url)) fail('url', 'a valid URL such as ws://127.0.0.1:8080', o.url);
-  if (o.transport === undefined) {
-    const protocol = new URL(o.url).protocol;
-    if (protocol !== 'ws:' && protocol !== 'wss:') fail('url', 'a ws:// or wss:// URL', o.url);
+  if (o.transport !== undefined && typeof o.transport !== 'function' && o.transport !== 'ws' && o.transport !== 'mqtt') {
+    fail('transport', "'ws', 'mqtt' or a TransportFactory function", o.transport);
   }
+  if (typeof o.url !== 'string') fail('url', 'a string', o.url);
+  if (!URL.canParse(o.url)) fail('url', 'a valid URL such as ws://127.0.0.1:8080 or mqtt://127.0.0.1:1883', o.url);
+  const transport = typeof o.transport === 'function' ? o.transport : transportFor(o.url, o.transport);
   if (typeof o.deviceId !== 'string' || !DEVICE_ID_PATTERN.test(o.deviceId)) {
     fail('deviceId', DEVICE_ID_RULE, o.deviceId);
   }
@@ -140,6 +153,35 @@ export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
     closeTimeoutMs: int(o, 'closeTimeoutMs', 0, DAY),
     timers,
     random,
-    transport: o.transport,
+    transport,
+    mqtt: resolveMqtt(o.mqtt),
   };
+}
+
+const SCHEMES: Record<TransportName, readonly string[]> = { ws: ['ws:', 'wss:'], mqtt: ['mqtt:', 'mqtts:'] };
+
+/** The transport the URL's scheme names; with an explicit `name`, the scheme must belong to it. */
+function transportFor(url: string, name: TransportName | undefined): TransportName {
+  const protocol = new URL(url).protocol;
+  if (name !== undefined) {
+    if (!SCHEMES[name].includes(protocol)) fail('url', `a ${SCHEMES[name].map((p) => `${p}//`).join(' or ')} URL with transport '${name}'`, url);
+    return name;
+  }
+  if (SCHEMES.ws.includes(protocol)) return 'ws';
+  if (SCHEMES.mqtt.includes(protocol)) return 'mqtt';
+  return fail('url', 'a ws://, wss://, mqtt:// or mqtts:// URL', url);
+}
+
+function resolveMqtt(m: MqttOptions | undefined): ResolvedOptions['mqtt'] {
+  if (m === undefined) return { ...MQTT_DEFAULTS };
+  if (m === null || typeof m !== 'object') fail('mqtt', 'an object { protocolVersion?, keepaliveSec?, ca? }', m);
+  const protocolVersion = m.protocolVersion ?? MQTT_DEFAULTS.protocolVersion;
+  if (protocolVersion !== 4 && protocolVersion !== 5) fail('mqtt.protocolVersion', '4 (MQTT 3.1.1) or 5', protocolVersion);
+  const keepaliveSec = m.keepaliveSec ?? MQTT_DEFAULTS.keepaliveSec;
+  // MQTT carries keep alive as a u16 of seconds; 0 turns it off.
+  if (!Number.isInteger(keepaliveSec) || keepaliveSec < 0 || keepaliveSec > 65535) fail('mqtt.keepaliveSec', 'an integer from 0 to 65535', keepaliveSec);
+  if (m.ca !== undefined && typeof m.ca !== 'string' && !Buffer.isBuffer(m.ca)) fail('mqtt.ca', 'a PEM string or a Buffer', typeof m.ca);
+  const out: ResolvedOptions['mqtt'] = { protocolVersion, keepaliveSec };
+  if (m.ca !== undefined) out.ca = m.ca;
+  return out;
 }

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client as BrokerClient } from 'aedes';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { decodeFrame } from '../../devices/codec/decode.js';
 import { encodeAck, encodeCommand, encodeError, encodeTelemetry } from '../../devices/codec/encode.js';
 import { FrameError } from '../../devices/codec/errors.js';
@@ -25,6 +25,7 @@ const TOKEN = 'secret-token-1';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   while (cleanups.length > 0) await cleanups.pop()!();
 });
 
@@ -375,6 +376,25 @@ describe('DeviceClient over MQTT', () => {
     await pause(100);
     expect(gw.logins).toHaveLength(1);
     expect(client.stats.unacked).toBe(1);
+  });
+
+  it('does not let an old error frame decide a later, unrelated drop', async () => {
+    const gw = newGateway({
+      onSubscribed: (b, id) => {
+        b.clients.get(id)?.conn.write(rawPublish(deviceTopics(id).commands, encodeError({ timestamp: 0 }, { code: 'FRAME_TOO_LARGE', message: 'x' })));
+      },
+    });
+    const broker = await startBroker(gw);
+    const client = makeClient({ url: broker.url });
+    const errors = collect(client, 'error');
+    const disconnects = collect(client, 'disconnected');
+    await client.connect();
+    await waitFor(() => errors.length === 1, 'the error frame', 3000);
+    const realNow = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 6000); // past the 5 s an error frame explains a close
+    await broker.stop();
+    await waitFor(() => disconnects.length >= 1, 'the disconnect', 3000); // then failed retries follow
+    expect(disconnects[0]).toMatchObject({ code: 1006, willReconnect: true });
   });
 
   it('retries with backoff while no broker listens, then connects', async () => {
