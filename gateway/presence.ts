@@ -25,18 +25,26 @@ export class Presence {
     private readonly log: Logger,
   ) {}
 
-  /** Makes `link` the device's connection; a still-open older one is told REPLACED and closed. */
+  /**
+   * Tells the device's current connection it is being replaced and closes it (newest wins, as MQTT
+   * brokers do with a duplicate client id). Transports call this as early as they know a newcomer
+   * is authentic, before their own takeover closes the old connection without a word.
+   */
+  replace(device: DeviceState, by: { transport: string; remoteAddress: string }): void {
+    const old = device.link;
+    if (!old || !device.online) return;
+    const now = Date.now();
+    old.closingCause = 'replaced';
+    old.send(encodeError({ timestamp: now }, { code: 'REPLACED', message: 'the same device id connected again; this connection is replaced' }));
+    old.close(CLOSE_CODES.REPLACED, 'REPLACED');
+    this.devices.markOffline(device, old, 'replaced', `by a ${by.transport} connection from ${by.remoteAddress}`, now);
+    for (const l of this.disconnected) l(device, old);
+  }
+
+  /** Makes `link` the device's connection; a still-open older one is replaced. */
   connect(device: DeviceState, link: DeviceLink): void {
     const now = Date.now();
-    const old = device.link;
-    if (old && device.online) {
-      // Newest wins, as MQTT brokers do with a duplicate client id.
-      old.closingCause = 'replaced';
-      old.send(encodeError({ timestamp: now }, { code: 'REPLACED', message: 'the same device id connected again; this connection is replaced' }));
-      old.close(CLOSE_CODES.REPLACED, 'REPLACED');
-      this.devices.markOffline(device, old, 'replaced', `by a ${link.transport} connection from ${link.remoteAddress}`, now);
-      for (const l of this.disconnected) l(device, old);
-    }
+    this.replace(device, link);
     this.devices.markOnline(device, link, now);
     this.log.info({ device: device.id, transport: link.transport, remote: link.remoteAddress }, 'device connected');
     for (const l of this.connected) l(device, link);

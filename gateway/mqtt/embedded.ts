@@ -139,6 +139,9 @@ export class EmbeddedBroker {
     }
     const remote = (client.conn as Socket).remoteAddress ?? '';
     this.byClient.set(client, { device, link: new MqttLink(client, remote) });
+    // aedes takes over a duplicate client id by closing the old session silently, before any event
+    // of ours: tell the old connection now, so its device stops instead of reconnecting in a loop.
+    this.presence.replace(device, { transport: 'mqtt', remoteAddress: remote });
     cb(null, true);
   }
 
