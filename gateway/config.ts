@@ -44,6 +44,11 @@ const SPECS = {
   commandMaxArgsBytes: { flag: 'command-max-args-bytes', env: 'GATEWAY_COMMAND_MAX_ARGS_BYTES', kind: 'int', default: 8192, min: 16, max: 60000, doc: 'largest command args as JSON; more gets HTTP 413 COMMAND_TOO_LARGE' },
   commandTtl: { flag: 'command-ttl', env: 'GATEWAY_COMMAND_TTL', kind: 'int', default: 300000, min: 1, max: 604800000, doc: 'default ms a command may wait for delivery before it expires' },
   commandTimeout: { flag: 'command-timeout', env: 'GATEWAY_COMMAND_TIMEOUT', kind: 'int', default: 30000, min: 100, max: 86400000, doc: 'default ms from sending a command to its result before it times out' },
+  liveFlushMs: { flag: 'live-flush-ms', env: 'GATEWAY_LIVE_FLUSH_MS', kind: 'int', default: 100, min: 10, max: 10000, doc: 'live updates to dashboards are coalesced into one message per stream every this many ms' },
+  liveMaxPoints: { flag: 'live-max-points', env: 'GATEWAY_LIVE_MAX_POINTS', kind: 'int', default: 2, min: 2, max: 10000, doc: 'points per channel per live message; more are reduced to the interval\'s min and max' },
+  liveReplay: { flag: 'live-replay', env: 'GATEWAY_LIVE_REPLAY', kind: 'int', default: 600, min: 1, max: 100000, doc: 'live messages kept per watched device for gap-free resume' },
+  liveBudget: { flag: 'live-budget', env: 'GATEWAY_LIVE_BUDGET', kind: 'int', default: 1048576, min: 4096, max: 268435456, doc: 'bytes a dashboard client may have waiting; over it, it misses updates and is told how many' },
+  dashboardDir: { flag: 'dashboard-dir', env: 'GATEWAY_DASHBOARD_DIR', kind: 'string', default: undefined, doc: 'built dashboard to serve at / (default: dashboard/dist of this checkout)' },
   logLevel: { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'log level (logs are JSON lines on stderr)' },
   allowUwsFallback: { flag: 'allow-uws-fallback', env: 'GATEWAY_ALLOW_UWS_FALLBACK', kind: 'bool', default: false, doc: 'start even when uWebSockets.js falls back to its slow ws shim' },
 } as const satisfies Record<string, Spec>;

@@ -2,6 +2,7 @@
  * What the gateway knows of each device: presence with the cause of the last disconnect, the
  * connection it is reachable on, counters, the last value per channel and its dedupe state.
  */
+import { typeOfDevice } from '../devices/device-types.js';
 import { DeviceSequence } from './dedupe.js';
 import type { RegistryEntry } from './auth.js';
 
@@ -55,10 +56,15 @@ export class DeviceState {
   readonly lastTimes: number[] = [];
   readonly lastTypes: number[] = [];
 
+  /** Names the device's channel schema (devices/device-types.ts). */
+  readonly type: string | undefined;
+
   constructor(
     readonly id: string,
     public entry: RegistryEntry | undefined,
-  ) {}
+  ) {
+    this.type = typeOfDevice(id, entry?.type);
+  }
 
   /** Records a seq to be range-acked (bridge mode), extending the last run when it follows on. */
   noteRangeAck(seq: number): void {
@@ -101,7 +107,7 @@ export class DeviceState {
       id: this.id,
       online: this.online,
       lastSeen: this.lastSeen || null,
-      type: this.entry?.type ?? null,
+      type: this.type ?? null,
       name: this.entry?.name ?? null,
       transport: this.online ? this.link?.transport ?? null : null,
       connectedAt: this.connectedAt || null,

@@ -17,6 +17,13 @@ import { silentLogger, type Logger } from './log.js';
 import { CommandJournal } from './commands/journal.js';
 import { CommandService } from './commands/commands.js';
 import { commandRoutes } from './commands/routes.js';
+import { DEVICE_TYPES } from '../devices/device-types.js';
+import { LiveHub } from './live/hub.js';
+import { liveSocketRoute } from './live/socket.js';
+import { SseHub } from './live/sse.js';
+import { sendJson, requireGet } from './http-api.js';
+import { GatewayStats } from './stats.js';
+import { defaultDashboardDir, StaticFiles } from './static.js';
 import { MqttBridge } from './mqtt/bridge.js';
 import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
@@ -39,6 +46,9 @@ export class Gateway {
   readonly log: Logger;
   readonly presence: Presence;
   readonly commands: CommandService;
+  readonly live: LiveHub;
+  readonly stats: GatewayStats;
+  private sse: SseHub | undefined;
   private readonly auth: Authenticator;
   private readonly cursors: CursorStore;
   private readonly acks: AckScheduler;
@@ -79,6 +89,24 @@ export class Gateway {
     this.ingest.onResult((device, result) => this.commands.onResult(device, result));
     this.presence.onConnect((device) => this.commands.dispatch(device));
     this.presence.onDisconnect((device) => this.commands.deviceDisconnected(device));
+    this.stats = new GatewayStats(this.devices, this.ingest, this.commands, () => ({
+      liveClients: this.live.clients.size + (this.sse?.clients ?? 0),
+      liveDropped: this.live.dropped,
+      storage: { kind: this.storage.kind, status: 'ok' },
+    }));
+    this.live = new LiveHub(this.devices, () => this.stats.sample(), {
+      flushMs: config.liveFlushMs,
+      maxPointsPerChannel: config.liveMaxPoints,
+      replay: config.liveReplay,
+      budgetBytes: config.liveBudget,
+    });
+    this.ingest.onTelemetry((device, h, batch) => {
+      this.live.streams.add(device, h, batch);
+      this.live.touch(device);
+    });
+    this.presence.onConnect((device) => this.live.touch(device));
+    this.presence.onDisconnect((device) => this.live.touch(device));
+    this.commands.on('change', (c) => this.live.command(c));
     this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, config.ackInterval, Math.floor(config.deviceSendBudget / 2));
   }
 
@@ -120,13 +148,28 @@ export class Gateway {
       errorLogIntervalMs: 60_000,
     });
     server.socket('/device', this.deviceRoute);
+    server.socket('/live', liveSocketRoute(this.live, this.auth));
+    this.live.publisher = { publish: (topic, text) => server.publish(topic, text, false) };
+    this.sse = new SseHub(this.live);
+    const dashboard = new StaticFiles(c.dashboardDir ?? defaultDashboardDir());
+    if (!dashboard.available) this.log.warn({ dir: dashboard.dir }, 'the dashboard is not built, so / answers 503: run `npm run build`');
     server.http(
       createApi({
         devices: this.devices,
         auth: this.auth,
         storage: this.storage,
         ready: () => ({ ready: this.state === 'running', checks: { listening: this.state === 'running' ? 'ok' : this.state, storage: 'ok' } }),
-      }, [commandRoutes(this.commands, c.commandMaxArgsBytes)]),
+      }, [
+        commandRoutes(this.commands, c.commandMaxArgsBytes),
+        this.sse.route(),
+        (req, reply, seg) => {
+          if (seg.length !== 2 || seg[0] !== 'api' || seg[1] !== 'device-types') return false;
+          requireGet(req);
+          sendJson(reply, 200, { types: DEVICE_TYPES });
+          return true;
+        },
+        (req, reply, seg) => seg[0] !== 'api' && dashboard.serve(req, reply),
+      ]),
     );
     this.port = await server.listen(c.host, c.port);
     this.server = server;
@@ -153,6 +196,7 @@ export class Gateway {
       this.mqttPort = this.mqtt.port;
     }
     this.acks.start();
+    this.live.start();
     this.state = 'running';
     this.log.info({ url: this.url, mqtt: this.mqttUrl ?? 'off', storage: this.storage.kind }, 'gateway listening');
   }
@@ -174,6 +218,8 @@ export class Gateway {
       // Let the close frames go out before the process may exit.
       await new Promise((r) => setTimeout(r, 50));
     }
+    this.live.stop();
+    this.sse?.close();
     await this.mqtt?.close();
     await this.bridge?.close();
     this.acks.stop();

@@ -116,7 +116,7 @@ export class Ingest {
     this.stats.readings += batch.count;
     const t = h.timestamp;
     for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
-    this.storage.write(device.id, device.entry?.type, t, batch);
+    this.storage.write(device.id, device.type, t, batch);
     const ls = this.telemetryListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, batch);
     return undefined;

@@ -90,13 +90,23 @@ export class Reply {
     });
   }
 
-  /** Writes a chunk to a streamed response; false when the client is gone. */
+  /** Writes a chunk to a streamed response; false when it had to be buffered (backpressure) or the client is gone. */
   write(chunk: string): boolean {
     if (this.aborted || this.done) return false;
+    let ok = false;
     this.res.cork(() => {
-      this.res.write(chunk);
+      ok = this.res.write(chunk);
     });
-    return !this.aborted;
+    return ok && !this.aborted;
+  }
+
+  /** Called once when a backpressured streamed response can take more. */
+  onWritable(cb: () => void): void {
+    if (this.aborted || this.done) return;
+    this.res.onWritable(() => {
+      cb();
+      return true;
+    });
   }
 
   end(): void {

@@ -1,0 +1,71 @@
+/**
+ * Device types: what each channel of a device means (name, unit, value type, plausible range).
+ * One declarative table shared by the gateway (channel names and units in the API and dashboard)
+ * and the simulator (which models believable readings from it).
+ */
+import type { ValueTypeName } from './codec/types.js';
+
+export interface ChannelSpec {
+  id: number;
+  name: string;
+  unit: string;
+  type: ValueTypeName;
+  /** Plausible range, for charts and the simulator. */
+  min?: number;
+  max?: number;
+}
+
+export interface DeviceTypeSpec {
+  type: string;
+  name: string;
+  channels: ChannelSpec[];
+}
+
+export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
+  {
+    type: 'climate',
+    name: 'Climate sensor',
+    channels: [
+      { id: 1, name: 'temperature', unit: '°C', type: 'f32', min: -20, max: 45 },
+      { id: 2, name: 'humidity', unit: '%', type: 'f32', min: 0, max: 100 },
+      { id: 3, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
+    ],
+  },
+  {
+    type: 'power',
+    name: 'Power meter',
+    channels: [
+      { id: 1, name: 'voltage', unit: 'V', type: 'f32', min: 210, max: 250 },
+      { id: 2, name: 'current', unit: 'A', type: 'f32', min: 0, max: 32 },
+      { id: 3, name: 'power', unit: 'W', type: 'f32', min: 0, max: 7500 },
+      { id: 4, name: 'energy', unit: 'kWh', type: 'f64', min: 0 },
+    ],
+  },
+  {
+    type: 'vibration',
+    name: 'Vibration monitor',
+    channels: [
+      { id: 1, name: 'velocity', unit: 'mm/s', type: 'f32', min: 0, max: 50 },
+      { id: 2, name: 'peak', unit: 'g', type: 'f32', min: 0, max: 16 },
+      { id: 3, name: 'alarm', unit: '', type: 'bool' },
+      { id: 4, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
+    ],
+  },
+];
+
+const BY_TYPE = new Map(DEVICE_TYPES.map((t) => [t.type, t]));
+
+export function deviceType(type: string | undefined): DeviceTypeSpec | undefined {
+  return type === undefined ? undefined : BY_TYPE.get(type);
+}
+
+/**
+ * A device's type: the registry's when it lists one, else the id's prefix before the first '-'
+ * when that names a known type (fleet devices such as "climate-0042" need no registry entry).
+ */
+export function typeOfDevice(id: string, registryType?: string): string | undefined {
+  if (registryType) return registryType;
+  const dash = id.indexOf('-');
+  const prefix = dash > 0 ? id.slice(0, dash) : undefined;
+  return prefix && BY_TYPE.has(prefix) ? prefix : undefined;
+}

@@ -1,0 +1,157 @@
+/**
+ * Turns ingested readings into one message per device per flush: coalesced, min/max-downsampled
+ * when a device sends faster than a chart can draw, numbered by a per-device seq, and kept in a
+ * ring so a client can resume after a gap. Only devices someone watches (or watched in the last
+ * few minutes) cost anything beyond one Map lookup per frame.
+ */
+import type { FrameHeader, TelemetryBatch } from '../../devices/codec/index.js';
+import type { DeviceState } from '../devices.js';
+
+/** How long a device's stream keeps being built after its last watcher left, so that watcher can resume. */
+const GRACE_MS = 5 * 60_000;
+
+interface Pending {
+  channels: number[];
+  times: number[];
+  values: number[];
+  bools: boolean[];
+}
+
+interface Stream {
+  seq: number;
+  watchers: number;
+  unwatchedAt: number;
+  pending: Pending;
+  /** Ring of the last messages: [seq, json]. */
+  ring: (string | undefined)[];
+  ringSeqs: number[];
+  ringHead: number;
+  ringSize: number;
+}
+
+export interface DeviceMessage {
+  id: string;
+  seq: number;
+  json: string;
+}
+
+export class DeviceStreams {
+  private readonly streams = new Map<string, Stream>();
+  private readonly active: Stream[] = [];
+  private readonly activeIds: string[] = [];
+
+  constructor(
+    private readonly maxPointsPerChannel: number,
+    private readonly replay: number,
+  ) {}
+
+  watch(id: string): void {
+    let s = this.streams.get(id);
+    if (!s) {
+      s = { seq: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
+      this.streams.set(id, s);
+    }
+    s.watchers++;
+  }
+
+  unwatch(id: string, now: number): void {
+    const s = this.streams.get(id);
+    if (!s || s.watchers === 0) return;
+    if (--s.watchers === 0) s.unwatchedAt = now;
+  }
+
+  /** Telemetry listener: one Map lookup for unwatched devices. */
+  add(device: DeviceState, h: FrameHeader, batch: TelemetryBatch): void {
+    const s = this.streams.get(device.id);
+    if (!s) return;
+    const p = s.pending;
+    if (p.channels.length === 0) {
+      this.active.push(s);
+      this.activeIds.push(device.id);
+    }
+    for (let i = 0; i < batch.count; i++) {
+      p.channels.push(batch.channels[i]!);
+      p.times.push(h.timestamp + batch.offsets[i]!);
+      p.values.push(batch.values[i]!);
+      p.bools.push(batch.types[i] === 4);
+    }
+  }
+
+  /** Builds this flush's messages and empties the pending points. */
+  flush(now: number): DeviceMessage[] {
+    const out: DeviceMessage[] = [];
+    for (let i = 0; i < this.active.length; i++) {
+      const s = this.active[i]!;
+      const id = this.activeIds[i]!;
+      const { points, downsampled } = this.points(s.pending);
+      s.seq++;
+      const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled });
+      s.ring[s.ringHead] = json;
+      s.ringSeqs[s.ringHead] = s.seq;
+      s.ringHead = (s.ringHead + 1) % this.replay;
+      if (s.ringSize < this.replay) s.ringSize++;
+      s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
+      out.push({ id, seq: s.seq, json });
+    }
+    this.active.length = 0;
+    this.activeIds.length = 0;
+    this.expire(now);
+    return out;
+  }
+
+  /** Messages after `afterSeq`, or undefined when the ring no longer reaches back that far. */
+  since(id: string, afterSeq: number): string[] | undefined {
+    const s = this.streams.get(id);
+    if (!s) return afterSeq === 0 ? [] : undefined;
+    if (afterSeq > s.seq) return undefined; // from before a gateway restart
+    if (afterSeq === s.seq) return [];
+    const oldest = s.seq - s.ringSize + 1;
+    if (afterSeq + 1 < oldest) return undefined;
+    const out: string[] = [];
+    for (let seq = afterSeq + 1; seq <= s.seq; seq++) {
+      const idx = (s.ringHead - (s.seq - seq) - 1 + this.replay) % this.replay;
+      out.push(s.ring[idx]!);
+    }
+    return out;
+  }
+
+  private points(p: Pending): { points: Record<string, [number, number | boolean][]>; downsampled: boolean } {
+    const by = new Map<number, number[]>();
+    for (let i = 0; i < p.channels.length; i++) {
+      const ch = p.channels[i]!;
+      let idx = by.get(ch);
+      if (!idx) by.set(ch, (idx = []));
+      idx.push(i);
+    }
+    const points: Record<string, [number, number | boolean][]> = {};
+    let downsampled = false;
+    for (const [ch, idx] of by) {
+      const pts: [number, number | boolean][] = [];
+      const val = (i: number): number | boolean => (p.bools[i] ? p.values[i] === 1 : p.values[i]!);
+      if (idx.length <= this.maxPointsPerChannel) {
+        for (const i of idx) pts.push([p.times[i]!, val(i)]);
+      } else {
+        // Min and max of the interval, each at its own time, in time order: what a line chart shows.
+        downsampled = true;
+        let lo = idx[0]!;
+        let hi = idx[0]!;
+        for (const i of idx) {
+          if (p.values[i]! < p.values[lo]!) lo = i;
+          if (p.values[i]! > p.values[hi]!) hi = i;
+        }
+        const [a, b] = p.times[lo]! <= p.times[hi]! ? [lo, hi] : [hi, lo];
+        pts.push([p.times[a]!, val(a)]);
+        if (b !== a) pts.push([p.times[b]!, val(b)]);
+      }
+      pts.sort((x, y) => x[0] - y[0]);
+      points[String(ch)] = pts;
+    }
+    return { points, downsampled };
+  }
+
+  private expire(now: number): void {
+    for (const [id, s] of this.streams) {
+      if (s.watchers === 0 && now - s.unwatchedAt > GRACE_MS && s.pending.channels.length === 0) this.streams.delete(id);
+    }
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The live fan-out. Ingest and the command service feed it; every flush it publishes one
+ * coalesced message per changed device stream and one fleet delta on uWS topics, so sending to
+ * many browsers is uWS's native publish. Clients over their send budget are unsubscribed until
+ * they catch up, then told how many messages they missed. Ingest never waits on any of this.
+ */
+import type { CommandRecord } from '../commands/command.js';
+import type { DeviceState, DeviceTable } from '../devices.js';
+import { DeviceStreams } from './device-streams.js';
+
+export interface LiveOptions {
+  flushMs: number;
+  maxPointsPerChannel: number;
+  replay: number;
+  budgetBytes: number;
+}
+
+/** What the hub needs of a live client's connection. */
+export interface LiveConn {
+  send(text: string): 'sent' | 'queued' | 'dropped';
+  bufferedAmount(): number;
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): void;
+  /** Closes with 1001 (going away) at shutdown. */
+  close(): void;
+}
+
+export interface LiveClient {
+  conn: LiveConn;
+  streams: Set<string>;
+  congested: boolean;
+  /** Topic message counts when the client went congested, to count what it missed. */
+  missedFrom: Map<string, number>;
+  missedDirect: number;
+}
+
+export type StatsSource = () => Record<string, unknown>;
+
+export interface Publisher {
+  publish(topic: string, text: string): void;
+}
+
+/** Something that wants each device message as it is built (Server-Sent Events). */
+export type DeviceMessageSink = (id: string, seq: number, json: string) => void;
+
+export class LiveHub {
+  readonly streams: DeviceStreams;
+  readonly clients = new Set<LiveClient>();
+  private readonly fleetDirty = new Set<DeviceState>();
+  private readonly topicCounts = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private statsTimer: NodeJS.Timeout | undefined;
+  private readonly sinks: DeviceMessageSink[] = [];
+  /** Messages not sent to a client because it was over its budget. */
+  dropped = 0;
+  publisher: Publisher | undefined;
+
+  constructor(
+    private readonly devices: DeviceTable,
+    private readonly stats: StatsSource,
+    readonly opts: LiveOptions,
+  ) {
+    this.streams = new DeviceStreams(opts.maxPointsPerChannel, opts.replay);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.flush(Date.now()), this.opts.flushMs);
+    this.statsTimer = setInterval(() => this.publish('stats', JSON.stringify({ type: 'stats', stats: this.stats() })), 1000);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    for (const c of this.clients) c.conn.close();
+  }
+
+  onDeviceMessage(sink: DeviceMessageSink): void {
+    this.sinks.push(sink);
+  }
+
+  /** A device's state changed (readings, presence): it goes in the next fleet delta. */
+  touch(device: DeviceState): void {
+    this.fleetDirty.add(device);
+  }
+
+  command(c: CommandRecord): void {
+    this.publish('commands', JSON.stringify({ type: 'command', command: c }));
+  }
+
+  fleetSnapshot(): string {
+    const devices = [];
+    for (const d of this.devices.all()) devices.push(d.toJSON());
+    return JSON.stringify({ type: 'fleet', full: true, devices });
+  }
+
+  /** Sends straight to one client, respecting its budget. */
+  sendTo(c: LiveClient, text: string): void {
+    if (c.congested || c.conn.send(text) === 'dropped') {
+      c.missedDirect++;
+      this.dropped++;
+    }
+  }
+
+  subscribe(c: LiveClient, stream: string): void {
+    if (c.streams.has(stream)) return;
+    c.streams.add(stream);
+    if (!c.congested) c.conn.subscribe(stream);
+    if (stream.startsWith('device:')) this.streams.watch(stream.slice(7));
+  }
+
+  unsubscribe(c: LiveClient, stream: string): void {
+    if (!c.streams.delete(stream)) return;
+    if (!c.congested) c.conn.unsubscribe(stream);
+    if (stream.startsWith('device:')) this.streams.unwatch(stream.slice(7), Date.now());
+  }
+
+  remove(c: LiveClient): void {
+    for (const s of [...c.streams]) this.unsubscribe(c, s);
+    this.clients.delete(c);
+  }
+
+  private publish(topic: string, text: string): void {
+    this.topicCounts.set(topic, (this.topicCounts.get(topic) ?? 0) + 1);
+    this.publisher?.publish(topic, text);
+  }
+
+  flush(now: number): void {
+    this.checkBudgets();
+    for (const m of this.streams.flush(now)) {
+      this.publish(`device:${m.id}`, m.json);
+      for (const sink of this.sinks) sink(m.id, m.seq, m.json);
+    }
+    if (this.fleetDirty.size > 0) {
+      const devices = [];
+      for (const d of this.fleetDirty) devices.push(d.toJSON());
+      this.fleetDirty.clear();
+      this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices }));
+    }
+  }
+
+  /** Unsubscribes clients over budget; brings back those that caught up, telling them what they missed. */
+  checkBudgets(): void {
+    const budget = this.opts.budgetBytes;
+    for (const c of this.clients) {
+      const buffered = c.conn.bufferedAmount();
+      if (!c.congested && buffered > budget) {
+        c.congested = true;
+        for (const s of c.streams) {
+          c.conn.unsubscribe(s);
+          c.missedFrom.set(s, this.topicCounts.get(s) ?? 0);
+        }
+      } else if (c.congested && buffered <= budget / 2) {
+        this.recover(c);
+      }
+    }
+  }
+
+  private recover(c: LiveClient): void {
+    c.congested = false;
+    let count = c.missedDirect;
+    const affected: string[] = [];
+    for (const s of c.streams) {
+      const missed = (this.topicCounts.get(s) ?? 0) - (c.missedFrom.get(s) ?? 0);
+      if (missed > 0) affected.push(s);
+      count += missed;
+      c.conn.subscribe(s);
+    }
+    this.dropped += count - c.missedDirect;
+    c.missedFrom.clear();
+    c.missedDirect = 0;
+    if (count > 0) c.conn.send(JSON.stringify({ type: 'missed', count, streams: affected }));
+    if (c.streams.has('fleet')) c.conn.send(this.fleetSnapshot());
+  }
+}

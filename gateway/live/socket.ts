@@ -1,0 +1,85 @@
+/** The /live WebSocket route: operator auth at upgrade, the subscription protocol of gateway/LIVE.md. */
+import { bearerToken, DEVICE_ID_PATTERN, type Authenticator } from '../auth.js';
+import type { Connection, SocketRoute, UpgradeDecision } from '../uws.js';
+import type { LiveClient, LiveHub } from './hub.js';
+
+interface Data {
+  client: LiveClient;
+}
+
+const STATIC_STREAMS = new Set(['fleet', 'stats', 'commands']);
+
+function error(code: string, message: string): string {
+  return JSON.stringify({ type: 'error', code, message });
+}
+
+export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageBytes = 64 * 1024): SocketRoute<Data> {
+  return {
+    maxPayloadLength: maxMessageBytes,
+    idleTimeoutSeconds: 60,
+    // Over this uWS itself drops; the hub's budget check (lower) normally acts first.
+    maxBackpressure: hub.opts.budgetBytes * 4,
+
+    upgrade(info): UpgradeDecision<Data> {
+      if (!auth.operator(bearerToken(info.header('authorization'), info.query))) {
+        return { refuse: { status: 401, body: JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'operator token missing or wrong: open the dashboard URL the gateway printed at start' } }) } };
+      }
+      // The connection is filled in at open().
+      return { accept: { client: { conn: undefined as unknown as LiveClient['conn'], streams: new Set(), congested: false, missedFrom: new Map(), missedDirect: 0 } } };
+    },
+
+    open(conn: Connection<Data>) {
+      const client = conn.data.client;
+      client.conn = {
+        send: (text) => conn.send(text, false),
+        bufferedAmount: () => conn.bufferedAmount(),
+        subscribe: (t) => conn.subscribe(t),
+        unsubscribe: (t) => conn.unsubscribe(t),
+        close: () => conn.end(1001, 'gateway shutting down'),
+      };
+      hub.clients.add(client);
+      conn.send(JSON.stringify({ type: 'hello', serverTime: Date.now(), flushMs: hub.opts.flushMs, budgetBytes: hub.opts.budgetBytes }), false);
+    },
+
+    message(conn, bytes) {
+      const client = conn.data.client;
+      let msg: { op?: unknown; streams?: unknown; resume?: unknown };
+      try {
+        msg = JSON.parse(Buffer.from(bytes).toString('utf8'));
+      } catch {
+        return void hub.sendTo(client, error('BAD_MESSAGE', 'messages are JSON objects such as {"op":"subscribe","streams":["fleet"]}'));
+      }
+      const streams = Array.isArray(msg?.streams) ? msg.streams : undefined;
+      if ((msg?.op !== 'subscribe' && msg?.op !== 'unsubscribe') || !streams || !streams.every((s) => typeof s === 'string')) {
+        return void hub.sendTo(client, error('BAD_MESSAGE', 'expected {"op":"subscribe"|"unsubscribe","streams":[...]}'));
+      }
+      for (const s of streams as string[]) {
+        if (!STATIC_STREAMS.has(s) && !(s.startsWith('device:') && DEVICE_ID_PATTERN.test(s.slice(7)))) {
+          hub.sendTo(client, error('UNKNOWN_STREAM', `no stream "${s.slice(0, 200)}" (fleet, stats, commands, device:<id>)`));
+          continue;
+        }
+        if (msg.op === 'unsubscribe') {
+          hub.unsubscribe(client, s);
+          continue;
+        }
+        const resume = (msg.resume as Record<string, unknown> | undefined)?.[s];
+        hub.subscribe(client, s);
+        if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
+        if (s.startsWith('device:') && typeof resume === 'number') {
+          const replay = hub.streams.since(s.slice(7), resume);
+          hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' }));
+          for (const m of replay ?? []) hub.sendTo(client, m);
+        }
+      }
+    },
+
+    drain(conn) {
+      const c = conn.data.client;
+      if (c.congested) hub.checkBudgets();
+    },
+
+    close(conn) {
+      hub.remove(conn.data.client);
+    },
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * GET /api/live?device=<id>[&device=…]: the same device messages as /live, as Server-Sent Events,
+ * for curl -N and EventSource. Resumes from Last-Event-ID; a client that cannot keep up skips
+ * messages until it can, then gets one `missed` event.
+ */
+import { DEVICE_ID_PATTERN } from '../auth.js';
+import { ApiError } from '../errors.js';
+import type { RouteHandler } from '../http-api.js';
+import type { Reply } from '../uws.js';
+import type { LiveHub } from './hub.js';
+
+interface SseClient {
+  reply: Reply;
+  congested: boolean;
+  missed: number;
+}
+
+const KEEPALIVE_MS = 15_000;
+
+export class SseHub {
+  private readonly byDevice = new Map<string, Set<SseClient>>();
+  private readonly all = new Set<SseClient>();
+  private readonly keepalive: NodeJS.Timeout;
+
+  constructor(private readonly hub: LiveHub) {
+    hub.onDeviceMessage((id, seq, json) => {
+      const set = this.byDevice.get(id);
+      if (set) for (const c of set) this.send(c, `id: ${id}:${seq}\nevent: device\ndata: ${json}\n\n`);
+    });
+    this.keepalive = setInterval(() => {
+      for (const c of this.all) this.send(c, ': keepalive\n\n');
+    }, KEEPALIVE_MS);
+  }
+
+  private send(c: SseClient, text: string): void {
+    if (c.congested) {
+      c.missed++;
+      this.hub.dropped++;
+      return;
+    }
+    if (!c.reply.write(text)) {
+      c.congested = true;
+      c.reply.onWritable(() => {
+        c.congested = false;
+        if (c.missed > 0) c.reply.write(`event: missed\ndata: ${JSON.stringify({ type: 'missed', count: c.missed })}\n\n`);
+        c.missed = 0;
+      });
+    }
+  }
+
+  route(): RouteHandler {
+    return (req, reply, s) => {
+      if (!(s.length === 2 && s[0] === 'api' && s[1] === 'live')) return false;
+      const ids = req.query.getAll('device');
+      if (ids.length === 0 || !ids.every((id) => DEVICE_ID_PATTERN.test(id))) {
+        throw new ApiError(400, 'BAD_QUERY', 'name one or more devices: /api/live?device=<id>[&device=<id2>]');
+      }
+      const client: SseClient = { reply, congested: false, missed: 0 };
+      this.all.add(client);
+      reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      // Last-Event-ID is "<device>:<seq>" of the last message the client applied.
+      const last = /^(.+):(\d+)$/.exec(req.header('last-event-id'));
+      for (const id of ids) {
+        let set = this.byDevice.get(id);
+        if (!set) this.byDevice.set(id, (set = new Set()));
+        set.add(client);
+        this.hub.streams.watch(id);
+        if (last && last[1] === id) {
+          const replay = this.hub.streams.since(id, Number(last[2]));
+          this.send(client, `event: resume\ndata: ${JSON.stringify({ type: 'resume', stream: `device:${id}`, from: Number(last[2]), status: replay ? 'ok' : 'too_old' })}\n\n`);
+          for (const m of replay ?? []) {
+            const seq = (JSON.parse(m) as { seq: number }).seq;
+            this.send(client, `id: ${id}:${seq}\nevent: device\ndata: ${m}\n\n`);
+          }
+        }
+      }
+      this.send(client, ': connected\n\n');
+      reply.onClose(() => {
+        this.all.delete(client);
+        for (const id of ids) {
+          this.byDevice.get(id)?.delete(client);
+          if (this.byDevice.get(id)?.size === 0) this.byDevice.delete(id);
+          this.hub.streams.unwatch(id, Date.now());
+        }
+      });
+      return true;
+    };
+  }
+
+  get clients(): number {
+    return this.all.size;
+  }
+
+  close(): void {
+    clearInterval(this.keepalive);
+    for (const c of this.all) c.reply.end();
+    this.all.clear();
+    this.byDevice.clear();
+  }
+}
