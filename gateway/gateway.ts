@@ -153,8 +153,7 @@ export class Gateway {
     this.sse = new SseHub(this.live);
     const dashboard = new StaticFiles(c.dashboardDir ?? defaultDashboardDir());
     if (!dashboard.available) this.log.warn({ dir: dashboard.dir }, 'the dashboard is not built, so / answers 503: run `npm run build`');
-    server.http(
-      createApi({
+    const api = createApi({
         devices: this.devices,
         auth: this.auth,
         storage: this.storage,
@@ -169,8 +168,15 @@ export class Gateway {
           return true;
         },
         (req, reply, seg) => seg[0] !== 'api' && dashboard.serve(req, reply),
-      ]),
-    );
+      ]);
+    server.http((req, reply) => {
+      // uWS cannot close an app's open keep-alive connections: after close(), refuse and hang up.
+      if (this.state === 'closing' || this.state === 'closed') {
+        reply.sendAndClose(503, { 'content-type': 'application/json', connection: 'close' }, JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'this gateway has stopped' } }));
+        return;
+      }
+      api(req, reply);
+    });
     this.port = await server.listen(c.host, c.port);
     this.server = server;
     if (c.mqttUrl !== undefined) {

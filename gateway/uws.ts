@@ -80,6 +80,17 @@ export class Reply {
     });
   }
 
+  /** Answers and closes the TCP connection, so a keep-alive client cannot send more on it. */
+  sendAndClose(status: number, headers: Record<string, string>, body: string): void {
+    if (this.aborted || this.done) return;
+    this.done = true;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status));
+      for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      this.res.end(body, true);
+    });
+  }
+
   /** Starts a streamed response (Server-Sent Events and the like). */
   startStream(status: number, headers: Record<string, string>): void {
     if (this.aborted || this.done) return;

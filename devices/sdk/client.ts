@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events';
 import { decodeFrame } from '../codec/decode.js';
 import { encodeCommandResult, encodeTelemetry } from '../codec/encode.js';
 import { FrameError, errorCodeName } from '../codec/errors.js';
-import { FrameType, type CommandStatus } from '../codec/types.js';
+import { FrameFlag, FrameType, type CommandFrame, type CommandStatus } from '../codec/types.js';
 import { Backoff } from './backoff.js';
 import { Batch, checkReading, checkTime, type DeviceReading } from './batch.js';
+import { CommandDesk } from './commands.js';
 import { judgeEnd, newConnection, type Connection } from './connection.js';
 import { DeviceError } from './errors.js';
 import type { DeviceClientEvents, DeviceClientStats } from './events.js';
@@ -42,7 +43,8 @@ const ABNORMAL_CLOSURE = 1006;
 
 /**
  * A device's connection to the gateway: batches readings into telemetry frames, keeps every frame
- * until the gateway acks it, resends after reconnects, and reconnects with backoff.
+ * until the gateway acks it (cumulative or range acks), resends after reconnects, reconnects with
+ * backoff, and answers commands (onCommand).
  */
 export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   readonly deviceId: string;
@@ -52,6 +54,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   readonly #outbox: Outbox;
   readonly #batch = new Batch();
   readonly #backoff: Backoff;
+  readonly #commands: CommandDesk;
   #seq: number;
   #conn: Connection | undefined;
   #everOpened = false;
@@ -77,11 +80,15 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.#connectTransport = pickTransport(o, options.token);
     this.#outbox = new Outbox(o.maxUnackedFrames);
     this.#backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random });
+    this.#commands = new CommandDesk(
+      (id, status, payload) => this.#writeResult(id, status, payload),
+      () => this.listenerCount('command') > 0,
+    );
   }
 
   /** A snapshot of the counters. */
   get stats(): DeviceClientStats {
-    return { ...this.#counts, unacked: this.#outbox.size, pendingReadings: this.#batch.size };
+    return { ...this.#counts, unacked: this.#outbox.pending, pendingReadings: this.#batch.size };
   }
 
   /** True while a connection is open. */
@@ -139,17 +146,30 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     if (this.#batch.size >= this.#o.maxReadingsPerFrame) this.#seal();
   }
 
+  /** Runs `handler` for every command named `name` (received → ok with its JSON return value, failed with a thrown error's message; once per command id). */
+  onCommand(name: string, handler: (args: unknown, command: CommandFrame) => unknown): this {
+    this.#commands.register(name, handler);
+    return this;
+  }
+
   /**
-   * Answers a command with a CommandResult frame. Results are not kept in the outbox: returns false
-   * when no connection is open (the gateway redelivers unanswered commands). The frame carries the
-   * seq the next telemetry frame will get, without taking it; the gateway dedupes only telemetry by seq.
+   * Answers a command with a CommandResult frame, for commands no onCommand handler answers. Results
+   * are not kept in the outbox: returns false when no connection is open. The first result for one of
+   * the last 256 commands is remembered: it answers a redelivery of the command, and if it could not
+   * be written it goes out after the next connect. The frame carries the seq the next telemetry frame
+   * will get, without taking it; the gateway dedupes only telemetry by seq.
    */
   sendResult(commandId: string, status: CommandStatus, payload = ''): boolean {
     if (status !== 0 && status !== 1 && status !== 2) throw new RangeError(`status must be CommandStatus Ok (0), Failed (1) or Rejected (2), got ${String(status)}`);
-    const frame = encodeCommandResult({ epoch: this.epoch, seq: this.#seq, timestamp: Date.now() }, { commandId, status, payload });
+    encodeCommandResult({ timestamp: 0 }, { commandId, status, payload }); // throws for an id or payload the format cannot carry
+    return this.#commands.answer(commandId, status, payload);
+  }
+
+  /** Writes one CommandResult frame if a connection is open. */
+  #writeResult(commandId: string, status: CommandStatus, payload: string): boolean {
     const conn = this.#conn;
     if (!conn?.opened || conn.transport === undefined) return false;
-    conn.transport.send(frame);
+    conn.transport.send(encodeCommandResult({ epoch: this.epoch, seq: this.#seq, timestamp: Date.now() }, { commandId, status, payload }));
     return true;
   }
 
@@ -167,7 +187,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     if (this.#outbox.size > 0 && !this.#stopped) await this.#settle(o.closeTimeoutMs, () => this.#outbox.size === 0 || this.#stopped);
     this.#stopped = true;
     this.#cancel(this.#retryTimer);
-    const unacked = this.#outbox.size;
+    const unacked = this.#outbox.pending;
     if (unacked > 0) this.#emitError(new DeviceError('CLOSE_TIMEOUT', `closing with ${unacked} frames the gateway has not acked (closeTimeoutMs ${o.closeTimeoutMs})`));
     const conn = this.#conn;
     if (conn?.transport !== undefined) {
@@ -230,6 +250,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     const unwritten = this.#outbox.unwritten;
     this.#counts.resent += this.#outbox.writeAll((frame) => transport.send(frame));
     this.#counts.sent += unwritten;
+    this.#commands.flush();
     const waiting = this.#connecting;
     this.#connecting = undefined;
     this.emit('connected');
@@ -250,16 +271,23 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
           conn.acked = true;
           this.#backoff.reset();
         }
-        const released = this.#outbox.release(frame.seq);
-        if (released > 0) {
-          this.#counts.acked += released;
-          this.emit('acked', { seq: frame.seq, frames: released });
-        }
+        const box = this.#outbox;
+        const pending = box.pending;
+        const first = (frame.flags & FrameFlag.AckRange) !== 0 ? frame.firstSeq : undefined;
+        const released = first !== undefined ? box.releaseRange(first, frame.seq) : box.release(frame.seq);
+        // Counted when an ack first covers a frame, whether or not it can leave the outbox yet.
+        this.#counts.acked += pending - box.pending;
+        if (released > 0) this.emit('acked', { seq: box.lastReleased!, frames: released });
         this.#onSettled?.();
         return;
       }
       case FrameType.Command:
-        this.emit('command', frame);
+        if (!this.#commands.receive(frame)) return; // a repeat, answered from memory
+        try {
+          this.emit('command', frame);
+        } finally {
+          this.#commands.run(frame); // also when a listener threw: the command still gets its answer
+        }
         return;
       case FrameType.Error: {
         const code = errorCodeName(frame.code) ?? (`ERROR_${frame.code}` as const);

@@ -23,7 +23,7 @@ export function newConnection(): Connection {
 export interface Verdict {
   /** What to report as 'error', if anything. */
   error: DeviceError | undefined;
-  /** Reconnecting will not help: HTTP 401, a close code in 4400–4499, or close() asked for it. */
+  /** Reconnecting will not help: refused credentials (HTTP 401, MQTT CONNACK 4/5 or SUBACK), a close code in 4400–4499, or close() asked for it. */
   final: boolean;
 }
 
@@ -31,8 +31,11 @@ export interface Verdict {
 export function judgeEnd(conn: Connection, info: TransportCloseInfo, connectTimeoutMs: number, deviceId: string): Verdict {
   if (conn.closing) return { error: undefined, final: true };
   if (info.unauthorized) {
-    const status = info.status ?? 401;
-    return { error: new DeviceError('UNAUTHORIZED', `the gateway refused the token of device "${deviceId}" (HTTP ${status})`, { status }), final: true };
+    // WebSocket: the HTTP status of the refused upgrade. MQTT: no HTTP status, the transport's reason
+    // (e.g. "CONNACK 5: Connection refused: Not authorized") and its close code (4410, 4411).
+    const why = info.status !== undefined ? `HTTP ${info.status}` : `${info.reason || 'refused'}, close code ${info.code}`;
+    const details = info.status !== undefined ? { status: info.status } : { closeCode: info.code };
+    return { error: new DeviceError('UNAUTHORIZED', `the gateway did not authorize device "${deviceId}" (${why}); not reconnecting`, details), final: true };
   }
   if (conn.opened && !shouldReconnect(info.code)) {
     const reason = info.reason ? `: ${info.reason}` : '';

@@ -2,7 +2,9 @@ import type { ErrorCode } from '../codec/errors.js';
 
 /**
  * Codes a DeviceError carries. The SDK's own failures:
- * - UNAUTHORIZED: the gateway refused the token (HTTP 401). The client stops; a wrong token does not fix itself.
+ * - UNAUTHORIZED: the gateway refused the device: HTTP 401 over WebSocket (`status` 401); over MQTT a
+ *   CONNACK 4 or 5 (MQTT 5: 0x86, 0x87; `closeCode` 4411) or a refused SUBACK (`closeCode` 4410).
+ *   The client stops; a wrong token does not fix itself.
  * - BUFFER_FULL: send() with whenFull 'reject' while maxUnackedFrames frames wait for an ack.
  * - CONNECT_TIMEOUT: no open connection within connectTimeoutMs (the client retries unless reconnect is false).
  * - CONNECT_FAILED: the connection attempt failed (refused, DNS, HTTP 503, ...); `status` has the HTTP status if any.
@@ -26,9 +28,9 @@ export type DeviceErrorCode =
 
 export interface DeviceErrorDetails {
   cause?: unknown;
-  /** HTTP status of a refused WebSocket upgrade. */
+  /** HTTP status of a refused WebSocket upgrade; unset when there was none (MQTT). */
   status?: number;
-  /** WebSocket close code that ended the connection. */
+  /** WebSocket close code that ended the connection (MQTT: MQTT_CLOSE_CODES or the error frame's WebSocket code). */
   closeCode?: number;
 }
 

@@ -11,7 +11,7 @@ export interface DisconnectInfo {
 export interface DeviceClientStats {
   /** Telemetry frames written to the gateway for the first time. */
   sent: number;
-  /** Frames released by the gateway's acks. */
+  /** Frames the gateway's acks covered, each counted once (a range ack counts its frames at once, even those that stay in the outbox behind an older unacked frame). */
   acked: number;
   /** Frames written again after a reconnect. */
   resent: number;
@@ -19,7 +19,7 @@ export interface DeviceClientStats {
   dropped: number;
   /** Connections opened after the first one. */
   reconnects: number;
-  /** Frames waiting for an ack (the outbox). */
+  /** Frames no ack has covered yet. */
   unacked: number;
   /** Readings waiting in the open batch (not yet a frame). */
   pendingReadings: number;
@@ -31,12 +31,18 @@ export interface DeviceClientEvents {
   connected: [];
   /** A connection or a connection attempt ended. */
   disconnected: [DisconnectInfo];
-  /** A cumulative ack released `frames` frames, up to and including `seq`. */
+  /**
+   * An ack released `frames` frames from the outbox; every frame up to and including `seq` is now
+   * acked. A range ack for frames behind an unacked one releases nothing until that one is acked.
+   */
   acked: [{ seq: number; frames: number }];
   /** whenFull 'drop-oldest' gave up `frames` unacked frames. */
   dropped: [{ frames: number }];
   /** Something failed; never thrown, and ignored when nobody listens. */
   error: [DeviceError];
-  /** The gateway sent a command; answer with DeviceClient.sendResult(). */
+  /**
+   * The gateway sent a command (once per command id: a redelivery is answered from memory). Handlers
+   * registered with onCommand() answer it; without any, answer with DeviceClient.sendResult().
+   */
   command: [CommandFrame];
 }

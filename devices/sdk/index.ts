@@ -1,4 +1,5 @@
 export { DeviceClient } from './client.js';
+export { MAX_REMEMBERED_COMMANDS, MAX_RESULT_BYTES, type CommandHandler } from './commands.js';
 export type { DeviceClientEvents, DeviceClientStats, DisconnectInfo } from './events.js';
 export { DEFAULTS, randomEpoch, type DeviceClientOptions, type Timers, type TransportName, type WhenFull } from './options.js';
 export { DeviceError, type DeviceErrorCode, type DeviceErrorDetails } from './errors.js';

@@ -36,7 +36,7 @@ export interface DeviceClientOptions {
   maxUnackedFrames?: number;
   /** When maxUnackedFrames frames wait: 'drop-oldest' (default; counted, 'dropped' event) or 'reject' (send() throws BUFFER_FULL). */
   whenFull?: WhenFull;
-  /** Reconnect after a lost or failed connection (default true). Never after close(), HTTP 401 or close codes 4400–4499. */
+  /** Reconnect after a lost or failed connection (default true). Never after close(), refused credentials (HTTP 401, MQTT CONNACK 4/5 or SUBACK) or close codes 4400–4499. */
   reconnect?: boolean;
   /** First reconnect delay ceiling in ms (default 200); it doubles per failed attempt. */
   backoffInitialMs?: number;

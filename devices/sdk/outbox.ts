@@ -16,28 +16,47 @@ export function seqAtOrBefore(seq: number, ack: number): boolean {
 }
 
 /**
- * Encoded telemetry frames that wait for an ack, oldest first, at most `limit` of them. A ring
- * buffer that grows by doubling up to `limit`, so a quiet device does not hold `limit` slots.
+ * Encoded telemetry frames that wait for an ack, oldest first (seqs strictly increasing in serial
+ * arithmetic), at most `limit` of them. A ring buffer that grows by doubling up to `limit`, so a
+ * quiet device does not hold `limit` slots.
  *
  * Frames are stored as encoded (never copied or re-encoded); the only write into them is the
  * GapBefore flag on the frame that becomes the oldest after a drop. The frames written to a
  * transport are always a prefix of the outbox: `unwritten` counts the rest.
+ *
+ * A cumulative ack releases from the head. A range ack (several gateways, each acking only the
+ * frames it took) marks exactly its frames; marked frames leave once every older frame has left,
+ * so the head is never a marked frame and `size - pending` frames are acked but still kept.
  */
 export class Outbox {
   #frames: (Uint8Array | undefined)[] = [];
   #seqs: number[] = [];
+  /** 1 where a range ack covered the frame in that slot. */
+  #acked = new Uint8Array(0);
   #head = 0;
   #size = 0;
+  #marked = 0;
   #unwritten = 0;
   #gapPending = false;
+  #lastReleased: number | undefined;
 
   constructor(readonly limit: number) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`outbox limit must be an integer >= 1, got ${limit}`);
   }
 
-  /** Frames waiting for an ack. */
+  /** Frames kept: not acked yet, or acked by a range ack while an older frame is not. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Frames kept that no ack has covered yet. */
+  get pending(): number {
+    return this.#size - this.#marked;
+  }
+
+  /** Seq of the newest frame an ack released so far (undefined before the first). */
+  get lastReleased(): number | undefined {
+    return this.#lastReleased;
   }
 
   get full(): boolean {
@@ -61,17 +80,24 @@ export class Outbox {
     const i = (this.#head + this.#size) % this.#frames.length;
     this.#frames[i] = frame;
     this.#seqs[i] = seq;
+    this.#acked[i] = 0;
     this.#size++;
     if (!written) this.#unwritten++;
     this.#flagGap();
   }
 
   /**
-   * Drops the `n` oldest frames for good and marks the frame that becomes the oldest (now or at the
-   * next push) with GapBefore, so the gateway stops waiting for the dropped seqs. Returns how many went.
+   * Drops the `n` oldest frames no ack covers, for good (acked frames among them just leave), and
+   * marks the frame that becomes the oldest (now or at the next push) with GapBefore, so the
+   * gateway stops waiting for the dropped seqs. Returns how many were dropped.
    */
   dropOldest(n: number): number {
-    const dropped = this.#shift(n, undefined);
+    let dropped = 0;
+    while (dropped < n && this.#size > 0) {
+      if (this.#acked[this.#head] === 0) dropped++;
+      this.#removeHead();
+    }
+    this.#popAcked();
     if (dropped > 0) {
       this.#gapPending = true;
       this.#flagGap();
@@ -79,33 +105,87 @@ export class Outbox {
     return dropped;
   }
 
-  /** Releases every frame whose seq is at or before `ack` (a cumulative ack). Returns how many. */
+  /** A cumulative ack: releases every frame whose seq is at or before `ack`. Returns how many frames left. */
   release(ack: number): number {
-    return this.#shift(this.#size, ack);
+    let k = 0;
+    while (this.#size > 0 && seqAtOrBefore(this.#seqs[this.#head]!, ack)) {
+      this.#lastReleased = this.#seqs[this.#head];
+      this.#removeHead();
+      k++;
+    }
+    return k + this.#popAcked();
   }
 
-  /** Hands every frame to `write`, oldest first; afterwards all count as written. Returns how many had been written before. */
+  /**
+   * A range ack: marks exactly the written frames with a seq in first..last (serial arithmetic; an
+   * empty range when last is before first), then releases acked frames from the head. Frames before
+   * the range stay until an ack covers them. Returns how many frames left.
+   */
+  releaseRange(first: number, last: number): number {
+    if (this.#size === 0 || !seqAtOrBefore(first, last)) return 0;
+    const head = this.#seqs[this.#head]!;
+    if (!seqAtOrBefore(head, last)) return 0; // all released already
+    const cap = this.#frames.length;
+    const written = this.#size - this.#unwritten;
+    const end = (last - head) >>> 0;
+    // Distances from the head's seq grow with the index: binary search for the range's first frame.
+    let k = 0;
+    if (!seqAtOrBefore(first, head)) {
+      const start = (first - head) >>> 0;
+      let hi = written;
+      while (k < hi) {
+        const mid = (k + hi) >>> 1;
+        if ((this.#seqs[(this.#head + mid) % cap]! - head) >>> 0 < start) k = mid + 1;
+        else hi = mid;
+      }
+    }
+    for (; k < written; k++) {
+      const i = (this.#head + k) % cap;
+      if ((this.#seqs[i]! - head) >>> 0 > end) break;
+      if (this.#acked[i] === 0) {
+        this.#acked[i] = 1;
+        this.#marked++;
+      }
+    }
+    return this.#popAcked();
+  }
+
+  /** Hands every frame no ack covers to `write`, oldest first; afterwards all count as written. Returns how many had been written before. */
   writeAll(write: (frame: Uint8Array) => void): number {
     const cap = this.#frames.length;
-    for (let k = 0; k < this.#size; k++) write(this.#frames[(this.#head + k) % cap]!);
-    const before = this.#size - this.#unwritten;
+    const written = this.#size - this.#unwritten;
+    let before = 0;
+    for (let k = 0; k < this.#size; k++) {
+      const i = (this.#head + k) % cap;
+      if (this.#acked[i] !== 0) continue;
+      write(this.#frames[i]!);
+      if (k < written) before++;
+    }
     this.#unwritten = 0;
     return before;
   }
 
-  /** Removes up to `n` frames from the head; with `ack`, only those at or before it. */
-  #shift(n: number, ack: number | undefined): number {
-    const cap = this.#frames.length;
+  /** Releases marked frames at the head. Returns how many. */
+  #popAcked(): number {
     let k = 0;
-    while (k < n && this.#size > 0) {
-      if (ack !== undefined && !seqAtOrBefore(this.#seqs[this.#head]!, ack)) break;
-      this.#frames[this.#head] = undefined;
-      this.#head = (this.#head + 1) % cap;
-      this.#size--;
+    while (this.#size > 0 && this.#acked[this.#head] !== 0) {
+      this.#lastReleased = this.#seqs[this.#head];
+      this.#removeHead();
       k++;
     }
-    if (this.#unwritten > this.#size) this.#unwritten = this.#size;
     return k;
+  }
+
+  #removeHead(): void {
+    const h = this.#head;
+    if (this.#acked[h] !== 0) {
+      this.#acked[h] = 0;
+      this.#marked--;
+    }
+    this.#frames[h] = undefined;
+    this.#head = (h + 1) % this.#frames.length;
+    this.#size--;
+    if (this.#unwritten > this.#size) this.#unwritten = this.#size;
   }
 
   #flagGap(): void {
@@ -119,13 +199,16 @@ export class Outbox {
     const cap = Math.min(this.limit, Math.max(INITIAL_SLOTS, old.length * 2));
     const frames: (Uint8Array | undefined)[] = new Array(cap);
     const seqs: number[] = new Array(cap);
+    const acked = new Uint8Array(cap);
     for (let k = 0; k < this.#size; k++) {
       const i = (this.#head + k) % old.length;
       frames[k] = old[i];
       seqs[k] = this.#seqs[i]!;
+      acked[k] = this.#acked[i]!;
     }
     this.#frames = frames;
     this.#seqs = seqs;
+    this.#acked = acked;
     this.#head = 0;
   }
 }

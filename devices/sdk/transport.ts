@@ -1,21 +1,25 @@
 /**
  * The seam between DeviceClient and the network. A transport carries whole encoded frames both
  * ways and reports how its connection ended; everything else (batching, outbox, acks, resends,
- * backoff, timeouts) lives in the client, so a WebSocket and an MQTT transport behave the same.
+ * commands, backoff, timeouts) lives in the client, so a WebSocket and an MQTT transport behave the same.
  *
- * An MQTT transport maps: open = CONNACK accepted; send = publish to devices/{id}/telemetry or
- * devices/{id}/results by the frame type (byte 1 of the header); message = a publish on the
- * device's downlink topic; unauthorized = CONNACK "bad username or password" / "not authorized".
+ * A WebSocket transport maps: open = the upgrade succeeded; unauthorized = HTTP 401 (with `status`).
+ * An MQTT transport maps (mqtt-transport.ts): open = CONNACK accepted AND the SUBACK granted
+ * devices/{id}/commands (before that the gateway's acks would be lost); send = publish to
+ * devices/{id}/telemetry or devices/{id}/results by the frame type (byte 1 of the header);
+ * message = a publish on devices/{id}/commands; unauthorized = CONNACK "bad username or password" /
+ * "not authorized" (3.1.1: 4, 5; MQTT 5: 0x86, 0x87; close code 4411) or a refused SUBACK (close
+ * code 4410), with no `status`.
  */
 
 /** How a connection (or a connection attempt) ended. */
 export interface TransportCloseInfo {
-  /** WebSocket close code, or 1006 when the connection failed or dropped without a close frame. */
+  /** WebSocket close code (MQTT: see MQTT_CLOSE_CODES), or 1006 when the connection failed or dropped without a close frame. */
   code: number;
   reason: string;
   /** HTTP status when the server answered the upgrade with something else than 101 (401, 503, ...). */
   status?: number;
-  /** The server refused the device's credentials. The client then stops: a wrong token does not fix itself. */
+  /** The server refused the device's credentials (HTTP 401; MQTT CONNACK 4/5 or SUBACK). The client then stops: a wrong token does not fix itself. */
   unauthorized: boolean;
   /** The underlying error, if the connection failed with one. */
   error?: Error;

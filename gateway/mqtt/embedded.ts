@@ -68,8 +68,9 @@ export class EmbeddedBroker {
       authenticate: (client, username, password, cb) => this.authenticate(client, username, password, cb),
       authorizePublish: (client, packet, cb) => this.authorizePublish(client, packet, cb),
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
-      // Devices only ever receive what the gateway writes to them; nothing is routed between devices.
-      authorizeForward: () => null,
+      // Devices only ever receive what the gateway sends on their own commands topic; nothing is
+      // routed between devices. (aedes asks this for its own client.publish too.)
+      authorizeForward: (client, packet) => (packet.topic === commandsTopic(client.id) ? packet : null),
     });
     this.broker = broker;
     // 'client' fires when the session is registered, before queued packets run; 'clientReady' may
@@ -79,7 +80,7 @@ export class EmbeddedBroker {
     // PUBACK from a device for a command: the transport's proof of delivery.
     broker.on('ack', (packet, client) => {
       const s = client ? this.byClient.get(client) : undefined;
-      const payload = (packet as { payload?: Buffer }).payload;
+      const payload = (packet as { payload?: Buffer } | undefined)?.payload;
       if (!s || !payload) return;
       const f = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
       if (!(f instanceof Error) && f.type === FrameType.Command) this.onDelivered?.(s.device.id, f.commandId);

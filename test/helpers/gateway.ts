@@ -44,7 +44,9 @@ export function testConfig(overrides: Partial<GatewayConfig> = {}): GatewayConfi
 }
 
 export async function api<T = any>(base: string, path: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
-  const res = await fetch(base + path, { ...init, headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...(init.headers ?? {}) } });
+  // No keep-alive: tests restart gateways on the same port, and a pooled connection would still
+  // reach the stopped one.
+  const res = await fetch(base + path, { ...init, headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, connection: 'close', ...(init.headers ?? {}) } });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
 }

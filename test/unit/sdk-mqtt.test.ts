@@ -267,10 +267,12 @@ describe('DeviceClient over MQTT', () => {
     const client = makeClient({ url: broker.url, token: 'wrong-token' });
     const errors = collect(client, 'error');
     const disconnects = collect(client, 'disconnected');
-    await expect(client.connect()).rejects.toMatchObject({ name: 'DeviceError', code: 'UNAUTHORIZED' });
+    await expect(client.connect()).rejects.toMatchObject({ name: 'DeviceError', code: 'UNAUTHORIZED', status: undefined, closeCode: MQTT_CLOSE_CODES.NOT_AUTHORIZED });
     await pause(100); // backoffInitialMs is 10: a retry would have happened by now
     expect(gw.logins).toHaveLength(1);
     expect(errors.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
+    expect(errors[0]!.message).toMatch(new RegExp(`^the gateway did not authorize device "sensor-1" \\(CONNACK ${rc}: .*, close code 4411\\); not reconnecting$`));
+    expect(errors[0]!.message).not.toContain('HTTP');
     expect(errors[0]!.message).not.toContain('wrong-token');
     expect(disconnects).toEqual([{ code: MQTT_CLOSE_CODES.NOT_AUTHORIZED, reason: expect.stringMatching(new RegExp(`^CONNACK ${rc}: `)), willReconnect: false }]);
   });
@@ -282,7 +284,12 @@ describe('DeviceClient over MQTT', () => {
     const connected = collect(client, 'connected');
     const disconnects = collect(client, 'disconnected');
     client.send({ channel: 1, value: 1 });
-    await expect(client.connect()).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    await expect(client.connect()).rejects.toMatchObject({
+      code: 'UNAUTHORIZED',
+      status: undefined,
+      closeCode: MQTT_CLOSE_CODES.SUBSCRIBE_REFUSED,
+      message: 'the gateway did not authorize device "sensor-1" (SUBSCRIBE_REFUSED, close code 4410); not reconnecting',
+    });
     await pause(100);
     expect(gw.logins).toHaveLength(1);
     expect(connected).toHaveLength(0);
@@ -320,7 +327,7 @@ describe('DeviceClient over MQTT', () => {
     expect(gw.logins.filter((l) => l.ok).length).toBeGreaterThanOrEqual(2);
   });
 
-  it("opens only after the SUBACK, emits 'command' and publishes sendResult() to its results topic", async () => {
+  it("opens only after the SUBACK, emits 'command' and publishes 'received' and sendResult() to its results topic", async () => {
     const gw = newGateway({
       subscribeDelayMs: 100,
       onSubscribed: (b, id) => publishTo(b.aedes, id, encodeCommand({ timestamp: Date.now() }, { commandId: 'c-1', name: 'reboot', args: '{"delay":1}' })),
@@ -331,10 +338,45 @@ describe('DeviceClient over MQTT', () => {
     client.on('command', (c) => expect(client.sendResult(c.commandId, CommandStatus.Ok, '"done"')).toBe(true));
     await client.connect();
     expect(gw.subscribed).toEqual(['sensor-1']);
-    await waitFor(() => gw.results.length === 1, 'a command result', 3000);
+    await waitFor(() => gw.results.length === 2, 'received and the result', 3000);
     expect(commands).toMatchObject([{ commandId: 'c-1', name: 'reboot', args: '{"delay":1}', expiresAt: 0 }]);
-    expect(gw.results[0]).toMatchObject({ topic: 'devices/sensor-1/results', frame: { commandId: 'c-1', status: CommandStatus.Ok, payload: '"done"', epoch: client.epoch } });
+    expect(gw.results).toMatchObject([
+      { topic: 'devices/sensor-1/results', frame: { commandId: 'c-1', status: CommandStatus.Received, payload: '', epoch: client.epoch } },
+      { topic: 'devices/sensor-1/results', frame: { commandId: 'c-1', status: CommandStatus.Ok, payload: '"done"', epoch: client.epoch } },
+    ]);
     expect(client.stats.unacked).toBe(0);
+  });
+
+  it('onCommand over MQTT: received, then the result on the results topic; a redelivery does not run it again', async () => {
+    const command = encodeCommand({ timestamp: Date.now() }, { commandId: 'm-1', name: 'set_interval', args: '{"ms":5000}' });
+    const unknown = encodeCommand({ timestamp: Date.now() }, { commandId: 'm-2', name: 'format_disk' });
+    const gw = newGateway({
+      onSubscribed: (b, id) => publishTo(b.aedes, id, command, () => publishTo(b.aedes, id, unknown)),
+    });
+    const broker = await startBroker(gw);
+    const client = makeClient({ url: broker.url });
+    const calls: unknown[] = [];
+    client.onCommand('set_interval', async (args, c) => {
+      calls.push([args, c.commandId]);
+      return { intervalMs: (args as { ms: number }).ms };
+    });
+    await client.connect();
+    await waitFor(() => gw.results.length === 4, 'received and a result for both', 3000);
+    publishTo(broker.aedes, 'sensor-1', command); // the gateway redelivers m-1 (say, after a restart)
+    await waitFor(() => gw.results.length === 6, 'the answer to the redelivery', 3000);
+    expect(new Set(gw.results.map((r) => r.topic))).toEqual(new Set(['devices/sensor-1/results']));
+    const byId = (id: string): [number, string][] => gw.results.filter((r) => r.frame.commandId === id).map((r) => [r.frame.status, r.frame.payload]);
+    expect(byId('m-1')).toEqual([
+      [CommandStatus.Received, ''],
+      [CommandStatus.Ok, '{"intervalMs":5000}'],
+      [CommandStatus.Received, ''],
+      [CommandStatus.Ok, '{"intervalMs":5000}'],
+    ]);
+    expect(byId('m-2')).toEqual([
+      [CommandStatus.Received, ''],
+      [CommandStatus.Rejected, '"unknown command \\"format_disk\\""'],
+    ]);
+    expect(calls).toEqual([[{ ms: 5000 }, 'm-1']]);
   });
 
   it('holds a message that overtakes the SUBACK callback and hands it over right after open', async () => {

@@ -73,6 +73,10 @@ interface Gateway {
   requests: { url: string; authorization: string | undefined }[];
   telemetry: TelemetryFrame[];
   results: CommandResultFrame[];
+  /** Command results received, one list per connection. */
+  resultsByConnection: CommandResultFrame[][];
+  /** Open connections. */
+  sockets: Set<WebSocket>;
   seen: Set<number>;
   /** Telemetry seqs received, one list per connection. */
   seqsByConnection: number[][];
@@ -81,7 +85,19 @@ interface Gateway {
 
 async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
   const timers = new Set<ReturnType<typeof setTimeout>>();
-  const gw: Gateway = { url: '', upgrades: 0, connections: 0, requests: [], telemetry: [], results: [], seen: new Set(), seqsByConnection: [], closeCodes: [] };
+  const gw: Gateway = {
+    url: '',
+    upgrades: 0,
+    connections: 0,
+    requests: [],
+    telemetry: [],
+    results: [],
+    resultsByConnection: [],
+    sockets: new Set(),
+    seen: new Set(),
+    seqsByConnection: [],
+    closeCodes: [],
+  };
   const wss = new WebSocketServer({
     host: '127.0.0.1',
     port: 0,
@@ -102,12 +118,21 @@ async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
     gw.connections++;
     const seqs: number[] = [];
     gw.seqsByConnection.push(seqs);
+    const results: CommandResultFrame[] = [];
+    gw.resultsByConnection.push(results);
+    gw.sockets.add(ws);
     let k = 0;
-    ws.on('close', (code) => gw.closeCodes.push(code));
+    ws.on('close', (code) => {
+      gw.sockets.delete(ws);
+      gw.closeCodes.push(code);
+    });
     ws.on('message', (data: Buffer) => {
       const f = decodeFrame(new Uint8Array(data));
       if (f instanceof FrameError) throw f;
-      if (f.type === FrameType.CommandResult) gw.results.push(f);
+      if (f.type === FrameType.CommandResult) {
+        gw.results.push(f);
+        results.push(f);
+      }
       if (f.type !== FrameType.Telemetry) return;
       gw.telemetry.push(f);
       gw.seen.add(f.seq);
@@ -291,6 +316,86 @@ describe('DeviceClient telemetry', () => {
   });
 });
 
+describe('DeviceClient range acks (several gateways on one shared subscription)', () => {
+  /** A client that has sent `n` one-reading frames to a gateway that does not ack by itself. */
+  async function sentFrames(n: number, opts: Partial<DeviceClientOptions> = {}) {
+    const gw = await startGateway({ ack: false });
+    const client = makeClient({ url: gw.url, maxReadingsPerFrame: 1, ...opts });
+    const acked = collect(client, 'acked');
+    await client.connect();
+    for (let i = 0; i < n; i++) client.send({ channel: 1, value: i });
+    await waitFor(() => gw.telemetry.length === n, `${n} frames at the gateway`);
+    /** Sends an ack (a range ack firstSeq..seq when `first` is given) on the open connection and waits until the client has read it. */
+    const ack = async (seq: number, first?: number, epoch = client.epoch): Promise<void> => {
+      await waitFor(() => gw.sockets.size === 1 && client.connected, 'an open connection');
+      const [ws] = gw.sockets;
+      ws!.send(encodeAck({ epoch, seq, timestamp: Date.now() }, first));
+      // The client reads frames in order: once it answers a command sent after the ack, it has read the ack.
+      const probe = `probe-${gw.results.length}`;
+      ws!.send(encodeCommand({ timestamp: Date.now() }, { commandId: probe, name: 'probe' }));
+      await waitFor(() => gw.results.some((r) => r.commandId === probe), 'the client to read the ack');
+    };
+    return { gw, client, acked, ack };
+  }
+
+  it('releases every frame exactly once from out-of-order range acks of two gateways, across the seq wrap', async () => {
+    const start = 0xfffffffb; // seqs fffffffb … ffffffff, 0 … 4
+    const seq = (k: number): number => (start + k) >>> 0;
+    const { client, acked, ack } = await sentFrames(10, { initialSeq: start });
+    // Gateway A took frames 0–2 and 5, gateway B took 3–4 and 6–9.
+    await ack(seq(9), seq(6)); // B
+    expect(acked).toEqual([]);
+    expect(client.stats).toMatchObject({ acked: 4, unacked: 6 });
+    await ack(seq(9), seq(0), client.epoch === 1 ? 2 : 1); // another epoch: ignored
+    expect(client.stats).toMatchObject({ acked: 4, unacked: 6 });
+    await ack(seq(2), seq(0)); // A
+    expect(acked).toEqual([{ seq: seq(2), frames: 3 }]);
+    await ack(seq(4), seq(3)); // B
+    expect(acked).toEqual([{ seq: seq(2), frames: 3 }, { seq: seq(4), frames: 2 }]);
+    expect(client.stats).toMatchObject({ acked: 9, unacked: 1 });
+    await ack(seq(5), seq(5)); // A: the hole closes, 5 and the range B acked first leave together
+    expect(acked.at(-1)).toEqual({ seq: seq(9), frames: 5 });
+    // Repeats (a redelivered range ack, a cumulative ack over it all) change nothing.
+    await ack(seq(9), seq(6));
+    await ack(seq(9));
+    expect(acked.reduce((n, a) => n + a.frames, 0)).toBe(10);
+    expect(acked).toHaveLength(3);
+    expect(client.stats).toMatchObject({ sent: 10, acked: 10, unacked: 0, resent: 0 });
+  });
+
+  it('a range ack in the middle releases nothing at the head until the head is acked', async () => {
+    const { client, acked, ack } = await sentFrames(6);
+    await ack(3, 2);
+    expect(acked).toEqual([]);
+    expect(client.stats).toMatchObject({ acked: 2, unacked: 4 });
+    await ack(0); // cumulative: only frame 0; frame 1 still holds 2 and 3 back
+    expect(acked).toEqual([{ seq: 0, frames: 1 }]);
+    await ack(1); // cumulative: 1, and behind it the range-acked 2 and 3
+    expect(acked.at(-1)).toEqual({ seq: 3, frames: 3 });
+    expect(client.stats).toMatchObject({ acked: 4, unacked: 2 });
+    await ack(5);
+    expect(acked.at(-1)).toEqual({ seq: 5, frames: 2 });
+    expect(client.stats).toMatchObject({ sent: 6, acked: 6, unacked: 0 });
+  });
+
+  it('after a reconnect resends only the frames no ack covered', async () => {
+    const { gw, client, acked, ack } = await sentFrames(6);
+    await ack(2, 1);
+    await ack(4, 4);
+    expect(client.stats).toMatchObject({ acked: 3, unacked: 3 });
+    const reopened = nextEvent(client, 'connected');
+    for (const ws of [...gw.sockets]) ws.terminate();
+    await reopened;
+    await waitFor(() => gw.seqsByConnection[1]?.length === 3, 'the resends');
+    await pause(20);
+    expect(gw.seqsByConnection[1]).toEqual([0, 3, 5]);
+    expect(client.stats).toMatchObject({ sent: 6, resent: 3, reconnects: 1 });
+    await ack(5);
+    expect(acked).toEqual([{ seq: 5, frames: 6 }]);
+    expect(client.stats).toMatchObject({ acked: 6, unacked: 0 });
+  });
+});
+
 describe('DeviceClient when the outbox is full', () => {
   it("'drop-oldest' drops, counts, and flags the new oldest frame with GapBefore", async () => {
     const gw = await startGateway();
@@ -335,11 +440,11 @@ describe('DeviceClient connection failures', () => {
     const client = makeClient({ url: gw.url, token: 'wrong-token' });
     const errors = collect(client, 'error');
     const disconnects = collect(client, 'disconnected');
-    await expect(client.connect()).rejects.toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+    await expect(client.connect()).rejects.toMatchObject({ code: 'UNAUTHORIZED', status: 401, closeCode: undefined });
     await pause(100); // backoffInitialMs is 10: a retry would have happened by now
     expect(gw.upgrades).toBe(1);
     expect(errors.map((e) => e.code)).toEqual(['UNAUTHORIZED']);
-    expect(errors[0]!.message).not.toContain('wrong-token');
+    expect(errors[0]!.message).toBe('the gateway did not authorize device "sensor-1" (HTTP 401); not reconnecting');
     expect(disconnects).toEqual([{ code: 401, reason: 'HTTP 401', willReconnect: false }]);
   });
 
@@ -405,19 +510,141 @@ describe('DeviceClient connection failures', () => {
 });
 
 describe('DeviceClient commands', () => {
-  it("emits 'command' and answers with sendResult()", async () => {
+  it("without handlers: emits 'command' once per id, answers 'received', and remembers the sendResult() answer", async () => {
+    const command = encodeCommand({ timestamp: Date.now() }, { commandId: 'c-1', name: 'reboot', args: '{"delay":1}' });
     const gw = await startGateway({
-      onConnection: (ws) => ws.send(encodeCommand({ timestamp: Date.now() }, { commandId: 'c-1', name: 'reboot', args: '{"delay":1}' })),
+      onConnection: (ws) => {
+        ws.send(command);
+        ws.send(command); // a redelivery
+      },
     });
     const client = makeClient({ url: gw.url });
+    const commands = collect(client, 'command');
     client.on('command', (c) => {
       expect(c).toMatchObject({ commandId: 'c-1', name: 'reboot', args: '{"delay":1}', expiresAt: 0 });
       expect(client.sendResult(c.commandId, CommandStatus.Ok, '"done"')).toBe(true);
     });
     await client.connect();
-    await waitFor(() => gw.results.length === 1, 'a command result');
-    expect(gw.results[0]).toMatchObject({ commandId: 'c-1', status: CommandStatus.Ok, payload: '"done"', epoch: client.epoch });
+    await waitFor(() => gw.results.length === 4, 'four command results');
+    expect(gw.results.map((r) => [r.commandId, r.status, r.payload])).toEqual([
+      ['c-1', CommandStatus.Received, ''],
+      ['c-1', CommandStatus.Ok, '"done"'],
+      ['c-1', CommandStatus.Received, ''],
+      ['c-1', CommandStatus.Ok, '"done"'],
+    ]);
+    expect(gw.results[1]!.epoch).toBe(client.epoch);
+    expect(commands).toHaveLength(1);
     expect(client.stats.unacked).toBe(0);
+    expect(() => client.sendResult('c-1', CommandStatus.Received)).toThrow(RangeError);
+  });
+
+  const commandCases: { name: string; command: { name: string; args?: string; expiresAt?: number }; status: CommandStatus; payload: string }[] = [
+    { name: 'a return value is ok with its JSON', command: { name: 'add', args: '{"a":1,"b":2}' }, status: CommandStatus.Ok, payload: '{"sum":3}' },
+    { name: 'empty args are null, undefined is null', command: { name: 'echo' }, status: CommandStatus.Ok, payload: 'null' },
+    { name: 'an async handler resolves to ok', command: { name: 'slow-echo', args: '[1,"x"]' }, status: CommandStatus.Ok, payload: '{"got":[1,"x"]}' },
+    { name: 'a thrown error fails with its message', command: { name: 'boom' }, status: CommandStatus.Failed, payload: '"sensor not responding"' },
+    { name: 'a rejected promise fails with its message', command: { name: 'async-boom' }, status: CommandStatus.Failed, payload: '"valve stuck"' },
+    { name: 'an unknown name is rejected', command: { name: 'self_destruct' }, status: CommandStatus.Rejected, payload: '"unknown command \\"self_destruct\\""' },
+    { name: 'an expired command fails without running', command: { name: 'add', args: '{"a":1,"b":2}', expiresAt: 1_000_000 }, status: CommandStatus.Failed, payload: '"expired"' },
+    { name: 'a command not expired yet runs', command: { name: 'add', args: '{"a":2,"b":2}', expiresAt: 253402300799999 }, status: CommandStatus.Ok, payload: '{"sum":4}' },
+    { name: 'arguments that are not JSON are rejected', command: { name: 'add', args: '{a:1}' }, status: CommandStatus.Rejected, payload: expect.stringMatching(/^"arguments are not JSON: /) },
+    { name: 'a result JSON cannot express fails', command: { name: 'bigint' }, status: CommandStatus.Failed, payload: expect.stringMatching(/^"the result is not serializable as JSON: /) },
+    { name: 'a result over 60 KB fails', command: { name: 'huge' }, status: CommandStatus.Failed, payload: `"the result is ${61_442} bytes of JSON, more than ${60 * 1024}"` },
+  ];
+
+  it("onCommand: answers 'received', then the handler's result, for every kind of outcome", async () => {
+    const gw = await startGateway({
+      onConnection: (ws) => commandCases.forEach((c, i) => ws.send(encodeCommand({ timestamp: Date.now() }, { commandId: `c-${i}`, ...c.command }))),
+    });
+    const client = makeClient({ url: gw.url });
+    const ran: string[] = [];
+    client
+      .onCommand('add', (args) => {
+        ran.push('add');
+        const { a, b } = args as { a: number; b: number };
+        return { sum: a + b };
+      })
+      .onCommand('echo', () => undefined)
+      .onCommand('slow-echo', async (args) => {
+        await pause(20);
+        return { got: args };
+      })
+      .onCommand('boom', () => {
+        throw new Error('sensor not responding');
+      })
+      .onCommand('async-boom', () => Promise.reject(new Error('valve stuck')))
+      .onCommand('bigint', () => ({ n: 1n }))
+      .onCommand('huge', () => 'x'.repeat(61_440));
+    await client.connect();
+    await waitFor(() => gw.results.length === 2 * commandCases.length, 'a result for every command');
+    commandCases.forEach((c, i) => {
+      const mine = gw.results.filter((r) => r.commandId === `c-${i}`);
+      expect(mine.map((r) => r.status), c.name).toEqual([CommandStatus.Received, c.status]);
+      expect(mine[0]!.payload, c.name).toBe('');
+      expect(mine[1]!.payload, c.name).toEqual(c.payload);
+    });
+    expect(ran).toEqual(['add', 'add']); // the expired one did not run
+    expect(() => client.onCommand('x'.repeat(65), () => 1)).toThrow(/"name"/);
+    expect(() => client.onCommand('x', 'nope' as never)).toThrow(/"handler"/);
+  });
+
+  it('runs a handler once per command id and answers every redelivery with the same result', async () => {
+    let socket: WebSocket | undefined;
+    const gw = await startGateway({ onConnection: (ws) => (socket = ws) });
+    const client = makeClient({ url: gw.url });
+    let runs = 0;
+    client.onCommand('calibrate', async (args) => {
+      runs++;
+      await pause(50);
+      return { offset: (args as { offset: number }).offset };
+    });
+    await client.connect();
+    const command = encodeCommand({ timestamp: Date.now() }, { commandId: 'cal-1', name: 'calibrate', args: '{"offset":0.5}' });
+    socket!.send(command);
+    socket!.send(command); // while the handler runs: only "received"
+    await waitFor(() => gw.results.length === 3, 'received twice, then the result');
+    socket!.send(command); // after it finished: "received" and the remembered result
+    await waitFor(() => gw.results.length === 5, 'the result again');
+    expect(gw.results.map((r) => [r.status, r.payload])).toEqual([
+      [CommandStatus.Received, ''],
+      [CommandStatus.Received, ''],
+      [CommandStatus.Ok, '{"offset":0.5}'],
+      [CommandStatus.Received, ''],
+      [CommandStatus.Ok, '{"offset":0.5}'],
+    ]);
+    expect(runs).toBe(1);
+  });
+
+  it('keeps a result that is ready while disconnected and sends it right after the reconnect', async () => {
+    let accept = true;
+    const gw = await startGateway({
+      refuse: () => (accept ? undefined : 503),
+      onConnection: (ws, n) => {
+        if (n === 1) ws.send(encodeCommand({ timestamp: Date.now() }, { commandId: 'v-1', name: 'open_valve', args: '{"valve":3}' }));
+      },
+    });
+    const client = makeClient({ url: gw.url });
+    let finish!: (v: unknown) => void;
+    let runs = 0;
+    client.onCommand('open_valve', () => {
+      runs++;
+      return new Promise((resolve) => (finish = resolve));
+    });
+    await client.connect();
+    await waitFor(() => gw.results.length === 1, 'received');
+    accept = false; // refuse reconnects (503) until the result is ready
+    const gone = nextEvent(client, 'disconnected');
+    for (const ws of [...gw.sockets]) ws.terminate();
+    await gone;
+    finish({ open: true });
+    await pause(100); // retries are refused meanwhile
+    expect(client.connected).toBe(false);
+    expect(gw.results).toHaveLength(1);
+    accept = true;
+    await waitFor(() => gw.results.length === 2, 'the result after the reconnect');
+    expect(gw.results[1]).toMatchObject({ commandId: 'v-1', status: CommandStatus.Ok, payload: '{"open":true}' });
+    expect(gw.resultsByConnection[1]!.map((r) => r.status)).toEqual([CommandStatus.Ok]);
+    expect(runs).toBe(1);
   });
 });
 
@@ -481,6 +708,44 @@ describe('Outbox and serial numbers', () => {
     expect(box.release(0xfffffffe)).toBe(0);
     expect(box.release(1)).toBe(2);
     expect(box.size).toBe(0);
+  });
+
+  it('range acks mark exactly their frames and release them once everything older is acked', () => {
+    const box = new Outbox(200);
+    const start = 0xffffffc0; // 64 frames before the wrap, 36 after; 100 frames make it grow past 64 slots
+    const seqs = [...Array(100).keys()].map((k) => (start + k) >>> 0);
+    for (const s of seqs.slice(0, 70)) box.push(s, frame(s), true);
+    expect(box.releaseRange(seqs[10]!, seqs[65]!)).toBe(0);
+    for (const s of seqs.slice(70)) box.push(s, frame(s), s !== seqs[99]); // the last one not written yet
+    expect([box.size, box.pending]).toEqual([100, 44]);
+    expect(box.releaseRange(seqs[70]!, seqs[60]!)).toBe(0); // last before first: an empty range
+    expect(box.releaseRange(seqs[95]!, (seqs[99]! + 50) >>> 0)).toBe(0); // seqs never sent are not marked, nor the unwritten frame
+    expect(box.pending).toBe(40);
+    const rewritten: number[] = [];
+    expect(box.writeAll((f) => rewritten.push(f[8]!))).toBe(39); // marked frames are not written again
+    expect(rewritten).toEqual([...seqs.slice(0, 10), ...seqs.slice(66, 95), seqs[99]!].map((s) => s & 0xff));
+    expect(box.releaseRange((seqs[0]! - 5) >>> 0, seqs[4]!)).toBe(5); // starts before the head
+    expect(box.oldestSeq).toBe(seqs[5]);
+    expect(box.lastReleased).toBe(seqs[4]);
+    expect(box.release(seqs[9]!)).toBe(61); // cumulative to 9, then the marked 10–65
+    expect(box.lastReleased).toBe(seqs[65]);
+    expect(box.dropOldest(1)).toBe(1); // 66
+    expect([box.oldestSeq, box.size, box.pending]).toEqual([seqs[67], 33, 29]); // 67–99, of which 95–98 are acked
+    expect(box.releaseRange(seqs[67]!, seqs[99]!)).toBe(33);
+    expect([box.size, box.pending]).toEqual([0, 0]);
+  });
+
+  it('drops only frames no ack covers and keeps GapBefore on an unacked frame', () => {
+    const box = new Outbox(10);
+    for (let s = 0; s < 6; s++) box.push(s, frame(s), true);
+    box.releaseRange(1, 2);
+    const frames: Uint8Array[] = [];
+    expect(box.dropOldest(2)).toBe(2); // 0 and 3 dropped; the acked 1 and 2 left on the way
+    box.writeAll((f) => frames.push(f));
+    expect(frames.map((f) => [f[8], f[2]])).toEqual([
+      [4, FrameFlag.GapBefore],
+      [5, 0],
+    ]);
   });
 
   it('grows, keeps order, and flags GapBefore on the new oldest frame after a drop', () => {
