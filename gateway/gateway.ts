@@ -22,6 +22,7 @@ import { LiveHub } from './live/hub.js';
 import { liveSocketRoute } from './live/socket.js';
 import { SseHub } from './live/sse.js';
 import { sendJson, requireGet } from './http-api.js';
+import { createMetrics } from './metrics.js';
 import { GatewayStats } from './stats.js';
 import { defaultDashboardDir, StaticFiles } from './static.js';
 import { MqttBridge } from './mqtt/bridge.js';
@@ -153,6 +154,16 @@ export class Gateway {
     this.sse = new SseHub(this.live);
     const dashboard = new StaticFiles(c.dashboardDir ?? defaultDashboardDir());
     if (!dashboard.available) this.log.warn({ dir: dashboard.dir }, 'the dashboard is not built, so / answers 503: run `npm run build`');
+    const metrics = createMetrics({
+      devices: this.devices,
+      ingest: this.ingest,
+      live: this.live,
+      commands: this.commands,
+      acksSent: () => this.acks.acksSent,
+      liveClients: () => this.live.clients.size + (this.sse?.clients ?? 0),
+      storage: () => ({ status: 'ok' }),
+    });
+    this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
     const api = createApi({
         devices: this.devices,
         auth: this.auth,
@@ -165,6 +176,12 @@ export class Gateway {
           if (seg.length !== 2 || seg[0] !== 'api' || seg[1] !== 'device-types') return false;
           requireGet(req);
           sendJson(reply, 200, { types: DEVICE_TYPES });
+          return true;
+        },
+        async (req, reply, seg) => {
+          if (seg.length !== 1 || seg[0] !== 'metrics') return false;
+          requireGet(req);
+          reply.send(200, { 'content-type': metrics.registry.contentType }, await metrics.registry.metrics());
           return true;
         },
         (req, reply, seg) => seg[0] !== 'api' && dashboard.serve(req, reply),

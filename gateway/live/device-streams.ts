@@ -19,6 +19,8 @@ interface Pending {
 
 interface Stream {
   seq: number;
+  /** When the oldest pending point arrived (ms), for the latency metric. */
+  pendingSince: number;
   watchers: number;
   unwatchedAt: number;
   pending: Pending;
@@ -33,6 +35,8 @@ export interface DeviceMessage {
   id: string;
   seq: number;
   json: string;
+  /** ms the oldest point of this message waited in the gateway. */
+  waitedMs: number;
 }
 
 export class DeviceStreams {
@@ -48,7 +52,7 @@ export class DeviceStreams {
   watch(id: string): void {
     let s = this.streams.get(id);
     if (!s) {
-      s = { seq: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
+      s = { seq: 0, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
       this.streams.set(id, s);
     }
     s.watchers++;
@@ -66,6 +70,7 @@ export class DeviceStreams {
     if (!s) return;
     const p = s.pending;
     if (p.channels.length === 0) {
+      s.pendingSince = Date.now();
       this.active.push(s);
       this.activeIds.push(device.id);
     }
@@ -91,7 +96,7 @@ export class DeviceStreams {
       s.ringHead = (s.ringHead + 1) % this.replay;
       if (s.ringSize < this.replay) s.ringSize++;
       s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
-      out.push({ id, seq: s.seq, json });
+      out.push({ id, seq: s.seq, json, waitedMs: now - s.pendingSince });
     }
     this.active.length = 0;
     this.activeIds.length = 0;

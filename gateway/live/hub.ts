@@ -53,6 +53,8 @@ export class LiveHub {
   private readonly sinks: DeviceMessageSink[] = [];
   /** Messages not sent to a client because it was over its budget. */
   dropped = 0;
+  /** Observes how long each device message's oldest point waited before going out (seconds). */
+  observeLatency: ((seconds: number) => void) | undefined;
   publisher: Publisher | undefined;
 
   constructor(
@@ -128,6 +130,7 @@ export class LiveHub {
     this.checkBudgets();
     for (const m of this.streams.flush(now)) {
       this.publish(`device:${m.id}`, m.json);
+      this.observeLatency?.(m.waitedMs / 1000);
       for (const sink of this.sinks) sink(m.id, m.seq, m.json);
     }
     if (this.fleetDirty.size > 0) {

@@ -1,0 +1,126 @@
+/**
+ * /metrics in Prometheus text format (prom-client). Every value is read from the gateway's own
+ * counters at scrape time, so the hot paths pay nothing for metrics.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CommandService } from './commands/commands.js';
+import type { DeviceTable } from './devices.js';
+import type { Ingest } from './ingest.js';
+import type { LiveHub } from './live/hub.js';
+
+export interface MetricSources {
+  devices: DeviceTable;
+  ingest: Ingest;
+  live: LiveHub;
+  commands: CommandService;
+  acksSent(): number;
+  liveClients(): number;
+  storage(): Record<string, unknown> & { status: string };
+}
+
+/** A counter whose value is another component's running total. */
+function mirror(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+export function createMetrics(src: MetricSources): { registry: Registry; liveLatency: Histogram } {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gateway_process_', eventLoopMonitoringPrecision: 20 });
+  const s = src.ingest.stats;
+  new Gauge({
+    name: 'gateway_devices_online',
+    help: 'Devices connected now',
+    registers: [registry],
+    collect() {
+      this.set(src.devices.online);
+    },
+  });
+  new Gauge({
+    name: 'gateway_devices_known',
+    help: 'Devices in the registry or seen since start',
+    registers: [registry],
+    collect() {
+      this.set(src.devices.size);
+    },
+  });
+  new Gauge({
+    name: 'gateway_connections',
+    help: 'Connected devices by transport',
+    labelNames: ['transport'],
+    registers: [registry],
+    collect() {
+      let ws = 0;
+      let mqtt = 0;
+      for (const d of src.devices.all()) {
+        if (!d.online) continue;
+        if (d.link?.transport === 'mqtt') mqtt++;
+        else ws++;
+      }
+      this.set({ transport: 'ws' }, ws);
+      this.set({ transport: 'mqtt' }, mqtt);
+    },
+  });
+  mirror(registry, 'gateway_frames_total', 'Telemetry frames ingested (duplicates excluded)', () => s.frames);
+  mirror(registry, 'gateway_readings_total', 'Readings ingested', () => s.readings);
+  mirror(registry, 'gateway_duplicates_total', 'Replayed frames dropped by dedupe', () => s.duplicates);
+  mirror(registry, 'gateway_gaps_total', 'Sequence numbers given up as lost', () => {
+    let g = 0;
+    for (const d of src.devices.all()) g += d.gaps;
+    return g;
+  });
+  new Counter({
+    name: 'gateway_errors_total',
+    help: 'Refused input by error code',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of s.errorsByCode) this.inc({ code }, n);
+    },
+  });
+  mirror(registry, 'gateway_acks_sent_total', 'Ack frames sent to devices', src.acksSent);
+  mirror(registry, 'gateway_live_dropped_total', 'Live messages a slow dashboard client did not get', () => src.live.dropped);
+  new Gauge({
+    name: 'gateway_live_clients',
+    help: 'Dashboard clients (/live and SSE)',
+    registers: [registry],
+    collect() {
+      this.set(src.liveClients());
+    },
+  });
+  new Gauge({
+    name: 'gateway_commands',
+    help: 'Commands by lifecycle state (unfinished, and finished ones still kept)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      for (const [state, n] of Object.entries(src.commands.counts())) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'gateway_storage',
+    help: 'Storage writer figures: buffered, spilled_bytes, spilled_points, written, retried, dropped; degraded is 1 while points wait',
+    labelNames: ['figure'],
+    registers: [registry],
+    collect() {
+      const h = src.storage();
+      for (const [k, v] of Object.entries(h)) if (typeof v === 'number') this.set({ figure: k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()) }, v);
+      this.set({ figure: 'degraded' }, h.status === 'ok' ? 0 : 1);
+    },
+  });
+  const liveLatency = new Histogram({
+    name: 'gateway_live_latency_seconds',
+    help: 'Time from a reading reaching the gateway to its live message going out to dashboards',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+  return { registry, liveLatency };
+}
