@@ -213,6 +213,8 @@ export class Gateway {
         duplicateId: c.duplicateId as 'replace' | 'reject',
         drainTimeoutMs: c.mqttDrainTimeout,
         connectTimeoutMs: 10_000,
+        // A frame plus the PUBLISH header, topic (≤ 150 bytes) and packet id.
+        maxPacketBytes: c.maxFrameBytes + 256,
       });
       this.mqtt.onDelivered = (deviceId, commandId) => this.commands.delivered(deviceId, commandId, 'MQTT PUBACK from the device');
       await this.mqtt.start();

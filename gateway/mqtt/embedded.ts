@@ -13,6 +13,9 @@ import type { Ingest } from '../ingest.js';
 import type { Logger } from '../log.js';
 import type { Presence } from '../presence.js';
 import { MqttLink } from './link.js';
+import { gatewayRouter } from './routing.js';
+import { guardSocket } from './socket-guard.js';
+import { badConnect, badString, willAllowed } from './strict.js';
 import { commandsTopic, parseUplink } from './topics.js';
 
 export interface EmbeddedBrokerOptions {
@@ -23,6 +26,8 @@ export interface EmbeddedBrokerOptions {
   /** ms a device's socket may stay full before the broker drops it. */
   drainTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Largest MQTT packet accepted (a frame plus its topic and headers). */
+  maxPacketBytes: number;
 }
 
 // CONNACK return codes (MQTT 3.1.1, 3.2.2.3).
@@ -39,6 +44,9 @@ interface ClientState {
   device: DeviceState;
   link: MqttLink;
 }
+
+/** What preConnect found that only authenticate can answer with a CONNACK code. */
+const REJECT_ID = Symbol('rejectId');
 
 export class EmbeddedBroker {
   private broker: Aedes | undefined;
@@ -60,6 +68,9 @@ export class EmbeddedBroker {
 
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({
+      // See routing.ts: why plain aedes collapses under many publishers, and what this changes.
+      mq: gatewayRouter(),
+      concurrency: 0,
       drainTimeout: this.opts.drainTimeoutMs,
       connectTimeout: this.opts.connectTimeoutMs,
       maxClientsIdLength: 128,
@@ -101,7 +112,22 @@ export class EmbeddedBroker {
     const server = createServer((socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      socket.setNoDelay(true);
+      guardSocket(socket, {
+        readCap: 1024,
+        maxPacketBytes: this.opts.maxPacketBytes,
+        onViolation: (code, reason) => {
+          this.ingest.stats.countError(code);
+          const client = (socket as Socket & { client?: Client }).client;
+          const s = client ? this.byClient.get(client) : undefined;
+          if (s) {
+            s.device.errors++;
+            s.device.lastErrorCode = code;
+            s.link.closingCause = 'kicked';
+            s.device.offlineDetail = code;
+          }
+          this.log.info({ device: client?.id ?? undefined, remote: socket.remoteAddress, code }, `MQTT connection closed: ${reason}`);
+        },
+      });
       broker.handle(socket);
     });
     this.server = server;
@@ -112,17 +138,29 @@ export class EmbeddedBroker {
   }
 
   private preConnect(client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void): void {
+    // A refusal here closes the connection without a CONNACK, as MQTT 3.1.1 demands for these.
+    const bad = badConnect(packet);
+    if (bad) {
+      this.ingest.stats.countError('MQTT_MALFORMED_PACKET');
+      this.log.info({ remote: (client.conn as Socket).remoteAddress, reason: bad }, 'MQTT CONNECT refused, connection closed');
+      return cb(new Error(bad), false);
+    }
+    // [MQTT-3.1.3-8]: CONNACK 2 then close; only authenticate can send a return code.
+    if (packet.clientId === '' && !packet.clean) (client as Client & { [REJECT_ID]?: boolean })[REJECT_ID] = true;
     const id = packet.clientId;
     if (this.devices.online >= this.opts.maxDevices && !this.devices.get(id)?.online) {
       this.ingest.stats.countError('MQTT_TOO_MANY_DEVICES');
       return cb(connackError(SERVER_UNAVAILABLE, `the gateway holds its maximum of ${this.opts.maxDevices} connected devices`), false);
     }
     cb(null, true);
-    void client;
   }
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, cb: (err: AuthenticateError | null, ok: boolean | null) => void): void {
     const id = client.id;
+    if ((client as Client & { [REJECT_ID]?: boolean })[REJECT_ID]) {
+      this.ingest.stats.countError('MQTT_BAD_CLIENT_ID');
+      return cb(connackError(IDENTIFIER_REJECTED, 'an empty client id needs a clean session'), false);
+    }
     if (username !== undefined && username !== id) {
       this.ingest.stats.countError('MQTT_CLIENT_ID_MISMATCH');
       return cb(connackError(IDENTIFIER_REJECTED, 'the client id must be the device id (the username)'), false);
@@ -132,6 +170,11 @@ export class EmbeddedBroker {
       this.ingest.stats.countError(result.code === 'BAD_DEVICE_ID' ? 'MQTT_BAD_CLIENT_ID' : 'MQTT_BAD_CREDENTIALS');
       this.log.info({ device: id.slice(0, 128), transport: 'mqtt', code: result.code }, 'device refused at CONNECT: ' + result.message);
       return cb(connackError(result.code === 'BAD_DEVICE_ID' ? IDENTIFIER_REJECTED : BAD_USERNAME_OR_PASSWORD, result.message), false);
+    }
+    const will = (client as Client & { will?: { topic: string } | null; _will?: { topic: string } | null })._will;
+    if (will && !willAllowed(id, will.topic)) {
+      this.ingest.stats.countError('MQTT_FOREIGN_TOPIC');
+      return cb(connackError(NOT_AUTHORIZED, `a will may only go to devices/${id}/<name> other than telemetry, results and commands`), false);
     }
     const device = this.devices.getOrCreate(id, result.entry);
     if (device.online && this.opts.duplicateId === 'reject') {
@@ -162,6 +205,12 @@ export class EmbeddedBroker {
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (client === null) return cb(null); // the broker's own messages
+    if (badString(packet.topic)) {
+      this.ingest.stats.countError('MQTT_MALFORMED_PACKET');
+      return cb(new Error('invalid UTF-8 or U+0000 in the topic name [MQTT-1.5.3-1/2]'));
+    }
+    // The device's will, published by the broker after an unclean disconnect (checked at CONNECT).
+    if ((client as Client & { will?: unknown }).will === packet) return cb(null);
     const s = this.byClient.get(client);
     const up = parseUplink(packet.topic);
     if (!s || !up || up.id !== client.id) {
@@ -185,6 +234,10 @@ export class EmbeddedBroker {
   }
 
   private authorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
+    if (badString(sub.topic)) {
+      this.ingest.stats.countError('MQTT_MALFORMED_PACKET');
+      return cb(new Error('invalid UTF-8 or U+0000 in the topic filter [MQTT-1.5.3-1/2]'));
+    }
     if (sub.topic === commandsTopic(client.id)) return cb(null, sub);
     this.ingest.stats.countError('MQTT_SUBSCRIBE_REFUSED');
     const s = this.byClient.get(client);

@@ -3,7 +3,8 @@
  * first when a ring is full. Nothing survives a restart; use InfluxDB for that.
  */
 import type { TelemetryBatch } from '../../devices/codec/index.js';
-import type { HistoryBucket, HistoryQuery, Storage } from './storage.js';
+import { distinctTimes } from './line-protocol.js';
+import type { HistoryBucket, HistoryQuery, Storage, StorageHealth } from './storage.js';
 
 const INITIAL_CAPACITY = 16;
 
@@ -141,15 +142,31 @@ class Series {
   }
 }
 
+/**
+ * Points are (device, time) pairs, as in InfluxDB: `written` counts the distinct times of each write.
+ * A write is settled when write() returns, so durableTicket is always the last ticket (there is no
+ * onDurable: poll durableTicket).
+ */
 export class MemoryStorage implements Storage {
   readonly kind = 'memory';
   private readonly devices = new Map<string, Map<number, Series>>();
+  private ticket = 0;
+  private written = 0;
 
   constructor(private readonly pointsPerSeries: number) {}
 
+  get durableTicket(): number {
+    return this.ticket;
+  }
+
   async start(): Promise<void> {}
 
-  write(device: string, _deviceType: string | undefined, frameTime: number, batch: TelemetryBatch): void {
+  health(): StorageHealth {
+    return { status: 'ok', buffered: 0, spilledBytes: 0, spilledPoints: 0, written: this.written, retried: 0, dropped: 0, rejected: 0 };
+  }
+
+  write(device: string, _deviceType: string | undefined, frameTime: number, batch: TelemetryBatch): number {
+    this.written += distinctTimes(batch);
     let channels = this.devices.get(device);
     if (channels === undefined) {
       channels = new Map();
@@ -164,6 +181,7 @@ export class MemoryStorage implements Storage {
       }
       s.insert(frameTime + batch.offsets[i]!, batch.values[i]!);
     }
+    return ++this.ticket;
   }
 
   async history(q: HistoryQuery): Promise<HistoryBucket[]> {

@@ -11,7 +11,12 @@ export interface HistoryQuery {
   points: number;
 }
 
-/** One time bucket of history; a raw point is a bucket with count 1. `t` is the bucket start. */
+/**
+ * One time bucket of history; a raw point is a bucket with count 1. `t` is the bucket start.
+ * Buckets are `width = ceil((to - from + 1) / points)` ms wide and start at `from + k * width`;
+ * empty buckets are left out. A bool reads as 1 (true) or 0 (false), so a bucket's mean is the
+ * fraction of true readings.
+ */
 export interface HistoryBucket {
   t: number;
   mean: number;
@@ -20,17 +25,64 @@ export interface HistoryBucket {
   count: number;
 }
 
+/** What /readyz, /metrics and the dashboard's gateway panel show about storage. */
+export interface StorageHealth {
+  /**
+   * ok: nothing waits beyond the current batch. degraded: the database fails or is slow, or a spill
+   * is being drained; nothing is lost. down: the database is unreachable and the spill file cannot take
+   * more (full or failing): new points are being dropped and counted.
+   */
+  status: 'ok' | 'degraded' | 'down';
+  /** One human sentence on what is going on when not ok. */
+  detail?: string;
+  /** Points in memory waiting for the database (including the batch being filled). */
+  buffered: number;
+  /** Bytes of spill files on disk. */
+  spilledBytes: number;
+  /** Points in the spill files not yet in the database. */
+  spilledPoints: number;
+  /** Points the database accepted (a point re-sent after an outage counts again). */
+  written: number;
+  /** Write requests sent again after a retryable failure. */
+  retried: number;
+  /** Points dropped because the memory buffer and the spill file were full. */
+  dropped: number;
+  /** Points the database refused for good (non-retryable: type conflict, time out of range, bad data). */
+  rejected: number;
+  /** The last error, with its code: `STORAGE_UNREACHABLE: connect ECONNREFUSED 127.0.0.1:8086`. */
+  lastError?: string;
+}
+
 /**
  * Where readings go. Writing a point twice with the same (device, channel, time) keeps one
  * point, as InfluxDB does, so replays after a reconnect never double a reading.
+ *
+ * Durability: write() returns a ticket, increasing by one per call on this instance. Every write with
+ * a ticket ≤ `durableTicket` is settled: stored durably (in the database, or written and fsync'd to
+ * the spill file), or, where health() counts it, refused by the database (`rejected`) or dropped at a
+ * full spill (`dropped`). It is never only in memory. An ack to a device may cover a frame once its
+ * ticket is ≤ durableTicket.
  */
 export interface Storage {
   readonly kind: string;
   start(): Promise<void>;
-  /** Hot path: takes the decoded readings of one frame; must not block or throw. */
-  write(device: string, deviceType: string | undefined, frameTime: number, batch: TelemetryBatch): void;
+  /**
+   * Hot path: takes the decoded readings of one frame (copying what it keeps: `batch` is reused by the
+   * caller) and returns this write's ticket. Never blocks, never throws.
+   */
+  write(device: string, deviceType: string | undefined, frameTime: number, batch: TelemetryBatch): number;
+  /** The highest ticket up to which every write is settled (see above). Only grows. */
+  readonly durableTicket: number;
+  /**
+   * Optional: `cb(durableTicket)` after each advance of durableTicket, outside write() (from an I/O
+   * callback, at most a few times per flush interval). Adapters whose writes are settled at once
+   * (memory) leave it out: poll durableTicket instead.
+   */
+  onDurable?(cb: (durableTicket: number) => void): void;
+  health(): StorageHealth;
   history(q: HistoryQuery): Promise<HistoryBucket[]>;
-  /** Channels that have data for a device. */
+  /** Channels that have data for a device, ascending. */
   channels(device: string): Promise<number[]>;
+  /** Flushes (to the database or the spill file, within a bounded time) and releases everything. Idempotent. */
   close(): Promise<void>;
 }
