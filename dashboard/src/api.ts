@@ -1,0 +1,98 @@
+/** The gateway's HTTP API (README "HTTP API"), with the operator token as a Bearer header. */
+import { operatorToken } from './token.js';
+import type { CommandRecord, DeviceSummary, DeviceTypeSpec, HistoryPoint } from './types.js';
+
+/** An `{ error: { code, message } }` answer, or a network failure (status 0, code NETWORK). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+type UnauthorizedListener = (err: ApiError) => void;
+const unauthorizedListeners: UnauthorizedListener[] = [];
+
+/** Called whenever any request gets HTTP 401. */
+export function onUnauthorized(listener: UnauthorizedListener): void {
+  unauthorizedListeners.push(listener);
+}
+
+async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  const token = operatorToken();
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: signal ?? null, cache: 'no-store' });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    throw new ApiError(0, 'NETWORK', `cannot reach the gateway (${(err as Error).message})`);
+  }
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!res.ok) {
+    const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+    const err = new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? (res.statusText || `HTTP ${res.status}`));
+    if (res.status === 401) for (const l of unauthorizedListeners) l(err);
+    throw err;
+  }
+  if (parsed === undefined) throw new ApiError(res.status, 'BAD_RESPONSE', `${method} ${path} did not answer JSON`);
+  return parsed as T;
+}
+
+const enc = encodeURIComponent;
+
+export async function listDevices(): Promise<DeviceSummary[]> {
+  return (await request<{ devices: DeviceSummary[] }>('GET', '/api/devices')).devices;
+}
+
+export function getDevice(id: string): Promise<DeviceSummary> {
+  return request('GET', `/api/devices/${enc(id)}`);
+}
+
+export async function listDeviceTypes(): Promise<DeviceTypeSpec[]> {
+  return (await request<{ types: DeviceTypeSpec[] }>('GET', '/api/device-types')).types;
+}
+
+export async function history(id: string, channel: number, from: number, to: number, points: number, signal?: AbortSignal): Promise<HistoryPoint[]> {
+  const q = `channel=${channel}&from=${Math.floor(from)}&to=${Math.ceil(to)}&points=${Math.max(1, Math.min(10_000, Math.round(points)))}`;
+  return (await request<{ points: HistoryPoint[] }>('GET', `/api/devices/${enc(id)}/history?${q}`, undefined, signal)).points;
+}
+
+export async function listCommands(id: string, limit = 50): Promise<CommandRecord[]> {
+  return (await request<{ commands: CommandRecord[] }>('GET', `/api/devices/${enc(id)}/commands?limit=${limit}`)).commands;
+}
+
+export interface NewCommand {
+  name: string;
+  args: unknown;
+  ttlMs?: number;
+  timeoutMs?: number;
+  idempotencyKey?: string;
+}
+
+export function sendCommand(id: string, command: NewCommand): Promise<CommandRecord> {
+  return request('POST', `/api/devices/${enc(id)}/commands`, command);
+}
+
+/** Whether the gateway refuses our token: asks a small /api route (every /api route checks the token first). */
+export async function tokenRefused(): Promise<boolean> {
+  const token = operatorToken();
+  try {
+    const res = await fetch('/api/device-types', { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+    return res.status === 401;
+  } catch {
+    return false; // unreachable is not the token's fault
+  }
+}

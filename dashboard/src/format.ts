@@ -1,0 +1,80 @@
+/** Text for times, durations and values, in the browser's locale. */
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/** Local wall-clock time, HH:MM:SS. */
+export function clock(ms: number): string {
+  const d = new Date(ms);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** Local wall-clock time with milliseconds, HH:MM:SS.mmm. */
+export function clockMs(ms: number): string {
+  return `${clock(ms)}.${pad(new Date(ms).getMilliseconds(), 3)}`;
+}
+
+/** "3 s ago", "5 min ago", "2 h ago", "never". */
+export function ago(ms: number | null | undefined, now: number): string {
+  if (!ms) return 'never';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 2) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ago`;
+  return `${Math.floor(h / 24)} d ago`;
+}
+
+/** "850 ms", "12.3 s", "4 min 10 s". */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+  const m = Math.floor(ms / 60_000);
+  const s = Math.round((ms % 60_000) / 1000);
+  return s ? `${m} min ${s} s` : `${m} min`;
+}
+
+const compactFmt = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 1 });
+const intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+
+/** 1234567 → "1.2M"; small numbers stay whole. */
+export function compact(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '–';
+  return Math.abs(n) < 10_000 ? intFmt.format(n) : compactFmt.format(n);
+}
+
+/** A reading with up to 4 significant digits (bools as on/off) and its unit. */
+export function reading(value: number | boolean | undefined, unit = ''): string {
+  if (value === undefined) return '–';
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (!Number.isFinite(value)) return String(value);
+  const abs = Math.abs(value);
+  const text = abs !== 0 && (abs >= 1e6 || abs < 1e-3) ? value.toExponential(2) : Number(value.toPrecision(4)).toString();
+  return unit ? `${text} ${unit}` : text;
+}
+
+/** Human words for an offline cause. */
+export function offlineCauseText(cause: string | null | undefined): string {
+  switch (cause) {
+    case 'closed':
+      return 'closed by device';
+    case 'timeout':
+      return 'timed out';
+    case 'connection_lost':
+      return 'connection lost';
+    case 'replaced':
+      return 'replaced';
+    case 'kicked':
+      return 'kicked';
+    case 'slow_consumer':
+      return 'slow consumer';
+    case 'shutdown':
+      return 'gateway shutdown';
+    case null:
+    case undefined:
+      return 'never connected';
+    default:
+      return cause.replace(/_/g, ' ');
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Starts the dashboard: takes the token from the URL, checks it against the API, opens the live
+ * stream, and routes between the fleet overview (`#/`) and a device page (`#/device/<id>`).
+ */
+import './style.css';
+import { ApiError, listDevices, onUnauthorized, tokenRefused } from './api.js';
+import { showAuthPage } from './auth-page.js';
+import { loadDeviceTypes } from './channels.js';
+import { ConnectionIndicator } from './connection.js';
+import { DeviceView } from './device.js';
+import { FleetState } from './fleet-state.js';
+import { FleetView } from './fleet.js';
+import { LiveClient } from './live.js';
+import { StatsPanel } from './stats.js';
+import { captureToken, forgetToken, operatorToken } from './token.js';
+
+declare global {
+  interface Window {
+    /** Test hooks: the live client and what the page shows. */
+    __live?: LiveClient;
+    __dashboard?: {
+      view(): 'fleet' | 'device';
+      chartChannels(): number[];
+      chartTimes(channel: number): number[];
+      fleetSize(): number;
+    };
+  }
+}
+
+const APP_TITLE = 'Telemetry gateway';
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function start(): void {
+  let clockOffset = 0;
+  const now = () => Date.now() + clockOffset;
+  const fleet = new FleetState();
+  const live = new LiveClient({ origin: window.location.origin, token: operatorToken, isUnauthorized: tokenRefused });
+  let failed = false;
+  const refuse = (detail?: string) => {
+    if (failed) return;
+    failed = true;
+    live.stop();
+    forgetToken();
+    showAuthPage('refused', detail);
+  };
+  onUnauthorized((err) => refuse(err.message));
+  live.on('connection', (c) => c.state === 'unauthorized' && refuse(c.reason));
+  live.on('hello', (h) => (clockOffset = Math.abs(h.clockOffsetMs) > 1000 ? h.clockOffsetMs : 0));
+  live.on('fleet', (f) => fleet.apply(f.devices, f.full));
+
+  // The shell: header with the connection state, the gateway panel, then the current view.
+  const header = el('header', 'topbar');
+  const bar = el('div', 'bar');
+  const brand = el('a', 'brand');
+  brand.href = '#/';
+  brand.append(el('span', 'brand-mark', '◆'), document.createTextNode(APP_TITLE));
+  const connection = new ConnectionIndicator(live);
+  bar.append(brand, el('span', 'spacer'), connection.root);
+  const stats = new StatsPanel();
+  header.append(bar, stats.root);
+  live.on('stats', (s) => stats.update(s));
+  const banner = el('div', 'banner');
+  banner.hidden = true;
+  banner.setAttribute('role', 'status');
+  const viewEl = el('main', 'main');
+  document.body.replaceChildren(header, banner, viewEl);
+
+  const fleetView = new FleetView(fleet, now);
+  let deviceView: DeviceView | undefined;
+  const route = () => {
+    if (failed) return;
+    const m = /^#\/device\/(.+)$/.exec(window.location.hash);
+    const id = m ? decodeURIComponent(m[1]!) : undefined;
+    if (deviceView && deviceView.deviceId === id) return;
+    deviceView?.destroy();
+    deviceView = undefined;
+    if (id !== undefined) {
+      fleetView.unmount();
+      deviceView = new DeviceView(id, fleet, live, now);
+      deviceView.mount(viewEl);
+      document.title = `${id} · ${APP_TITLE}`;
+    } else {
+      fleetView.mount(viewEl);
+      document.title = APP_TITLE;
+    }
+    window.scrollTo(0, 0);
+  };
+  window.addEventListener('hashchange', route);
+
+  window.__live = live;
+  window.__dashboard = {
+    view: () => (deviceView ? 'device' : 'fleet'),
+    chartChannels: () => deviceView?.channels ?? [],
+    chartTimes: (ch) => deviceView?.chartTimes(ch) ?? [],
+    fleetSize: () => fleet.entries.size,
+  };
+
+  void (async () => {
+    await loadDeviceTypes();
+    try {
+      const devices = await listDevices();
+      // A live snapshot may have come first; it is newer, so only fill what is missing.
+      if (fleet.entries.size === 0) fleet.apply(devices, true);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      banner.textContent = `Could not load the device list: ${(err as Error).message}. The page keeps trying over the live connection.`;
+      banner.hidden = false;
+      live.on('fleet', () => (banner.hidden = true));
+    }
+    if (failed) return;
+    live.subscribe('fleet', 'stats');
+    live.start();
+    route();
+  })();
+}
+
+if (captureToken()) start();
+else showAuthPage('missing');
