@@ -4,6 +4,7 @@
  * many browsers is uWS's native publish. Clients over their send budget are unsubscribed until
  * they catch up, then told how many messages they missed. Ingest never waits on any of this.
  */
+import { randomUUID } from 'node:crypto';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { DeviceStreams } from './device-streams.js';
@@ -44,6 +45,8 @@ export interface Publisher {
 export type DeviceMessageSink = (id: string, seq: number, json: string) => void;
 
 export class LiveHub {
+  /** Changes at every gateway start, so clients know their remembered seqs are void. */
+  readonly bootId = randomUUID();
   readonly streams: DeviceStreams;
   readonly clients = new Set<LiveClient>();
   private readonly fleetDirty = new Set<DeviceState>();

@@ -38,7 +38,7 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
         close: () => conn.end(1001, 'gateway shutting down'),
       };
       hub.clients.add(client);
-      conn.send(JSON.stringify({ type: 'hello', serverTime: Date.now(), flushMs: hub.opts.flushMs, budgetBytes: hub.opts.budgetBytes }), false);
+      conn.send(JSON.stringify({ type: 'hello', serverTime: Date.now(), bootId: hub.bootId, flushMs: hub.opts.flushMs, budgetBytes: hub.opts.budgetBytes }), false);
     },
 
     message(conn, bytes) {
