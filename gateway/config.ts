@@ -22,11 +22,16 @@ interface Spec {
 const SPECS = {
   host: { flag: 'host', env: 'GATEWAY_HOST', kind: 'string', default: '0.0.0.0', doc: 'address to listen on (0.0.0.0 = every interface)' },
   port: { flag: 'port', env: 'GATEWAY_PORT', kind: 'int', default: 8080, min: 0, max: 65535, doc: 'HTTP/WebSocket port (0 = any free port)' },
+  cert: { flag: 'cert', env: 'GATEWAY_CERT', kind: 'string', default: undefined, doc: 'TLS certificate (PEM file): HTTP/WebSocket become https:// and wss://, MQTT becomes mqtts://' },
+  key: { flag: 'key', env: 'GATEWAY_KEY', kind: 'string', default: undefined, secret: true, doc: 'TLS private key (PEM file) for --cert' },
+  plaintextPort: { flag: 'plaintext-port', env: 'GATEWAY_PLAINTEXT_PORT', kind: 'int', default: 0, min: 0, max: 65535, doc: 'with --cert: also serve plain HTTP/WebSocket on this port (0 = no plaintext)' },
+  mqttPlaintextPort: { flag: 'mqtt-plaintext-port', env: 'GATEWAY_MQTT_PLAINTEXT_PORT', kind: 'int', default: 0, min: 0, max: 65535, doc: 'with --cert: also serve plain MQTT on this port (0 = no plaintext)' },
   mqttPort: { flag: 'mqtt-port', env: 'GATEWAY_MQTT_PORT', kind: 'int', default: 1883, min: 0, max: 65535, doc: 'embedded MQTT broker port on --host (0 = no embedded broker)' },
   mqttDrainTimeout: { flag: 'mqtt-drain-timeout', env: 'GATEWAY_MQTT_DRAIN_TIMEOUT', kind: 'int', default: 10000, min: 100, max: 600000, doc: 'ms an MQTT device may leave its socket full before it is disconnected' },
   mqttUrl: { flag: 'mqtt-url', env: 'GATEWAY_MQTT_URL', kind: 'string', default: undefined, doc: 'bridge mode: mqtt://host:port of an external broker (MQTT 5) to take telemetry from instead of embedding one' },
   mqttUsername: { flag: 'mqtt-username', env: 'GATEWAY_MQTT_USERNAME', kind: 'string', default: undefined, doc: 'bridge mode: username at the external broker' },
   mqttPassword: { flag: 'mqtt-password', env: 'GATEWAY_MQTT_PASSWORD', kind: 'string', default: undefined, secret: true, doc: 'bridge mode: password at the external broker' },
+  mqttCa: { flag: 'mqtt-ca', env: 'GATEWAY_MQTT_CA', kind: 'string', default: undefined, doc: 'bridge mode: CA certificate (PEM file) to trust for an mqtts:// broker with a private CA' },
   mqttShareGroup: { flag: 'mqtt-share-group', env: 'GATEWAY_MQTT_SHARE_GROUP', kind: 'string', default: 'telemetry-gateway', doc: 'bridge mode: shared subscription group; gateways in one group split the telemetry' },
   registry: { flag: 'registry', env: 'GATEWAY_REGISTRY', kind: 'string', default: undefined, doc: 'device registry JSON file (ids, sha256 token hashes, types)' },
   fleetKey: { flag: 'fleet-key', env: 'GATEWAY_FLEET_KEY', kind: 'string', default: undefined, secret: true, doc: 'fleet key: any device whose token is hex HMAC-SHA256(fleetKey, deviceId) may connect' },
@@ -159,7 +164,25 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     config[key] = coerce(key, spec, raw, source);
   }
-  return { config: config as GatewayConfig, help, configFile };
+  const c = config as GatewayConfig;
+  checkTls(c);
+  return { config: c, help, configFile };
+}
+
+/** Settings that only make sense together, and files that must be readable. */
+export function checkTls(c: GatewayConfig): void {
+  if ((c.cert === undefined) !== (c.key === undefined)) throw new ConfigError('--cert (GATEWAY_CERT) and --key (GATEWAY_KEY) go together: give both or neither');
+  if (c.cert === undefined && (c.plaintextPort !== 0 || c.mqttPlaintextPort !== 0)) {
+    throw new ConfigError('--plaintext-port and --mqtt-plaintext-port serve plaintext beside TLS: they need --cert and --key');
+  }
+  for (const [flag, path] of [['--cert', c.cert], ['--key', c.key], ['--mqtt-ca', c.mqttCa]] as const) {
+    if (path === undefined) continue;
+    try {
+      readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(`${flag} ${path} cannot be read: ${(err as Error).message}`);
+    }
+  }
 }
 
 export function helpText(): string {

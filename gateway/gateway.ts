@@ -4,6 +4,7 @@
  * Shutdown order: stop listening, say goodbye to devices (1001), flush acks and cursors, close storage.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { CLOSE_CODES } from '../devices/codec/index.js';
 import { AckScheduler } from './acks.js';
 import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
@@ -30,7 +31,7 @@ import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
 import { MemoryStorage } from './storage/memory.js';
 import type { Storage } from './storage/storage.js';
-import { HttpServer, loadUws } from './uws.js';
+import { HttpServer, loadUws, type Reply, type RequestInfo } from './uws.js';
 
 export interface GatewayDeps {
   log?: Logger;
@@ -53,12 +54,16 @@ export class Gateway {
   private readonly auth: Authenticator;
   private readonly cursors: CursorStore;
   private readonly acks: AckScheduler;
-  private server: HttpServer | undefined;
+  private servers: HttpServer[] = [];
+  /** Plain HTTP/WebSocket port beside TLS (--plaintext-port), 0 when none. */
+  plaintextPort = 0;
   private deviceRoute: ReturnType<typeof deviceSocketRoute> | undefined;
   private mqtt: EmbeddedBroker | undefined;
   private bridge: MqttBridge | undefined;
   /** Port of the embedded MQTT broker, 0 when off. */
   mqttPort = 0;
+  /** Plain MQTT port beside mqtts:// (--mqtt-plaintext-port), 0 when none. */
+  mqttPlaintextPort = 0;
   private state: 'new' | 'starting' | 'running' | 'closing' | 'closed' = 'new';
   private closing: Promise<void> | undefined;
   /** Storage passed in by the caller is the caller's to close. */
@@ -114,12 +119,12 @@ export class Gateway {
   /** The URL the gateway answers on (with localhost for a wildcard host). */
   get url(): string {
     const host = this.config.host === '0.0.0.0' || this.config.host === '::' ? 'localhost' : this.config.host;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
+    return `${this.config.cert ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
   /** mqtt://host:port of the embedded broker, if it runs. */
   get mqttUrl(): string | undefined {
-    return this.mqttPort ? this.url.replace(/^http:/, 'mqtt:').replace(/:\d+$/, `:${this.mqttPort}`) : undefined;
+    return this.mqttPort ? this.url.replace(/^https?:/, this.config.cert ? 'mqtts:' : 'mqtt:').replace(/:\d+$/, `:${this.mqttPort}`) : undefined;
   }
 
   async start(): Promise<void> {
@@ -139,7 +144,10 @@ export class Gateway {
     }
     await this.storage.start();
     this.commands.start();
-    const server = new HttpServer();
+    const tls = c.cert !== undefined && c.key !== undefined ? { certFile: c.cert, keyFile: c.key } : undefined;
+    // With TLS, plaintext is served beside it only on its own port, when asked for.
+    const servers = [new HttpServer({ tls })];
+    if (tls && c.plaintextPort !== 0) servers.push(new HttpServer());
     this.deviceRoute = deviceSocketRoute(this.devices, this.auth, this.ingest, this.presence, this.log, {
       maxFrameBytes: c.maxFrameBytes,
       maxDevices: c.maxDevices,
@@ -148,9 +156,16 @@ export class Gateway {
       deviceSendBudget: c.deviceSendBudget,
       errorLogIntervalMs: 60_000,
     });
-    server.socket('/device', this.deviceRoute);
-    server.socket('/live', liveSocketRoute(this.live, this.auth));
-    this.live.publisher = { publish: (topic, text) => server.publish(topic, text, false) };
+    const liveRoute = liveSocketRoute(this.live, this.auth);
+    for (const server of servers) {
+      server.socket('/device', this.deviceRoute);
+      server.socket('/live', liveRoute);
+    }
+    this.live.publisher = {
+      publish: (topic, text) => {
+        for (const server of servers) server.publish(topic, text, false);
+      },
+    };
     this.sse = new SseHub(this.live);
     const dashboard = new StaticFiles(c.dashboardDir ?? defaultDashboardDir());
     if (!dashboard.available) this.log.warn({ dir: dashboard.dir }, 'the dashboard is not built, so / answers 503: run `npm run build`');
@@ -186,21 +201,24 @@ export class Gateway {
         },
         (req, reply, seg) => seg[0] !== 'api' && dashboard.serve(req, reply),
       ]);
-    server.http((req, reply) => {
+    const handler = (req: RequestInfo, reply: Reply) => {
       // uWS cannot close an app's open keep-alive connections: after close(), refuse and hang up.
       if (this.state === 'closing' || this.state === 'closed') {
         reply.sendAndClose(503, { 'content-type': 'application/json', connection: 'close' }, JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'this gateway has stopped' } }));
         return;
       }
       api(req, reply);
-    });
-    this.port = await server.listen(c.host, c.port);
-    this.server = server;
+    };
+    for (const server of servers) server.http(handler);
+    this.servers = servers;
+    this.port = await servers[0]!.listen(c.host, c.port);
+    if (servers[1]) this.plaintextPort = await servers[1].listen(c.host, c.plaintextPort);
     if (c.mqttUrl !== undefined) {
       this.bridge = new MqttBridge(this.devices, this.auth, this.ingest, this.presence, this.log, {
         url: c.mqttUrl,
         username: c.mqttUsername,
         password: c.mqttPassword,
+        ca: c.mqttCa !== undefined ? readFileSync(c.mqttCa) : undefined,
         shareGroup: c.mqttShareGroup,
         idleTimeoutMs: c.idleTimeout * 1000,
       });
@@ -215,10 +233,13 @@ export class Gateway {
         connectTimeoutMs: 10_000,
         // A frame plus the PUBLISH header, topic (≤ 150 bytes) and packet id.
         maxPacketBytes: c.maxFrameBytes + 256,
+        tls: c.cert !== undefined && c.key !== undefined ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : undefined,
+        plaintextPort: c.mqttPlaintextPort,
       });
       this.mqtt.onDelivered = (deviceId, commandId) => this.commands.delivered(deviceId, commandId, 'MQTT PUBACK from the device');
       await this.mqtt.start();
       this.mqttPort = this.mqtt.port;
+      this.mqttPlaintextPort = this.mqtt.plaintextPort;
     }
     this.acks.start();
     this.live.start();
@@ -234,7 +255,7 @@ export class Gateway {
   private async shutdown(): Promise<void> {
     const wasRunning = this.state === 'running';
     this.state = 'closing';
-    this.server?.stopListening();
+    for (const server of this.servers) server.stopListening();
     if (wasRunning) {
       // Ack what was ingested before saying goodbye, so devices resend as little as possible.
       this.acks.flush(Date.now());

@@ -34,8 +34,8 @@ function deferred(): Deferred {
 /** The transport the options name: a factory as given, else WebSocket or MQTT (the token stays in the factory). */
 function pickTransport(o: ResolvedOptions, token: string): TransportFactory {
   if (typeof o.transport === 'function') return o.transport;
-  const target = { url: o.url, deviceId: o.deviceId, token };
-  return o.transport === 'mqtt' ? mqttTransport({ ...target, ...o.mqtt, connectTimeoutMs: o.connectTimeoutMs }) : wsTransport(target);
+  const target = { url: o.url, deviceId: o.deviceId, token, ca: o.ca };
+  return o.transport === 'mqtt' ? mqttTransport({ ...target, ...o.mqtt, ca: o.mqtt.ca ?? o.ca, connectTimeoutMs: o.connectTimeoutMs }) : wsTransport(target);
 }
 
 const NORMAL_CLOSURE = 1000;

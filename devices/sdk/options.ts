@@ -57,6 +57,8 @@ export interface DeviceClientOptions {
   transport?: TransportName | TransportFactory;
   /** MQTT settings, used when the transport is 'mqtt' (see MQTT_DEFAULTS). */
   mqtt?: MqttOptions;
+  /** CA certificate(s) (PEM) to trust for wss:// and mqtts:// when the gateway's certificate is from a private CA. */
+  ca?: string | Buffer;
 }
 
 /** Every default in one place. */
@@ -74,8 +76,9 @@ export const DEFAULTS = {
 } as const;
 
 /** Options after defaults and checks. Holds no token: that stays inside the transport factory. */
-export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport' | 'mqtt'>> {
+export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport' | 'mqtt' | 'ca'>> {
   transport: TransportName | TransportFactory;
+  ca: string | Buffer | undefined;
   mqtt: Required<Omit<MqttOptions, 'ca'>> & Pick<MqttOptions, 'ca'>;
 }
 
@@ -155,7 +158,13 @@ export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
     random,
     transport,
     mqtt: resolveMqtt(o.mqtt),
+    ca: resolveCa(o.ca),
   };
+}
+
+function resolveCa(ca: unknown): string | Buffer | undefined {
+  if (ca !== undefined && typeof ca !== 'string' && !Buffer.isBuffer(ca)) fail('ca', 'a PEM string or a Buffer', typeof ca);
+  return ca as string | Buffer | undefined;
 }
 
 const SCHEMES: Record<TransportName, readonly string[]> = { ws: ['ws:', 'wss:'], mqtt: ['mqtt:', 'mqtts:'] };

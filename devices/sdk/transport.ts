@@ -52,4 +52,6 @@ export interface TransportTarget {
   deviceId: string;
   /** Sent only where the protocol keeps it out of URLs and logs (WS: Authorization header). */
   token: string;
+  /** CA certificate(s) to trust for TLS (wss://, mqtts://). */
+  ca?: string | Buffer | undefined;
 }

@@ -21,7 +21,7 @@ export function deviceUrl(url: string, deviceId: string): string {
 export function wsTransport(target: TransportTarget): TransportFactory {
   const url = deviceUrl(target.url, target.deviceId);
   const authorization = `Bearer ${target.token}`;
-  return (handlers) => new WsTransport(url, authorization, handlers);
+  return (handlers) => new WsTransport(url, authorization, handlers, target.ca);
 }
 
 class WsTransport implements Transport {
@@ -29,11 +29,12 @@ class WsTransport implements Transport {
   #status: number | undefined;
   #error: Error | undefined;
 
-  constructor(url: string, authorization: string, handlers: TransportHandlers) {
+  constructor(url: string, authorization: string, handlers: TransportHandlers, ca?: string | Buffer) {
     const ws = new WebSocket(url, {
       headers: { authorization },
       perMessageDeflate: false,
       followRedirects: false,
+      ...(ca !== undefined ? { ca } : {}),
     });
     this.#ws = ws;
     ws.binaryType = 'nodebuffer';

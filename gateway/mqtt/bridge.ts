@@ -19,6 +19,8 @@ export interface BridgeOptions {
   username?: string;
   password?: string;
   shareGroup: string;
+  /** CA to trust for an mqtts:// broker with a private CA. */
+  ca?: Buffer | undefined;
   /** A device silent this long is marked offline (the broker, not the gateway, holds its connection). */
   idleTimeoutMs: number;
 }
@@ -78,6 +80,7 @@ export class MqttBridge {
       username,
       password,
       clean: true,
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       // Nothing is queued while disconnected: devices resend what was not acked.

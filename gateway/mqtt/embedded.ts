@@ -4,6 +4,7 @@
  * straight from the parsed packet, into the one ingest path.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
 import { decodeFrame, encodeError, FrameType } from '../../devices/codec/index.js';
 import type { Authenticator } from '../auth.js';
@@ -28,6 +29,10 @@ export interface EmbeddedBrokerOptions {
   connectTimeoutMs: number;
   /** Largest MQTT packet accepted (a frame plus its topic and headers). */
   maxPacketBytes: number;
+  /** Serve mqtts:// with this certificate and key. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** With tls: also serve plain MQTT on this port (0 = no). */
+  plaintextPort?: number;
 }
 
 // CONNACK return codes (MQTT 3.1.1, 3.2.2.3).
@@ -50,7 +55,8 @@ const REJECT_ID = Symbol('rejectId');
 
 export class EmbeddedBroker {
   private broker: Aedes | undefined;
-  private server: Server | undefined;
+  private servers: Server[] = [];
+  plaintextPort = 0;
   private readonly sockets = new Set<Socket>();
   private readonly byClient = new WeakMap<Client, ClientState>();
   port = 0;
@@ -109,7 +115,7 @@ export class EmbeddedBroker {
       this.ingest.stats.countError('MQTT_PROTOCOL_ERROR');
       this.log.debug({ err: err.message }, 'mqtt connection refused before CONNECT completed');
     });
-    const server = createServer((socket) => {
+    const onSocket = (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
       guardSocket(socket, {
@@ -129,11 +135,19 @@ export class EmbeddedBroker {
         },
       });
       broker.handle(socket);
-    });
-    this.server = server;
-    this.port = await new Promise<number>((resolve, reject) => {
-      server.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `MQTT could not listen on ${this.opts.host}:${this.opts.port}: ${err.message} (--mqtt-port 0 turns MQTT off)`)));
-      server.listen(this.opts.port, this.opts.host, () => resolve((server.address() as { port: number }).port));
+    };
+    const tls = this.opts.tls;
+    this.port = await this.listen(tls ? createTlsServer({ cert: tls.cert, key: tls.key }, onSocket) : createServer(onSocket), this.opts.port);
+    if (tls && this.opts.plaintextPort) this.plaintextPort = await this.listen(createServer(onSocket), this.opts.plaintextPort);
+  }
+
+  private listen(server: Server, port: number): Promise<number> {
+    this.servers.push(server);
+    // A TLS handshake failure is the client's problem, not an error of the server.
+    server.on('tlsClientError', () => this.ingest.stats.countError('MQTT_TLS_HANDSHAKE'));
+    return new Promise<number>((resolve, reject) => {
+      server.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `MQTT could not listen on ${this.opts.host}:${port}: ${err.message} (--mqtt-port 0 turns MQTT off)`)));
+      server.listen(port, this.opts.host, () => resolve((server.address() as { port: number }).port));
     });
   }
 
@@ -248,10 +262,10 @@ export class EmbeddedBroker {
 
   /** Stops accepting, disconnects every device, closes the broker. */
   async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
+    const servers = this.servers;
+    this.servers = [];
     for (const socket of this.sockets) socket.destroy();
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
     const broker = this.broker;
     this.broker = undefined;
     if (broker) await new Promise<void>((r) => broker.close(() => r()));

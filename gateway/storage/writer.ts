@@ -94,6 +94,8 @@ export class BatchWriter {
   private reading = false;
   private readRetryAt = 0;
   private spilling = false;
+  /** Points of the batches in the spill append under way. */
+  private appending = 0;
   private spillFull = false;
   private spillError: StorageError | undefined;
   private spillRetryAt = 0;
@@ -227,7 +229,9 @@ export class BatchWriter {
       this.advance();
       return;
     }
-    if (this.memPoints > 0 && this.memPoints + points > 2 * this.opts.bufferPoints) {
+    // Points being appended to the spill are on their way out of memory: only what stays counts.
+    const staying = this.memPoints - this.appending;
+    if (staying > 0 && staying + points > 2 * this.opts.bufferPoints) {
       b.settled = true;
       this.drop(points, `the memory buffer (2 × ${this.opts.bufferPoints} points) and the spill file are full`);
       this.advance();
@@ -287,6 +291,7 @@ export class BatchWriter {
       return;
     }
     this.spilling = true;
+    for (const b of take) this.appending += b.points;
     this.spill.append(take).then(
       (n) => {
         for (let i = 0; i < n; i++) this.settle(take[i]!);
@@ -301,6 +306,7 @@ export class BatchWriter {
       },
     ).finally(() => {
       this.spilling = false;
+      this.appending = 0;
       this.advance();
       this.schedulePump();
     });
