@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     process.stdout.write(helpText() + '\n');
     return;
   }
-  const log = createLogger(parsed.config.logLevel);
+  const log = createLogger(parsed.config.logLevel, parsed.config.logFormat as 'auto' | 'json' | 'pretty');
   const gateway = new Gateway(parsed.config, { log });
   try {
     await gateway.start();

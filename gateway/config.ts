@@ -54,7 +54,8 @@ const SPECS = {
   liveReplay: { flag: 'live-replay', env: 'GATEWAY_LIVE_REPLAY', kind: 'int', default: 600, min: 1, max: 100000, doc: 'live messages kept per watched device for gap-free resume' },
   liveBudget: { flag: 'live-budget', env: 'GATEWAY_LIVE_BUDGET', kind: 'int', default: 1048576, min: 4096, max: 268435456, doc: 'bytes a dashboard client may have waiting; over it, it misses updates and is told how many' },
   dashboardDir: { flag: 'dashboard-dir', env: 'GATEWAY_DASHBOARD_DIR', kind: 'string', default: undefined, doc: 'built dashboard to serve at / (default: dashboard/dist of this checkout)' },
-  logLevel: { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'log level (logs are JSON lines on stderr)' },
+  logLevel: { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'log level (logs go to stderr)' },
+  logFormat: { flag: 'log-format', env: 'GATEWAY_LOG_FORMAT', kind: 'enum', default: 'auto', choices: ['auto', 'json', 'pretty'], doc: 'log lines: JSON, or readable (auto: readable when stderr is a terminal)' },
   allowUwsFallback: { flag: 'allow-uws-fallback', env: 'GATEWAY_ALLOW_UWS_FALLBACK', kind: 'bool', default: false, doc: 'start even when uWebSockets.js falls back to its slow ws shim' },
 } as const satisfies Record<string, Spec>;
 
