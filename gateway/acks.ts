@@ -1,10 +1,12 @@
 /**
- * Sends cumulative acks at most once per interval per device, after the dedupe cursor behind
- * each ack reached the cursor file: an ack the device got is never forgotten by a restart.
+ * Sends acks at most once per interval per device, for what storage has settled, after the dedupe
+ * cursor behind each ack reached the cursor file: an ack the device got is never forgotten by a
+ * restart, and never covers a reading that is only in memory.
  */
 import { encodeAck, FrameType, HEADER_BYTES, writeHeader } from '../devices/codec/index.js';
 import type { CursorStore } from './cursors.js';
-import type { DeviceState } from './devices.js';
+import type { DeviceLink, DeviceState } from './devices.js';
+import type { Storage } from './storage/storage.js';
 
 export class AckScheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -17,9 +19,12 @@ export class AckScheduler {
   constructor(
     private readonly queue: DeviceState[],
     private readonly cursors: CursorStore,
+    private readonly storage: Pick<Storage, 'durableTicket'>,
     private readonly intervalMs: number,
     /** Over this many buffered bytes toward a device, its ack waits for the next tick. */
     private readonly sendBudget: number,
+    /** Range acks (bridge mode) instead of cumulative ones. */
+    private readonly ranges: boolean,
   ) {}
 
   start(): void {
@@ -35,49 +40,56 @@ export class AckScheduler {
     const q = this.queue;
     const n = q.length;
     if (n === 0) return;
+    // Only what storage has settled is acked, and only that reaches the cursor file: after a crash,
+    // a frame that was ingested but never stored must come back as new, not as a duplicate.
+    const durable = this.storage.durableTicket;
     let lines = '';
     for (let i = 0; i < n; i++) {
       const d = q[i]!;
-      const cur = d.seq.current;
-      if (cur) lines += this.cursors.set(d.id, cur.epoch, cur.contig);
+      if (d.settle(durable, this.ranges)) {
+        d.ackOwed = true;
+        lines += this.cursors.set(d.id, d.durableEpoch, d.durableContig);
+      }
     }
     this.cursors.append(lines);
     let kept = 0;
     for (let i = 0; i < n; i++) {
       const d = q[i]!;
-      const cur = d.seq.current;
+      const waiting = d.unsettled.length > 0;
       const link = d.link;
-      if (!cur || !link) {
-        d.ackDirty = false;
-        continue;
+      if (link && (d.ackOwed || d.ackRanges.length > 0)) {
+        // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
+        if (link.bufferedAmount() > this.sendBudget) {
+          q[kept++] = d;
+          this.acksDeferred++;
+          continue;
+        }
+        if (this.ranges) this.sendRanges(d, link, now);
+        else if (d.durableEpoch >= 0) this.sendAck(d, link, now);
+        d.ackOwed = false;
       }
-      // Acks are cumulative: one not sent now is replaced by the next, so a slow device costs no memory.
-      if (link.bufferedAmount() > this.sendBudget) {
-        q[kept++] = d;
-        this.acksDeferred++;
-        continue;
-      }
-      d.ackDirty = false;
-      const h = this.header;
-      if (d.ackRanges.length > 0) {
-        this.sendRanges(d, cur.epoch, now);
-        continue;
-      }
-      h.epoch = cur.epoch;
-      h.seq = cur.contig;
-      h.timestamp = now;
-      writeHeader(this.view, FrameType.Ack, h);
-      link.send(this.buf);
-      this.acksSent++;
+      if (waiting) q[kept++] = d;
+      else d.ackDirty = false;
     }
     q.length = kept;
   }
 
-  /** Range acks for exactly the seqs this gateway took (bridge mode). */
-  private sendRanges(d: DeviceState, epoch: number, now: number): void {
+  private sendAck(d: DeviceState, link: DeviceLink, now: number): void {
+    const h = this.header;
+    h.epoch = d.durableEpoch;
+    h.seq = d.durableContig;
+    h.timestamp = now;
+    writeHeader(this.view, FrameType.Ack, h);
+    link.send(this.buf);
+    this.acksSent++;
+  }
+
+  /** Range acks for exactly the seqs this gateway took and stored (bridge mode). */
+  private sendRanges(d: DeviceState, link: DeviceLink, now: number): void {
     const r = d.ackRanges;
+    const epoch = d.seq.current?.epoch ?? 0;
     for (let i = 0; i < r.length; i += 2) {
-      d.link!.send(encodeAck({ epoch, seq: r[i + 1]!, timestamp: now }, r[i]!));
+      link.send(encodeAck({ epoch, seq: r[i + 1]!, timestamp: now }, r[i]!));
       this.acksSent++;
     }
     r.length = 0;

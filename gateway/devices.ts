@@ -47,7 +47,17 @@ export class DeviceState {
   lastErrorLoggedAt = 0;
   /** Set when an ack is owed; the ack scheduler clears it. */
   ackDirty = false;
-  /** Bridge mode only: runs of seqs taken since the last ack, as flat [first, last, first, last, ...]. */
+  /**
+   * Where the device's frames are safe in storage: what acks report and the cursor file records.
+   * Ingested frames whose storage write is not settled yet wait in `unsettled` as flat
+   * [ticket, epoch, contig] triples (cumulative acks) or [ticket, first, last] (range acks).
+   */
+  durableEpoch = -1;
+  durableContig = 0;
+  /** An ack should go out at the next tick: the durable position moved, or a replay needs re-acking. */
+  ackOwed = false;
+  readonly unsettled: number[] = [];
+  /** Bridge mode: settled runs of seqs to range-ack, flat [first, last, ...]. */
   readonly ackRanges: number[] = [];
   readonly seq = new DeviceSequence();
   // Last value per channel as parallel arrays: updated in place on the hot path, no allocation.
@@ -66,12 +76,46 @@ export class DeviceState {
     this.type = typeOfDevice(id, entry?.type);
   }
 
-  /** Records a seq to be range-acked (bridge mode), extending the last run when it follows on. */
-  noteRangeAck(seq: number): void {
-    const r = this.ackRanges;
-    const n = r.length;
-    if (n > 0 && ((r[n - 1]! + 1) >>> 0) === seq) r[n - 1] = seq;
-    else r.push(seq, seq);
+  /** A frame was ingested and its points handed to storage under `ticket`: ack once settled. */
+  noteIngested(ticket: number, epoch: number, contig: number): void {
+    const u = this.unsettled;
+    const n = u.length;
+    // Consecutive frames of one epoch collapse into one entry with the newest ticket and contig.
+    if (n > 0 && u[n - 2] === epoch) {
+      u[n - 3] = ticket;
+      u[n - 1] = contig;
+    } else u.push(ticket, epoch, contig);
+  }
+
+  /** Bridge mode: a frame to range-ack once `ticket` is settled (runs of seqs collapse). */
+  noteRangeAck(ticket: number, seq: number): void {
+    const u = this.unsettled;
+    const n = u.length;
+    if (n > 0 && ((u[n - 1]! + 1) >>> 0) === seq) {
+      u[n - 3] = ticket;
+      u[n - 1] = seq;
+    } else u.push(ticket, seq, seq);
+  }
+
+  /**
+   * Moves what storage has settled (tickets ≤ durable) into the durable position (or the ranges to
+   * ack). Returns true when the durable position advanced.
+   */
+  settle(durable: number, ranges: boolean): boolean {
+    const u = this.unsettled;
+    let i = 0;
+    let advanced = false;
+    while (i < u.length && u[i]! <= durable) {
+      if (ranges) this.ackRanges.push(u[i + 1]!, u[i + 2]!);
+      else {
+        this.durableEpoch = u[i + 1]!;
+        this.durableContig = u[i + 2]!;
+        advanced = true;
+      }
+      i += 3;
+    }
+    if (i > 0) u.splice(0, i);
+    return advanced;
   }
 
   setLast(channel: number, type: number, value: number, time: number): void {
@@ -115,7 +159,7 @@ export class DeviceState {
       offlineCause: this.online ? null : this.offlineCause ?? null,
       offlineDetail: this.online ? null : this.offlineDetail ?? null,
       epoch: cur?.epoch ?? null,
-      ackedSeq: cur?.contig ?? null,
+      ackedSeq: this.durableEpoch === cur?.epoch ? this.durableContig : null,
       counters: {
         connections: this.connections,
         frames: this.frames,

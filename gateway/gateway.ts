@@ -113,7 +113,7 @@ export class Gateway {
     this.presence.onConnect((device) => this.live.touch(device));
     this.presence.onDisconnect((device) => this.live.touch(device));
     this.commands.on('change', (c) => this.live.command(c));
-    this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, config.ackInterval, Math.floor(config.deviceSendBudget / 2));
+    this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, this.storage, config.ackInterval, Math.floor(config.deviceSendBudget / 2), config.mqttUrl !== undefined);
   }
 
   /** The URL the gateway answers on (with localhost for a wildcard host). */
@@ -141,6 +141,8 @@ export class Gateway {
     for (const [id, cur] of this.cursors.open()) {
       const d = this.devices.getOrCreate(id, this.auth.entry(id));
       d.seq.restore(cur.epoch, cur.contig);
+      d.durableEpoch = cur.epoch;
+      d.durableContig = cur.contig;
     }
     await this.storage.start();
     this.commands.start();

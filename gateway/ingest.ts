@@ -57,6 +57,8 @@ export class Ingest {
   private resultListener: ResultListener | undefined;
   /** Devices owed an ack, in the order they became so; the ack scheduler drains it. */
   readonly ackQueue: DeviceState[] = [];
+  /** Ticket of the newest storage write (see Storage.durableTicket). */
+  private lastTicket = 0;
 
   constructor(
     private readonly storage: Storage,
@@ -103,11 +105,14 @@ export class Ingest {
     const err = decodeTelemetryInto(bytes, batch);
     if (err) return this.refuse(device, err.code, err.message);
     const verdict = device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0);
-    if (this.limits.rangeAcks) device.noteRangeAck(h.seq);
     this.owesAck(device);
     if (verdict === Verdict.Duplicate) {
       device.duplicates++;
       this.stats.duplicates++;
+      device.ackOwed = true;
+      // Safe already, or waiting in `unsettled`: the ack follows either way. A range-acked gateway
+      // re-acks the single seq once whatever it waits for is settled.
+      if (this.limits.rangeAcks) device.noteRangeAck(this.lastTicket, h.seq);
       return undefined;
     }
     device.frames++;
@@ -116,7 +121,13 @@ export class Ingest {
     this.stats.readings += batch.count;
     const t = h.timestamp;
     for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
-    this.storage.write(device.id, device.type, t, batch);
+    const ticket = (this.lastTicket = this.storage.write(device.id, device.type, t, batch));
+    if (this.limits.rangeAcks) device.noteRangeAck(ticket, h.seq);
+    else {
+      const cur = device.seq.current!;
+      // A late frame from the previous boot is stored but moves nothing the ack reports.
+      if (cur.epoch === h.epoch) device.noteIngested(ticket, cur.epoch, cur.contig);
+    }
     const ls = this.telemetryListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, batch);
     return undefined;
