@@ -33,20 +33,8 @@ export interface DeviceSummary {
   last?: Record<string, LastValue>;
 }
 
-export interface ChannelSpec {
-  id: number;
-  name: string;
-  unit: string;
-  type: string;
-  min?: number;
-  max?: number;
-}
-
-export interface DeviceTypeSpec {
-  type: string;
-  name: string;
-  channels: ChannelSpec[];
-}
+/** The device-type schema, shared with the gateway and the simulator. */
+export type { ChannelSpec, DeviceTypeSpec } from '../../devices/device-types.js';
 
 /** GET /api/devices/{id}/history bucket. */
 export interface HistoryPoint {

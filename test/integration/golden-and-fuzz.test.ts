@@ -18,6 +18,7 @@ import {
 import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { fromHex, invalidVectors, validVectors } from '../vectors.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const MAX_READINGS = 64;
 let gw: TestGateway;
@@ -87,16 +88,6 @@ describe('golden vectors through a real gateway', () => {
   });
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function hostileFrames(n: number, seed: number): Uint8Array[] {
   const rnd = mulberry32(seed);

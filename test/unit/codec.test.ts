@@ -23,6 +23,7 @@ import {
   type ValueType,
 } from '../../devices/codec/index.js';
 import { fromHex, invalidVectors, toHex, validVector, validVectors } from '../vectors.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const FRAME_CODES = new Set(Object.keys(ERROR_CODES).filter((k) => k.startsWith('FRAME_')));
 /** Codes that only a receiver's policy produces (direction, size limit); decodeFrame never returns them. */
@@ -136,17 +137,6 @@ describe('decodeHeader + decodeTelemetryInto (the gateway hot path)', () => {
   });
 });
 
-/** mulberry32: a tiny seeded PRNG, so a failing case can be reproduced from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('decodeFrame on hostile input', () => {
   const SEED = 0x5eed;
