@@ -29,8 +29,7 @@ import { defaultDashboardDir, StaticFiles } from './static.js';
 import { MqttBridge } from './mqtt/bridge.js';
 import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
-import { MemoryStorage } from './storage/memory.js';
-import type { Storage } from './storage/storage.js';
+import { createStorage, type Storage } from './storage/index.js';
 import { HttpServer, loadUws, type Reply, type RequestInfo } from './uws.js';
 
 export interface GatewayDeps {
@@ -81,7 +80,20 @@ export class Gateway {
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
     this.devices = new DeviceTable(registry.values());
     this.presence = new Presence(this.devices, this.log);
-    this.storage = deps.storage ?? new MemoryStorage(config.memoryPoints);
+    this.storage =
+      deps.storage ??
+      createStorage({
+        influx: config.influx,
+        dataDir: config.dataDir,
+        memoryPoints: config.memoryPoints,
+        influxRetentionPolicy: config.influxRetentionPolicy,
+        influxRetention: config.influxRetention,
+        bufferPoints: config.storageBufferPoints,
+        spillMaxBytes: config.spillMaxBytes,
+        batchPoints: config.influxBatchPoints,
+        flushMs: config.influxFlushMs,
+        log: this.log,
+      });
     this.ownsStorage = deps.storage === undefined;
     this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings, rangeAcks: config.mqttUrl !== undefined });
     this.cursors = new CursorStore(config.dataDir);
@@ -98,7 +110,7 @@ export class Gateway {
     this.stats = new GatewayStats(this.devices, this.ingest, this.commands, () => ({
       liveClients: this.live.clients.size + (this.sse?.clients ?? 0),
       liveDropped: this.live.dropped,
-      storage: { kind: this.storage.kind, status: 'ok' },
+      storage: { kind: this.storage.kind, ...this.storage.health() },
     }));
     this.live = new LiveHub(this.devices, () => this.stats.sample(), {
       flushMs: config.liveFlushMs,
@@ -178,14 +190,14 @@ export class Gateway {
       commands: this.commands,
       acksSent: () => this.acks.acksSent,
       liveClients: () => this.live.clients.size + (this.sse?.clients ?? 0),
-      storage: () => ({ status: 'ok' }),
+      storage: () => ({ ...this.storage.health() }),
     });
     this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
     const api = createApi({
         devices: this.devices,
         auth: this.auth,
         storage: this.storage,
-        ready: () => ({ ready: this.state === 'running', checks: { listening: this.state === 'running' ? 'ok' : this.state, storage: 'ok' } }),
+        ready: () => this.readiness(),
       }, [
         commandRoutes(this.commands, c.commandMaxArgsBytes),
         this.sse.route(),
@@ -249,6 +261,22 @@ export class Gateway {
     this.log.info({ url: this.url, mqtt: this.mqttUrl ?? 'off', storage: this.storage.kind }, 'gateway listening');
   }
 
+  /**
+   * Ready means: listening, the broker (embedded or bridged) up, storage reachable. Storage that is
+   * degraded (points waiting or spilling, nothing lost) still reports ready, with its state shown;
+   * storage that is dropping points does not.
+   */
+  readiness(): { ready: boolean; checks: Record<string, string> } {
+    const health = this.storage.health();
+    const listening = this.state === 'running';
+    const broker = this.bridge ? (this.bridge.connected ? 'ok' : 'disconnected') : this.mqtt ? 'ok' : 'off';
+    const storage = health.status === 'ok' ? 'ok' : `${health.status}: ${health.detail ?? ''}`.trim();
+    return {
+      ready: listening && broker !== 'disconnected' && health.status !== 'down',
+      checks: { listening: listening ? 'ok' : this.state, broker, storage },
+    };
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -259,7 +287,11 @@ export class Gateway {
     this.state = 'closing';
     for (const server of this.servers) server.stopListening();
     if (wasRunning) {
-      // Ack what was ingested before saying goodbye, so devices resend as little as possible.
+      // Let storage settle what it can (bounded), then ack it before saying goodbye, so devices
+      // resend as little as possible; what is not settled stays unacked and comes back.
+      const last = this.ingest.lastTicket;
+      const deadline = Date.now() + 2000;
+      while (this.storage.durableTicket < last && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       this.acks.flush(Date.now());
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
       this.mqtt?.markShutdown();

@@ -101,7 +101,13 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
       const from = timeParam(q, 'from', to - 3600_000);
       if (from > to) throw new ApiError(400, 'BAD_QUERY', 'from must not be after to');
       const points = intParam(q, 'points', 500, 1, MAX_HISTORY_POINTS);
-      const buckets = await ctx.storage.history({ device: device.id, channel, from, to, points });
+      let buckets;
+      try {
+        buckets = await ctx.storage.history({ device: device.id, channel, from, to, points });
+      } catch (err) {
+        const e = err as { code?: string; retryable?: boolean; message?: string };
+        throw new ApiError(e.retryable ? 503 : 500, e.code ?? 'STORAGE_ERROR', `history could not be read: ${e.message ?? String(err)}`);
+      }
       return sendJson(reply, 200, { device: device.id, channel, from, to, points: buckets });
     }
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);

@@ -58,7 +58,7 @@ export class Ingest {
   /** Devices owed an ack, in the order they became so; the ack scheduler drains it. */
   readonly ackQueue: DeviceState[] = [];
   /** Ticket of the newest storage write (see Storage.durableTicket). */
-  private lastTicket = 0;
+  lastTicket = 0;
 
   constructor(
     private readonly storage: Storage,

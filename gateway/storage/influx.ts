@@ -43,7 +43,7 @@ export class InfluxStorage implements Storage {
   private readonly queryAgent: Agent;
   private readonly writer: BatchWriter;
   private readonly encoder = new LineEncoder();
-  private readonly prefixes = new Map<string, { type: string | undefined; prefix: string }>();
+  private readonly prefixes = new Map<string, { type: string | undefined; prefix: Buffer }>();
   private readonly measurement: string;
   private readonly from: string;
   private readonly log: Logger;
@@ -89,7 +89,12 @@ export class InfluxStorage implements Storage {
    * says degraded); refused credentials or a bad setting do (STORAGE_UNAUTHORIZED, STORAGE_CONFIG).
    */
   async start(): Promise<void> {
-    const report = await this.spill.open();
+    let report;
+    try {
+      report = await this.spill.open();
+    } catch (err) {
+      throw err instanceof StorageError ? err : new StorageError('STORAGE_SPILL_IO', `cannot open the spill folder ${this.spill.dir}: ${(err as Error).message}`, { cause: err });
+    }
     if (report.points > 0 || report.tornBytes > 0) {
       this.log.info({ spill: this.spill.dir, points: report.points, bytes: report.bytes, tornBytes: report.tornBytes }, 'spilled points found: they drain to InfluxDB first');
     }
@@ -106,14 +111,16 @@ export class InfluxStorage implements Storage {
   }
 
   write(device: string, deviceType: string | undefined, frameTime: number, batch: TelemetryBatch): number {
-    let e;
+    const w = this.writer;
+    const mark = w.open.len;
     try {
-      e = this.encoder.encode(this.prefix(device, deviceType), frameTime, batch);
+      const e = this.encoder.encode(this.prefix(device, deviceType), frameTime, batch, w.open);
+      return w.commit(e.points, e.invalid);
     } catch (err) {
+      w.open.len = mark;
       this.log.error({ err, device }, 'could not encode a frame for InfluxDB');
-      return this.writer.add('', 0, batch.count);
+      return w.commit(0, batch.count);
     }
-    return this.writer.add(e.text, e.points, e.invalid);
   }
 
   onDurable(cb: (durableTicket: number) => void): void {
@@ -191,31 +198,42 @@ export class InfluxStorage implements Storage {
     return this.closing;
   }
 
-  /** CREATE DATABASE (idempotent), then the retention policy when missing (never altered: operators own it). */
+  /**
+   * CREATE DATABASE (idempotent), then the retention policy when missing (never altered: operators
+   * own it). A user without admin rights is fine when both already exist.
+   */
   async ensureSchema(): Promise<void> {
     const db = this.target.database;
     const rp = this.opts.retentionPolicy;
+    let denied: StorageError | undefined;
     try {
       await this.client.createDatabase(db);
-      const rps = await this.client.showRetentionPolicies(db);
-      if (!rps.some((r) => r.name === rp)) {
-        try {
-          await this.client.createRetentionPolicy(rp, { database: db, duration: this.opts.retention, replication: 1 });
-          this.log.info({ database: db, retentionPolicy: rp, duration: this.opts.retention }, 'created the InfluxDB retention policy');
-        } catch (err) {
-          if (!/already exists/.test(String((err as Error).message))) throw err;
-        }
-      }
     } catch (err) {
-      throw toStorageError(err, 'STORAGE_CONFIG');
+      denied = toStorageError(err, 'STORAGE_CONFIG');
+      if (denied.code !== 'STORAGE_UNAUTHORIZED' && !/privilege|authoriz/i.test(denied.message)) throw denied;
+    }
+    let rps: { name: string }[];
+    try {
+      rps = await this.client.showRetentionPolicies(db);
+    } catch (err) {
+      throw denied ?? toStorageError(err, 'STORAGE_CONFIG');
+    }
+    if (rps.some((r) => r.name === rp)) return;
+    try {
+      await this.client.createRetentionPolicy(rp, { database: db, duration: this.opts.retention, replication: 1 });
+      this.log.info({ database: db, retentionPolicy: rp, duration: this.opts.retention }, 'created the InfluxDB retention policy');
+    } catch (err) {
+      if (/already exists/.test(String((err as Error).message))) return;
+      const e = toStorageError(err, 'STORAGE_CONFIG');
+      throw new StorageError(e.code, `could not create the retention policy "${rp}" on "${db}" (create it, or name an existing one with --influx-retention-policy): ${e.message}`, { cause: err });
     }
   }
 
-  private prefix(device: string, type: string | undefined): string {
+  private prefix(device: string, type: string | undefined): Buffer {
     const c = this.prefixes.get(device);
     if (c !== undefined && c.type === type) return c.prefix;
     if (this.prefixes.size >= 200_000) this.prefixes.clear();
-    const prefix = seriesPrefix(this.measurement, device, type);
+    const prefix = Buffer.from(seriesPrefix(this.measurement, device, type));
     this.prefixes.set(device, { type, prefix });
     return prefix;
   }
@@ -233,7 +251,10 @@ export class InfluxStorage implements Storage {
       throw toStorageError(err, 'STORAGE_QUERY_FAILED');
     }
     const r = res?.results?.[0];
-    if (r?.error) throw new StorageError('STORAGE_QUERY_FAILED', `InfluxDB refused the query: ${r.error}`);
+    if (r?.error) {
+      if (/database not found/.test(String(r.error))) return undefined; // nothing written yet
+      throw new StorageError('STORAGE_QUERY_FAILED', `InfluxDB refused the query: ${r.error}`);
+    }
     return r;
   }
 }

@@ -16,8 +16,6 @@ export const DEFAULT_MEASUREMENT = 'telemetry';
 export const MIN_TIME_MS = -9223372036854;
 export const MAX_TIME_MS = 9223372036854;
 
-const FIELD_PREFIX: readonly string[] = Array.from({ length: 256 }, (_, i) => `c${i}=`);
-
 /** Field name of a channel. */
 export function fieldName(channel: number): string {
   return `c${channel}`;
@@ -43,29 +41,68 @@ export function seriesPrefix(measurement: string, device: string, deviceType: st
   return p + ' ';
 }
 
+/** A growable byte buffer that lines are written into; take() hands out what it holds and starts over. */
+export class LineBuffer {
+  buf: Buffer;
+  len = 0;
+  constructor(private readonly initial = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+
+  ensure(more: number): void {
+    if (this.len + more <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + more));
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+
+  /**
+   * The bytes written so far; the buffer starts empty again. A well-filled buffer is handed over as
+   * is (no copy); a small batch is copied out, so that it never pins a mostly empty buffer.
+   */
+  take(): Buffer {
+    const len = this.len;
+    this.len = 0;
+    if (len < this.buf.length >> 1) {
+      const out = Buffer.allocUnsafe(len);
+      this.buf.copy(out, 0, 0, len);
+      return out;
+    }
+    const out = this.buf.subarray(0, len);
+    this.buf = Buffer.allocUnsafe(Math.max(this.initial, Math.min(len + (len >> 2), 16 * 1024 * 1024)));
+    return out;
+  }
+}
+
 export interface Encoded {
-  /** Newline-terminated lines; '' when nothing was encodable. */
-  text: string;
-  /** Lines (InfluxDB points) in text. */
+  /** Lines (InfluxDB points) written. */
   points: number;
   /** Points left out because InfluxDB cannot hold their time. */
   invalid: number;
 }
 
+const CACHE_BITS = 12;
+const MINUS = 45;
+const ZERO = 48;
+
 /**
- * Builds lines for frames. Keeps scratch arrays so that a frame costs only its strings; one encoder
- * per writer (not reentrant).
+ * Writes frames as line protocol straight into a LineBuffer: no per-reading strings except for
+ * fractional values, whose shortest round-trip text (the costly part) is kept in a small
+ * direct-mapped cache, as sensors repeat values. One encoder per writer (not reentrant).
  */
 export class LineEncoder {
   private keys = new Float64Array(64);
   private readonly stamp = new Uint32Array(256);
   private gen = 0;
-  private readonly out: Encoded = { text: '', points: 0, invalid: 0 };
+  private readonly out: Encoded = { points: 0, invalid: 0 };
+  private readonly bits = new Float64Array(1);
+  private readonly words = new Uint32Array(this.bits.buffer);
+  private readonly cacheValues = new Float64Array(1 << CACHE_BITS);
+  private readonly cacheText: string[] = new Array<string>(1 << CACHE_BITS).fill('0');
 
-  /** Encodes one frame. The returned object is reused by the next call. */
-  encode(prefix: string, frameTime: number, batch: TelemetryBatch): Encoded {
+  /** Encodes one frame after `prefix` (seriesPrefix as UTF-8). The returned object is reused by the next call. */
+  encode(p: Buffer, frameTime: number, batch: TelemetryBatch, into: LineBuffer): Encoded {
     const out = this.out;
-    out.text = '';
     out.points = 0;
     out.invalid = 0;
     const n = batch.count;
@@ -80,7 +117,8 @@ export class LineEncoder {
       }
     }
     if (same) {
-      this.line(prefix, frameTime + first, batch, 0, n, null);
+      into.ensure(p.length + n * 40 + 24);
+      this.line(p, frameTime + first, batch, 0, n, null, into);
       return out;
     }
     // Several times in one frame: order readings by (offset, index) in a typed scratch (no comparator,
@@ -89,46 +127,111 @@ export class LineEncoder {
     const keys = this.keys.subarray(0, n);
     for (let i = 0; i < n; i++) keys[i] = (offsets[i]! + 2147483648) * 65536 + i;
     keys.sort();
+    into.ensure(n * (p.length + 64));
     let start = 0;
     while (start < n) {
       const off = Math.floor(keys[start]! / 65536) - 2147483648;
       let end = start + 1;
       while (end < n && Math.floor(keys[end]! / 65536) - 2147483648 === off) end++;
-      this.line(prefix, frameTime + off, batch, start, end, keys);
+      this.line(p, frameTime + off, batch, start, end, keys, into);
       start = end;
     }
     return out;
   }
 
   /** One line from readings [from, to) (indices through `order` when given), later readings winning. */
-  private line(prefix: string, t: number, batch: TelemetryBatch, from: number, to: number, order: Float64Array | null): void {
-    const out = this.out;
+  private line(prefix: Buffer, t: number, batch: TelemetryBatch, from: number, to: number, order: Float64Array | null, into: LineBuffer): void {
     if (!(t >= MIN_TIME_MS && t <= MAX_TIME_MS)) {
-      out.invalid++;
+      this.out.invalid++;
       return;
     }
     const stamp = this.stamp;
-    const gen = ++this.gen;
-    if (gen === 0xffffffff) {
+    if (++this.gen === 0xffffffff) {
       stamp.fill(0);
       this.gen = 1;
     }
-    let fields = '';
+    const gen = this.gen;
+    const start = into.len;
+    const buf = into.buf;
+    let pos = start;
+    // A plain loop: Buffer#copy and TypedArray#set cost more than this for a few dozen bytes.
+    for (let k = 0, n = prefix.length; k < n; k++) buf[pos++] = prefix[k]!;
+    let fields = 0;
     // Backwards, so that the later of two readings of one channel is the one kept.
     for (let k = to - 1; k >= from; k--) {
       const i = order === null ? k : order[k]! % 65536;
       const ch = batch.channels[i]!;
-      if (stamp[ch] === this.gen) continue;
-      stamp[ch] = this.gen;
+      if (stamp[ch] === gen) continue;
+      stamp[ch] = gen;
       const v = batch.values[i]!;
       if (!Number.isFinite(v)) continue; // the codec refuses these; never write one
-      const f = FIELD_PREFIX[ch]! + (v === 0 && 1 / v < 0 ? '-0' : v);
-      fields = fields === '' ? f : fields + ',' + f;
+      if (fields++ > 0) buf[pos++] = 44; // ,
+      buf[pos++] = 99; // c
+      pos = writeInt(buf, pos, ch);
+      buf[pos++] = 61; // =
+      if (v === Math.trunc(v) && v < 1e15 && v > -1e15) {
+        if (v === 0 && 1 / v < 0) buf[pos++] = MINUS;
+        pos = writeInt(buf, pos, v);
+      } else {
+        const text = this.text(v); // ASCII: digits, '.', '-', 'e', '+'
+        for (let c = 0; c < text.length; c++) buf[pos++] = text.charCodeAt(c);
+      }
     }
-    if (fields === '') return;
-    out.text += prefix + fields + ' ' + t + '\n';
-    out.points++;
+    if (fields === 0) {
+      into.len = start;
+      return;
+    }
+    buf[pos++] = 32; // space
+    pos = writeInt(buf, pos, t);
+    buf[pos++] = 10; // \n
+    into.len = pos;
+    this.out.points++;
   }
+
+  /** The shortest round-trip text of a fractional value, through the cache. */
+  private text(v: number): string {
+    this.bits[0] = v;
+    const h = Math.imul(this.words[0]! ^ this.words[1]!, 0x9e3779b1) >>> (32 - CACHE_BITS);
+    if (this.cacheValues[h] === v) return this.cacheText[h]!;
+    const s = '' + v;
+    this.cacheValues[h] = v;
+    this.cacheText[h] = s;
+    return s;
+  }
+}
+
+/** Writes an integer (|v| < 1e15) in decimal at pos; returns the position after it. */
+function writeInt(buf: Buffer, pos: number, v: number): number {
+  if (v < 0) {
+    buf[pos++] = MINUS;
+    v = -v;
+  }
+  if (v < 10) {
+    buf[pos] = ZERO + v;
+    return pos + 1;
+  }
+  // Two int32 halves, so the digit loop stays in small-integer arithmetic.
+  let hi = Math.floor(v / 1e8) | 0;
+  let lo = (v - hi * 1e8) | 0;
+  const digits = hi > 0 ? (hi >= 1e6 ? (hi >= 1e7 ? 16 : 15) : hi >= 1e5 ? 14 : hi >= 1e4 ? 13 : hi >= 1e3 ? 12 : hi >= 100 ? 11 : hi >= 10 ? 10 : 9) : lo >= 1e7 ? 8 : lo >= 1e6 ? 7 : lo >= 1e5 ? 6 : lo >= 1e4 ? 5 : lo >= 1e3 ? 4 : lo >= 100 ? 3 : lo >= 10 ? 2 : 1;
+  let p = pos + digits - 1;
+  const end = pos + digits;
+  if (hi > 0) {
+    for (let k = 0; k < 8; k++) {
+      buf[p--] = ZERO + (lo % 10);
+      lo = (lo / 10) | 0;
+    }
+    while (hi > 0) {
+      buf[p--] = ZERO + (hi % 10);
+      hi = (hi / 10) | 0;
+    }
+  } else {
+    while (p >= pos) {
+      buf[p--] = ZERO + (lo % 10);
+      lo = (lo / 10) | 0;
+    }
+  }
+  return end;
 }
 
 /** Distinct times (points) in a frame: what the memory store counts as points written. */

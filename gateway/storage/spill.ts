@@ -276,7 +276,7 @@ export class Spill {
     });
   }
 
-  /** Hands out again records read but not confirmed (after a failed send the writer resends them). */
+  /** Closes the files (after pending operations). Records read but not confirmed are read again after a reopen. */
   close(): Promise<void> {
     return this.serial(async () => {
       for (const s of this.segments) await s.fh.close().catch(() => {});

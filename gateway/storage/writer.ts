@@ -21,7 +21,7 @@
 import { silentLogger, type Logger } from '../log.js';
 import { StorageError } from './errors.js';
 import type { WriteOutcome } from './influx-http.js';
-import { countLines, splitLines } from './line-protocol.js';
+import { countLines, LineBuffer, splitLines } from './line-protocol.js';
 import type { Spill, SpillRecord } from './spill.js';
 
 export interface WriterOptions {
@@ -81,7 +81,8 @@ const LOG_EVERY_MS = 10_000;
 export class BatchWriter {
   private ticket = 0;
   private durable = 0;
-  private openText = '';
+  /** The batch being filled: encoders write lines here, then commit(). */
+  readonly open = new LineBuffer();
   private openPoints = 0;
   /** Last ticket added since the last seal; 0 when none. */
   private openTicket = 0;
@@ -94,7 +95,8 @@ export class BatchWriter {
   private reading = false;
   private readRetryAt = 0;
   private spilling = false;
-  /** Points of the batches in the spill append under way. */
+  /** The batches in the spill append under way, and their points. */
+  private inAppend: Batch[] = [];
   private appending = 0;
   private spillFull = false;
   private spillError: StorageError | undefined;
@@ -167,25 +169,35 @@ export class BatchWriter {
     this.listeners.push(cb);
   }
 
-  /** Takes one frame's encoded lines; returns its ticket. Hot path: no I/O, nothing thrown. */
-  add(text: string, points: number, invalid: number): number {
+  /**
+   * Takes the lines of one frame, already written into `open` by the encoder, and returns the frame's
+   * ticket. Hot path: no I/O, nothing thrown.
+   */
+  commit(points: number, invalid: number): number {
     const t = ++this.ticket;
     if (invalid > 0) this.refuse(invalid, new StorageError('STORAGE_POINT_INVALID', `${invalid} point(s) with a time InfluxDB cannot hold (before 1677-09-21 or after 2262-04-11) were not written`));
     if (this.closed) {
+      this.open.len = 0;
       if (points > 0) this.drop(points, 'written after close()');
       this.durable = t;
       return t;
     }
-    if (points > 0) {
-      this.openText += text;
-      this.openPoints += points;
-    }
+    this.openPoints += points;
     this.openTicket = t;
     if (this.openPoints >= this.opts.batchPoints || this.closing) {
       this.seal();
       this.schedulePump();
     }
     return t;
+  }
+
+  /** commit() for lines given as text (newline-terminated). */
+  add(text: string, points: number, invalid = 0): number {
+    if (text !== '') {
+      this.open.ensure(Buffer.byteLength(text));
+      this.open.len += this.open.buf.write(text, this.open.len);
+    }
+    return this.commit(points, invalid);
   }
 
   /** Flushes and stops: memory goes to the database (within closeTimeoutMs) or the spill; the rest is counted as dropped. */
@@ -219,8 +231,7 @@ export class BatchWriter {
   private seal(): void {
     if (this.openTicket === 0) return;
     const points = this.openPoints;
-    const b = new Batch(points > 0 ? Buffer.from(this.openText) : EMPTY, points, this.openTicket, Date.now());
-    this.openText = '';
+    const b = new Batch(points > 0 ? this.open.take() : EMPTY, points, this.openTicket, Date.now());
     this.openPoints = 0;
     this.openTicket = 0;
     this.queue.push(b);
@@ -280,22 +291,30 @@ export class BatchWriter {
   private checkSpill(): void {
     if (this.spilling || this.closed) return;
     const now = Date.now();
-    if (this.spillError && now < this.spillRetryAt) return;
-    const take: Batch[] = [];
-    for (const b of this.queue) if (!b.settled) take.push(b);
-    const oldest = take[0];
+    if ((this.spillError || this.spillFull) && now < this.spillRetryAt) return;
+    let oldest: Batch | undefined;
+    for (const b of this.queue) {
+      if (!b.settled) {
+        oldest = b;
+        break;
+      }
+    }
     if (!oldest) return;
     if (!(this.forceSpill || this.memPoints > this.opts.bufferPoints || now - oldest.sealedAt >= this.opts.spillAfterMs)) return;
     if (!this.spill.canFit(oldest.body.length + 64)) {
       this.spillFull = true;
+      this.spillRetryAt = now + 100;
       return;
     }
+    const take = this.queue.filter((b) => !b.settled);
     this.spilling = true;
+    this.inAppend = take;
     for (const b of take) this.appending += b.points;
     this.spill.append(take).then(
       (n) => {
         for (let i = 0; i < n; i++) this.settle(take[i]!);
         this.spillFull = n < take.length;
+        if (this.spillFull) this.spillRetryAt = Date.now() + 100;
         if (this.spillError) this.log.info({ spill: this.spill.dir }, 'the spill file works again');
         this.spillError = undefined;
       },
@@ -307,6 +326,7 @@ export class BatchWriter {
     ).finally(() => {
       this.spilling = false;
       this.appending = 0;
+      this.inAppend = [];
       this.advance();
       this.schedulePump();
     });
@@ -399,8 +419,10 @@ export class BatchWriter {
         this.failed(o.error);
         break;
     }
+    // The next request goes out now, before anyone hears of the advance (listeners may write more).
+    this.pump();
     this.advance();
-    this.schedulePump();
+    this.checkSpill();
   }
 
   private finish(item: Item): void {
@@ -427,7 +449,8 @@ export class BatchWriter {
     const na = countLines(a);
     const nb = countLines(b);
     if (item instanceof Batch) {
-      if (item.settled) return true; // already in the spill: that copy gets split when it is sent
+      // Already in the spill (or on its way): that copy gets split when it is sent.
+      if (item.settled || this.inAppend.includes(item)) return true;
       const i = this.queue.indexOf(item);
       if (i === -1) return false;
       this.queue.splice(i, 1, new Batch(a, na, 0, item.sealedAt), new Batch(b, nb, item.lastTicket, item.sealedAt));
