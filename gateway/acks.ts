@@ -17,7 +17,7 @@ export class AckScheduler {
   acksDeferred = 0;
 
   constructor(
-    private readonly queue: DeviceState[],
+    private readonly ingest: { readonly ackQueue: DeviceState[]; tick: number },
     private readonly cursors: CursorStore,
     private readonly storage: Pick<Storage, 'durableTicket'>,
     private readonly intervalMs: number,
@@ -37,7 +37,8 @@ export class AckScheduler {
   }
 
   flush(now: number): void {
-    const q = this.queue;
+    this.ingest.tick++;
+    const q = this.ingest.ackQueue;
     const n = q.length;
     if (n === 0) return;
     // Only what storage has settled is acked, and only that reaches the cursor file: after a crash,

@@ -118,10 +118,12 @@ export class DeviceSequence {
       if (this.previous !== undefined && this.previous.epoch === epoch) {
         return this.previous.accept(seq, gapBefore);
       }
-      // A new boot: its first frame we see starts the window.
+      // A new boot. Its frames may arrive out of order from the start, so when the first seq seen
+      // is within a window of 0 the window starts at 0 (the SDK's first seq): an earlier seq that
+      // comes second is then taken, not dropped as a replay. Further in, the first seq seen starts it.
       this.retiredGaps += this.previous?.gaps ?? 0;
       this.previous = w;
-      w = this.current = new SeqWindow(epoch, (seq - 1) >>> 0);
+      w = this.current = new SeqWindow(epoch, seq < WINDOW ? 0xffffffff : (seq - 1) >>> 0);
       w.sparse = this.sparse;
     }
     return w.accept(seq, gapBefore);

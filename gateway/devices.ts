@@ -50,7 +50,7 @@ export class DeviceState {
   /**
    * Where the device's frames are safe in storage: what acks report and the cursor file records.
    * Ingested frames whose storage write is not settled yet wait in `unsettled` as flat
-   * [ticket, epoch, contig] triples (cumulative acks) or [ticket, first, last] (range acks).
+   * [tick, ticket, epoch, contig] (cumulative acks) or [tick, ticket, first, last] (range acks).
    */
   durableEpoch = -1;
   durableContig = 0;
@@ -76,25 +76,28 @@ export class DeviceState {
     this.type = typeOfDevice(id, entry?.type);
   }
 
-  /** A frame was ingested and its points handed to storage under `ticket`: ack once settled. */
-  noteIngested(ticket: number, epoch: number, contig: number): void {
+  /**
+   * A frame was ingested and its points handed to storage under `ticket`: ack once settled. Frames
+   * of one ack tick (`tick`) collapse into one entry; a later tick starts a new one, so an entry's
+   * ticket stops growing and settles while new frames keep coming.
+   */
+  noteIngested(tick: number, ticket: number, epoch: number, contig: number): void {
     const u = this.unsettled;
     const n = u.length;
-    // Consecutive frames of one epoch collapse into one entry with the newest ticket and contig.
-    if (n > 0 && u[n - 2] === epoch) {
+    if (n > 0 && u[n - 4] === tick && u[n - 2] === epoch) {
       u[n - 3] = ticket;
       u[n - 1] = contig;
-    } else u.push(ticket, epoch, contig);
+    } else u.push(tick, ticket, epoch, contig);
   }
 
-  /** Bridge mode: a frame to range-ack once `ticket` is settled (runs of seqs collapse). */
-  noteRangeAck(ticket: number, seq: number): void {
+  /** Bridge mode: a frame to range-ack once `ticket` is settled (runs of seqs within a tick collapse). */
+  noteRangeAck(tick: number, ticket: number, seq: number): void {
     const u = this.unsettled;
     const n = u.length;
-    if (n > 0 && ((u[n - 1]! + 1) >>> 0) === seq) {
+    if (n > 0 && u[n - 4] === tick && ((u[n - 1]! + 1) >>> 0) === seq) {
       u[n - 3] = ticket;
       u[n - 1] = seq;
-    } else u.push(ticket, seq, seq);
+    } else u.push(tick, ticket, seq, seq);
   }
 
   /**
@@ -105,14 +108,14 @@ export class DeviceState {
     const u = this.unsettled;
     let i = 0;
     let advanced = false;
-    while (i < u.length && u[i]! <= durable) {
-      if (ranges) this.ackRanges.push(u[i + 1]!, u[i + 2]!);
+    while (i < u.length && u[i + 1]! <= durable) {
+      if (ranges) this.ackRanges.push(u[i + 2]!, u[i + 3]!);
       else {
-        this.durableEpoch = u[i + 1]!;
-        this.durableContig = u[i + 2]!;
+        this.durableEpoch = u[i + 2]!;
+        this.durableContig = u[i + 3]!;
         advanced = true;
       }
-      i += 3;
+      i += 4;
     }
     if (i > 0) u.splice(0, i);
     return advanced;

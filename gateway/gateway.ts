@@ -125,7 +125,7 @@ export class Gateway {
     this.presence.onConnect((device) => this.live.touch(device));
     this.presence.onDisconnect((device) => this.live.touch(device));
     this.commands.on('change', (c) => this.live.command(c));
-    this.acks = new AckScheduler(this.ingest.ackQueue, this.cursors, this.storage, config.ackInterval, Math.floor(config.deviceSendBudget / 2), config.mqttUrl !== undefined);
+    this.acks = new AckScheduler(this.ingest, this.cursors, this.storage, config.ackInterval, Math.floor(config.deviceSendBudget / 2), config.mqttUrl !== undefined);
   }
 
   /** The URL the gateway answers on (with localhost for a wildcard host). */

@@ -59,6 +59,8 @@ export class Ingest {
   readonly ackQueue: DeviceState[] = [];
   /** Ticket of the newest storage write (see Storage.durableTicket). */
   lastTicket = 0;
+  /** Advanced by the ack scheduler at each tick; frames of one tick share an unsettled entry. */
+  tick = 0;
 
   constructor(
     private readonly storage: Storage,
@@ -112,7 +114,7 @@ export class Ingest {
       device.ackOwed = true;
       // Safe already, or waiting in `unsettled`: the ack follows either way. A range-acked gateway
       // re-acks the single seq once whatever it waits for is settled.
-      if (this.limits.rangeAcks) device.noteRangeAck(this.lastTicket, h.seq);
+      if (this.limits.rangeAcks) device.noteRangeAck(this.tick, this.lastTicket, h.seq);
       return undefined;
     }
     device.frames++;
@@ -122,11 +124,11 @@ export class Ingest {
     const t = h.timestamp;
     for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
     const ticket = (this.lastTicket = this.storage.write(device.id, device.type, t, batch));
-    if (this.limits.rangeAcks) device.noteRangeAck(ticket, h.seq);
+    if (this.limits.rangeAcks) device.noteRangeAck(this.tick, ticket, h.seq);
     else {
       const cur = device.seq.current!;
       // A late frame from the previous boot is stored but moves nothing the ack reports.
-      if (cur.epoch === h.epoch) device.noteIngested(ticket, cur.epoch, cur.contig);
+      if (cur.epoch === h.epoch) device.noteIngested(this.tick, ticket, cur.epoch, cur.contig);
     }
     const ls = this.telemetryListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, batch);

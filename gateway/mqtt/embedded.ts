@@ -190,6 +190,12 @@ export class EmbeddedBroker {
       this.ingest.stats.countError('MQTT_FOREIGN_TOPIC');
       return cb(connackError(NOT_AUTHORIZED, `a will may only go to devices/${id}/<name> other than telemetry, results and commands`), false);
     }
+    // A CONNECT the device already gave up on (its connect timed out and it retried) must not
+    // replace the live session it retried with.
+    const conn = client.conn as Socket;
+    if (conn.destroyed || conn.readableEnded || !conn.writable) {
+      return cb(connackError(SERVER_UNAVAILABLE, 'the connection closed before its CONNECT was handled'), false);
+    }
     const device = this.devices.getOrCreate(id, result.entry);
     if (device.online && this.opts.duplicateId === 'reject') {
       this.ingest.stats.countError('MQTT_DUPLICATE_ID');

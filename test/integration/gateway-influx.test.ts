@@ -132,6 +132,9 @@ describe.skipIf(!hasInfluxd)('gateway with InfluxDB', () => {
     expect(body.points.length).toBeGreaterThan(40);
     const total = body.points.reduce((n: number, p: { count: number }) => n + p.count, 0);
     expect(total).toBe(DAY);
-    for (const p of body.points) expect(p.min).toBeLessThanOrEqual(p.mean) && expect(p.mean).toBeLessThanOrEqual(p.max);
+    for (const p of body.points) {
+      expect(p.min).toBeLessThanOrEqual(p.mean);
+      expect(p.mean).toBeLessThanOrEqual(p.max);
+    }
   });
 });

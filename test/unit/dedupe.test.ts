@@ -76,6 +76,17 @@ describe('DeviceSequence', () => {
     expect(d.current!.epoch).toBe(2);
   });
 
+  it('takes a new boot\'s early frames in any order', () => {
+    const d = new DeviceSequence();
+    expect(d.accept(3, 1, false)).toBe(Verdict.New);
+    expect(d.accept(3, 0, false)).toBe(Verdict.New);
+    expect(d.accept(3, 2, false)).toBe(Verdict.New);
+    expect(d.current!.contig).toBe(2);
+    // A device that starts further in (a persisted seq) starts the window where it is.
+    expect(d.accept(4, 100_000, false)).toBe(Verdict.New);
+    expect(d.current!.contig).toBe(100_000);
+  });
+
   it('resumes from a restored cursor', () => {
     const d = new DeviceSequence();
     d.restore(9, 41);
