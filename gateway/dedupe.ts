@@ -21,6 +21,9 @@ export class SeqWindow {
   /** When this gateway sees only part of the seqs (MQTT shared subscription), skipped seqs are not gaps. */
   sparse = false;
   private readonly bits = new Uint32Array(WINDOW / 32);
+  /** Seqs in the window before a new boot's first frame, still taken once (see acceptEarly). */
+  private early: Uint32Array | undefined;
+  private earlyBase = 0;
 
   constructor(
     readonly epoch: number,
@@ -30,10 +33,16 @@ export class SeqWindow {
     this.contig = contig >>> 0;
   }
 
+  /** Lets seqs up to WINDOW before the start be taken once each: a new boot's frames arriving out of order. */
+  acceptEarly(): void {
+    this.early = new Uint32Array(WINDOW / 32);
+    this.earlyBase = (this.contig + 1 - WINDOW) >>> 0;
+  }
+
   /** Classifies `seq` and records it when new. `gapBefore`: the device says earlier unacked seqs are gone. */
   accept(seq: number, gapBefore: boolean): Verdict {
     let d = (seq - this.contig) >>> 0;
-    if (d === 0 || d >= 0x80000000) return Verdict.Duplicate;
+    if (d === 0 || d >= 0x80000000) return this.late(seq);
     if (gapBefore && d > 1) {
       this.skip(d - 1);
       d = 1;
@@ -47,6 +56,15 @@ export class SeqWindow {
     if ((this.bits[word]! & bit) !== 0) return Verdict.Duplicate;
     this.bits[word]! |= bit;
     this.advance();
+    return Verdict.New;
+  }
+
+  private late(seq: number): Verdict {
+    const e = (seq - this.earlyBase) >>> 0;
+    if (this.early === undefined || e >= WINDOW) return Verdict.Duplicate;
+    const bit = 1 << (e & 31);
+    if ((this.early[e >>> 5]! & bit) !== 0) return Verdict.Duplicate;
+    this.early[e >>> 5]! |= bit;
     return Verdict.New;
   }
 
@@ -118,12 +136,13 @@ export class DeviceSequence {
       if (this.previous !== undefined && this.previous.epoch === epoch) {
         return this.previous.accept(seq, gapBefore);
       }
-      // A new boot. Its frames may arrive out of order from the start, so when the first seq seen
-      // is within a window of 0 the window starts at 0 (the SDK's first seq): an earlier seq that
-      // comes second is then taken, not dropped as a replay. Further in, the first seq seen starts it.
+      // A new boot: the first seq seen starts the window (devices may start at 0, 1 or a persisted
+      // seq). Its frames may arrive out of order from the start, so seqs just before it are still
+      // taken once if they come late, instead of being dropped as replays.
       this.retiredGaps += this.previous?.gaps ?? 0;
       this.previous = w;
-      w = this.current = new SeqWindow(epoch, seq < WINDOW ? 0xffffffff : (seq - 1) >>> 0);
+      w = this.current = new SeqWindow(epoch, (seq - 1) >>> 0);
+      w.acceptEarly();
       w.sparse = this.sparse;
     }
     return w.accept(seq, gapBefore);

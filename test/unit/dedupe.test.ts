@@ -76,15 +76,19 @@ describe('DeviceSequence', () => {
     expect(d.current!.epoch).toBe(2);
   });
 
-  it('takes a new boot\'s early frames in any order', () => {
+  it('takes a new boot\'s early frames in any order, once each, and acks a first seq of 1 at once', () => {
     const d = new DeviceSequence();
     expect(d.accept(3, 1, false)).toBe(Verdict.New);
-    expect(d.accept(3, 0, false)).toBe(Verdict.New);
+    expect(d.current!.contig).toBe(1);
+    expect(d.accept(3, 0, false)).toBe(Verdict.New); // came late: still taken
+    expect(d.accept(3, 0, false)).toBe(Verdict.Duplicate);
     expect(d.accept(3, 2, false)).toBe(Verdict.New);
     expect(d.current!.contig).toBe(2);
     // A device that starts further in (a persisted seq) starts the window where it is.
     expect(d.accept(4, 100_000, false)).toBe(Verdict.New);
     expect(d.current!.contig).toBe(100_000);
+    expect(d.accept(4, 99_999, false)).toBe(Verdict.New);
+    expect(d.accept(4, 100_000 - 300, false)).toBe(Verdict.Duplicate); // beyond the window: a replay
   });
 
   it('resumes from a restored cursor', () => {
