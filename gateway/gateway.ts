@@ -12,25 +12,22 @@ import type { GatewayConfig } from './config.js';
 import { CursorStore } from './cursors.js';
 import { deviceSocketRoute } from './device-socket.js';
 import { DeviceTable } from './devices.js';
-import { createApi } from './http-api.js';
 import { Ingest } from './ingest.js';
 import { silentLogger, type Logger } from './log.js';
 import { CommandJournal } from './commands/journal.js';
 import { CommandService } from './commands/commands.js';
-import { commandRoutes } from './commands/routes.js';
-import { DEVICE_TYPES } from '../devices/device-types.js';
 import { LiveHub } from './live/hub.js';
 import { liveSocketRoute } from './live/socket.js';
 import { SseHub } from './live/sse.js';
-import { sendJson, requireGet } from './http-api.js';
 import { createMetrics } from './metrics.js';
+import { httpHandler } from './routes.js';
 import { GatewayStats } from './stats.js';
 import { defaultDashboardDir, StaticFiles } from './static.js';
 import { MqttBridge } from './mqtt/bridge.js';
 import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
 import { createStorage, type Storage } from './storage/index.js';
-import { HttpServer, loadUws, type Reply, type RequestInfo } from './uws.js';
+import { HttpServer, loadUws } from './uws.js';
 
 export interface GatewayDeps {
   log?: Logger;
@@ -193,36 +190,18 @@ export class Gateway {
       storage: () => ({ ...this.storage.health() }),
     });
     this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
-    const api = createApi({
-        devices: this.devices,
-        auth: this.auth,
-        storage: this.storage,
-        ready: () => this.readiness(),
-      }, [
-        commandRoutes(this.commands, c.commandMaxArgsBytes),
-        this.sse.route(),
-        (req, reply, seg) => {
-          if (seg.length !== 2 || seg[0] !== 'api' || seg[1] !== 'device-types') return false;
-          requireGet(req);
-          sendJson(reply, 200, { types: DEVICE_TYPES });
-          return true;
-        },
-        async (req, reply, seg) => {
-          if (seg.length !== 1 || seg[0] !== 'metrics') return false;
-          requireGet(req);
-          reply.send(200, { 'content-type': metrics.registry.contentType }, await metrics.registry.metrics());
-          return true;
-        },
-        (req, reply, seg) => seg[0] !== 'api' && dashboard.serve(req, reply),
-      ]);
-    const handler = (req: RequestInfo, reply: Reply) => {
-      // uWS cannot close an app's open keep-alive connections: after close(), refuse and hang up.
-      if (this.state === 'closing' || this.state === 'closed') {
-        reply.sendAndClose(503, { 'content-type': 'application/json', connection: 'close' }, JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'this gateway has stopped' } }));
-        return;
-      }
-      api(req, reply);
-    };
+    const handler = httpHandler({
+      devices: this.devices,
+      auth: this.auth,
+      storage: this.storage,
+      commands: this.commands,
+      commandMaxArgsBytes: c.commandMaxArgsBytes,
+      sse: this.sse,
+      metrics: metrics.registry,
+      dashboard,
+      ready: () => this.readiness(),
+      running: () => this.state !== 'closing' && this.state !== 'closed',
+    });
     for (const server of servers) server.http(handler);
     this.servers = servers;
     this.port = await servers[0]!.listen(c.host, c.port);

@@ -1,0 +1,64 @@
+/**
+ * Every HTTP route in one place: the operator API (devices, history, commands, live SSE, device
+ * types), the probes, /metrics, and the dashboard files. The order matters: /api routes after the
+ * operator check, public ones before, the dashboard last.
+ */
+import { DEVICE_TYPES } from '../devices/device-types.js';
+import type { Authenticator } from './auth.js';
+import type { CommandService } from './commands/commands.js';
+import { commandRoutes } from './commands/routes.js';
+import type { DeviceTable } from './devices.js';
+import { createApi, requireGet, sendJson, type RouteHandler } from './http-api.js';
+import type { SseHub } from './live/sse.js';
+import type { Registry } from 'prom-client';
+import type { StaticFiles } from './static.js';
+import type { Storage } from './storage/index.js';
+import type { Reply, RequestInfo } from './uws.js';
+
+export interface RouteContext {
+  devices: DeviceTable;
+  auth: Authenticator;
+  storage: Storage;
+  commands: CommandService;
+  commandMaxArgsBytes: number;
+  sse: SseHub;
+  metrics: Registry;
+  dashboard: StaticFiles;
+  ready(): { ready: boolean; checks: Record<string, string> };
+  /** False once the gateway is closing: leftover keep-alive requests are refused. */
+  running(): boolean;
+}
+
+const deviceTypes: RouteHandler = (req, reply, seg) => {
+  if (seg.length !== 2 || seg[0] !== 'api' || seg[1] !== 'device-types') return false;
+  requireGet(req);
+  sendJson(reply, 200, { types: DEVICE_TYPES });
+  return true;
+};
+
+function metricsRoute(registry: Registry): RouteHandler {
+  return async (req, reply, seg) => {
+    if (seg.length !== 1 || seg[0] !== 'metrics') return false;
+    requireGet(req);
+    reply.send(200, { 'content-type': registry.contentType }, await registry.metrics());
+    return true;
+  };
+}
+
+export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply) => void {
+  const api = createApi({ devices: ctx.devices, auth: ctx.auth, storage: ctx.storage, ready: ctx.ready }, [
+    commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
+    ctx.sse.route(),
+    deviceTypes,
+    metricsRoute(ctx.metrics),
+    (req, reply, seg) => seg[0] !== 'api' && ctx.dashboard.serve(req, reply),
+  ]);
+  return (req, reply) => {
+    // uWS cannot close an app's open keep-alive connections: after close(), refuse and hang up.
+    if (!ctx.running()) {
+      reply.sendAndClose(503, { 'content-type': 'application/json', connection: 'close' }, JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'this gateway has stopped' } }));
+      return;
+    }
+    api(req, reply);
+  };
+}
