@@ -1,0 +1,161 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: the gateway side by side with the obvious alternatives, in one run, on this
+ * machine. Every server is a child process started, measured and stopped (by PID) in turn, pinned
+ * to core 0; the load generator is another child pinned to core 1. Prints the results as markdown
+ * and writes them to BENCHMARKS.md at the repo root.
+ *
+ * Flags: --only <id,id,…> runs a subset (ids in STEPS below; BENCHMARKS.md is then not written
+ * unless --write), --out FILE writes elsewhere.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ingest, type IngestResult } from './measure/ingest.js';
+import { latency, type LatencyResult } from './measure/latency.js';
+import { memoryPerConnection, type MemoryResult } from './measure/memory.js';
+import { mqttGateway, mqttMosquitto } from './measure/mqtt.js';
+import { adapterDrain, rawLineProtocol } from './measure/storage.js';
+import { combine, type Sampled, type WindowPlan } from './measure/windows.js';
+import { coreSpeeds, hasTaskset, killAll } from './procs.js';
+import { buildRows, notes } from './rows.js';
+import { machine, render } from './report.js';
+import { GATEWAY_CLI, HERE, type BenchKeys } from './servers.js';
+import { which } from './services.js';
+
+const ROOT = join(HERE, '../../..');
+/** The whole run must stay under 10 minutes; steps that would end past this are skipped. */
+const BUDGET_MS = 8.5 * 60_000;
+
+export type Result = IngestResult | LatencyResult | MemoryResult | Sampled;
+
+interface Step {
+  /** Steps with the same id are rounds of one measurement (combined by measure/windows.ts combine()). */
+  id: string;
+  /** Rough seconds it takes, for the time budget. */
+  estimateS: number;
+  /** Why it cannot run here, if it cannot. */
+  unavailable?: () => string | undefined;
+  run: () => Promise<Result>;
+}
+
+const keys: BenchKeys = { fleetKey: randomBytes(16).toString('hex'), operatorToken: randomBytes(16).toString('hex') };
+const LAT = { devices: 1000, ratePerSec: 50_000, warmupMs: 2000, windowMs: 8000 };
+/** Ingest: two rounds, interleaved, of a 1.5 s warm-up and two 2 s windows each. */
+const INGEST_PLAN: WindowPlan = { warmupMs: 1500, windowMs: 2000, windows: 2 };
+const ROUNDS = 2;
+const noMosquitto = () => (which('mosquitto') ? undefined : 'not measured: mosquitto is not installed (Debian package mosquitto)');
+const noInflux = () => (which('influxd') ? undefined : 'not measured: influxd is not installed (Debian package influxdb)');
+
+export function gatewayHelp(): string {
+  return spawnSync(process.execPath, [GATEWAY_CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
+}
+
+const STEPS: Step[] = [
+  ...Array.from({ length: ROUNDS }, () =>
+    ([100, 10_000] as const).flatMap((devices) =>
+      (['sink', 'uws', 'ws', 'gateway'] as const).map(
+        (kind): Step => ({ id: `ingest-${kind}-${devices}`, estimateS: devices > 1000 ? 12 : 8, run: () => ingest({ kind, devices, keys, plan: INGEST_PLAN }) }),
+      ),
+    ),
+  ).flat(),
+  { id: 'latency-gateway', estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...LAT }) },
+  { id: 'latency-gateway-flush10', estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...LAT, gatewayArgs: ['--live-flush-ms', '10'] }) },
+  { id: 'latency-ws', estimateS: 14, run: () => latency({ kind: 'ws', keys, ...LAT }) },
+  // The same at a fifth of the rate, where neither server is near its limit (informational).
+  { id: 'latency-gateway-low', estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...LAT, ratePerSec: 10_000 }) },
+  { id: 'latency-ws-low', estimateS: 14, run: () => latency({ kind: 'ws', keys, ...LAT, ratePerSec: 10_000 }) },
+  { id: 'memory-gateway', estimateS: 14, run: () => memoryPerConnection('gateway', keys, 10_000) },
+  { id: 'memory-ws', estimateS: 14, run: () => memoryPerConnection('ws', keys, 10_000) },
+  { id: 'memory-uws', estimateS: 14, run: () => memoryPerConnection('uws', keys, 10_000) },
+  ...([0, 1] as const).flatMap((qos): Step[] => [
+    { id: `mqtt-gateway-qos${qos}`, estimateS: 10, run: () => mqttGateway(keys, 100, qos) },
+    { id: `mqtt-mosquitto-qos${qos}`, estimateS: 10, unavailable: noMosquitto, run: () => mqttMosquitto(keys, 100, qos) },
+  ]),
+  { id: 'storage-raw', estimateS: 16, unavailable: noInflux, run: () => rawLineProtocol() },
+  { id: 'storage-adapter', estimateS: 16, unavailable: noInflux, run: () => adapterDrain() },
+  {
+    id: 'workers',
+    estimateS: 25,
+    unavailable: () => (/--workers\b/.test(gatewayHelp()) ? undefined : 'not measured: --workers is not implemented yet (not in `gateway --help`)'),
+    run: () => Promise.reject(new Error('--workers appeared in gateway --help: measuring it is not written yet')),
+  },
+];
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
+function summary(r: Result): string {
+  if ('p99Us' in r) return `p50 ${Math.round(r.p50Us)} µs, p99 ${Math.round(r.p99Us)} µs, p99.9 ${Math.round(r.p999Us)} µs, ${r.samples} samples, ingest ${Math.round(r.ingestRate)}/s`;
+  if ('perConnection' in r) return `${(r.perConnection / 1024).toFixed(2)} KB per connection (marginal ${(r.marginal / 1024).toFixed(2)} KB), ${r.closed} closed`;
+  return `${Math.round(r.rate)}/s (windows ${Math.round(r.min)}–${Math.round(r.max)}), server ${r.serverCpu.toFixed(2)} cores, generator ${r.loadCpu.toFixed(2)} cores, offered ${Math.round(r.offered)}/s`;
+}
+
+async function main(): Promise<void> {
+  // Whatever happens, no child outlives the run: signals and a hard deadline stop them by PID.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      killAll();
+      process.stderr.write(`\nbench: ${sig}: children stopped\n`);
+      process.exit(130);
+    });
+  }
+  setTimeout(() => {
+    killAll();
+    process.stderr.write('bench: hard time limit (9.5 min) reached: children stopped\n');
+    process.exit(1);
+  }, 9.5 * 60_000).unref();
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const only = arg('--only')?.split(',');
+  const steps = only ? STEPS.filter((s) => only.some((o) => s.id === o || s.id.startsWith(o))) : STEPS;
+  const runs = new Map<string, Result[]>();
+  const missing = new Map<string, string>();
+  const speeds: { id: string; core0: number; core1: number }[] = [];
+  if (!hasTaskset) process.stderr.write('bench: taskset not found: servers and load are not pinned to separate cores\n');
+  for (const step of steps) {
+    const why = step.unavailable?.();
+    if (why) {
+      missing.set(step.id, why);
+      process.stderr.write(`bench: ${step.id}: ${why}\n`);
+      continue;
+    }
+    if (performance.now() - t0 + step.estimateS * 1000 > BUDGET_MS) {
+      missing.set(step.id, 'not measured: the run would exceed its 10-minute budget');
+      process.stderr.write(`bench: ${step.id}: skipped (time budget)\n`);
+      continue;
+    }
+    const s0 = performance.now();
+    const [core0, core1] = await coreSpeeds([0, 1]);
+    speeds.push({ id: step.id, core0: core0!, core1: core1! });
+    process.stderr.write(`bench: ${step.id} (core probe ${core0} / ${core1} ms) …`);
+    try {
+      const r = await step.run();
+      runs.set(step.id, [...(runs.get(step.id) ?? []), r]);
+      process.stderr.write(` ${summary(r)} (${((performance.now() - s0) / 1000).toFixed(1)} s)\n`);
+    } catch (err) {
+      const msg = (err as Error).message.replace(/\s+/g, ' ').slice(0, 400);
+      missing.set(step.id, `failed: ${msg}`);
+      process.stderr.write(` failed: ${msg}\n`);
+    }
+  }
+  const results = new Map<string, Result>();
+  for (const [id, rs] of runs) results.set(id, rs.length > 1 && 'rates' in rs[0]! ? combine(rs as Sampled[]) : rs[rs.length - 1]!);
+  // A round that failed after another succeeded still counts as measured.
+  for (const id of results.keys()) missing.delete(id);
+  const durationS = (performance.now() - t0) / 1000;
+  const rows = buildRows(results, missing);
+  const md = render(rows, machine(ROOT), startedAt, durationS, notes(LAT, INGEST_PLAN, ROUNDS), speeds);
+  process.stdout.write(md + '\n');
+  const out = arg('--out') ?? (only && !process.argv.includes('--write') ? undefined : join(ROOT, 'BENCHMARKS.md'));
+  if (out) {
+    writeFileSync(out, md);
+    process.stderr.write(`bench: wrote ${out}\n`);
+  }
+  process.exit(0);
+}
+
+void main();

@@ -1,0 +1,142 @@
+/** The pure parts of `npm run bench` (simulator/bench): the bytes it sends and how it reads answers. */
+import mqttPacket from 'mqtt-packet';
+import { describe, expect, it } from 'vitest';
+import { decodeFrame, encodeAck, FrameType, type TelemetryFrame } from '../../devices/codec/index.js';
+import { FRAME_BYTES, FrameBlock, probeId, probeValue, PROBE_IDS, templateFrame, WS_FRAME_HEADER } from '../../simulator/bench/frames.js';
+import { parseCounterFile } from '../../simulator/bench/hot-counter.js';
+import { AckLedger } from '../../simulator/bench/load/acks.js';
+import { quantile } from '../../simulator/bench/load/latency.js';
+import { MQTT_TYPE, MqttPacketCounter, PublishBlock } from '../../simulator/bench/mqtt-wire.js';
+import { OPCODE, ServerFrameReader } from '../../simulator/bench/ws-wire.js';
+
+function serverFrame(opcode: number, payload: Buffer): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? Buffer.from([0x80 | opcode, n]) : n < 65536 ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 255]) : Buffer.concat([Buffer.from([0x80 | opcode, 127]), Buffer.from(new BigUint64Array([BigInt(n)]).buffer).reverse()]);
+  return Buffer.concat([head, payload]);
+}
+
+describe('bench frames', () => {
+  it('is 64 bytes of 8 readings: 6 f32 and 2 bool', () => {
+    const f = templateFrame(7, 1_700_000_000_000);
+    expect(f.length).toBe(FRAME_BYTES);
+    const d = decodeFrame(f) as TelemetryFrame;
+    expect(d.type).toBe(FrameType.Telemetry);
+    expect(d.readings.map((r) => r.type)).toEqual(['f32', 'f32', 'f32', 'f32', 'f32', 'f32', 'bool', 'bool']);
+  });
+
+  it('blocks are zero-masked WebSocket frames with fresh seqs after each stamp', () => {
+    const block = new FrameBlock(WS_FRAME_HEADER, templateFrame(9, 0), 4);
+    const next = block.stamp(100, 1_700_000_000_000);
+    expect(next).toBe(104);
+    for (let i = 0; i < 4; i++) {
+      const at = block.payloadAt[i]!;
+      expect([...block.buf.subarray(at - 6, at)]).toEqual([0x82, 0x80 | 64, 0, 0, 0, 0]);
+      const d = decodeFrame(block.buf.subarray(at, at + FRAME_BYTES)) as TelemetryFrame;
+      expect(d.epoch).toBe(9);
+      expect(d.seq).toBe(100 + i);
+      expect(d.timestamp).toBe(1_700_000_000_000 + 100 + i);
+    }
+  });
+
+  it('probe ids scramble into exact f32 values and back', () => {
+    for (const id of [0, 1, 2, 12345, 999_999, PROBE_IDS - 1]) {
+      const v = probeValue(id);
+      expect(v).toBeLessThan(PROBE_IDS);
+      expect(Math.fround(v)).toBe(v);
+      expect(probeId(v)).toBe(id);
+    }
+    expect(probeValue(1)).not.toBe(probeValue(0) + 1);
+  });
+});
+
+describe('ServerFrameReader', () => {
+  it('reads frames split anywhere, handing over only small payloads', () => {
+    const small = Buffer.from('ack!');
+    const big = Buffer.alloc(70_000, 7);
+    const mid = Buffer.alloc(300, 1);
+    const stream = Buffer.concat([serverFrame(OPCODE.binary, small), serverFrame(OPCODE.text, big), serverFrame(OPCODE.ping, Buffer.from('p')), serverFrame(OPCODE.binary, mid)]);
+    for (const step of [1, 3, 64, 1000, stream.length]) {
+      const got: [number, number][] = [];
+      const r = new ServerFrameReader(64, (op, p) => got.push([op, p.length]));
+      for (let i = 0; i < stream.length; i += step) r.feed(stream.subarray(i, i + step));
+      expect(r.messages).toBe(3);
+      expect(r.bytes).toBe(stream.length);
+      expect(got).toEqual([
+        [OPCODE.binary, 4],
+        [OPCODE.ping, 1],
+      ]);
+    }
+  });
+
+  it('hands over everything with keepUpTo Infinity', () => {
+    const payload = Buffer.from('{"type":"device"}');
+    const got: string[] = [];
+    const r = new ServerFrameReader(Infinity, (_op, p) => got.push(p.toString()));
+    r.feed(Buffer.concat([serverFrame(OPCODE.text, payload), serverFrame(OPCODE.text, payload)]));
+    expect(got).toEqual([payload.toString(), payload.toString()]);
+  });
+});
+
+describe('MQTT blocks', () => {
+  it('are PUBLISH packets mqtt-packet parses, with fresh packet ids and frames', () => {
+    const block = new PublishBlock('devices/bench-00001/telemetry', 1, templateFrame(3, 0), 3);
+    block.stamp(10, 0);
+    block.stampIds(65535);
+    const parser = mqttPacket.parser();
+    const got: { topic: string; messageId?: number; payload: Buffer }[] = [];
+    parser.on('packet', (p) => got.push(p as unknown as (typeof got)[number]));
+    parser.parse(block.buf);
+    expect(got.map((p) => p.topic)).toEqual(Array(3).fill('devices/bench-00001/telemetry'));
+    expect(got.map((p) => p.messageId)).toEqual([65535, 1, 2]);
+    expect(got.map((p) => (decodeFrame(p.payload) as TelemetryFrame).seq)).toEqual([10, 11, 12]);
+
+    const counter = new MqttPacketCounter();
+    for (let i = 0; i < block.buf.length; i += 5) counter.feed(block.buf.subarray(i, i + 5));
+    expect(counter.byType[MQTT_TYPE.publish]).toBe(3);
+  });
+
+  it('hands over the payload of small PUBLISH packets (the gateway acks over MQTT)', () => {
+    const ack = Buffer.from(encodeAck({ epoch: 5, seq: 77, timestamp: 1234 }));
+    const stream = Buffer.concat([
+      mqttPacket.generate({ cmd: 'publish', topic: 'devices/bench-00001/commands', payload: ack, qos: 0, retain: false, dup: false }),
+      mqttPacket.generate({ cmd: 'puback', messageId: 9 }),
+      mqttPacket.generate({ cmd: 'publish', topic: 'devices/bench-00001/commands', payload: ack, qos: 1, messageId: 3, retain: false, dup: false }),
+    ]);
+    const got: Buffer[] = [];
+    const counter = new MqttPacketCounter((p) => got.push(Buffer.from(p)));
+    for (let i = 0; i < stream.length; i += 3) counter.feed(stream.subarray(i, i + 3));
+    expect(got).toEqual([ack, ack]);
+    expect(counter.byType[MQTT_TYPE.puback]).toBe(1);
+  });
+});
+
+describe('AckLedger', () => {
+  it('counts newly acked frames by the gateway flush time, leaving out later flushes', () => {
+    const ledger = new AckLedger();
+    const ack = (seq: number, t: number) => Buffer.from(encodeAck({ epoch: 1, seq, timestamp: t }));
+    let a = 0;
+    let b = 0;
+    a = ledger.onMessage(ack(100, 1000), a)!;
+    b = ledger.onMessage(ack(50, 1000), b)!;
+    a = ledger.onMessage(ack(300, 2000), a)!;
+    expect(ledger.countAt(1500)).toEqual({ t: 1000, frames: 150 });
+    expect(ledger.countAt(2000)).toEqual({ t: 2000, frames: 350 });
+    expect(ledger.total).toBe(350);
+    expect(ledger.onMessage(Buffer.from('not an ack, but 20 bytes'), 0)).toBeUndefined();
+  });
+});
+
+describe('small helpers', () => {
+  it('quantile is nearest-rank', () => {
+    const s = Float64Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(quantile(s, 0.5)).toBe(50);
+    expect(quantile(s, 0.99)).toBe(99);
+    expect(quantile(s, 0.999)).toBe(100);
+    expect(quantile(new Float64Array(0), 0.5)).toBeNaN();
+  });
+
+  it('reads a counter file', () => {
+    expect(parseCounterFile('1700000000000 42 336'.padEnd(64) + '\n')).toEqual({ t: 1_700_000_000_000, frames: 42, readings: 336 });
+    expect(() => parseCounterFile('')).toThrow(/unreadable/);
+  });
+});
