@@ -115,6 +115,7 @@ async function main(): Promise<void> {
   const runs = new Map<string, Result[]>();
   const missing = new Map<string, string>();
   const speeds: { id: string; core0: number; core1: number }[] = [];
+  const others: { id: string; cores: number }[] = [];
   if (!hasTaskset) process.stderr.write('bench: taskset not found: servers and load are not pinned to separate cores\n');
   for (const step of steps) {
     const why = step.unavailable?.();
@@ -135,6 +136,7 @@ async function main(): Promise<void> {
     try {
       const r = await step.run();
       runs.set(step.id, [...(runs.get(step.id) ?? []), r]);
+      if ('otherCpu' in r) others.push({ id: step.id, cores: r.otherCpu });
       process.stderr.write(` ${summary(r)} (${((performance.now() - s0) / 1000).toFixed(1)} s)\n`);
     } catch (err) {
       const msg = (err as Error).message.replace(/\s+/g, ' ').slice(0, 400);
@@ -148,7 +150,7 @@ async function main(): Promise<void> {
   for (const id of results.keys()) missing.delete(id);
   const durationS = (performance.now() - t0) / 1000;
   const rows = buildRows(results, missing);
-  const md = render(rows, machine(ROOT), startedAt, durationS, notes(LAT, INGEST_PLAN, ROUNDS), speeds);
+  const md = render(rows, machine(ROOT), startedAt, durationS, notes(LAT, INGEST_PLAN, ROUNDS), speeds, others);
   process.stdout.write(md + '\n');
   const out = arg('--out') ?? (only && !process.argv.includes('--write') ? undefined : join(ROOT, 'BENCHMARKS.md'));
   if (out) {
