@@ -32,7 +32,10 @@ const SPECS = {
   mqttUsername: { flag: 'mqtt-username', env: 'GATEWAY_MQTT_USERNAME', kind: 'string', default: undefined, doc: 'bridge mode: username at the external broker' },
   mqttPassword: { flag: 'mqtt-password', env: 'GATEWAY_MQTT_PASSWORD', kind: 'string', default: undefined, secret: true, doc: 'bridge mode: password at the external broker' },
   mqttCa: { flag: 'mqtt-ca', env: 'GATEWAY_MQTT_CA', kind: 'string', default: undefined, doc: 'bridge mode: CA certificate (PEM file) to trust for an mqtts:// broker with a private CA' },
-  mqttShareGroup: { flag: 'mqtt-share-group', env: 'GATEWAY_MQTT_SHARE_GROUP', kind: 'string', default: 'telemetry-gateway', doc: 'bridge mode: shared subscription group; gateways in one group split the telemetry' },
+  mqttShareGroup: { flag: 'mqtt-share-group', env: 'GATEWAY_MQTT_SHARE_GROUP', kind: 'string', default: 'telemetry-gateway', doc: 'bridge mode: shared subscription group; gateways in one group split the telemetry and form one cluster' },
+  clusterUrl: { flag: 'cluster-url', env: 'GATEWAY_CLUSTER_URL', kind: 'string', default: undefined, secret: true, doc: 'mqtt://[user:password@]host:port of the broker the cluster\'s instances share state through (default: --mqtt-url in bridge mode; unset and no bridge: not clustered)' },
+  instanceId: { flag: 'instance-id', env: 'GATEWAY_INSTANCE_ID', kind: 'string', default: undefined, doc: 'this instance\'s name in the cluster, [A-Za-z0-9._-] (default: host name and process id)' },
+  workers: { flag: 'workers', env: 'GATEWAY_WORKERS', kind: 'int', default: 1, min: 1, max: 64, doc: 'gateway processes sharing the ports on this machine (SO_REUSEPORT), one cluster; about one per core' },
   registry: { flag: 'registry', env: 'GATEWAY_REGISTRY', kind: 'string', default: undefined, doc: 'device registry JSON file (ids, sha256 token hashes, types)' },
   fleetKey: { flag: 'fleet-key', env: 'GATEWAY_FLEET_KEY', kind: 'string', default: undefined, secret: true, doc: 'fleet key: any device whose token is hex HMAC-SHA256(fleetKey, deviceId) may connect' },
   operatorToken: { flag: 'operator-token', env: 'GATEWAY_OPERATOR_TOKEN', kind: 'string', default: undefined, secret: true, doc: 'token for the dashboard and /api (generated and printed at start when unset)' },
@@ -174,6 +177,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   }
   const c = config as GatewayConfig;
   checkTls(c);
+  checkCluster(c);
   return { config: c, help, configFile };
 }
 
@@ -190,6 +194,18 @@ export function checkTls(c: GatewayConfig): void {
     } catch (err) {
       throw new ConfigError(`${flag} ${path} cannot be read: ${(err as Error).message}`);
     }
+  }
+}
+
+function checkCluster(c: GatewayConfig): void {
+  if (c.instanceId !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(c.instanceId)) {
+    throw new ConfigError(`--instance-id (GATEWAY_INSTANCE_ID): "${c.instanceId}" must be 1 to 64 of A-Z a-z 0-9 . _ - (it becomes part of MQTT topics)`);
+  }
+  if (c.clusterUrl !== undefined && !/^mqtts?:\/\//.test(c.clusterUrl)) {
+    throw new ConfigError('--cluster-url (GATEWAY_CLUSTER_URL) must be an mqtt:// or mqtts:// URL');
+  }
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(c.mqttShareGroup)) {
+    throw new ConfigError(`--mqtt-share-group (GATEWAY_MQTT_SHARE_GROUP): "${c.mqttShareGroup}" must be 1 to 64 of A-Z a-z 0-9 . _ - (it becomes part of MQTT topics)`);
   }
 }
 

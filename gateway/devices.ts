@@ -28,6 +28,10 @@ export interface DeviceLink {
   publishReliable?(bytes: Uint8Array, done: (err?: Error) => void): void;
   /** Why the gateway is closing this link, set before close() so presence reports it. */
   closingCause?: OfflineCause;
+  /** Set when another gateway instance of the cluster holds the connection. */
+  readonly instance?: string;
+  /** Set when the connection is an external broker's, seen by every gateway of the share group. */
+  readonly shared?: boolean;
 }
 
 export class DeviceState {
@@ -143,7 +147,8 @@ export class DeviceState {
     return this.seq.gaps;
   }
 
-  toJSON(): DeviceJson {
+  /** `local`: this instance's id in a cluster, shown for connections held here. */
+  toJSON(local?: string | null): DeviceJson {
     const last: DeviceJson['last'] = {};
     for (let i = 0; i < this.lastChannels.length; i++) {
       const type = this.lastTypes[i]!;
@@ -157,6 +162,7 @@ export class DeviceState {
       type: this.type ?? null,
       name: this.entry?.name ?? null,
       transport: this.online ? this.link?.transport ?? null : null,
+      instance: this.online ? this.link?.instance ?? (local || null) : null,
       connectedAt: this.connectedAt || null,
       disconnectedAt: this.disconnectedAt || null,
       offlineCause: this.online ? null : this.offlineCause ?? null,
@@ -184,6 +190,8 @@ export interface DeviceJson {
   type: string | null;
   name: string | null;
   transport: string | null;
+  /** In a cluster: the gateway instance holding the connection. */
+  instance: string | null;
   connectedAt: number | null;
   disconnectedAt: number | null;
   offlineCause: OfflineCause | null;
@@ -198,6 +206,8 @@ export interface DeviceJson {
 export class DeviceTable {
   private readonly byId = new Map<string, DeviceState>();
   online = 0;
+  /** This instance's id when it is part of a cluster. */
+  instance: string | null = null;
 
   constructor(registry: Iterable<RegistryEntry>) {
     for (const e of registry) this.byId.set(e.id, new DeviceState(e.id, e));
@@ -229,7 +239,7 @@ export class DeviceTable {
     d.online = true;
     d.link = link;
     d.connectedAt = now;
-    d.lastSeen = now;
+    d.lastSeen = Math.max(d.lastSeen, now);
     d.connections++;
   }
 

@@ -5,8 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { CLOSE_CODES } from '../devices/codec/index.js';
 import { AckScheduler } from './acks.js';
+import { Backbone } from './cluster/backbone.js';
+import { Cluster } from './cluster/cluster.js';
 import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { CursorStore } from './cursors.js';
@@ -56,6 +59,8 @@ export class Gateway {
   private deviceRoute: ReturnType<typeof deviceSocketRoute> | undefined;
   private mqtt: EmbeddedBroker | undefined;
   private bridge: MqttBridge | undefined;
+  /** Set when this instance is part of a cluster (--cluster-url, bridge mode, or --workers). */
+  readonly cluster: Cluster | undefined;
   /** Port of the embedded MQTT broker, 0 when off. */
   mqttPort = 0;
   /** Plain MQTT port beside mqtts:// (--mqtt-plaintext-port), 0 when none. */
@@ -122,6 +127,35 @@ export class Gateway {
     this.presence.onConnect((device) => this.live.touch(device));
     this.presence.onDisconnect((device) => this.live.touch(device));
     this.commands.on('change', (c) => this.live.command(c));
+    const clusterUrl = config.clusterUrl ?? config.mqttUrl;
+    if (clusterUrl !== undefined) {
+      const instance = config.instanceId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(2).toString('hex')}`;
+      const sameBroker = config.clusterUrl === undefined;
+      const backbone = new Backbone(
+        {
+          url: clusterUrl,
+          username: sameBroker ? config.mqttUsername : undefined,
+          password: sameBroker ? config.mqttPassword : undefined,
+          ca: sameBroker && config.mqttCa !== undefined ? readFileSync(config.mqttCa) : undefined,
+          cluster: config.mqttShareGroup,
+          instance,
+          flushMs: 20,
+          setting: sameBroker ? '--mqtt-url' : '--cluster-url',
+        },
+        this.log,
+      );
+      this.cluster = new Cluster(backbone, {
+        devices: this.devices,
+        auth: this.auth,
+        ingest: this.ingest,
+        presence: this.presence,
+        commands: this.commands,
+        storeReplicas: this.storage.kind === 'memory',
+        log: this.log,
+      });
+      this.cluster.attach();
+      this.devices.instance = instance;
+    }
     this.acks = new AckScheduler(this.ingest, this.cursors, this.storage, config.ackInterval, Math.floor(config.deviceSendBudget / 2), config.mqttUrl !== undefined);
   }
 
@@ -155,6 +189,8 @@ export class Gateway {
     }
     await this.storage.start();
     this.commands.start();
+    // Before listening: what the cluster knows of devices and commands arrives first.
+    await this.cluster?.backbone.start();
     const tls = c.cert !== undefined && c.key !== undefined ? { certFile: c.cert, keyFile: c.key } : undefined;
     // With TLS, plaintext is served beside it only on its own port, when asked for.
     const servers = [new HttpServer({ tls })];
@@ -250,9 +286,11 @@ export class Gateway {
     const listening = this.state === 'running';
     const broker = this.bridge ? (this.bridge.connected ? 'ok' : 'disconnected') : this.mqtt ? 'ok' : 'off';
     const storage = health.status === 'ok' ? 'ok' : `${health.status}: ${health.detail ?? ''}`.trim();
+    const checks: Record<string, string> = { listening: listening ? 'ok' : this.state, broker, storage };
+    if (this.cluster) checks.cluster = this.cluster.backbone.connected ? 'ok' : 'disconnected';
     return {
-      ready: listening && broker !== 'disconnected' && health.status !== 'down',
-      checks: { listening: listening ? 'ok' : this.state, broker, storage },
+      ready: listening && broker !== 'disconnected' && health.status !== 'down' && checks.cluster !== 'disconnected',
+      checks,
     };
   }
 
@@ -281,6 +319,8 @@ export class Gateway {
     this.sse?.close();
     await this.mqtt?.close();
     await this.bridge?.close();
+    // After the devices' goodbyes, so the other instances hear where each one's frames were safe.
+    await this.cluster?.backbone.close();
     this.acks.stop();
     this.commands.close();
     this.cursors.close();

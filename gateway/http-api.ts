@@ -80,7 +80,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
       for (const d of ctx.devices.all()) {
         if (online === 'true' && !d.online) continue;
         if (online === 'false' && d.online) continue;
-        list.push(d.toJSON());
+        list.push(d.toJSON(ctx.devices.instance));
       }
       list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       return sendJson(reply, 200, { devices: list });
@@ -89,7 +89,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
     if (s.length === 3) {
       requireGet(req);
       if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}" (it is neither in the registry nor has it connected)`);
-      return sendJson(reply, 200, device.toJSON());
+      return sendJson(reply, 200, device.toJSON(ctx.devices.instance));
     }
     if (s.length === 4 && s[3] === 'history') {
       requireGet(req);

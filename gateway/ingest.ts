@@ -35,6 +35,8 @@ export class IngestStats {
   duplicates = 0;
   errors = 0;
   readonly errorsByCode = new Map<string, number>();
+  /** Frames other instances ingested and this one applied to its device table and live views. */
+  replicated = 0;
 
   countError(code: string): void {
     this.errors++;
@@ -61,6 +63,8 @@ export class Ingest {
   lastTicket = 0;
   /** Advanced by the ack scheduler at each tick; frames of one tick share an unsettled entry. */
   tick = 0;
+  /** Gets every new telemetry frame's bytes (cluster replication); valid during the call only. */
+  onFrame: ((device: DeviceState, bytes: Uint8Array) => void) | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -117,22 +121,47 @@ export class Ingest {
       if (this.limits.rangeAcks) device.noteRangeAck(this.tick, this.lastTicket, h.seq);
       return undefined;
     }
-    device.frames++;
-    device.readings += batch.count;
     this.stats.frames++;
     this.stats.readings += batch.count;
-    const t = h.timestamp;
-    for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
-    const ticket = (this.lastTicket = this.storage.write(device.id, device.type, t, batch));
+    const ticket = this.apply(device, h, batch, true);
     if (this.limits.rangeAcks) device.noteRangeAck(this.tick, ticket, h.seq);
     else {
       const cur = device.seq.current!;
       // A late frame from the previous boot is stored but moves nothing the ack reports.
       if (cur.epoch === h.epoch) device.noteIngested(this.tick, ticket, cur.epoch, cur.contig);
     }
+    this.onFrame?.(device, bytes);
+    return undefined;
+  }
+
+  /**
+   * A telemetry frame another gateway instance ingested (and deduplicated, stored and acked):
+   * updates the device's state and the live views here, and stores it only when `store` (each
+   * instance keeps its own in-memory history). Bad bytes are ignored: the sender checked them.
+   * With `dedupe` its seq enters this instance's dedupe window, so a device that moves here does
+   * not get the frames it resends counted twice. Not for frames of a shared subscription: the
+   * broker gives each to one instance, in no order between them.
+   */
+  replica(device: DeviceState, bytes: Uint8Array, now: number, store: boolean, dedupe: boolean): void {
+    const h = this.header;
+    if (decodeHeader(bytes, h) !== undefined || h.type !== FrameType.Telemetry) return;
+    if (decodeTelemetryInto(bytes, this.batch) !== undefined) return;
+    if (dedupe && device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0) === Verdict.Duplicate) return;
+    device.lastSeen = now;
+    this.stats.replicated++;
+    this.apply(device, h, this.batch, store);
+  }
+
+  /** Counts, last values, storage and listeners for a new frame. Returns the storage ticket (0 when not stored). */
+  private apply(device: DeviceState, h: FrameHeader, batch: TelemetryBatch, store: boolean): number {
+    device.frames++;
+    device.readings += batch.count;
+    const t = h.timestamp;
+    for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
+    const ticket = store ? (this.lastTicket = this.storage.write(device.id, device.type, t, batch)) : 0;
     const ls = this.telemetryListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, batch);
-    return undefined;
+    return ticket;
   }
 
   private result(device: DeviceState, bytes: Uint8Array): IngestRefusal | undefined {

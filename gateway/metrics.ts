@@ -35,9 +35,11 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gateway_process_', eventLoopMonitoringPrecision: 20 });
   const s = src.ingest.stats;
+  // In a cluster every instance knows every device: with --workers these are not summed.
   new Gauge({
     name: 'gateway_devices_online',
-    help: 'Devices connected now',
+    help: 'Devices connected now (to any instance of the cluster)',
+    aggregator: 'max',
     registers: [registry],
     collect() {
       this.set(src.devices.online);
@@ -46,6 +48,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   new Gauge({
     name: 'gateway_devices_known',
     help: 'Devices in the registry or seen since start',
+    aggregator: 'max',
     registers: [registry],
     collect() {
       this.set(src.devices.size);
@@ -53,14 +56,14 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   });
   new Gauge({
     name: 'gateway_connections',
-    help: 'Connected devices by transport',
+    help: 'Devices connected to this instance, by transport',
     labelNames: ['transport'],
     registers: [registry],
     collect() {
       let ws = 0;
       let mqtt = 0;
       for (const d of src.devices.all()) {
-        if (!d.online) continue;
+        if (!d.online || d.link?.instance !== undefined) continue;
         if (d.link?.transport === 'mqtt') mqtt++;
         else ws++;
       }
@@ -86,6 +89,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       for (const [code, n] of s.errorsByCode) this.inc({ code }, n);
     },
   });
+  mirror(registry, 'gateway_replicated_frames_total', 'Frames other cluster instances ingested, applied here for live views', () => s.replicated);
   mirror(registry, 'gateway_acks_sent_total', 'Ack frames sent to devices', src.acksSent);
   mirror(registry, 'gateway_live_dropped_total', 'Live messages a slow dashboard client did not get', () => src.live.dropped);
   new Gauge({

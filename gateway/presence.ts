@@ -34,25 +34,28 @@ export class Presence {
     const old = device.link;
     if (!old || !device.online) return;
     const now = Date.now();
-    old.closingCause = 'replaced';
-    old.send(encodeError({ timestamp: now }, { code: 'REPLACED', message: 'the same device id connected again; this connection is replaced' }));
-    old.close(CLOSE_CODES.REPLACED, 'REPLACED');
+    // A connection another instance holds is closed by that instance when it hears of this one.
+    if (old.instance === undefined) {
+      old.closingCause = 'replaced';
+      old.send(encodeError({ timestamp: now }, { code: 'REPLACED', message: 'the same device id connected again; this connection is replaced' }));
+      old.close(CLOSE_CODES.REPLACED, 'REPLACED');
+    }
     this.devices.markOffline(device, old, 'replaced', `by a ${by.transport} connection from ${by.remoteAddress}`, now);
     for (const l of this.disconnected) l(device, old);
   }
 
   /** Makes `link` the device's connection; a still-open older one is replaced. */
-  connect(device: DeviceState, link: DeviceLink): void {
-    const now = Date.now();
+  connect(device: DeviceState, link: DeviceLink, at = Date.now()): void {
     this.replace(device, link);
-    this.devices.markOnline(device, link, now);
-    this.log.info({ device: device.id, transport: link.transport, remote: link.remoteAddress }, 'device connected');
+    this.devices.markOnline(device, link, at);
+    // The instance holding a connection logs it; the others only at debug.
+    this.log[link.instance === undefined ? 'info' : 'debug']({ device: device.id, transport: link.transport, remote: link.remoteAddress }, 'device connected');
     for (const l of this.connected) l(device, link);
   }
 
   disconnect(device: DeviceState, link: DeviceLink, cause: OfflineCause, detail: string | undefined, closeCode?: number): void {
     if (this.devices.markOffline(device, link, link.closingCause ?? cause, detail, Date.now())) {
-      this.log.info({ device: device.id, transport: link.transport, cause: device.offlineCause, code: closeCode }, 'device disconnected');
+      this.log[link.instance === undefined ? 'info' : 'debug']({ device: device.id, transport: link.transport, cause: device.offlineCause, code: closeCode }, 'device disconnected');
       for (const l of this.disconnected) l(device, link);
     }
   }

@@ -32,6 +32,8 @@ export interface CommandRecord {
   /** Why it failed, expired or timed out. */
   error?: string;
   history: Transition[];
+  /** In a cluster: the instance that accepted the command and drives its lifecycle. */
+  owner?: string;
 }
 
 export function isFinal(c: CommandRecord): boolean {

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { CommandStatus, encodeCommand, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
+import { CommandStatus, encodeCommand, encodeCommandResult, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -43,7 +43,7 @@ function intIn(v: unknown, name: string, fallback: number, min: number, max: num
   return v;
 }
 
-export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
+export class CommandService extends EventEmitter<{ change: [CommandRecord]; forget: [CommandRecord] }> {
   private readonly byId = new Map<string, CommandRecord>();
   /** Unfinished commands per device, in creation order. */
   private readonly pending = new Map<string, CommandRecord[]>();
@@ -53,6 +53,13 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private retryTimer: NodeJS.Timeout | undefined;
   staleResults = 0;
+  /**
+   * In a cluster: this instance's id. Commands it accepted carry it as `owner`; commands other
+   * instances own are kept as read-only replicas (for GET and the live view) and never driven here.
+   */
+  instance: string | undefined;
+  /** In a cluster: hands a result (or a delivery receipt) for a command owned elsewhere to its owner. */
+  relay: ((deviceId: string, frame: Uint8Array) => void) | undefined;
 
   constructor(
     private readonly devices: DeviceTable,
@@ -66,7 +73,11 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
   /** Loads what the last run left; unfinished commands are re-armed, sent-but-undelivered ones requeued. */
   start(): void {
     const loaded = [...this.journal.load().values()].sort((a, b) => a.createdAt - b.createdAt);
-    for (const c of loaded) this.index(c);
+    for (const c of loaded) {
+      // What the journal holds is this instance's, whatever id it ran under before.
+      if (this.instance !== undefined) c.owner = this.instance;
+      this.index(c);
+    }
     this.journal.open(this.kept());
     const now = Date.now();
     for (const c of loaded) {
@@ -83,10 +94,15 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
     }, 1000);
   }
 
+  private mine(c: CommandRecord): boolean {
+    return c.owner === undefined || c.owner === this.instance;
+  }
+
+  /** This instance's commands, for the journal. */
   private kept(): CommandRecord[] {
     const out: CommandRecord[] = [];
-    for (const list of this.finished.values()) out.push(...list);
-    for (const list of this.pending.values()) out.push(...list);
+    for (const list of this.finished.values()) for (const c of list) if (this.mine(c)) out.push(c);
+    for (const list of this.pending.values()) for (const c of list) if (this.mine(c)) out.push(c);
     return out.sort((a, b) => a.createdAt - b.createdAt);
   }
 
@@ -105,6 +121,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
       const old = list.shift()!;
       this.byId.delete(old.id);
       if (old.idempotencyKey) this.byIdempotencyKey.delete(`${deviceId}\u0000${old.idempotencyKey}`);
+      if (this.instance !== undefined && this.mine(old)) this.emit('forget', old);
     }
   }
 
@@ -139,6 +156,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
     const now = Date.now();
     const c: CommandRecord = { id: randomUUID(), deviceId, name, args, state: 'queued', createdAt: now, expiresAt: now + ttlMs, timeoutMs, history: [{ state: 'queued', at: now }] };
     if (key) c.idempotencyKey = key;
+    if (this.instance !== undefined) c.owner = this.instance;
     this.index(c);
     this.journal.append(c);
     this.emit('change', c);
@@ -164,7 +182,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
     if (!list || !device.online || !link) return;
     const now = Date.now();
     for (const c of [...list]) {
-      if (c.state !== 'queued') continue;
+      if (c.state !== 'queued' || !this.mine(c)) continue;
       if (now >= c.expiresAt) {
         this.move(c, 'expired', 'its TTL passed before delivery', now);
         continue;
@@ -186,20 +204,32 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
   deviceDisconnected(device: DeviceState): void {
     const now = Date.now();
     for (const c of [...(this.pending.get(device.id) ?? [])]) {
-      if (c.state === 'sent') this.move(c, 'queued', 'requeued: the connection ended before the device confirmed delivery', now);
+      if (c.state === 'sent' && this.mine(c)) this.move(c, 'queued', 'requeued: the connection ended before the device confirmed delivery', now);
     }
   }
 
   /** The transport confirmed the device has the command (MQTT PUBACK), or the device said "received". */
   delivered(deviceId: string, commandId: string, note: string): void {
     const c = this.byId.get(commandId);
+    if (this.relay && (!c || !this.mine(c))) {
+      this.relay(deviceId, encodeCommandResult({ timestamp: Date.now() }, { commandId, status: CommandStatus.Received }));
+      return;
+    }
     if (c && c.deviceId === deviceId && (c.state === 'sent' || c.state === 'queued')) this.move(c, 'delivered', note, Date.now());
   }
 
-  onResult(device: DeviceState, f: CommandResultFrame): void {
+  /**
+   * A result frame from the device. In a cluster one for a command this instance does not own goes
+   * to the owner; `relayed` marks one that came that way (every instance sees it, the owner takes it).
+   */
+  onResult(device: DeviceState, f: CommandResultFrame, relayed = false): void {
     const c = this.byId.get(f.commandId);
+    if (this.relay && (!c || !this.mine(c))) {
+      if (!relayed) this.relay(device.id, encodeCommandResult({ timestamp: Date.now() }, { commandId: f.commandId, status: f.status, payload: f.payload }));
+      return;
+    }
     if (!c || c.deviceId !== device.id || isFinal(c)) {
-      this.staleResults++;
+      if (!relayed) this.staleResults++;
       return;
     }
     const now = Date.now();
@@ -268,11 +298,50 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord] }> {
     else this.arm(c, now);
   }
 
-  /** Counts by state, for metrics and the gateway panel. */
+  /** Counts by state of this instance's commands, for metrics and the gateway panel. */
   counts(): Record<CommandState, number> {
     const out: Record<CommandState, number> = { queued: 0, sent: 0, delivered: 0, acked: 0, failed: 0, expired: 0, timed_out: 0 };
-    for (const c of this.byId.values()) out[c.state]++;
+    for (const c of this.byId.values()) if (this.mine(c)) out[c.state]++;
     return out;
+  }
+
+  /** A command another instance owns changed there: keep the copy for reads and the live view. */
+  applyReplica(r: CommandRecord): void {
+    if (r.owner === undefined || r.owner === this.instance) return;
+    const c = this.byId.get(r.id);
+    if (c && this.mine(c)) return;
+    if (!c) {
+      this.index(r);
+    } else {
+      const wasFinal = isFinal(c);
+      Object.assign(c, r);
+      if (isFinal(c) && !wasFinal) {
+        this.unlist(this.pending, c);
+        let done = this.finished.get(c.deviceId);
+        if (!done) this.finished.set(c.deviceId, (done = []));
+        done.push(c);
+        this.trimFinished(c.deviceId, done);
+      }
+    }
+    this.emit('change', this.byId.get(r.id) ?? r);
+  }
+
+  /** The owner no longer keeps this command. */
+  forgetReplica(deviceId: string, commandId: string): void {
+    const c = this.byId.get(commandId);
+    if (!c || this.mine(c) || c.deviceId !== deviceId) return;
+    this.byId.delete(c.id);
+    if (c.idempotencyKey) this.byIdempotencyKey.delete(`${deviceId}\u0000${c.idempotencyKey}`);
+    this.unlist(this.pending, c);
+    this.unlist(this.finished, c);
+  }
+
+  private unlist(map: Map<string, CommandRecord[]>, c: CommandRecord): void {
+    const list = map.get(c.deviceId);
+    const i = list?.indexOf(c) ?? -1;
+    if (i === -1) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) map.delete(c.deviceId);
   }
 
   close(): void {

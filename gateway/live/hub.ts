@@ -94,7 +94,7 @@ export class LiveHub {
 
   fleetSnapshot(): string {
     const devices = [];
-    for (const d of this.devices.all()) devices.push(d.toJSON());
+    for (const d of this.devices.all()) devices.push(d.toJSON(this.devices.instance));
     return JSON.stringify({ type: 'fleet', full: true, devices });
   }
 
@@ -138,7 +138,7 @@ export class LiveHub {
     }
     if (this.fleetDirty.size > 0) {
       const devices = [];
-      for (const d of this.fleetDirty) devices.push(d.toJSON());
+      for (const d of this.fleetDirty) devices.push(d.toJSON(this.devices.instance));
       this.fleetDirty.clear();
       this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices }));
     }

@@ -29,6 +29,7 @@ export interface BridgeOptions {
 class BridgeLink implements DeviceLink {
   readonly transport = 'mqtt';
   readonly remoteAddress = 'via broker';
+  readonly shared = true;
   closingCause: OfflineCause | undefined;
   private readonly topic: string;
   constructor(

@@ -2,6 +2,7 @@
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeTelemetry, FrameType, type AckFrame } from '../../devices/codec/index.js';
+import { DeviceClient } from '../../devices/sdk/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
@@ -59,11 +60,38 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
     expect(a!.errors + b!.errors).toBe(0);
     // Every device got an ack for every seq, from whichever gateway took it.
     await waitFor(() => [...acked.values()].every((s) => s.size === PER_DEVICE), 'every seq acked', 10_000);
-    // Each gateway lists the devices it heard from; a device's counters add up across the two.
+    // The two form a cluster: each shows every frame of a device, whichever of them took it.
     const frames = async (g: TestGateway, id: string) => (await g.api(`/api/devices/${id}`)).body?.counters?.frames ?? 0;
-    expect((await frames(gateways[0]!, 'bridged-0')) + (await frames(gateways[1]!, 'bridged-0'))).toBe(PER_DEVICE);
+    await waitFor(async () => (await frames(gateways[0]!, 'bridged-0')) === PER_DEVICE && (await frames(gateways[1]!, 'bridged-0')) === PER_DEVICE, 'both gateways to show all frames');
     const dev = (await gateways[0]!.api('/api/devices/bridged-0')).body;
     expect(dev).toMatchObject({ online: true, transport: 'mqtt', counters: { gaps: 0 } });
+  });
+
+  it('relays a result that the shared subscription gave to the other gateway to the one owning the command', async () => {
+    broker = await startMosquitto();
+    for (let i = 0; i < 2; i++) gateways.push(await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'test-group' }));
+    const dev = new DeviceClient({ url: broker.url, deviceId: 'bridged-cmd', token: 'unused-by-this-broker', backoffInitialMs: 50, backoffMaxMs: 300 });
+    dev.on('error', () => {});
+    dev.onCommand('blink', (args) => ({ blinked: args }));
+    await dev.connect();
+    // The gateways learn of a bridged device from its traffic.
+    dev.send([{ channel: 0, value: 1 }]);
+    await waitFor(async () => (await gateways[0]!.api('/api/devices/bridged-cmd')).body?.online === true, 'the owner to see the device');
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await gateways[0]!.api('/api/devices/bridged-cmd/commands', { method: 'POST', body: JSON.stringify({ name: 'blink', args: i }) });
+      expect(r.status).toBe(201);
+      ids.push(r.body.id);
+    }
+    const states = async () => Promise.all(ids.map(async (id) => (await gateways[0]!.api(`/api/commands/${id}`)).body.state as string));
+    await waitFor(async () => (await states()).every((s) => s === 'acked'), 'all 20 commands acked on the owner', 15_000);
+    // Both gateways took some of the results (delivery receipts and results): the split happened.
+    const relayed = gateways.map((g) => g.gateway.cluster!.backbone.resultsRelayed);
+    expect(relayed[1]).toBeGreaterThan(0);
+    // The other gateway answers for the commands too.
+    await waitFor(async () => (await gateways[1]!.api(`/api/commands/${ids[19]}`)).body?.state === 'acked', 'the other gateway to show the last command acked');
+    expect((await gateways[1]!.api(`/api/commands/${ids[19]}`)).body).toMatchObject({ state: 'acked', result: { blinked: 19 }, owner: gateways[0]!.gateway.cluster!.backbone.instance });
+    await dev.close();
   });
 
   it('refuses to start when the broker cannot be reached, naming the setting', async () => {

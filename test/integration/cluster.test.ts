@@ -1,0 +1,140 @@
+/**
+ * Scale-out: two gateway processes sharing a real Mosquitto as their backbone. A device connected
+ * to instance A is seen live by a dashboard on instance B, and a command sent through B's API
+ * reaches the device on A and is acked; a device moving between instances stays exactly-once.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeTelemetry } from '../../devices/codec/index.js';
+import { RawDevice } from '../helpers/raw-device.js';
+import { DeviceClient } from '../../devices/sdk/index.js';
+import { api, deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
+import { LiveClient } from '../helpers/live-client.js';
+import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { waitFor } from '../helpers/wait.js';
+
+const hasMosquitto = mosquittoPath() !== undefined;
+let broker: Mosquitto | undefined;
+const gateways: ChildGateway[] = [];
+const devices: DeviceClient[] = [];
+const lives: LiveClient[] = [];
+
+afterEach(async () => {
+  for (const l of lives.splice(0)) l.ws.close();
+  for (const d of devices.splice(0)) await d.close().catch(() => {});
+  for (const g of gateways.splice(0)) await g.stop();
+  await broker?.stop();
+  broker = undefined;
+});
+
+async function instance(name: string, extra: string[] = []): Promise<ChildGateway> {
+  const g = await spawnGateway([
+    '--host', '127.0.0.1', '--port', '0', '--fleet-key', FLEET_KEY, '--operator-token', OPERATOR_TOKEN,
+    '--data-dir', tempDir(`cluster-${name}-`), '--cluster-url', broker!.url, '--instance-id', name, '--mqtt-share-group', 'cluster-test', ...extra,
+  ]);
+  gateways.push(g);
+  return g;
+}
+
+function device(url: string, id: string): DeviceClient {
+  const c = new DeviceClient({ url, deviceId: id, token: deviceToken(id), backoffInitialMs: 50, backoffMaxMs: 300 });
+  c.on('error', () => {});
+  devices.push(c);
+  return c;
+}
+
+describe.skipIf(!hasMosquitto)('two gateway instances over a Mosquitto backbone', () => {
+  it('a dashboard on B sees a device on A live, and a command sent through B reaches it and is acked', async () => {
+    broker = await startMosquitto();
+    const a = await instance('gw-a');
+    const b = await instance('gw-b');
+
+    const live = await LiveClient.connect(b.ws, OPERATOR_TOKEN);
+    lives.push(live);
+    live.send({ op: 'subscribe', streams: ['fleet', 'commands', 'device:climate-0007'] });
+
+    const dev = device(a.ws, 'climate-0007');
+    dev.onCommand('set-interval', (args) => ({ applied: args }));
+    await dev.connect();
+
+    // B lists the device as online, held by A.
+    await waitFor(async () => (await api(b.http, '/api/devices/climate-0007')).body?.online === true, 'B to see the device online');
+    expect((await api(b.http, '/api/devices/climate-0007')).body).toMatchObject({ online: true, transport: 'ws', instance: 'gw-a' });
+
+    // Its readings reach B's dashboard client live.
+    const t0 = Date.now();
+    for (let i = 0; i < 5; i++) dev.send([{ channel: 1, value: 20 + i, type: 'f32' }], t0 + i);
+    const msg = await live.waitFor((m) => m.type === 'device' && m.id === 'climate-0007' && JSON.stringify(m).includes('24'), 'B to stream the readings sent to A', 10_000);
+    expect(msg.id).toBe('climate-0007');
+
+    // A command through B: delivered to the device on A, acked, and the result is on B.
+    const created = await api(b.http, '/api/devices/climate-0007/commands', { method: 'POST', body: JSON.stringify({ name: 'set-interval', args: { ms: 500 } }), headers: { 'content-type': 'application/json' } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const done = await waitFor(async () => {
+      const c = (await api(b.http, `/api/commands/${id}`)).body;
+      return c && ['acked', 'failed', 'expired', 'timed_out'].includes(c.state) ? c : undefined;
+    }, 'the command to finish', 15_000);
+    expect(done).toMatchObject({ state: 'acked', result: { applied: { ms: 500 } }, owner: 'gw-b' });
+    expect(done.history.map((h: { state: string }) => h.state)).toEqual(['queued', 'sent', 'delivered', 'acked']);
+    // A answers for it too (replicated), and B's dashboard saw the command change live.
+    await waitFor(async () => (await api(a.http, `/api/commands/${id}`)).body?.state === 'acked', 'A to show the command acked');
+    await live.waitFor((m) => m.type === 'command' && m.command?.id === id && m.command?.state === 'acked', 'the command event on B');
+
+    // Telemetry was ingested once, by A.
+    const metricsA = await (await fetch(`${a.http}/metrics`)).text();
+    const metricsB = await (await fetch(`${b.http}/metrics`)).text();
+    const figure = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
+    expect(figure(metricsA, 'gateway_readings_total')).toBe(5);
+    expect(figure(metricsB, 'gateway_readings_total')).toBe(0);
+    expect(figure(metricsB, 'gateway_replicated_frames_total')).toBe(figure(metricsA, 'gateway_frames_total'));
+    expect((await api(b.http, '/api/devices/climate-0007')).body.counters.readings).toBe(5);
+  });
+
+  it('a device that moves from A to B is replaced there, and B drops the replays of what A stored', async () => {
+    broker = await startMosquitto();
+    const a = await instance('gw-a');
+    const b = await instance('gw-b');
+    const id = 'power-0042';
+    const frame = (seq: number) => encodeTelemetry({ epoch: 7, seq, timestamp: 1_700_000_000_000 + seq }, [{ channel: 1, value: seq }]);
+    const onA = await RawDevice.connect(a.ws, id, deviceToken(id));
+    for (let s = 0; s < 20; s++) onA.send(frame(s));
+    await onA.waitAck(7, 19);
+    await waitFor(async () => (await api(b.http, `/api/devices/${id}`)).body?.counters?.frames === 20, 'B to have applied the 20 frames');
+
+    // The same id connects to B while A still holds it: A closes its connection as replaced.
+    const onB = await RawDevice.connect(b.ws, id, deviceToken(id));
+    expect((await onA.closed).code).toBe(4409);
+    await waitFor(async () => (await api(a.http, `/api/devices/${id}`)).body?.instance === 'gw-b', 'A to see the device held by B');
+    // The device resends what it thinks unsafe (10..19) and goes on (20..24): B drops the replays.
+    for (let s = 10; s < 25; s++) onB.send(frame(s));
+    await onB.waitAck(7, 24);
+    const dev = (await api(b.http, `/api/devices/${id}`)).body;
+    expect(dev).toMatchObject({ online: true, instance: 'gw-b', counters: { frames: 25, duplicates: 10, gaps: 0 } });
+    const metricsB = await (await fetch(`${b.http}/metrics`)).text();
+    expect(Number(/^gateway_frames_total (\d+)/m.exec(metricsB)?.[1])).toBe(5);
+    onB.close();
+    const offline = await waitFor(async () => {
+      const d = (await api(a.http, `/api/devices/${id}`)).body;
+      return d?.online === false ? d : undefined;
+    }, 'A to see it go offline on B');
+    expect(offline.offlineCause).toBe('closed');
+  });
+
+  it('marks the devices of an instance that dies offline on the others', async () => {
+    broker = await startMosquitto();
+    const a = await instance('gw-a');
+    const b = await instance('gw-b');
+    const dev = device(a.ws, 'vibration-0001');
+    await dev.connect();
+    await waitFor(async () => (await api(b.http, '/api/devices/vibration-0001')).body?.online === true, 'B to see it online');
+    await a.stop('SIGKILL');
+    gateways.splice(gateways.indexOf(a), 1);
+    // Mosquitto publishes A's will once its keepalive lapses, or at once on the dropped socket.
+    const onB = await waitFor(async () => {
+      const d = (await api(b.http, '/api/devices/vibration-0001')).body;
+      return d?.online === false ? d : undefined;
+    }, 'B to mark it offline', 15_000);
+    expect(onB.offlineCause).toBe('connection_lost');
+    expect(onB.offlineDetail).toContain('gw-a');
+  });
+});
