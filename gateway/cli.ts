@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `gateway` command: parse settings, start, print the URL, stop cleanly on SIGINT/SIGTERM. */
-import { helpText, parseConfig } from './config.js';
+import { clusterMetrics, isWorker, reportListening, runPrimary, workerConfig } from './cluster/workers.js';
+import { helpText, parseConfig, type GatewayConfig } from './config.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
@@ -17,8 +18,11 @@ async function main(): Promise<void> {
     process.stdout.write(helpText() + '\n');
     return;
   }
-  const log = createLogger(parsed.config.logLevel, parsed.config.logFormat as 'auto' | 'json' | 'pretty');
-  const gateway = new Gateway(parsed.config, { log });
+  const config = parsed.config;
+  const log = createLogger(config.logLevel, config.logFormat as 'auto' | 'json' | 'pretty');
+  if (config.workers > 1 && !isWorker()) return primary(config, log);
+  const worker = isWorker();
+  const gateway = worker ? new Gateway(workerConfig(config), { log, metrics: clusterMetrics }) : new Gateway(config, { log });
   try {
     await gateway.start();
   } catch (err) {
@@ -27,10 +31,10 @@ async function main(): Promise<void> {
     await gateway.close().catch(() => {});
     process.exit(1);
   }
-  const dashboard = gateway.operatorTokenGenerated ? `${gateway.url}/?token=${gateway.operatorToken}` : `${gateway.url}/`;
-  process.stdout.write(`gateway listening on ${gateway.url} (dashboard: ${dashboard})${gateway.mqttUrl ? `; MQTT on ${gateway.mqttUrl}` : ''}\n`);
-  if (gateway.operatorTokenGenerated) {
-    process.stdout.write('No operator token was configured (--operator-token / GATEWAY_OPERATOR_TOKEN), so one was generated for this run.\n');
+  if (worker) {
+    reportListening({ url: gateway.url, port: gateway.port, ...(gateway.mqttUrl ? { mqttUrl: gateway.mqttUrl } : {}) });
+  } else {
+    printListening(gateway.url, gateway.operatorTokenGenerated ? gateway.operatorToken : undefined, gateway.mqttUrl, '');
   }
   let stopping = false;
   const stop = (signal: string) => {
@@ -56,8 +60,45 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
+  // A worker stops when its primary says so: Ctrl-C reaches the whole process group, and the
+  // primary then stops every worker in order.
+  process.on('SIGINT', () => (worker ? undefined : stop('SIGINT')));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** The one line users and scripts look for (the URL), and the generated token when there is one. */
+function printListening(url: string, generatedToken: string | undefined, mqttUrl: string | undefined, extra: string): void {
+  const dashboard = generatedToken ? `${url}/?token=${generatedToken}` : `${url}/`;
+  process.stdout.write(`gateway listening on ${url} (dashboard: ${dashboard})${mqttUrl ? `; MQTT on ${mqttUrl}` : ''}${extra}\n`);
+  if (generatedToken) {
+    process.stdout.write('No operator token was configured (--operator-token / GATEWAY_OPERATOR_TOKEN), so one was generated for this run.\n');
+  }
+}
+
+async function primary(config: GatewayConfig, log: ReturnType<typeof createLogger>): Promise<void> {
+  const generated = config.operatorToken === undefined;
+  let run;
+  try {
+    run = await runPrimary(config, log);
+  } catch (err) {
+    const code = err instanceof GatewayError ? err.code : 'START_FAILED';
+    process.stderr.write(`gateway: could not start [${code}]: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  printListening(run.url, generated ? run.operatorToken : undefined, run.mqttUrl, `; ${config.workers} workers`);
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    if (++signals > 1) {
+      process.stderr.write(`gateway: second ${signal}, exiting at once\n`);
+      process.exit(1);
+    }
+    run.stop(signal);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  const code = await run.stopped;
+  log.flush();
+  process.exit(code);
 }
 
 void main();

@@ -31,10 +31,13 @@ import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
 import { createStorage, type Storage } from './storage/index.js';
 import { HttpServer, loadUws } from './uws.js';
+import type { Registry } from 'prom-client';
 
 export interface GatewayDeps {
   log?: Logger;
   storage?: Storage;
+  /** /metrics text from more than this process (--workers: the sum over workers), given the local registry. */
+  metrics?: (local: Registry) => () => Promise<string>;
 }
 
 export class Gateway {
@@ -69,6 +72,7 @@ export class Gateway {
   private closing: Promise<void> | undefined;
   /** Storage passed in by the caller is the caller's to close. */
   private readonly ownsStorage: boolean;
+  private readonly metricsFrom: GatewayDeps['metrics'];
   port = 0;
 
   constructor(
@@ -97,6 +101,7 @@ export class Gateway {
         log: this.log,
       });
     this.ownsStorage = deps.storage === undefined;
+    this.metricsFrom = deps.metrics;
     this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings, rangeAcks: config.mqttUrl !== undefined });
     this.cursors = new CursorStore(config.dataDir);
     this.commands = new CommandService(this.devices, new CommandJournal(config.dataDir), this.log, {
@@ -233,7 +238,7 @@ export class Gateway {
       commands: this.commands,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
       sse: this.sse,
-      metrics: metrics.registry,
+      metrics: this.metricsFrom ? { contentType: metrics.registry.contentType, metrics: this.metricsFrom(metrics.registry) } : metrics.registry,
       dashboard,
       ready: () => this.readiness(),
       running: () => this.state !== 'closing' && this.state !== 'closed',

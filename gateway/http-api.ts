@@ -57,7 +57,8 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
   };
 
   async function route(req: RequestInfo, reply: Reply, s: string[]): Promise<void> {
-    if (s.length === 1 && s[0] === 'healthz') return sendJson(reply, 200, { status: 'ok' });
+    // Which process answered: with --workers, each connection may reach another one.
+    if (s.length === 1 && s[0] === 'healthz') return sendJson(reply, 200, { status: 'ok', pid: process.pid, instance: ctx.devices.instance });
     if (s.length === 1 && s[0] === 'readyz') {
       const r = ctx.ready();
       return sendJson(reply, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks });

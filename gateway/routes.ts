@@ -22,7 +22,8 @@ export interface RouteContext {
   commands: CommandService;
   commandMaxArgsBytes: number;
   sse: SseHub;
-  metrics: Registry;
+  /** Where /metrics text comes from: the registry, or a sum over workers. */
+  metrics: Pick<Registry, 'contentType' | 'metrics'>;
   dashboard: StaticFiles;
   ready(): { ready: boolean; checks: Record<string, string> };
   /** False once the gateway is closing: leftover keep-alive requests are refused. */
@@ -36,7 +37,7 @@ const deviceTypes: RouteHandler = (req, reply, seg) => {
   return true;
 };
 
-function metricsRoute(registry: Registry): RouteHandler {
+function metricsRoute(registry: Pick<Registry, 'contentType' | 'metrics'>): RouteHandler {
   return async (req, reply, seg) => {
     if (seg.length !== 1 || seg[0] !== 'metrics') return false;
     requireGet(req);

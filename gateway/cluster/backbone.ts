@@ -50,7 +50,7 @@ export interface PresenceMessage {
 
 export type BackboneEvents = {
   presence: [deviceId: string, msg: PresenceMessage];
-  instance: [instance: string, online: boolean];
+  instance: [instance: string, online: boolean, cause: string | undefined];
   /**
    * A frame another instance ingested; `shared` when it came through the broker's shared
    * subscription rather than a connection that instance holds. Bytes are valid during the call only.
@@ -73,6 +73,7 @@ export class Backbone extends EventEmitter<BackboneEvents> {
   private batch = Buffer.allocUnsafe(BATCH_BYTES);
   private batchLength = 0;
   private flushTimer: NodeJS.Timeout | undefined;
+  private closing = false;
   /** Frames replicated out and in, for metrics. */
   framesOut = 0;
   framesIn = 0;
@@ -117,7 +118,7 @@ export class Backbone extends EventEmitter<BackboneEvents> {
     const client = mqtt.connect(o.url, options);
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (err) => this.log.warn({ err: err.message, url: redact(o.url) }, `cluster backbone error; reconnecting. Check ${o.setting} and its credentials`));
+    client.on('error', (err) => !this.closing && this.log.warn({ err: err.message, url: redact(o.url) }, `cluster backbone error; reconnecting. Check ${o.setting} and its credentials`));
     client.on('offline', () => this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back'));
     client.on('connect', () => {
       client.subscribe([`${p}instances/+`, `${p}presence/+`, `${p}telemetry/+`, `${p}commands/+/+`, `${p}deliver/${o.instance}`, `${p}results`], { qos: 1 }, (err, granted) => {
@@ -228,10 +229,11 @@ export class Backbone extends EventEmitter<BackboneEvents> {
         }
         case 'instances': {
           if (arg === this.opts.instance || payload.length === 0) return;
-          const online = (JSON.parse(payload.toString('utf8')) as { online?: boolean }).online === true;
+          const m = JSON.parse(payload.toString('utf8')) as { online?: boolean; cause?: string };
+          const online = m.online === true;
           if (online) this.peers.add(arg);
           else this.peers.delete(arg);
-          this.emit('instance', arg, online);
+          this.emit('instance', arg, online, m.cause);
           return;
         }
         case 'commands': {
@@ -276,6 +278,7 @@ export class Backbone extends EventEmitter<BackboneEvents> {
 
   async close(): Promise<void> {
     this.flush();
+    this.closing = true;
     const c = this.client;
     this.client = undefined;
     if (!c) return;

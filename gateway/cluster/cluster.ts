@@ -100,7 +100,7 @@ export class Cluster {
 
     backbone.on('telemetry', (id, frame, shared) => d.ingest.replica(this.device(id), frame, Date.now(), d.storeReplicas, !shared));
     backbone.on('presence', (id, msg) => this.onPresence(this.device(id), msg));
-    backbone.on('instance', (instance, online) => this.onInstance(instance, online));
+    backbone.on('instance', (instance, online, cause) => this.onInstance(instance, online, cause));
     backbone.on('command', (c) => d.commands.applyReplica(c));
     backbone.on('commandGone', (deviceId, id) => d.commands.forgetReplica(deviceId, id));
     backbone.on('deliver', (id, frame) => this.onDeliver(id, frame));
@@ -143,7 +143,7 @@ export class Cluster {
     if (msg.cursor) adoptCursor(device, msg.cursor, heldHere);
   }
 
-  private onInstance(instance: string, online: boolean): void {
+  private onInstance(instance: string, online: boolean, cause: string | undefined): void {
     if (online) {
       this.gone.delete(instance);
       return;
@@ -153,11 +153,12 @@ export class Cluster {
     for (const device of this.d.devices.all()) {
       const link = device.link;
       if (device.online && link?.instance === instance) {
-        this.d.presence.disconnect(device, link, 'connection_lost', `gateway instance ${instance} went away`);
+        this.d.presence.disconnect(device, link, cause === 'shutdown' ? 'shutdown' : 'connection_lost', `gateway instance ${instance} went away`);
         n++;
       }
     }
-    this.d.log.warn({ instance, devices: n }, 'a gateway instance left the cluster; its devices are offline until they reconnect (to any instance)');
+    // A planned stop is news; one that was not is a problem to look into.
+    this.d.log[cause === 'shutdown' ? 'info' : 'warn']({ instance, cause, devices: n }, 'a gateway instance left the cluster; its devices are offline until they reconnect (to any instance)');
   }
 
   /** A frame for a device this instance holds, from the instance owning a command. */
