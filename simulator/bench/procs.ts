@@ -168,6 +168,31 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** CPU seconds of a process and every process under it (a gateway with --workers). */
+export function treeCpuSeconds(pid: number): number {
+  return descendants(pid).reduce((sum, p) => sum + (cpuSeconds(p) || 0), cpuSeconds(pid));
+}
+
+/** PIDs of every process under `pid`. */
+export function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // Gone since readdir.
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, pp] of parent) if (pp === p) (out.push(child), walk(child));
+  };
+  walk(pid);
+  return out;
+}
+
 /** CPU seconds of every user-space process now (kernel threads left out), by PID. */
 export function allProcessCpu(): Map<number, number> {
   const out = new Map<number, number>();

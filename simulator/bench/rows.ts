@@ -10,6 +10,9 @@ import { kb, si, us, type Row } from './report.js';
 
 type Results = ReadonlyMap<string, unknown>;
 
+/** Devices in the --workers comparison. */
+export const WORKERS_DEVICES = 1000;
+
 function ratioText(x: number, of: string): string {
   return `${x.toFixed(2)}× ${of}`;
 }
@@ -114,8 +117,19 @@ export function buildRows(results: Results, missing: ReadonlyMap<string, string>
       rows.push(row);
     }
   }
-  const workers = missing.get('workers');
-  rows.push({ measurement: 'Gateway `--workers 2` against `--workers 1` (issue 8)', setup: 'readings/s, same load', missing: workers ?? 'not measured' });
+  const w1 = get<IngestResult>('workers-1');
+  const w2 = get<IngestResult>('workers-2');
+  const wSetup = `${WORKERS_DEVICES.toLocaleString('en-US')} devices, 64-byte frames, one dashboard following every device; nothing pinned: the generator competes with the workers for the 2 cores`;
+  for (const [n, r] of [[1, w1], [2, w2]] as const) {
+    const measurement = `Gateway \`--workers ${n}\``;
+    if (!r) {
+      rows.push({ measurement, setup: wSetup, missing: absent(`workers-${n}`) });
+      continue;
+    }
+    const row: Row = { measurement, setup: wSetup, rate: r.rate, readings: r.readingsRate, result: `gateway ${r.serverCpu.toFixed(2)} cores, generator ${r.loadCpu.toFixed(2)} cores`, details: sampledDetails(r) };
+    if (n === 2 && w1) row.ratio = relText(r, w1, '`--workers 1`');
+    rows.push(row);
+  }
 
   // --- Latency ------------------------------------------------------------------------------
   const latWs = get<LatencyResult>('latency-ws');

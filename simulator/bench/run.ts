@@ -8,7 +8,6 @@
  * Flags: --only <id,id,…> runs a subset (ids in STEPS below; BENCHMARKS.md is then not written
  * unless --write), --out FILE writes elsewhere.
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,9 +18,9 @@ import { mqttGateway, mqttMosquitto } from './measure/mqtt.js';
 import { adapterDrain, rawLineProtocol } from './measure/storage.js';
 import { combine, type Sampled, type WindowPlan } from './measure/windows.js';
 import { coreSpeeds, hasTaskset, killAll } from './procs.js';
-import { buildRows, notes } from './rows.js';
+import { buildRows, notes, WORKERS_DEVICES } from './rows.js';
 import { machine, render } from './report.js';
-import { GATEWAY_CLI, HERE, type BenchKeys } from './servers.js';
+import { HERE, type BenchKeys } from './servers.js';
 import { which } from './services.js';
 
 const ROOT = join(HERE, '../../..');
@@ -48,10 +47,6 @@ const ROUNDS = 2;
 const noMosquitto = () => (which('mosquitto') ? undefined : 'not measured: mosquitto is not installed (Debian package mosquitto)');
 const noInflux = () => (which('influxd') ? undefined : 'not measured: influxd is not installed (Debian package influxdb)');
 
-export function gatewayHelp(): string {
-  return spawnSync(process.execPath, [GATEWAY_CLI, '--help'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
-}
-
 const STEPS: Step[] = [
   ...Array.from({ length: ROUNDS }, () =>
     ([100, 10_000] as const).flatMap((devices) =>
@@ -75,12 +70,13 @@ const STEPS: Step[] = [
   ]),
   { id: 'storage-raw', estimateS: 16, unavailable: noInflux, run: () => rawLineProtocol() },
   { id: 'storage-adapter', estimateS: 16, unavailable: noInflux, run: () => adapterDrain() },
-  {
-    id: 'workers',
-    estimateS: 25,
-    unavailable: () => (/--workers\b/.test(gatewayHelp()) ? undefined : 'not measured: --workers is not implemented yet (not in `gateway --help`)'),
-    run: () => Promise.reject(new Error('--workers appeared in gateway --help: measuring it is not written yet')),
-  },
+  // --workers 2 against 1 under the same load, interleaved; nothing pinned, so the generator
+  // competes with the workers for the two cores.
+  ...Array.from({ length: ROUNDS }, () =>
+    ([1, 2] as const).map(
+      (n): Step => ({ id: `workers-${n}`, estimateS: 10, run: () => ingest({ kind: 'gateway', devices: WORKERS_DEVICES, keys, plan: INGEST_PLAN, gatewayArgs: ['--workers', String(n)], unpinned: true }) }),
+    ),
+  ).flat(),
 ];
 
 function arg(name: string): string | undefined {

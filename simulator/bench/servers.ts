@@ -48,8 +48,9 @@ export interface BenchKeys {
   operatorToken: string;
 }
 
-export async function startServer(kind: ServerKind, keys: BenchKeys, gatewayArgs: string[] = []): Promise<RunningServer> {
-  if (kind === 'gateway') return startGateway(keys, gatewayArgs);
+/** `pinned: false` lets the server use every core (a gateway with --workers). */
+export async function startServer(kind: ServerKind, keys: BenchKeys, gatewayArgs: string[] = [], pinned = true): Promise<RunningServer> {
+  if (kind === 'gateway') return startGateway(keys, gatewayArgs, pinned);
   const file = { sink: 'tcp-sink.js', uws: 'uws-count.js', ws: 'ws-baseline.js' }[kind];
   const args = kind === 'ws' ? [keys.fleetKey, '0'] : ['0'];
   const dir = tempDir(kind);
@@ -77,7 +78,7 @@ export async function startServer(kind: ServerKind, keys: BenchKeys, gatewayArgs
   }
 }
 
-async function startGateway(keys: BenchKeys, extra: string[]): Promise<RunningServer> {
+async function startGateway(keys: BenchKeys, extra: string[], pinned: boolean): Promise<RunningServer> {
   const port = await freePort();
   let mqttPort = await freePort();
   while (mqttPort === port) mqttPort = await freePort();
@@ -95,7 +96,7 @@ async function startGateway(keys: BenchKeys, extra: string[]): Promise<RunningSe
     '--idle-timeout', '120',
     ...extra,
   ];
-  const child = start('gateway', process.execPath, args, { core: SERVER_CORE });
+  const child = start('gateway', process.execPath, args, pinned ? { core: SERVER_CORE } : {});
   try {
     await child.waitLine(/gateway listening on/, 15_000);
   } catch (err) {

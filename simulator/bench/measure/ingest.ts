@@ -3,7 +3,7 @@
  * one dashboard following everything where the server has one, counted on the server side.
  */
 import type { Child } from '../procs.js';
-import { startServer, type BenchKeys, type ServerKind } from '../servers.js';
+import { LOAD_CORE, startServer, type BenchKeys, type ServerKind } from '../servers.js';
 import { sample, startLoad, type Sampled, type WindowPlan } from './windows.js';
 
 export interface IngestOptions {
@@ -14,6 +14,8 @@ export interface IngestOptions {
   /** Flow-control window in frames (default WINDOW_FRAMES). */
   window?: number;
   plan?: WindowPlan;
+  /** Server and generator not pinned to cores: they share both (for --workers). */
+  unpinned?: boolean;
 }
 
 export interface IngestResult extends Sampled {
@@ -35,7 +37,7 @@ export function framesPerWrite(devices: number): number {
 }
 
 export async function ingest(o: IngestOptions): Promise<IngestResult> {
-  const server = await startServer(o.kind, o.keys, o.gatewayArgs);
+  const server = await startServer(o.kind, o.keys, o.gatewayArgs, !o.unpinned);
   let load: Child | undefined;
   try {
     load = startLoad({
@@ -49,7 +51,7 @@ export async function ingest(o: IngestOptions): Promise<IngestResult> {
       backlogMs: BACKLOG_MS,
       consumed: server.consumed,
       ...(server.dashboard ? { dashboard: server.dashboard } : {}),
-    });
+    }, 'loadgen', o.unpinned ? undefined : LOAD_CORE);
     const ready = await load.next('ready', 90_000);
     try {
       const s = await sample(load, server.child.pid, (l) => server.count(l), o.plan);

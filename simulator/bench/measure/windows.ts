@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import type { LoadConfig, LoadStats } from '../protocol.js';
-import { allProcessCpu, cpuSeconds, otherCpu, sleep, start, type Child } from '../procs.js';
+import { allProcessCpu, cpuSeconds, descendants, otherCpu, sleep, start, treeCpuSeconds, type Child } from '../procs.js';
 import { HERE, LOAD_CORE, type Counts } from '../servers.js';
 
 export interface Sampled {
@@ -47,8 +47,9 @@ export interface WindowPlan {
 
 export const DEFAULT_PLAN: WindowPlan = { warmupMs: 2000, windowMs: 2000, windows: 3 };
 
-export function startLoad(config: LoadConfig, name = 'loadgen'): Child {
-  return start(name, process.execPath, [join(HERE, 'loadgen.js'), JSON.stringify(config)], { core: LOAD_CORE, ipc: true });
+/** `core` undefined: not pinned (the load shares every core with the server). */
+export function startLoad(config: LoadConfig, name = 'loadgen', core: number | undefined = LOAD_CORE): Child {
+  return start(name, process.execPath, [join(HERE, 'loadgen.js'), JSON.stringify(config)], { ...(core !== undefined ? { core } : {}), ipc: true });
 }
 
 export async function loadStats(load: Child): Promise<LoadStats> {
@@ -83,7 +84,9 @@ export async function sample(load: Child, serverPid: number, count: (l: LoadStat
     await sleep(200);
     first = await read();
   }
-  const cpu0 = { s: cpuSeconds(serverPid), l: cpuSeconds(load.pid), t: performance.now(), all: allProcessCpu() };
+  // The server's CPU includes its children (gateway workers).
+  const serverPids = [serverPid, ...descendants(serverPid)];
+  const cpu0 = { s: treeCpuSeconds(serverPid), l: cpuSeconds(load.pid), t: performance.now(), all: allProcessCpu() };
   const marks = [first];
   for (let i = 0; i < plan.windows; i++) {
     const prev = marks[marks.length - 1]!;
@@ -104,7 +107,7 @@ export async function sample(load: Child, serverPid: number, count: (l: LoadStat
       await sleep(100);
     }
   }
-  const cpu1 = { s: cpuSeconds(serverPid), l: cpuSeconds(load.pid), t: performance.now(), all: allProcessCpu() };
+  const cpu1 = { s: treeCpuSeconds(serverPid), l: cpuSeconds(load.pid), t: performance.now(), all: allProcessCpu() };
   load.send({ cmd: 'stop' });
   await load.next('stats', 10_000).catch(() => undefined);
   if (process.env.BENCH_DEBUG) for (const m of marks) process.stderr.write(`mark t=${m.c.t} frames=${m.c.frames} at=${m.l.at} sent=${m.l.sent}\n`);
@@ -128,7 +131,7 @@ export async function sample(load: Child, serverPid: number, count: (l: LoadStat
     readingsRate: median(readingRates),
     serverCpu: (cpu1.s - cpu0.s) / cpuSpan,
     loadCpu: (cpu1.l - cpu0.l) / cpuSpan,
-    otherCpu: otherCpu(cpu0.all, cpu1.all, [serverPid, load.pid, process.pid], cpuSpan),
+    otherCpu: otherCpu(cpu0.all, cpu1.all, [...serverPids, load.pid, process.pid], cpuSpan),
     offered: (last.l.sent - first.l.sent) / span,
     delivered: (last.l.delivered - first.l.delivered) / span,
     dashboardBytesPerSec: (last.l.dashboardBytes - first.l.dashboardBytes) / span,
