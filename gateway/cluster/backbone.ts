@@ -49,7 +49,8 @@ export interface PresenceMessage {
 }
 
 export type BackboneEvents = {
-  presence: [deviceId: string, msg: PresenceMessage];
+  /** `stale`: a retained message naming this instance, from before it (re)started. */
+  presence: [deviceId: string, msg: PresenceMessage, stale: boolean];
   instance: [instance: string, online: boolean, cause: string | undefined];
   /**
    * A frame another instance ingested; `shared` when it came through the broker's shared
@@ -117,7 +118,7 @@ export class Backbone extends EventEmitter<BackboneEvents> {
     };
     const client = mqtt.connect(o.url, options);
     this.client = client;
-    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
     client.on('error', (err) => !this.closing && this.log.warn({ err: err.message, url: redact(o.url) }, `cluster backbone error; reconnecting. Check ${o.setting} and its credentials`));
     client.on('offline', () => this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back'));
     client.on('connect', () => {
@@ -210,7 +211,7 @@ export class Backbone extends EventEmitter<BackboneEvents> {
     this.client?.publish(`${this.prefix}telemetry/${this.opts.instance}`, out, { qos: 0 });
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
+  private onMessage(topic: string, payload: Buffer, retained: boolean): void {
     if (!topic.startsWith(this.prefix)) return;
     const rest = topic.slice(this.prefix.length);
     const slash = rest.indexOf('/');
@@ -224,7 +225,9 @@ export class Backbone extends EventEmitter<BackboneEvents> {
         case 'presence': {
           if (payload.length === 0) return;
           const msg = JSON.parse(payload.toString('utf8')) as PresenceMessage;
-          if (msg.instance !== this.opts.instance) this.emit('presence', arg, msg);
+          // Our own news comes back (no noLocal in MQTT 3.1.1); only a retained one is news to us.
+          if (msg.instance !== this.opts.instance) this.emit('presence', arg, msg, false);
+          else if (retained) this.emit('presence', arg, msg, true);
           return;
         }
         case 'instances': {

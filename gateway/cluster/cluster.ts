@@ -99,7 +99,7 @@ export class Cluster {
     });
 
     backbone.on('telemetry', (id, frame, shared) => d.ingest.replica(this.device(id), frame, Date.now(), d.storeReplicas, !shared));
-    backbone.on('presence', (id, msg) => this.onPresence(this.device(id), msg));
+    backbone.on('presence', (id, msg, stale) => (stale ? this.onStalePresence(id, msg) : this.onPresence(this.device(id), msg)));
     backbone.on('instance', (instance, online, cause) => this.onInstance(instance, online, cause));
     backbone.on('command', (c) => d.commands.applyReplica(c));
     backbone.on('commandGone', (deviceId, id) => d.commands.forgetReplica(deviceId, id));
@@ -141,6 +141,17 @@ export class Cluster {
       device.offlineDetail = msg.detail;
     }
     if (msg.cursor) adoptCursor(device, msg.cursor, heldHere);
+  }
+
+  /**
+   * The broker still says a device is online here, from before this instance restarted under the
+   * same --instance-id: it is not (yet); say so, or instances joining later would believe it.
+   */
+  private onStalePresence(id: string, msg: PresenceMessage): void {
+    const device = this.device(id);
+    if (msg.cursor) adoptCursor(device, msg.cursor, false);
+    if (!msg.online || device.online) return;
+    this.backbone.publishPresence(id, { ...msg, online: false, at: Date.now(), cause: 'connection_lost', detail: `gateway instance ${msg.instance} restarted` });
   }
 
   private onInstance(instance: string, online: boolean, cause: string | undefined): void {

@@ -136,5 +136,14 @@ describe.skipIf(!hasMosquitto)('two gateway instances over a Mosquitto backbone'
     }, 'B to mark it offline', 15_000);
     expect(onB.offlineCause).toBe('connection_lost');
     expect(onB.offlineDetail).toContain('gw-a');
+
+    // A comes back under the same name without the device; an instance that joins after that
+    // must not believe the broker's old retained word that the device is online at A.
+    await dev.close();
+    await instance('gw-a');
+    await new Promise((r) => setTimeout(r, 300));
+    const c = await instance('gw-c');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await api(c.http, '/api/devices/vibration-0001')).body).toMatchObject({ online: false });
   });
 });
