@@ -229,6 +229,7 @@ export class Gateway {
       acksSent: () => this.acks.acksSent,
       liveClients: () => this.live.clients.size + (this.sse?.clients ?? 0),
       storage: () => ({ ...this.storage.health() }),
+      ...(this.cluster ? { cluster: () => this.cluster!.backbone } : {}),
     });
     this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
     const handler = httpHandler({

@@ -16,6 +16,8 @@ export interface MetricSources {
   acksSent(): number;
   liveClients(): number;
   storage(): Record<string, unknown> & { status: string };
+  /** In a cluster: the backbone's counters. */
+  cluster?: () => { framesOut: number; framesDropped: number; resultsRelayed: number };
 }
 
 /** A counter whose value is another component's running total. */
@@ -90,6 +92,12 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
     },
   });
   mirror(registry, 'gateway_replicated_frames_total', 'Frames other cluster instances ingested, applied here for live views', () => s.replicated);
+  if (src.cluster) {
+    const c = src.cluster;
+    mirror(registry, 'gateway_cluster_frames_sent_total', 'Ingested frames published to the other instances', () => c().framesOut);
+    mirror(registry, 'gateway_cluster_frames_dropped_total', 'Ingested frames not published because the backbone was down (stored and acked all the same; live views elsewhere miss them)', () => c().framesDropped);
+    mirror(registry, 'gateway_cluster_results_relayed_total', 'Command results passed on to the instance owning the command', () => c().resultsRelayed);
+  }
   mirror(registry, 'gateway_acks_sent_total', 'Ack frames sent to devices', src.acksSent);
   mirror(registry, 'gateway_live_dropped_total', 'Live messages a slow dashboard client did not get', () => src.live.dropped);
   new Gauge({

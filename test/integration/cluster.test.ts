@@ -87,6 +87,8 @@ describe.skipIf(!hasMosquitto)('two gateway instances over a Mosquitto backbone'
     expect(figure(metricsA, 'gateway_readings_total')).toBe(5);
     expect(figure(metricsB, 'gateway_readings_total')).toBe(0);
     expect(figure(metricsB, 'gateway_replicated_frames_total')).toBe(figure(metricsA, 'gateway_frames_total'));
+    expect(figure(metricsA, 'gateway_cluster_frames_sent_total')).toBe(figure(metricsA, 'gateway_frames_total'));
+    expect(figure(metricsA, 'gateway_cluster_frames_dropped_total')).toBe(0);
     expect((await api(b.http, '/api/devices/climate-0007')).body.counters.readings).toBe(5);
   });
 
