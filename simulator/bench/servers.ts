@@ -96,7 +96,9 @@ async function startGateway(keys: BenchKeys, extra: string[], pinned: boolean): 
     '--idle-timeout', '120',
     ...extra,
   ];
-  const child = start('gateway', process.execPath, args, pinned ? { core: SERVER_CORE } : {});
+  // BENCH_PROFILE_DIR: the gateway writes a V8 CPU profile there when it exits (for finding hot spots).
+  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const child = start('gateway', process.execPath, [...profile, ...args], pinned ? { core: SERVER_CORE } : {});
   try {
     await child.waitLine(/gateway listening on/, 15_000);
   } catch (err) {
