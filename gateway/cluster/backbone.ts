@@ -15,8 +15,8 @@
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { firstConnect, redact } from '../mqtt/first-connect.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { OfflineCause } from '../devices.js';
 
@@ -129,25 +129,7 @@ export class Backbone extends EventEmitter<BackboneEvents> {
       client.publish(`${p}instances/${o.instance}`, JSON.stringify({ online: true, startedAt: Date.now() }), { qos: 1, retain: true });
       this.log.info({ url: redact(o.url), cluster: o.cluster, instance: o.instance }, 'joined the cluster backbone');
     });
-    await new Promise<void>((resolve, reject) => {
-      const fail = (why: string) => {
-        clearTimeout(t);
-        client.removeListener('connect', ok);
-        reject(new GatewayError('CLUSTER_CONNECT', `could not reach the cluster backbone at ${redact(o.url)} (${o.setting}): ${why}`));
-      };
-      const t = setTimeout(() => fail('no answer within 10 s'), 10_000);
-      const ok = () => {
-        clearTimeout(t);
-        client.removeListener('error', onError);
-        resolve();
-      };
-      const onError = (err: Error) => fail(err.message);
-      client.once('connect', ok);
-      client.once('error', onError);
-    }).catch((err: unknown) => {
-      client.end(true);
-      throw err;
-    });
+    await firstConnect(client, { url: o.url, code: 'CLUSTER_CONNECT', what: 'the cluster backbone', setting: o.setting });
   }
 
   publishPresence(deviceId: string, msg: PresenceMessage): void {
@@ -313,14 +295,4 @@ function readAddressed(b: Buffer): { deviceId: string; from: string; frame: Uint
   const start = 2 + idLen + fromLen;
   if (b.length < start) return undefined;
   return { deviceId: text.decode(b.subarray(1, 1 + idLen)), from: text.decode(b.subarray(2 + idLen, start)), frame: b.subarray(start) };
-}
-
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
 }

@@ -8,10 +8,10 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { encodeError } from '../../devices/codec/index.js';
 import { DEVICE_ID_PATTERN, type Authenticator } from '../auth.js';
 import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from '../devices.js';
-import { GatewayError } from '../errors.js';
 import type { Ingest } from '../ingest.js';
 import type { Logger } from '../log.js';
 import type { Presence } from '../presence.js';
+import { firstConnect, redact } from './first-connect.js';
 import { commandsTopic, parseUplink } from './topics.js';
 
 export interface BridgeOptions {
@@ -105,27 +105,7 @@ export class MqttBridge {
         },
       );
     });
-    // At start a broker that cannot be reached is a configuration error: fail at the first refusal.
-    // Once running, the client reconnects by itself.
-    await new Promise<void>((resolve, reject) => {
-      const fail = (why: string) => {
-        clearTimeout(t);
-        client.removeListener('connect', ok);
-        reject(new GatewayError('MQTT_BRIDGE_CONNECT', `could not connect to the MQTT broker at ${redact(url)} (--mqtt-url): ${why}`));
-      };
-      const t = setTimeout(() => fail('no answer within 10 s'), 10_000);
-      const ok = () => {
-        clearTimeout(t);
-        client.removeListener('error', onError);
-        resolve();
-      };
-      const onError = (err: Error) => fail(err.message);
-      client.once('connect', ok);
-      client.once('error', onError);
-    }).catch((err: unknown) => {
-      client.end(true);
-      throw err;
-    });
+    await firstConnect(client, { url, code: 'MQTT_BRIDGE_CONNECT', what: 'the MQTT broker', setting: '--mqtt-url' });
     this.sweep = setInterval(() => this.markSilentOffline(Date.now()), Math.min(5000, this.opts.idleTimeoutMs));
   }
 
@@ -170,15 +150,5 @@ export class MqttBridge {
     const c = this.client;
     this.client = undefined;
     if (c) await c.endAsync();
-  }
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
   }
 }
