@@ -62,6 +62,7 @@ const SPECS = {
   liveFlushMs: { flag: 'live-flush-ms', env: 'GATEWAY_LIVE_FLUSH_MS', kind: 'int', default: 100, min: 10, max: 10000, doc: 'live updates to dashboards are coalesced into one message per stream every this many ms' },
   liveMaxPoints: { flag: 'live-max-points', env: 'GATEWAY_LIVE_MAX_POINTS', kind: 'int', default: 2, min: 2, max: 10000, doc: 'points per channel per live message; more are reduced to the interval\'s min and max' },
   liveReplay: { flag: 'live-replay', env: 'GATEWAY_LIVE_REPLAY', kind: 'int', default: 600, min: 1, max: 100000, doc: 'live messages kept per watched device for gap-free resume' },
+  liveReplayBytes: { flag: 'live-replay-bytes', env: 'GATEWAY_LIVE_REPLAY_BYTES', kind: 'int', default: 67108864, min: 65536, max: 17179869184, doc: 'about the most bytes of live messages kept for resume over all watched devices; with many watched, each keeps fewer (at least 10)' },
   liveBudget: { flag: 'live-budget', env: 'GATEWAY_LIVE_BUDGET', kind: 'int', default: 1048576, min: 4096, max: 268435456, doc: 'bytes a dashboard client may have waiting; over it, it misses updates and is told how many' },
   dashboardDir: { flag: 'dashboard-dir', env: 'GATEWAY_DASHBOARD_DIR', kind: 'string', default: undefined, doc: 'built dashboard to serve at / (default: dashboard/dist of this checkout)' },
   logLevel: { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'log level (logs go to stderr)' },

@@ -123,6 +123,7 @@ export class Gateway {
       flushMs: config.liveFlushMs,
       maxPointsPerChannel: config.liveMaxPoints,
       replay: config.liveReplay,
+      replayBytes: config.liveReplayBytes,
       budgetBytes: config.liveBudget,
     });
     this.ingest.onTelemetry((device, h, batch) => {

@@ -9,6 +9,8 @@ import type { DeviceState } from '../devices.js';
 
 /** How long a device's stream keeps being built after its last watcher left, so that watcher can resume. */
 const GRACE_MS = 5 * 60_000;
+/** Messages every stream keeps whatever the byte budget: a second of resume at the default flush. */
+const MIN_RING = 10;
 
 interface Pending {
   channels: number[];
@@ -43,11 +45,27 @@ export class DeviceStreams {
   private readonly streams = new Map<string, Stream>();
   private readonly active: Stream[] = [];
   private readonly activeIds: string[] = [];
+  /** Running mean size of a message, for the byte budget. */
+  private meanBytes = 256;
+  /** Characters of messages held in all rings now. */
+  ringBytes = 0;
 
+  /**
+   * `replay`: messages kept per stream; `replayBytes`: about the most kept over all streams. With
+   * many watched devices each ring keeps less (never under MIN_RING), so a client that watches
+   * the whole fleet cannot make the gateway hold gigabytes of old messages.
+   */
   constructor(
     private readonly maxPointsPerChannel: number,
     private readonly replay: number,
+    private readonly replayBytes = Infinity,
   ) {}
+
+  /** Messages each ring may keep now. */
+  private ringCap(): number {
+    const fit = Math.floor(this.replayBytes / (Math.max(1, this.streams.size) * this.meanBytes));
+    return Math.max(Math.min(MIN_RING, this.replay), Math.min(this.replay, fit));
+  }
 
   watch(id: string): void {
     let s = this.streams.get(id);
@@ -85,16 +103,26 @@ export class DeviceStreams {
   /** Builds this flush's messages and empties the pending points. */
   flush(now: number): DeviceMessage[] {
     const out: DeviceMessage[] = [];
+    const cap = this.ringCap();
     for (let i = 0; i < this.active.length; i++) {
       const s = this.active[i]!;
       const id = this.activeIds[i]!;
       const { points, downsampled } = this.points(s.pending);
       s.seq++;
       const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled });
+      this.meanBytes += (json.length - this.meanBytes) / 64;
+      this.ringBytes += json.length - (s.ring[s.ringHead]?.length ?? 0);
       s.ring[s.ringHead] = json;
       s.ringSeqs[s.ringHead] = s.seq;
       s.ringHead = (s.ringHead + 1) % this.replay;
       if (s.ringSize < this.replay) s.ringSize++;
+      // Over the budget's share: the oldest go (a resume from before them is too_old).
+      while (s.ringSize > cap) {
+        const oldest = (s.ringHead - s.ringSize + this.replay) % this.replay;
+        this.ringBytes -= s.ring[oldest]?.length ?? 0;
+        s.ring[oldest] = undefined;
+        s.ringSize--;
+      }
       s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
       out.push({ id, seq: s.seq, json, waitedMs: now - s.pendingSince });
     }
@@ -156,7 +184,10 @@ export class DeviceStreams {
 
   private expire(now: number): void {
     for (const [id, s] of this.streams) {
-      if (s.watchers === 0 && now - s.unwatchedAt > GRACE_MS && s.pending.channels.length === 0) this.streams.delete(id);
+      if (s.watchers === 0 && now - s.unwatchedAt > GRACE_MS && s.pending.channels.length === 0) {
+        for (const m of s.ring) this.ringBytes -= m?.length ?? 0;
+        this.streams.delete(id);
+      }
     }
   }
 }

@@ -13,6 +13,8 @@ export interface LiveOptions {
   flushMs: number;
   maxPointsPerChannel: number;
   replay: number;
+  /** About the most bytes of messages kept for resume over all device streams. */
+  replayBytes?: number;
   budgetBytes: number;
 }
 
@@ -65,7 +67,7 @@ export class LiveHub {
     private readonly stats: StatsSource,
     readonly opts: LiveOptions,
   ) {
-    this.streams = new DeviceStreams(opts.maxPointsPerChannel, opts.replay);
+    this.streams = new DeviceStreams(opts.maxPointsPerChannel, opts.replay, opts.replayBytes);
   }
 
   start(): void {

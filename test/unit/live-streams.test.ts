@@ -1,0 +1,65 @@
+/** Device streams: the replay rings' byte budget over all watched devices. */
+import { describe, expect, it } from 'vitest';
+import { TelemetryBatch, type FrameHeader } from '../../devices/codec/index.js';
+import { DeviceState } from '../../gateway/devices.js';
+import { DeviceStreams } from '../../gateway/live/device-streams.js';
+
+function batch(value: number): TelemetryBatch {
+  const b = new TelemetryBatch(4);
+  b.count = 4;
+  for (let i = 0; i < 4; i++) {
+    b.channels[i] = i + 1;
+    b.types[i] = 2;
+    b.values[i] = value + i / 7;
+    b.offsets[i] = 0;
+  }
+  return b;
+}
+
+function run(streams: DeviceStreams, devices: DeviceState[], flushes: number): void {
+  let t = 1_700_000_000_000;
+  for (let f = 0; f < flushes; f++) {
+    for (const d of devices) streams.add(d, { timestamp: (t += 1) } as FrameHeader, batch(f));
+    streams.flush(t);
+  }
+}
+
+describe('live device streams', () => {
+  it('keeps `replay` messages per stream while the budget allows, and resumes from any of them', () => {
+    const streams = new DeviceStreams(2, 50, 64 * 1024 * 1024);
+    const devices = [new DeviceState('climate-1', undefined), new DeviceState('climate-2', undefined)];
+    for (const d of devices) streams.watch(d.id);
+    run(streams, devices, 80);
+    expect(streams.since('climate-1', 30)).toHaveLength(50);
+    expect(streams.since('climate-1', 29)).toBeUndefined();
+  });
+
+  it('holds about the byte budget however many devices one client watches, each ring keeping at least 10', () => {
+    const budget = 200_000;
+    const streams = new DeviceStreams(2, 600, budget);
+    const devices = Array.from({ length: 500 }, (_, i) => new DeviceState(`power-${i}`, undefined));
+    for (const d of devices) streams.watch(d.id);
+    run(streams, devices, 120);
+    // 500 streams of ~225-character messages: the budget allows ~1.8 each, so each keeps the minimum.
+    expect(streams.since('power-7', 110)).toHaveLength(10);
+    expect(streams.since('power-7', 109)).toBeUndefined();
+    expect(streams.ringBytes).toBeLessThanOrEqual(500 * 10 * 300); // 10 messages of ~225 characters each
+
+    const fewer = new DeviceStreams(2, 600, budget);
+    const some = devices.slice(0, 20);
+    for (const d of some) fewer.watch(d.id);
+    run(fewer, some, 200);
+    // 20 streams share the budget: more than the minimum each, and the total stays within it.
+    const kept = fewer.since('power-3', 0) === undefined ? 200 - findOldest(fewer, 'power-3') : 200;
+    expect(kept).toBeGreaterThan(10);
+    expect(kept).toBeLessThan(200);
+    expect(fewer.ringBytes).toBeLessThanOrEqual(budget * 1.1);
+  });
+});
+
+/** The lowest seq a stream can still resume after. */
+function findOldest(s: DeviceStreams, id: string): number {
+  let seq = 0;
+  while (s.since(id, seq) === undefined) seq++;
+  return seq;
+}
