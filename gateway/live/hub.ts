@@ -52,6 +52,8 @@ export class LiveHub {
   readonly streams: DeviceStreams;
   readonly clients = new Set<LiveClient>();
   private readonly fleetDirty = new Set<DeviceState>();
+  /** Clients following `fleet`: with none, no delta is built at all. */
+  private fleetWatchers = 0;
   private readonly topicCounts = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
@@ -111,12 +113,14 @@ export class LiveHub {
   subscribe(c: LiveClient, stream: string): void {
     if (c.streams.has(stream)) return;
     c.streams.add(stream);
+    if (stream === 'fleet') this.fleetWatchers++;
     if (!c.congested) c.conn.subscribe(stream);
     if (stream.startsWith('device:')) this.streams.watch(stream.slice(7));
   }
 
   unsubscribe(c: LiveClient, stream: string): void {
     if (!c.streams.delete(stream)) return;
+    if (stream === 'fleet') this.fleetWatchers--;
     if (!c.congested) c.conn.unsubscribe(stream);
     if (stream.startsWith('device:')) this.streams.unwatch(stream.slice(7), Date.now());
   }
@@ -138,7 +142,10 @@ export class LiveHub {
       this.observeLatency?.(m.waitedMs / 1000);
       for (const sink of this.sinks) sink(m.id, m.seq, m.json);
     }
-    if (this.fleetDirty.size > 0) {
+    if (this.fleetWatchers === 0) {
+      // Nobody follows the fleet: a new follower starts from a full snapshot anyway.
+      this.fleetDirty.clear();
+    } else if (this.fleetDirty.size > 0) {
       const devices = [];
       for (const d of this.fleetDirty) devices.push(d.toJSON(this.devices.instance));
       this.fleetDirty.clear();

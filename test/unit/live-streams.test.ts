@@ -63,3 +63,28 @@ function findOldest(s: DeviceStreams, id: string): number {
   while (s.since(id, seq) === undefined) seq++;
   return seq;
 }
+
+describe('live hub fleet deltas', () => {
+  it('builds no fleet delta while nobody follows the fleet, and sends one per flush once someone does', async () => {
+    const { DeviceTable } = await import('../../gateway/devices.js');
+    const { LiveHub } = await import('../../gateway/live/hub.js');
+    const table = new DeviceTable([]);
+    const hub = new LiveHub(table, () => ({}), { flushMs: 100, maxPointsPerChannel: 2, replay: 10, budgetBytes: 1 << 20 });
+    const topics: string[] = [];
+    hub.publisher = { publish: (topic) => topics.push(topic) };
+    const d = table.getOrCreate('climate-9', undefined);
+    hub.touch(d);
+    hub.flush(Date.now());
+    expect(topics).toEqual([]);
+    const conn = { send: () => 'sent' as const, bufferedAmount: () => 0, subscribe() {}, unsubscribe() {}, close() {} };
+    const client = { conn, streams: new Set<string>(), congested: false, missedFrom: new Map<string, number>(), missedDirect: 0 };
+    hub.subscribe(client, 'fleet');
+    hub.touch(d);
+    hub.flush(Date.now());
+    expect(topics).toEqual(['fleet']);
+    hub.unsubscribe(client, 'fleet');
+    hub.touch(d);
+    hub.flush(Date.now());
+    expect(topics).toEqual(['fleet']);
+  });
+});
