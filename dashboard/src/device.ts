@@ -314,7 +314,7 @@ export class DeviceView {
     this.badge.dataset.state = s.online ? 'online' : 'offline';
     const rows: [string, string][] = [];
     if (s.online) {
-      rows.push(['Status', `online${s.transport ? ` over ${s.transport}` : ''}`]);
+      rows.push(['Status', `online${s.transport ? ` over ${s.transport}` : ''}${s.instance ? ` at gateway ${s.instance}` : ''}`]);
       if (s.connectedAt) rows.push(['Connected', `${clock(s.connectedAt)} (${ago(s.connectedAt, now)})`]);
     } else {
       rows.push(['Status', `offline: ${offlineCauseText(s.offlineCause)}${s.offlineDetail ? ` (${s.offlineDetail})` : ''}`]);

@@ -24,6 +24,8 @@ export interface DeviceSummary {
   type?: string | null;
   name?: string | null;
   transport?: string | null;
+  /** In a cluster: the gateway instance holding the connection. */
+  instance?: string | null;
   connectedAt?: number | null;
   disconnectedAt?: number | null;
   offlineCause?: OfflineCause | null;
