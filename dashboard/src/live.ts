@@ -68,6 +68,8 @@ export class LiveClient extends Emitter<LiveEvents> {
   socket: WebSocket | undefined;
   /** What happened to the connection so far (shown to tests and in the console). */
   readonly counts = { connects: 0, resumesOk: 0, resumesTooOld: 0, missed: 0, duplicatesDropped: 0 };
+  /** The gateway process whose seqs the cursors count (from its hello). */
+  private bootId: string | undefined;
   private readonly streams = new Set<string>();
   private readonly cursors = new Map<string, Cursor>();
   private readonly backoff = new Backoff(500, 10_000);
@@ -233,8 +235,12 @@ export class LiveClient extends Emitter<LiveEvents> {
       c.resumingSince = c.contig !== undefined ? Date.now() : 0;
       if (c.contig !== undefined) resume[stream] = c.contig;
     }
-    const msg: { op: 'subscribe'; streams: string[]; resume?: Record<string, number> } = { op: 'subscribe', streams: [...this.streams] };
-    if (Object.keys(resume).length > 0) msg.resume = resume;
+    const msg: { op: 'subscribe'; streams: string[]; resume?: Record<string, number>; bootId?: string } = { op: 'subscribe', streams: [...this.streams] };
+    if (Object.keys(resume).length > 0) {
+      msg.resume = resume;
+      // The process that counted these seqs: another one (a restart, another worker) answers too_old.
+      if (this.bootId) msg.bootId = this.bootId;
+    }
     this.send(msg);
   }
 
@@ -244,12 +250,13 @@ export class LiveClient extends Emitter<LiveEvents> {
     if (!c || c.contig === undefined) return;
     if (c.resumingSince !== 0 && Date.now() - c.resumingSince < RESUME_WAIT_MS) return;
     c.resumingSince = Date.now();
-    this.send({ op: 'subscribe', streams: [stream], resume: { [stream]: c.contig } });
+    this.send({ op: 'subscribe', streams: [stream], resume: { [stream]: c.contig }, ...(this.bootId ? { bootId: this.bootId } : {}) });
   }
 
   private handle(msg: LiveMessage): void {
     switch (msg.type) {
       case 'hello':
+        if (typeof msg.bootId === 'string') this.bootId = msg.bootId;
         this.emit('hello', { clockOffsetMs: typeof msg.serverTime === 'number' ? msg.serverTime - Date.now() : 0, flushMs: msg.flushMs ?? 100 });
         return;
       case 'fleet':

@@ -93,7 +93,7 @@ export interface DeviceMessage {
 }
 
 export type LiveMessage =
-  | { type: 'hello'; serverTime: number; flushMs?: number; budgetBytes?: number }
+  | { type: 'hello'; serverTime: number; bootId?: string; flushMs?: number; budgetBytes?: number }
   | { type: 'fleet'; full?: boolean; devices: DeviceSummary[] }
   | { type: 'stats'; stats: GatewayStats }
   | DeviceMessage

@@ -109,6 +109,14 @@ describe('/live', () => {
     const third = await live();
     third.send({ op: 'subscribe', streams: ['device:resumer'], resume: { 'device:resumer': 999_999 } });
     expect(await third.waitFor((m) => m.type === 'resume', 'resume answer')).toMatchObject({ status: 'too_old' });
+    // Seqs another gateway process counted (its bootId, from its hello) are void here, whatever their value.
+    const fourth = await live();
+    fourth.send({ op: 'subscribe', streams: ['device:resumer'], resume: { 'device:resumer': lastSeen.seq }, bootId: 'another-process' });
+    expect(await fourth.waitFor((m) => m.type === 'resume', 'resume answer')).toMatchObject({ status: 'too_old' });
+    const fifth = await live();
+    const hello = await fifth.waitFor((m) => m.type === 'hello', 'hello');
+    fifth.send({ op: 'subscribe', streams: ['device:resumer'], resume: { 'device:resumer': lastSeen.seq }, bootId: hello.bootId });
+    expect(await fifth.waitFor((m) => m.type === 'resume', 'resume answer')).toMatchObject({ status: 'ok' });
   });
 
   it('streams commands as they change', async () => {
