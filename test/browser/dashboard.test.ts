@@ -279,13 +279,19 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
     // What the gateway sends a client that fell behind, once it has caught up.
     toPage!.send(JSON.stringify({ type: 'missed', count: 10, streams: [`device:${COMMAND_DEVICE}`] }));
     liveMode = 'pass';
+    // On a timeout, say where the page stood.
+    const state = async () => JSON.stringify({ before, now: await counts(), connection: await connectionState(), lastPoint: Date.now() - ((await chartTimes(1)).at(-1) ?? 0) });
     await waitFor(async () => {
       const now = await counts();
       return now.resumesOk > before.resumesOk || now.resumesTooOld > before.resumesTooOld;
-    }, 'the resume after missed');
+    }, 'the resume after missed').catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${await state()}`);
+    });
     expect((await counts()).resumesTooOld).toBe(before.resumesTooOld);
     expect((await counts()).missed).toBe(before.missed + 10);
-    await waitFor(async () => ((await chartTimes(1)).at(-1) ?? 0) > Date.now() - 300, 'live points after the drop');
+    await waitFor(async () => ((await chartTimes(1)).at(-1) ?? 0) > Date.now() - 300, 'live points after the drop').catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${await state()}`);
+    });
     expect(holes(await chartTimes(1), sentTimes, dropFrom - 1000)).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
