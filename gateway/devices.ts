@@ -162,7 +162,8 @@ export class DeviceState {
       type: this.type ?? null,
       name: this.entry?.name ?? null,
       transport: this.online ? this.link?.transport ?? null : null,
-      instance: this.online ? this.link?.instance ?? (local || null) : null,
+      // A bridged device's connection is the external broker's: no instance holds it.
+      instance: this.online && !this.link?.shared ? this.link?.instance ?? (local || null) : null,
       connectedAt: this.connectedAt || null,
       disconnectedAt: this.disconnectedAt || null,
       offlineCause: this.online ? null : this.offlineCause ?? null,
