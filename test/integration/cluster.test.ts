@@ -4,7 +4,7 @@
  * reaches the device on A and is acked; a device moving between instances stays exactly-once.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeTelemetry } from '../../devices/codec/index.js';
+import { CommandStatus, encodeCommandResult, encodeTelemetry, FrameType, type CommandFrame } from '../../devices/codec/index.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { DeviceClient } from '../../devices/sdk/index.js';
 import { api, deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
@@ -120,6 +120,32 @@ describe.skipIf(!hasMosquitto)('two gateway instances over a Mosquitto backbone'
       return d?.online === false ? d : undefined;
     }, 'A to see it go offline on B');
     expect(offline.offlineCause).toBe('closed');
+  });
+
+  it('a command owned by B for a device on A that dies is requeued, and reaches the device when it reconnects to B', async () => {
+    broker = await startMosquitto();
+    const a = await instance('gw-a');
+    const b = await instance('gw-b');
+    const id = 'climate-0100';
+    // A device that receives commands and never answers them: they stay `sent`.
+    const onA = await RawDevice.connect(a.ws, id, deviceToken(id));
+    await waitFor(async () => (await api(b.http, `/api/devices/${id}`)).body?.instance === 'gw-a', 'B to see the device on A');
+    const created = await api(b.http, `/api/devices/${id}/commands`, { method: 'POST', body: JSON.stringify({ name: 'open-valve', args: { valve: 2 }, ttlMs: 60_000 }) });
+    expect(created.status).toBe(201);
+    const commandId = created.body.id as string;
+    await waitFor(() => onA.received.some((f) => f.type === FrameType.Command && (f as CommandFrame).commandId === commandId), 'the command frame at the device on A');
+    expect((await api(b.http, `/api/commands/${commandId}`)).body.state).toBe('sent');
+
+    await a.stop('SIGKILL');
+    gateways.splice(gateways.indexOf(a), 1);
+    await waitFor(async () => (await api(b.http, `/api/commands/${commandId}`)).body?.state === 'queued', 'B to requeue the command when A went away', 15_000);
+    const onB = await RawDevice.connect(b.ws, id, deviceToken(id));
+    await waitFor(() => onB.received.some((f) => f.type === FrameType.Command && (f as CommandFrame).commandId === commandId), 'the command frame again, now from B');
+    onB.send(encodeCommandResult({ timestamp: Date.now() }, { commandId, status: CommandStatus.Ok, payload: '"opened"' }));
+    await waitFor(async () => (await api(b.http, `/api/commands/${commandId}`)).body?.state === 'acked', 'the command acked');
+    const history = (await api(b.http, `/api/commands/${commandId}`)).body.history.map((h: { state: string }) => h.state);
+    expect(history).toEqual(['queued', 'sent', 'queued', 'sent', 'acked']);
+    onB.close();
   });
 
   it('marks the devices of an instance that dies offline on the others', async () => {
