@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CommandStatus, encodeCommandResult, encodeTelemetry, FrameType, type CommandFrame } from '../../devices/codec/index.js';
 import { RawDevice } from '../helpers/raw-device.js';
-import { DeviceClient } from '../../devices/sdk/index.js';
+import type { DeviceClient } from '../../devices/sdk/index.js';
+import { sdkDevice } from '../helpers/devices.js';
 import { api, deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
@@ -35,12 +36,7 @@ async function instance(name: string, extra: string[] = []): Promise<ChildGatewa
   return g;
 }
 
-function device(url: string, id: string): DeviceClient {
-  const c = new DeviceClient({ url, deviceId: id, token: deviceToken(id), backoffInitialMs: 50, backoffMaxMs: 300 });
-  c.on('error', () => {});
-  devices.push(c);
-  return c;
-}
+const device = (url: string, id: string): DeviceClient => sdkDevice(url, id, devices);
 
 describe.skipIf(!hasMosquitto)('two gateway instances over a Mosquitto backbone', () => {
   it('a dashboard on B sees a device on A live, and a command sent through B reaches it and is acked', async () => {

@@ -6,7 +6,8 @@
  */
 import { Agent, get } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceClient } from '../../devices/sdk/index.js';
+import type { DeviceClient } from '../../devices/sdk/index.js';
+import { sdkDevice } from '../helpers/devices.js';
 import { api, deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { freePort } from '../helpers/ports.js';
@@ -28,12 +29,7 @@ async function start(extra: string[] = []): Promise<ChildGateway> {
   return gw;
 }
 
-function device(url: string, id: string): DeviceClient {
-  const c = new DeviceClient({ url, deviceId: id, token: deviceToken(id), backoffInitialMs: 50, backoffMaxMs: 300 });
-  c.on('error', () => {});
-  devices.push(c);
-  return c;
-}
+const device = (url: string, id: string): DeviceClient => sdkDevice(url, id, devices);
 
 /** Worker pids, learned from /healthz over new connections (the kernel picks a worker for each). */
 async function workerPids(base: string): Promise<Map<number, string>> {
