@@ -56,9 +56,9 @@ export class AckScheduler {
     let kept = 0;
     for (let i = 0; i < n; i++) {
       const d = q[i]!;
-      const waiting = d.unsettled.length > 0;
+      const waiting = (d.unsettled?.length ?? 0) > 0;
       const link = d.link;
-      if (link && (d.ackOwed || d.ackRanges.length > 0)) {
+      if (link && (d.ackOwed || (d.ackRanges?.length ?? 0) > 0)) {
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
         if (link.bufferedAmount() > this.sendBudget) {
           q[kept++] = d;
@@ -88,6 +88,7 @@ export class AckScheduler {
   /** Range acks for exactly the seqs this gateway took and stored (bridge mode). */
   private sendRanges(d: DeviceState, link: DeviceLink, now: number): void {
     const r = d.ackRanges;
+    if (r === undefined) return;
     const epoch = d.seq.current?.epoch ?? 0;
     for (let i = 0; i < r.length; i += 2) {
       link.send(encodeAck({ epoch, seq: r[i + 1]!, timestamp: now }, r[i]!));

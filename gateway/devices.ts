@@ -34,6 +34,19 @@ export interface DeviceLink {
   readonly shared?: boolean;
 }
 
+/** Last value per channel as parallel arrays: updated in place on the hot path, no allocation. */
+class LastValues {
+  readonly channels: number[] = [];
+  readonly values: number[] = [];
+  readonly times: number[] = [];
+  readonly types: number[] = [];
+}
+
+/**
+ * One device. Its connection, counters and presence are plain fields; what only a device that
+ * sends needs (last values, unsettled acks) is created with its first frame, so an idle connected
+ * device costs little.
+ */
 export class DeviceState {
   online = false;
   link: DeviceLink | undefined;
@@ -60,15 +73,12 @@ export class DeviceState {
   durableContig = 0;
   /** An ack should go out at the next tick: the durable position moved, or a replay needs re-acking. */
   ackOwed = false;
-  readonly unsettled: number[] = [];
+  unsettled: number[] | undefined;
   /** Bridge mode: settled runs of seqs to range-ack, flat [first, last, ...]. */
-  readonly ackRanges: number[] = [];
+  ackRanges: number[] | undefined;
   readonly seq = new DeviceSequence();
-  // Last value per channel as parallel arrays: updated in place on the hot path, no allocation.
-  readonly lastChannels: number[] = [];
-  readonly lastValues: number[] = [];
-  readonly lastTimes: number[] = [];
-  readonly lastTypes: number[] = [];
+  /** Last value per channel; created with the first reading. */
+  last: LastValues | undefined;
 
   /** Names the device's channel schema (devices/device-types.ts). */
   readonly type: string | undefined;
@@ -86,7 +96,7 @@ export class DeviceState {
    * ticket stops growing and settles while new frames keep coming.
    */
   noteIngested(tick: number, ticket: number, epoch: number, contig: number): void {
-    const u = this.unsettled;
+    const u = (this.unsettled ??= []);
     const n = u.length;
     if (n > 0 && u[n - 4] === tick && u[n - 2] === epoch) {
       u[n - 3] = ticket;
@@ -96,7 +106,7 @@ export class DeviceState {
 
   /** Bridge mode: a frame to range-ack once `ticket` is settled (runs of seqs within a tick collapse). */
   noteRangeAck(tick: number, ticket: number, seq: number): void {
-    const u = this.unsettled;
+    const u = (this.unsettled ??= []);
     const n = u.length;
     if (n > 0 && u[n - 4] === tick && ((u[n - 1]! + 1) >>> 0) === seq) {
       u[n - 3] = ticket;
@@ -110,10 +120,11 @@ export class DeviceState {
    */
   settle(durable: number, ranges: boolean): boolean {
     const u = this.unsettled;
+    if (u === undefined) return false;
     let i = 0;
     let advanced = false;
     while (i < u.length && u[i + 1]! <= durable) {
-      if (ranges) this.ackRanges.push(u[i + 2]!, u[i + 3]!);
+      if (ranges) (this.ackRanges ??= []).push(u[i + 2]!, u[i + 3]!);
       else {
         this.durableEpoch = u[i + 2]!;
         this.durableContig = u[i + 3]!;
@@ -126,21 +137,22 @@ export class DeviceState {
   }
 
   setLast(channel: number, type: number, value: number, time: number): void {
-    const ch = this.lastChannels;
+    const l = (this.last ??= new LastValues());
+    const ch = l.channels;
     for (let i = 0; i < ch.length; i++) {
       if (ch[i] === channel) {
-        if (time >= this.lastTimes[i]!) {
-          this.lastValues[i] = value;
-          this.lastTimes[i] = time;
-          this.lastTypes[i] = type;
+        if (time >= l.times[i]!) {
+          l.values[i] = value;
+          l.times[i] = time;
+          l.types[i] = type;
         }
         return;
       }
     }
     ch.push(channel);
-    this.lastValues.push(value);
-    this.lastTimes.push(time);
-    this.lastTypes.push(type);
+    l.values.push(value);
+    l.times.push(time);
+    l.types.push(type);
   }
 
   get gaps(): number {
@@ -150,9 +162,10 @@ export class DeviceState {
   /** `local`: this instance's id in a cluster, shown for connections held here. */
   toJSON(local?: string | null): DeviceJson {
     const last: DeviceJson['last'] = {};
-    for (let i = 0; i < this.lastChannels.length; i++) {
-      const type = this.lastTypes[i]!;
-      last[String(this.lastChannels[i])] = { value: type === 4 ? this.lastValues[i] === 1 : this.lastValues[i]!, time: this.lastTimes[i]! };
+    const l = this.last;
+    for (let i = 0; l !== undefined && i < l.channels.length; i++) {
+      const type = l.types[i]!;
+      last[String(l.channels[i])] = { value: type === 4 ? l.values[i] === 1 : l.values[i]!, time: l.times[i]! };
     }
     const cur = this.seq.current;
     return {
