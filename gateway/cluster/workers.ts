@@ -6,9 +6,10 @@
  * runs on 127.0.0.1 with a generated password, or the cluster's own broker when there is one
  * (--cluster-url / --mqtt-url), so the workers of several machines form one cluster.
  *
- * The primary only supervises: it starts the workers (for --port 0 it picks the free port they all
- * share: uWS does not share a port the kernel chose), restarts one that dies, answers /metrics with the sum over workers (prom-client's
- * AggregatorRegistry), and on SIGTERM/SIGINT stops them all gracefully.
+ * The primary only supervises: it starts the workers (for --port 0 it picks the free port they
+ * all share: uWS does not share a port the kernel chose), restarts one that dies, answers /metrics
+ * with the sum over workers (prom-client's AggregatorRegistry), and on SIGTERM/SIGINT stops them
+ * all gracefully.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
