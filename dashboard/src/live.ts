@@ -247,7 +247,13 @@ export class LiveClient extends Emitter<LiveEvents> {
   /** Asks the gateway to replay a device stream from the last contiguous seq applied. */
   private resume(stream: string): void {
     const c = this.cursors.get(stream);
-    if (!c || c.contig === undefined) return;
+    if (!c) return;
+    if (c.contig === undefined) {
+      // Messages were missed before any arrived since the last start-over: there is no seq to
+      // resume from, so the page fills the gap from history, as after too_old.
+      this.emit('resumed', { deviceId: stream.slice('device:'.length), ok: false, reason: 'nothing applied yet to resume from' });
+      return;
+    }
     if (c.resumingSince !== 0 && Date.now() - c.resumingSince < RESUME_WAIT_MS) return;
     c.resumingSince = Date.now();
     this.send({ op: 'subscribe', streams: [stream], resume: { [stream]: c.contig }, ...(this.bootId ? { bootId: this.bootId } : {}) });

@@ -18,7 +18,7 @@ import { waitFor } from '../helpers/wait.js';
 declare global {
   interface Window {
     /** Test hooks the dashboard exposes (dashboard/src/main.ts). */
-    __live?: { socket?: { close(): void }; counts: { connects: number; resumesOk: number; resumesTooOld: number; missed: number } };
+    __live?: { socket?: { close(): void }; lastSeq(stream: string): number | undefined; counts: { connects: number; resumesOk: number; resumesTooOld: number; missed: number } };
     __dashboard?: { chartTimes(channel: number): number[] };
   }
 }
@@ -233,12 +233,20 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
   /** How many of the command device's messages "drop" mode has swallowed. */
   let dropped = 0;
   let toPage: { send(message: string): void } | undefined;
+  /** What went through the route besides device messages, for a failure's message. */
+  const trace: string[] = [];
+  let routed = 0;
   async function routeLive(): Promise<void> {
     await page.routeWebSocket(/\/live/, (ws) => {
       if (liveMode === 'refuse') return ws.close({ code: 1013, reason: 'test outage' });
       const server = ws.connectToServer();
-      ws.onMessage((m) => server.send(m));
+      const conn = ++routed;
+      ws.onMessage((m) => {
+        trace.push(`${Date.now()} #${conn} page→gw ${String(m).slice(0, 160)}`);
+        server.send(m);
+      });
       server.onMessage((m) => {
+        if (typeof m === 'string' && !/^{"type":"(device|fleet|stats)"/.test(m)) trace.push(`${Date.now()} #${conn} gw→page ${m.slice(0, 160)}`);
         if (liveMode === 'drop' && typeof m === 'string' && m.startsWith('{"type":"device"') && m.includes(`"id":"${COMMAND_DEVICE}"`)) {
           dropped++;
           return;
@@ -269,6 +277,9 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
 
   it('repairs messages the gateway dropped for it (missed) by resuming the device stream', async () => {
     await waitFor(() => toPage !== undefined, 'the routed live connection');
+    // The previous test may end (its gap filled from history) before a live message follows its
+    // too_old answer: resuming needs a position, so wait for one.
+    await waitFor(() => page.evaluate((stream) => window.__live!.lastSeq(stream) !== undefined, `device:${COMMAND_DEVICE}`), 'a live message applied since the last start-over');
     const before = await counts();
     const dropFrom = Date.now();
     // Swallow a number of messages, not a time span: the ring holds LIVE_REPLAY messages, and on a
@@ -280,7 +291,8 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
     toPage!.send(JSON.stringify({ type: 'missed', count: 10, streams: [`device:${COMMAND_DEVICE}`] }));
     liveMode = 'pass';
     // On a timeout, say where the page stood.
-    const state = async () => JSON.stringify({ before, now: await counts(), connection: await connectionState(), lastPoint: Date.now() - ((await chartTimes(1)).at(-1) ?? 0) });
+    const state = async () =>
+      JSON.stringify({ before, now: await counts(), connection: await connectionState(), lastPoint: Date.now() - ((await chartTimes(1)).at(-1) ?? 0), dropFrom, trace: trace.slice(-25) });
     await waitFor(async () => {
       const now = await counts();
       return now.resumesOk > before.resumesOk || now.resumesTooOld > before.resumesTooOld;
