@@ -68,8 +68,10 @@ export async function startMosquitto(core: number): Promise<Service> {
   throw new Error('mosquitto did not listen within 5 s');
 }
 
-function influxConf(dir: string, httpPort: number, rpcPort: number): string {
+/** influxd's config for a throwaway instance on 127.0.0.1 (the bench's, and the tests' too). */
+export function influxConf(dir: string, httpPort: number, rpcPort: number, auth = false): string {
   // Debian's build names the usage-report switch `reporting-enabled`, upstream 1.x `reporting-disabled`.
+  // Unknown keys are ignored, so both are set.
   return `reporting-disabled = true
 reporting-enabled = false
 bind-address = "127.0.0.1:${rpcPort}"
@@ -87,6 +89,9 @@ bind-address = "127.0.0.1:${rpcPort}"
   query-log-enabled = false
   trace-logging-enabled = false
 
+[coordinator]
+  log-queries-after = "0s"
+
 [monitor]
   store-enabled = false
 
@@ -99,7 +104,7 @@ bind-address = "127.0.0.1:${rpcPort}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:${httpPort}"
-  auth-enabled = false
+  auth-enabled = ${auth}
   log-enabled = false
   pprof-enabled = false
 

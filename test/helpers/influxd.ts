@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { influxConf } from '../../simulator/bench/services.js';
 import { tempDir } from './gateway.js';
 import { freePort } from './ports.js';
 import { requireProgram } from './services.js';
@@ -47,51 +48,6 @@ export interface InfluxdOptions {
 
 export const INFLUXD_ADMIN = { username: 'admin', password: 'admin' };
 
-function conf(dir: string, httpPort: number, rpcPort: number, auth: boolean): string {
-  // Debian's build names the usage-report switch `reporting-enabled`; upstream 1.x `reporting-disabled`.
-  // Unknown keys are ignored, so both are set.
-  return `reporting-disabled = true
-reporting-enabled = false
-bind-address = "127.0.0.1:${rpcPort}"
-
-[meta]
-  dir = "${join(dir, 'meta')}"
-  retention-autocreate = true
-  logging-enabled = false
-
-[data]
-  dir = "${join(dir, 'data')}"
-  wal-dir = "${join(dir, 'wal')}"
-  wal-fsync-delay = "0s"
-  index-version = "inmem"
-  query-log-enabled = false
-  trace-logging-enabled = false
-
-[coordinator]
-  log-queries-after = "0s"
-
-[monitor]
-  store-enabled = false
-
-[subscriber]
-  enabled = false
-
-[continuous_queries]
-  enabled = false
-
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:${httpPort}"
-  auth-enabled = ${auth}
-  log-enabled = false
-  pprof-enabled = false
-
-[logging]
-  level = "warn"
-  suppress-logo = true
-`;
-}
-
 function httpCall(port: number, method: string, path: string, body?: string, timeoutMs = 10_000, auth?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'text/plain' };
@@ -117,7 +73,7 @@ export async function startInfluxd(options: InfluxdOptions = {}): Promise<Influx
   let rpcPort = await freePort();
   while (rpcPort === port) rpcPort = await freePort();
   const confPath = join(dir, 'influxdb.conf');
-  writeFileSync(confPath, conf(dir, port, rpcPort, options.auth === true));
+  writeFileSync(confPath, influxConf(dir, port, rpcPort, options.auth === true));
   const admin = options.auth ? `${INFLUXD_ADMIN.username}:${INFLUXD_ADMIN.password}` : undefined;
   let out = '';
   let proc: ChildProcess | undefined;
