@@ -8,7 +8,7 @@
  * epoch; `set-threshold` {value} sets a vibration monitor's alarm threshold (other types refuse it);
  * any other name is refused (Rejected) by the SDK.
  */
-import { DeviceClient, mqttTransport, wsTransport, type DeviceReading, type TransportFactory } from '../devices/sdk/index.js';
+import { DeviceClient, mqttTransport, wsTransport, type DeviceClientStats, type DeviceReading, type TransportFactory } from '../devices/sdk/index.js';
 import { countError, type FleetCounters } from './counters.js';
 import { Wire, type WireContext } from './chaos.js';
 import { createModel, Faults, VibrationModel, type ModeledType, type SensorModel } from './models/index.js';
@@ -45,14 +45,8 @@ export interface DeviceSetup {
   phase: number;
 }
 
-interface Totals {
-  sent: number;
-  acked: number;
-  resent: number;
-  dropped: number;
-  reconnects: number;
-  unacked: number;
-}
+/** The SDK counters a device adds up over its reboots (each boot is a new client). */
+type Totals = Pick<DeviceClientStats, 'sent' | 'acked' | 'resent' | 'dropped' | 'reconnects' | 'unacked'>;
 
 /** Shortest and longest interval set-interval accepts, ms. */
 export const MIN_INTERVAL_MS = 1;
