@@ -102,6 +102,16 @@ export class LiveHub {
     return JSON.stringify({ type: 'fleet', full: true, devices });
   }
 
+  /**
+   * A device stream's messages after `afterSeq`, or undefined when they cannot be replayed. `bootId`
+   * names the process that numbered the client's seqs: another one (a restart, another worker or
+   * cluster instance) numbers the same device's messages differently, so it answers too_old.
+   */
+  replay(deviceId: string, afterSeq: number, bootId: string | undefined): string[] | undefined {
+    if (bootId !== undefined && bootId !== this.bootId) return undefined;
+    return this.streams.since(deviceId, afterSeq);
+  }
+
   /** Sends straight to one client, respecting its budget. */
   sendTo(c: LiveClient, text: string): void {
     if (c.congested || c.conn.send(text) === 'dropped') {

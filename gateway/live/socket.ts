@@ -63,13 +63,10 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
           continue;
         }
         const resume = (msg.resume as Record<string, unknown> | undefined)?.[s];
-        // Seqs counted by another gateway process (a restart, another worker or instance) mean
-        // nothing here: such a resume is too_old whatever the numbers say.
-        const foreign = typeof msg.bootId === 'string' && msg.bootId !== hub.bootId;
         hub.subscribe(client, s);
         if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
         if (s.startsWith('device:') && typeof resume === 'number') {
-          const replay = foreign ? undefined : hub.streams.since(s.slice(7), resume);
+          const replay = hub.replay(s.slice(7), resume, typeof msg.bootId === 'string' ? msg.bootId : undefined);
           hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' }));
           for (const m of replay ?? []) hub.sendTo(client, m);
         }

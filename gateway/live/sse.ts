@@ -25,7 +25,7 @@ export class SseHub {
   constructor(private readonly hub: LiveHub) {
     hub.onDeviceMessage((id, seq, json) => {
       const set = this.byDevice.get(id);
-      if (set) for (const c of set) this.send(c, `id: ${id}:${seq}\nevent: device\ndata: ${json}\n\n`);
+      if (set) for (const c of set) this.send(c, `id: ${id}:${seq}@${this.hub.bootId}\nevent: device\ndata: ${json}\n\n`);
     });
     this.keepalive = setInterval(() => {
       for (const c of this.all) this.send(c, ': keepalive\n\n');
@@ -58,19 +58,20 @@ export class SseHub {
       const client: SseClient = { reply, congested: false, missed: 0 };
       this.all.add(client);
       reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-      // Last-Event-ID is "<device>:<seq>" of the last message the client applied.
-      const last = /^(.+):(\d+)$/.exec(req.header('last-event-id'));
+      // Last-Event-ID is "<device>:<seq>@<bootId>" of the last message the client applied (device
+      // ids have no "@"); without "@<bootId>" the seq is taken to be this process's.
+      const last = /^(.+):(\d+)(?:@([^@]+))?$/.exec(req.header('last-event-id'));
       for (const id of ids) {
         let set = this.byDevice.get(id);
         if (!set) this.byDevice.set(id, (set = new Set()));
         set.add(client);
         this.hub.streams.watch(id);
         if (last && last[1] === id) {
-          const replay = this.hub.streams.since(id, Number(last[2]));
+          const replay = this.hub.replay(id, Number(last[2]), last[3]);
           this.send(client, `event: resume\ndata: ${JSON.stringify({ type: 'resume', stream: `device:${id}`, from: Number(last[2]), status: replay ? 'ok' : 'too_old' })}\n\n`);
           for (const m of replay ?? []) {
             const seq = (JSON.parse(m) as { seq: number }).seq;
-            this.send(client, `id: ${id}:${seq}\nevent: device\ndata: ${m}\n\n`);
+            this.send(client, `id: ${id}:${seq}@${this.hub.bootId}\nevent: device\ndata: ${m}\n\n`);
           }
         }
       }

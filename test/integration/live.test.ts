@@ -210,7 +210,8 @@ describe('Server-Sent Events', () => {
     }
     await waitFor(() => (text.match(/event: device/g) ?? []).length >= 3, 'three SSE events');
     const ids = [...text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]!);
-    expect(ids[0]).toBe('sse-dev:1');
+    const bootId = gw.gateway.live.bootId;
+    expect(ids[0]).toBe(`sse-dev:1@${bootId}`);
     ctrl.abort();
     await pump;
     // Resume after the first message: the rest is replayed.
@@ -222,10 +223,22 @@ describe('Server-Sent Events', () => {
     await waitFor(async () => {
       const { value } = await r2.read();
       text2 += new TextDecoder().decode(value);
-      return text2.includes(`id: sse-dev:${ids.length}`);
+      return text2.includes(`id: sse-dev:${ids.length}@${bootId}`);
     }, 'the replay');
     expect(text2).toContain('"status":"ok"');
-    expect(text2).toContain('id: sse-dev:2');
+    expect(text2).toContain(`id: sse-dev:2@${bootId}`);
+    // An id another gateway process gave (a restart, another worker) cannot be resumed from here.
+    const ctrl3 = new AbortController();
+    closers.push(() => ctrl3.abort());
+    const res3 = await fetch(`${gw.http}/api/live?device=sse-dev`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'last-event-id': 'sse-dev:1@another-process' }, signal: ctrl3.signal });
+    const r3 = res3.body!.getReader();
+    let text3 = '';
+    await waitFor(async () => {
+      const { value } = await r3.read();
+      text3 += new TextDecoder().decode(value);
+      return text3.includes('event: resume');
+    }, 'the resume answer');
+    expect(text3).toContain('"status":"too_old"');
     expect((await fetch(`${gw.http}/api/live?device=sse-dev`)).status).toBe(401);
     expect((await fetch(`${gw.http}/api/live?token=${OPERATOR_TOKEN}`)).status).toBe(400);
   });
