@@ -190,7 +190,9 @@ export class Backbone extends EventEmitter<BackboneEvents> {
     const out = this.batch.subarray(0, this.batchLength);
     this.batch = Buffer.allocUnsafe(BATCH_BYTES);
     this.batchLength = 0;
-    this.client?.publish(`${this.prefix}telemetry/${this.opts.instance}`, out, { qos: 0 });
+    // QoS 1: the other instances' counters and live views count on every frame (at QoS 0 a busy
+    // broker dropped some and the views drifted from what was stored).
+    this.client?.publish(`${this.prefix}telemetry/${this.opts.instance}`, out, { qos: 1 });
   }
 
   private onMessage(topic: string, payload: Buffer, retained: boolean): void {

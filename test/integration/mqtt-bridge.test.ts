@@ -22,6 +22,9 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
   it('two gateways on one shared subscription ingest 10,000 frames exactly once between them, and range-ack each', async () => {
     broker = await startMosquitto();
     for (let i = 0; i < 2; i++) gateways.push(await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'test-group', ackInterval: 10 }));
+    // The cluster has formed once each gateway has heard the other join: before that, a gateway
+    // replicates to nobody (no peer is known), and the other's views would start late.
+    await waitFor(() => gateways.every((g) => g.gateway.cluster!.backbone.peers.size === 1), 'the two gateways to see each other');
     const DEVICES = 10;
     const PER_DEVICE = 1000;
     const acked = new Map<string, Set<number>>();
