@@ -17,6 +17,8 @@ export interface Cursor {
 const COMPACT_FACTOR = 8;
 const MIN_COMPACT_BYTES = 4 * 1024 * 1024;
 const DIGITS = /^\d{1,10}$/;
+// A cursor line's usual length: checksum, id, epoch, seq.
+const LINE_BYTES = 50;
 
 export class CursorStore {
   private readonly file: RecordLog;
@@ -60,7 +62,7 @@ export class CursorStore {
   append(entries: string): boolean {
     if (!this.file.append(entries)) return false;
     const bytes = this.file.bytes;
-    if (bytes > MIN_COMPACT_BYTES && bytes > COMPACT_FACTOR * this.cursors.size * 40) this.file.compact();
+    if (bytes > MIN_COMPACT_BYTES && bytes > COMPACT_FACTOR * this.cursors.size * LINE_BYTES) this.file.compact();
     return true;
   }
 

@@ -99,8 +99,11 @@ describe.skipIf(!mountable)('data disk full (real tmpfs)', () => {
       expect((await fetch(g.http + '/healthz', { headers: { connection: 'close' } })).status).toBe(200);
       expect(g.output()).toMatch(/cursors\.log.*no acks go out.*Free space/);
 
-      // No ack while the cursor file refuses: wait until the gateway has ingested frames past the
-      // last ack and then refused the cursor file at least three more rounds of acks.
+      // No ack while the cursor file refuses: once a round was refused (so any ack sent before the
+      // failure has arrived), wait until the gateway has ingested frames past the last ack and then
+      // refused at least three more rounds of acks.
+      const first = await metric(g, 'gateway_file_writes_refused_total{file="cursors"}');
+      await waitFor(async () => (await metric(g, 'gateway_file_writes_refused_total{file="cursors"}')) > first, 'a refused round of acks');
       const held = d.ackedUpTo;
       await waitFor(async () => (await api(g.http, '/api/devices/meter-0001')).body.counters.frames > held + 20, 'frames past the last ack to be ingested');
       const refusedRounds = await metric(g, 'gateway_file_writes_refused_total{file="cursors"}');
