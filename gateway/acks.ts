@@ -52,13 +52,19 @@ export class AckScheduler {
         lines += this.cursors.set(d.id, d.durableEpoch, d.durableContig);
       }
     }
-    this.cursors.append(lines);
+    // False when the cursor file could not take every byte (disk full, EIO): then no ack of this
+    // flush goes out and every device stays owed, so a later flush acks once the file is whole again.
+    const persisted = this.cursors.append(lines);
     let kept = 0;
     for (let i = 0; i < n; i++) {
       const d = q[i]!;
       const waiting = (d.unsettled?.length ?? 0) > 0;
       const link = d.link;
       if (link && (d.ackOwed || (d.ackRanges?.length ?? 0) > 0)) {
+        if (!persisted) {
+          q[kept++] = d;
+          continue;
+        }
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
         if (link.bufferedAmount() > this.sendBudget) {
           q[kept++] = d;

@@ -55,6 +55,7 @@ export class Gateway {
   private sse: SseHub | undefined;
   private readonly auth: Authenticator;
   private readonly cursors: CursorStore;
+  private readonly journal: CommandJournal;
   private readonly acks: AckScheduler;
   private servers: HttpServer[] = [];
   /** Plain HTTP/WebSocket port beside TLS (--plaintext-port), 0 when none. */
@@ -103,8 +104,9 @@ export class Gateway {
     this.ownsStorage = deps.storage === undefined;
     this.metricsFrom = deps.metrics;
     this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings, rangeAcks: config.mqttUrl !== undefined });
-    this.cursors = new CursorStore(config.dataDir);
-    this.commands = new CommandService(this.devices, new CommandJournal(config.dataDir), this.log, {
+    this.cursors = new CursorStore(config.dataDir, { log: this.log });
+    this.journal = new CommandJournal(config.dataDir, { log: this.log });
+    this.commands = new CommandService(this.devices, this.journal, this.log, {
       maxQueued: config.commandQueue,
       maxArgsBytes: config.commandMaxArgsBytes,
       defaultTtlMs: config.commandTtl,
@@ -230,6 +232,10 @@ export class Gateway {
       acksSent: () => this.acks.acksSent,
       liveClients: () => this.live.clients.size + (this.sse?.clients ?? 0),
       storage: () => ({ ...this.storage.health() }),
+      files: () => ({
+        cursors: { failing: this.cursors.failure !== undefined, refused: this.cursors.refused },
+        commandJournal: { failing: this.journal.failure !== undefined, refused: this.journal.refused },
+      }),
       ...(this.cluster ? { cluster: () => this.cluster!.backbone } : {}),
     });
     this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
@@ -286,7 +292,8 @@ export class Gateway {
   /**
    * Ready means: listening, the broker (embedded or bridged) up, storage reachable. Storage that is
    * degraded (points waiting or spilling, nothing lost) still reports ready, with its state shown;
-   * storage that is dropping points does not.
+   * storage that is dropping points does not. Nor does a data-folder file the disk refuses (the
+   * check names it and the errno); that clears by itself once the disk takes writes again.
    */
   readiness(): { ready: boolean; checks: Record<string, string> } {
     const health = this.storage.health();
@@ -295,8 +302,11 @@ export class Gateway {
     const storage = health.status === 'ok' ? 'ok' : `${health.status}: ${health.detail ?? ''}`.trim();
     const checks: Record<string, string> = { listening: listening ? 'ok' : this.state, broker, storage };
     if (this.cluster) checks.cluster = this.cluster.backbone.connected ? 'ok' : 'disconnected';
+    // The data folder's files: while one cannot be written, acks (cursors) or new commands (journal) wait.
+    const files = { cursors: this.cursors.failure, commandJournal: this.journal.failure };
+    for (const [name, failure] of Object.entries(files)) checks[name] = failure ? `failing: ${failure.message}` : 'ok';
     return {
-      ready: listening && broker !== 'disconnected' && health.status !== 'down' && checks.cluster !== 'disconnected',
+      ready: listening && broker !== 'disconnected' && health.status !== 'down' && checks.cluster !== 'disconnected' && !files.cursors && !files.commandJournal,
       checks,
     };
   }

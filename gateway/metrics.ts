@@ -16,6 +16,8 @@ export interface MetricSources {
   acksSent(): number;
   liveClients(): number;
   storage(): Record<string, unknown> & { status: string };
+  /** The data folder's files (cursors, command journal): failing now, and writes that did not land. */
+  files?: () => Record<string, { failing: boolean; refused: number }>;
   /** In a cluster: the backbone's counters. */
   cluster?: () => { framesOut: number; framesDropped: number; resultsRelayed: number };
 }
@@ -117,6 +119,28 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       for (const [state, n] of Object.entries(src.commands.counts())) this.set({ state }, n);
     },
   });
+  if (src.files) {
+    const files = src.files;
+    new Gauge({
+      name: 'gateway_file_failing',
+      help: 'A data-folder file the disk refuses (1) until it is rewritten: cursors hold acks back, commandJournal refuses new commands',
+      labelNames: ['file'],
+      registers: [registry],
+      collect() {
+        for (const [file, f] of Object.entries(files())) this.set({ file }, f.failing ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'gateway_file_writes_refused_total',
+      help: 'Appends to a data-folder file that did not land (cursors: a round of acks held back; commandJournal: a command refused or a transition kept in memory)',
+      labelNames: ['file'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [file, f] of Object.entries(files())) this.inc({ file }, f.refused);
+      },
+    });
+  }
   new Gauge({
     name: 'gateway_storage',
     help: 'Storage writer figures: buffered, spilled_bytes, spilled_points, written, retried, dropped; degraded is 1 while points wait',

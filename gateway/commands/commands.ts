@@ -78,7 +78,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
       if (this.instance !== undefined) c.owner = this.instance;
       this.index(c);
     }
-    this.journal.open(this.kept());
+    this.journal.open(() => this.kept());
     const now = Date.now();
     for (const c of loaded) {
       if (isFinal(c)) continue;
@@ -125,7 +125,10 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     }
   }
 
-  /** Validates and queues a command; the same idempotency key again returns the first command. */
+  /**
+   * Validates, persists and queues a command; the same idempotency key again returns the first
+   * command. Throws FileWriteError, with nothing queued, when the journal cannot take it.
+   */
   create(deviceId: string, input: NewCommand): { command: CommandRecord; created: boolean } {
     const device = this.devices.get(deviceId);
     if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${deviceId}" (it is neither in the registry nor has it connected)`);
@@ -157,8 +160,10 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     const c: CommandRecord = { id: randomUUID(), deviceId, name, args, state: 'queued', createdAt: now, expiresAt: now + ttlMs, timeoutMs, history: [{ state: 'queued', at: now }] };
     if (key) c.idempotencyKey = key;
     if (this.instance !== undefined) c.owner = this.instance;
+    // Persisted before it is queued: one the journal cannot take is refused (FileWriteError) and
+    // leaves nothing behind, so a client retrying it makes one command, not two.
+    this.journal.persist(c);
     this.index(c);
-    this.journal.append(c);
     this.emit('change', c);
     this.arm(c, now);
     this.dispatch(device);
@@ -272,8 +277,10 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     } else {
       this.arm(c, now);
     }
+    // A transition the journal cannot take stays in memory; the journal's rewrite carries it
+    // once the disk takes writes again.
     this.journal.append(c);
-    if (this.journal.wantsCompaction) this.journal.reopen(this.kept());
+    this.journal.compactIfLarge();
     this.emit('change', c);
   }
 

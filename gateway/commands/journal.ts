@@ -1,88 +1,88 @@
 /**
- * Commands survive restarts in an append-only file of JSON lines (one full record per
- * transition; the last line of an id wins). A torn last line from a crash is skipped. The file
- * is rewritten with only what is kept once it grows well past that.
+ * Commands survive restarts in an append-only record file of JSON (one full record per transition;
+ * the last line of an id wins). A torn or damaged line is skipped. The file is rewritten with only
+ * what is kept once it grows well past that, and after any write failure (full disk, EIO), from
+ * what the command service holds, as soon as the disk takes it again.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { FileWriteError } from '../files/file-error.js';
+import { encodeRecord, RecordLog, type RecordFs } from '../files/record-log.js';
+import type { Logger } from '../log.js';
 import type { CommandRecord } from './command.js';
 
 const COMPACT_AFTER_BYTES = 16 * 1024 * 1024;
 
 export class CommandJournal {
-  private fd: number | undefined;
-  private bytes = 0;
-  private dirty = false;
+  private readonly file: RecordLog;
   private syncTimer: NodeJS.Timeout | undefined;
-  private readonly path: string;
 
-  constructor(dir: string) {
-    mkdirSync(dir, { recursive: true });
-    this.path = join(dir, 'commands.jsonl');
+  constructor(dir: string, opts: { log?: Logger | undefined; retryMs?: number; fs?: RecordFs } = {}) {
+    this.file = new RecordLog(join(dir, 'commands.jsonl'), {
+      ...opts,
+      consequence: 'new commands are refused (COMMAND_NOT_PERSISTED) and state changes wait in memory until it can be rewritten',
+    });
   }
 
-  /** Reads every record the last run left. */
+  /** Why the journal cannot be written now; undefined while it can. */
+  get failure(): FileWriteError | undefined {
+    return this.file.failure;
+  }
+
+  /** Records that did not reach the file. */
+  get refused(): number {
+    return this.file.refused;
+  }
+
+  /** Reads every record the last run left (lines of the format before checksums too). */
   load(): Map<string, CommandRecord> {
     const out = new Map<string, CommandRecord>();
-    if (!existsSync(this.path)) return out;
-    for (const line of readFileSync(this.path, 'utf8').split('\n')) {
-      if (!line) continue;
+    const parse = (text: string): boolean => {
       try {
-        const r = JSON.parse(line) as CommandRecord;
-        if (typeof r.id === 'string' && typeof r.deviceId === 'string') out.set(r.id, r);
+        const r = JSON.parse(text) as CommandRecord;
+        if (typeof r?.id !== 'string' || typeof r.deviceId !== 'string') return false;
+        out.set(r.id, r);
+        return true;
       } catch {
-        // A line cut short by a crash: the previous version of that record stands.
+        return false;
       }
-    }
+    };
+    this.file.load(parse, parse);
     return out;
   }
 
-  /** Starts a fresh file holding `keep` (what load() returned, pruned) and opens it for appends. */
-  open(keep: Iterable<CommandRecord>): void {
-    let text = '';
-    for (const r of keep) text += JSON.stringify(r) + '\n';
-    const tmp = this.path + '.tmp';
-    writeFileSync(tmp, text);
-    const fd = openSync(tmp, 'r');
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.path);
-    this.bytes = Buffer.byteLength(text);
-    this.fd = openSync(this.path, 'a');
+  /**
+   * Starts a fresh file holding what `keep` gives (called again for each compaction and recovery)
+   * and opens it for appends. On a full disk the journal starts failing rather than the gateway.
+   */
+  open(keep: () => Iterable<CommandRecord>): void {
+    this.file.open(function* () {
+      for (const r of keep()) yield JSON.stringify(r);
+    });
     // fsync in batches: a process kill loses nothing (the kernel has the bytes); this bounds what a
     // power cut can take to the last 100 ms.
-    this.syncTimer = setInterval(() => this.sync(), 100);
+    this.syncTimer ??= setInterval(() => this.file.sync(), 100);
     this.syncTimer.unref();
   }
 
-  append(r: CommandRecord): void {
-    if (this.fd === undefined) return;
-    this.bytes += writeSync(this.fd, JSON.stringify(r) + '\n');
-    this.dirty = true;
+  /** A new command, before it is queued: throws FileWriteError when the journal cannot take it. */
+  persist(r: CommandRecord): void {
+    if (this.file.append(encodeRecord(JSON.stringify(r)))) return;
+    throw this.file.failure ?? new FileWriteError(this.file.path, 'write', Object.assign(new Error('the journal is closed'), { code: 'EBADF' }));
   }
 
-  /** True when the file is large enough that the owner should call open() again with what it keeps. */
-  get wantsCompaction(): boolean {
-    return this.bytes > COMPACT_AFTER_BYTES;
+  /** A transition. False when it did not reach the file: it is written with the journal's rewrite. */
+  append(r: CommandRecord): boolean {
+    return this.file.append(encodeRecord(JSON.stringify(r)));
   }
 
-  private sync(): void {
-    if (this.fd !== undefined && this.dirty) {
-      this.dirty = false;
-      fsyncSync(this.fd);
-    }
+  /** Rewrites the file with only what is kept, once it is large enough to be worth it. */
+  compactIfLarge(): void {
+    if (this.file.bytes > COMPACT_AFTER_BYTES) this.file.compact();
   }
 
   close(): void {
     if (this.syncTimer) clearInterval(this.syncTimer);
-    if (this.fd === undefined) return;
-    this.sync();
-    closeSync(this.fd);
-    this.fd = undefined;
-  }
-
-  reopen(keep: Iterable<CommandRecord>): void {
-    this.close();
-    this.open(keep);
+    this.syncTimer = undefined;
+    this.file.close();
   }
 }

@@ -3,6 +3,7 @@
  * (the operator check happened before these run).
  */
 import { ApiError } from '../errors.js';
+import { FileWriteError } from '../files/file-error.js';
 import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
 import type { CommandService, NewCommand } from './commands.js';
 
@@ -13,7 +14,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
       if (req.method === 'POST') {
         // The body holds args plus a little: allow room beyond the args limit itself.
         const body = (await readJson(reply, maxArgsBytes + 4096)) as NewCommand;
-        const { command, created } = commands.create(s[2]!, body);
+        const { command, created } = createOrRefuse(commands, s[2]!, body);
         sendJson(reply, created ? 201 : 200, command);
         return true;
       }
@@ -33,4 +34,14 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
     }
     return false;
   };
+}
+
+/** A command the journal cannot persist is refused, not queued: 507 when the disk is full, else 503. */
+function createOrRefuse(commands: CommandService, deviceId: string, body: NewCommand): ReturnType<CommandService['create']> {
+  try {
+    return commands.create(deviceId, body);
+  } catch (err) {
+    if (!(err instanceof FileWriteError)) throw err;
+    throw new ApiError(err.noSpace ? 507 : 503, 'COMMAND_NOT_PERSISTED', `the command was not queued: ${err.message}. Retry once the data disk takes writes again (GET /readyz says when)`);
+  }
 }
