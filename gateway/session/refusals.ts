@@ -53,7 +53,7 @@ const MQTT_PROTOCOL = {
   MQTT_UNSOLICITED_PUBACK: { input: true, doc: 'MQTT: a PUBACK for nothing the gateway sent; the connection is closed' },
   MQTT_PROTOCOL_ERROR: { connack: 'none', input: true, doc: 'MQTT: the connection failed before its CONNECT completed (no CONNECT within 10 s, unsupported protocol level, a broken packet)' },
   MQTT_TLS_HANDSHAKE: { connack: 'none', doc: 'mqtts: the TLS handshake failed (untrusted certificate, plain MQTT on the TLS port)' },
-  MQTT_FOREIGN_TOPIC: { connack: CONNACK.NOT_AUTHORIZED, input: true, doc: 'MQTT: a publish outside `devices/{id}/telemetry|results` closes the connection; at CONNECT, a will outside `devices/{id}/`' },
+  MQTT_FOREIGN_TOPIC: { connack: CONNACK.NOT_AUTHORIZED, input: true, doc: 'MQTT: a publish outside `devices/{id}/telemetry` and `…/results` closes the connection; at CONNECT, a will outside `devices/{id}/`' },
   MQTT_SUBSCRIBE_REFUSED: { input: true, doc: 'MQTT: a subscription other than `devices/{id}/commands` gets SUBACK 0x80; the connection stays' },
 } as const satisfies Record<string, RefusalSpec>;
 
