@@ -50,6 +50,8 @@ async function connack(id: string, password: string, clientId = id): Promise<num
   clients.push(c);
   return new Promise((resolve, reject) => {
     c.once('connect', () => resolve(0));
+    // Closed without any CONNACK: -1, so a missing answer fails the comparison instead of hanging.
+    c.once('close', () => resolve(-1));
     c.once('error', (err) => ((err as { code?: unknown }).code !== undefined ? resolve(Number((err as { code: number }).code)) : reject(err)));
   });
 }
