@@ -3,6 +3,7 @@
  * refusal table says, each counted in gateway_refusals_total by code and transport, and the log
  * holding a few lines with every refusal accounted for, however many there are.
  */
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
@@ -12,6 +13,7 @@ import { DEFAULT_REFUSAL_LOG_INTERVAL_MS } from '../../gateway/session/refusal-l
 import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { RawDevice } from '../helpers/raw-device.js';
+import { waitFor } from '../helpers/wait.js';
 
 let gw: TestGateway | undefined;
 const clients: mqtt.MqttClient[] = [];
@@ -118,5 +120,27 @@ describe('refusals', () => {
     }
     expect(byKey).toEqual({ 'UNAUTHORIZED/ws': N / 2, 'UNAUTHORIZED/mqtt': N / 2 });
     expect(JSON.stringify(lines)).not.toContain('bad-token-');
+  });
+
+  it('tell a device knocking on a stopping gateway SHUTTING_DOWN (HTTP 503), not let it in', async () => {
+    gw = await startGateway();
+    // uWS keeps open keep-alive connections after the gateway stops listening: an upgrade can still come.
+    const socket = connect(gw.gateway.port, '127.0.0.1');
+    sockets.push({ ws: { terminate: () => socket.destroy() } } as unknown as RawDevice);
+    let got = '';
+    socket.on('data', (b) => (got += b.toString()));
+    await new Promise((r) => socket.once('connect', r));
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => got.includes('"status"'), 'the keep-alive answer');
+    got = '';
+    await gw.gateway.close();
+    socket.write(
+      'GET /device?id=late HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${deviceToken('late')}\r\n\r\n`,
+    );
+    await waitFor(() => got.includes('SHUTTING_DOWN'), 'the refusal');
+    expect(got).toMatch(/^HTTP\/1\.1 503/);
+    expect(gw.gateway.sessions.refusals.get('SHUTTING_DOWN', 'ws')).toBe(1);
+    expect(gw.gateway.devices.get('late')).toBeUndefined();
   });
 });
