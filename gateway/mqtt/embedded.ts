@@ -39,10 +39,10 @@ function connackError(r: Refusal): AuthenticateError {
   return Object.assign(new Error(`${r.code}: ${r.message}`), { returnCode }) as AuthenticateError;
 }
 
-type RawClient = Client & { [REJECT_ID]?: boolean; _will?: { topic: string } | null };
-
 /** What preConnect found that only authenticate can answer with a CONNACK code. */
 const REJECT_ID = Symbol('rejectId');
+
+type RawClient = Client & { [REJECT_ID]?: boolean; _will?: { topic: string } | null };
 
 export class EmbeddedBroker {
   private broker: Aedes | undefined;
@@ -156,7 +156,8 @@ export class EmbeddedBroker {
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, cb: (err: AuthenticateError | null, ok: boolean | null) => void): void {
     const raw = client as RawClient;
-    // Checked again in authenticate's place: an empty client id stands for no device id.
+    // An empty client id without a clean session (flagged by preConnect) names no device: aedes
+    // made up an id for it, which must not be taken for the device's.
     const id = raw[REJECT_ID] ? '' : client.id;
     const conn = client.conn as Socket;
     const remote = conn.remoteAddress ?? '';
