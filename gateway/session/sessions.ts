@@ -27,7 +27,9 @@ export interface Peer {
   remote?: string | undefined;
 }
 
-export interface AdmitRequest extends Peer {
+export interface AdmitRequest {
+  transport: SessionTransport;
+  /** The device id the peer claims. */
   id: string;
   remote: string;
   /**
