@@ -1,28 +1,22 @@
 /**
- * The /device WebSocket route: authenticates the upgrade, enforces the connection limits and the
- * duplicate-id policy, feeds binary messages to ingest, and turns every close into presence with a
- * cause. Knows uWS only through the Connection interface.
+ * The /device WebSocket route: the session port (session/sessions.ts) over uWS. What is left here
+ * is the wire: the upgrade's query and headers, HTTP refusals, binary messages, and turning uWS
+ * close codes into offline causes. Knows uWS only through the Connection interface.
  */
-import { closeCodeFor, encodeError, type ErrorCode } from '../devices/codec/index.js';
-import { bearerToken, type Authenticator } from './auth.js';
-import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from './devices.js';
-import type { Ingest } from './ingest.js';
-import type { Logger } from './log.js';
-import type { Presence } from './presence.js';
+import { bearerToken } from './auth.js';
+import type { DeviceLink, OfflineCause } from './devices.js';
+import { Refusal } from './session/refusals.js';
+import type { DeviceSessions, Session } from './session/sessions.js';
 import type { Connection, SocketRoute, UpgradeDecision } from './uws.js';
 
 export interface DeviceSocketOptions {
   maxFrameBytes: number;
-  maxDevices: number;
-  duplicateId: 'replace' | 'reject';
   idleTimeoutSeconds: number;
   deviceSendBudget: number;
-  /** At most one log line per device per this many ms for repeated bad input. */
-  errorLogIntervalMs: number;
 }
 
 interface SocketData {
-  device: DeviceState;
+  session: Session;
   link: WsLink;
 }
 
@@ -45,31 +39,16 @@ class WsLink implements DeviceLink {
 // uWS's close reason when a message exceeds maxPayloadLength.
 const UWS_TOO_BIG = 'Received too big message';
 
-function refusal(status: number, code: string, message: string): UpgradeDecision<SocketData> {
-  return { refuse: { status, headers: status === 401 ? { 'www-authenticate': 'Bearer realm="device"' } : {}, body: JSON.stringify({ error: { code, message } }) } };
+function refused(r: Refusal): UpgradeDecision<SocketData> {
+  const status = r.spec.http ?? 400;
+  return { refuse: { status, headers: status === 401 ? { 'www-authenticate': 'Bearer realm="device"' } : {}, body: r.body() } };
 }
 
 export function deviceSocketRoute(
-  devices: DeviceTable,
-  auth: Authenticator,
-  ingest: Ingest,
-  presence: Presence,
-  log: Logger,
+  sessions: DeviceSessions,
   opts: DeviceSocketOptions,
 ): SocketRoute<SocketData> & { closeAll(code: number, reason: string, cause: OfflineCause): void } {
   const live = new Set<Connection<SocketData>>();
-
-  function kick(conn: Connection<SocketData>, code: ErrorCode, message: string, cause: OfflineCause): void {
-    const { device, link } = conn.data;
-    const now = Date.now();
-    if (now - device.lastErrorLoggedAt >= opts.errorLogIntervalMs) {
-      device.lastErrorLoggedAt = now;
-      log.warn({ device: device.id, code, remote: conn.remoteAddress }, `device sent bad input and is disconnected: ${message}. Fix the device's encoder; see the error codes in devices/PROTOCOL.md`);
-    }
-    conn.send(encodeError({ timestamp: now }, { code, message: message.slice(0, 1024) }), true);
-    link.closingCause = cause;
-    conn.end(closeCodeFor(code), code);
-  }
 
   return {
     // Frames a bit over the limit get a FRAME_TOO_LARGE error frame; over 4x the limit uWS drops the
@@ -79,62 +58,41 @@ export function deviceSocketRoute(
     maxBackpressure: opts.deviceSendBudget,
 
     upgrade(info) {
-      const id = info.query.get('id') ?? '';
-      if (!id) return refusal(400, 'DEVICE_ID_MISSING', 'connect to /device?id=<deviceId>');
+      const link = new WsLink(info.remoteAddress);
       const token = bearerToken(info.header('authorization'), info.query);
-      const result = auth.device(id, token);
-      if (!result.ok) {
-        log.info({ device: id.slice(0, 128), remote: info.remoteAddress, code: result.code }, 'device refused at upgrade: ' + result.message);
-        return refusal(result.code === 'BAD_DEVICE_ID' ? 400 : 401, result.code, result.message);
-      }
-      const existing = devices.get(id);
-      if (existing?.online) {
-        if (opts.duplicateId === 'reject') {
-          return refusal(409, 'DEVICE_ALREADY_CONNECTED', 'this device id is connected already (the gateway runs with --duplicate-id reject)');
-        }
-      } else if (devices.online >= opts.maxDevices) {
-        return refusal(503, 'TOO_MANY_DEVICES', `the gateway holds its maximum of ${opts.maxDevices} connected devices (--max-devices); retry later`);
-      }
-      const device = devices.getOrCreate(id, result.entry);
-      return { accept: { device, link: new WsLink(info.remoteAddress) } };
+      const s = sessions.admit({ transport: 'ws', id: info.query.get('id') ?? '', remote: info.remoteAddress, credentials: { token } }, link);
+      return s instanceof Refusal ? refused(s) : { accept: { session: s, link } };
     },
 
     open(conn) {
-      const { device, link } = conn.data;
-      link.conn = conn;
+      conn.data.link.conn = conn;
       live.add(conn);
-      presence.connect(device, link);
+      conn.data.session.open();
     },
 
     activity(conn) {
-      conn.data.device.lastSeen = Date.now();
+      conn.data.session.device.lastSeen = Date.now();
     },
 
     message(conn, bytes, binary) {
-      const { device } = conn.data;
-      if (!binary) {
-        const r = ingest.refuse(device, 'NOT_BINARY', 'text messages are not frames: send binary WebSocket messages');
-        kick(conn, r.code, r.message, 'kicked');
-        return;
-      }
-      const r = ingest.handle(device, bytes, Date.now());
-      if (r) kick(conn, r.code, r.message, 'kicked');
+      const { session } = conn.data;
+      if (!binary) session.refuse('NOT_BINARY', 'text messages are not frames: send binary WebSocket messages');
+      else session.frame(bytes, Date.now());
     },
 
     close(conn, code, reason) {
       live.delete(conn);
-      const { device, link } = conn.data;
-      const now = Date.now();
-      let cause: OfflineCause;
-      let detail: string | undefined = reason || undefined;
+      const { session } = conn.data;
       if (code === 1009 || (code === 1006 && reason === UWS_TOO_BIG)) {
-        ingest.refuse(device, 'FRAME_TOO_LARGE', 'frame far over --max-frame-bytes');
-        cause = 'kicked';
-        detail = 'FRAME_TOO_LARGE';
-      } else if (code === 1000 || code === 1001 || code === 1005) cause = 'closed';
-      else if (now - device.lastSeen >= opts.idleTimeoutSeconds * 1000 - 1000) cause = 'timeout';
+        session.refuse('FRAME_TOO_LARGE', 'frame far over --max-frame-bytes', 'closed-by-transport');
+        session.end('kicked', undefined, code);
+        return;
+      }
+      let cause: OfflineCause;
+      if (code === 1000 || code === 1001 || code === 1005) cause = 'closed';
+      else if (Date.now() - session.device.lastSeen >= opts.idleTimeoutSeconds * 1000 - 1000) cause = 'timeout';
       else cause = 'connection_lost';
-      presence.disconnect(device, link, cause, detail, code);
+      session.end(cause, reason || undefined, code);
     },
 
     closeAll(code, reason, cause) {

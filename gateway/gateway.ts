@@ -29,6 +29,8 @@ import { defaultDashboardDir, StaticFiles } from './static.js';
 import { MqttBridge } from './mqtt/bridge.js';
 import { EmbeddedBroker } from './mqtt/embedded.js';
 import { Presence } from './presence.js';
+import { RefusalLog } from './session/refusal-log.js';
+import { DeviceSessions } from './session/sessions.js';
 import { createStorage, type Storage } from './storage/index.js';
 import { HttpServer, loadUws } from './uws.js';
 import type { Registry } from 'prom-client';
@@ -38,6 +40,8 @@ export interface GatewayDeps {
   storage?: Storage;
   /** /metrics text from more than this process (--workers: the sum over workers), given the local registry. */
   metrics?: (local: Registry) => () => Promise<string>;
+  /** Refusals are logged as one line per this many ms (default 10 s; tests shorten it). */
+  refusalLogIntervalMs?: number;
 }
 
 export class Gateway {
@@ -49,6 +53,9 @@ export class Gateway {
   readonly storage: Storage;
   readonly log: Logger;
   readonly presence: Presence;
+  /** The session port every device transport adapts to; counts every refusal. */
+  readonly sessions: DeviceSessions;
+  private readonly refusalLog: RefusalLog;
   readonly commands: CommandService;
   readonly live: LiveHub;
   readonly stats: GatewayStats;
@@ -164,6 +171,11 @@ export class Gateway {
       this.cluster.attach();
       this.devices.instance = instance;
     }
+    this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
+    this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
+      maxDevices: config.maxDevices,
+      duplicateId: config.duplicateId as 'replace' | 'reject',
+    });
     this.acks = new AckScheduler(this.ingest, this.cursors, this.storage, config.ackInterval, Math.floor(config.deviceSendBudget / 2), config.mqttUrl !== undefined);
   }
 
@@ -203,13 +215,10 @@ export class Gateway {
     // With TLS, plaintext is served beside it only on its own port, when asked for.
     const servers = [new HttpServer({ tls })];
     if (tls && c.plaintextPort !== 0) servers.push(new HttpServer());
-    this.deviceRoute = deviceSocketRoute(this.devices, this.auth, this.ingest, this.presence, this.log, {
+    this.deviceRoute = deviceSocketRoute(this.sessions, {
       maxFrameBytes: c.maxFrameBytes,
-      maxDevices: c.maxDevices,
-      duplicateId: c.duplicateId as 'replace' | 'reject',
       idleTimeoutSeconds: c.idleTimeout,
       deviceSendBudget: c.deviceSendBudget,
-      errorLogIntervalMs: 60_000,
     });
     const liveRoute = liveSocketRoute(this.live, this.auth);
     for (const server of servers) {
@@ -229,6 +238,7 @@ export class Gateway {
       ingest: this.ingest,
       live: this.live,
       commands: this.commands,
+      refusals: this.sessions.refusals,
       acksSent: () => this.acks.acksSent,
       liveClients: () => this.live.clients.size + (this.sse?.clients ?? 0),
       storage: () => ({ ...this.storage.health() }),
@@ -256,7 +266,7 @@ export class Gateway {
     this.port = await servers[0]!.listen(c.host, c.port);
     if (servers[1]) this.plaintextPort = await servers[1].listen(c.host, c.plaintextPort);
     if (c.mqttUrl !== undefined) {
-      this.bridge = new MqttBridge(this.devices, this.auth, this.ingest, this.presence, this.log, {
+      this.bridge = new MqttBridge(this.sessions, this.log, {
         url: c.mqttUrl,
         username: c.mqttUsername,
         password: c.mqttPassword,
@@ -266,11 +276,9 @@ export class Gateway {
       });
       await this.bridge.start();
     } else if (c.mqttPort !== 0) {
-      this.mqtt = new EmbeddedBroker(this.devices, this.auth, this.ingest, this.presence, this.log, {
+      this.mqtt = new EmbeddedBroker(this.sessions, this.log, {
         host: c.host,
         port: c.mqttPort,
-        maxDevices: c.maxDevices,
-        duplicateId: c.duplicateId as 'replace' | 'reject',
         drainTimeoutMs: c.mqttDrainTimeout,
         connectTimeoutMs: 10_000,
         // A frame plus the PUBLISH header, topic (≤ 150 bytes) and packet id.
@@ -319,6 +327,8 @@ export class Gateway {
   private async shutdown(): Promise<void> {
     const wasRunning = this.state === 'running';
     this.state = 'closing';
+    // A device knocking from now on is told SHUTTING_DOWN (HTTP 503, CONNACK 3): reconnect later.
+    this.sessions.shutDown();
     for (const server of this.servers) server.stopListening();
     if (wasRunning) {
       // Let storage settle what it can (bounded), then ack it before saying goodbye, so devices
@@ -342,6 +352,7 @@ export class Gateway {
     this.commands.close();
     this.cursors.close();
     if (this.ownsStorage) await this.storage.close();
+    this.refusalLog.close();
     this.state = 'closed';
     this.log.info('gateway stopped');
   }

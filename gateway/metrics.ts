@@ -7,12 +7,14 @@ import type { CommandService } from './commands/commands.js';
 import type { DeviceTable } from './devices.js';
 import type { Ingest } from './ingest.js';
 import type { LiveHub } from './live/hub.js';
+import type { RefusalCounts } from './session/sessions.js';
 
 export interface MetricSources {
   devices: DeviceTable;
   ingest: Ingest;
   live: LiveHub;
   commands: CommandService;
+  refusals: RefusalCounts;
   acksSent(): number;
   liveClients(): number;
   storage(): Record<string, unknown> & { status: string };
@@ -84,8 +86,18 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
     return g;
   });
   new Counter({
+    name: 'gateway_refusals_total',
+    help: 'Devices turned away or ended for bad input, by refusal code (README: Refusals) and transport (ws, mqtt, bridge)',
+    labelNames: ['code', 'transport'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const r of src.refusals.entries()) this.inc({ code: r.code, transport: r.transport }, r.n);
+    },
+  });
+  new Counter({
     name: 'gateway_errors_total',
-    help: 'Refused input by error code',
+    help: 'Refusals by code, summed over transports (gateway_refusals_total has the transport)',
     labelNames: ['code'],
     registers: [registry],
     collect() {

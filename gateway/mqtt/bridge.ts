@@ -2,15 +2,15 @@
  * Bridge mode: the gateway is a client of an external MQTT broker (Mosquitto, EMQX) instead of
  * embedding one. Telemetry and results come through an MQTT 5 shared subscription, so several
  * gateways split the load and each message is processed by one of them; acks and error frames go
- * back on devices/{id}/commands. The external broker authenticates devices and enforces the ACL.
+ * back on devices/{id}/commands. The external broker authenticates devices and enforces the ACL;
+ * each device seen gets a session of the session port (session/sessions.ts) admitted as
+ * broker-authenticated, kept while it sends.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { encodeError } from '../../devices/codec/index.js';
-import { DEVICE_ID_PATTERN, type Authenticator } from '../auth.js';
-import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from '../devices.js';
-import type { Ingest } from '../ingest.js';
+import type { DeviceLink, OfflineCause } from '../devices.js';
 import type { Logger } from '../log.js';
-import type { Presence } from '../presence.js';
+import { Refusal } from '../session/refusals.js';
+import type { DeviceSessions, Session } from '../session/sessions.js';
 import { firstConnect, redact } from './first-connect.js';
 import { commandsTopic, parseUplink } from './topics.js';
 
@@ -57,14 +57,11 @@ class BridgeLink implements DeviceLink {
 export class MqttBridge {
   private client: MqttClient | undefined;
   private sweep: NodeJS.Timeout | undefined;
-  private readonly links = new Map<string, BridgeLink>();
+  private readonly sessions = new Map<string, Session>();
   messages = 0;
 
   constructor(
-    private readonly devices: DeviceTable,
-    private readonly auth: Authenticator,
-    private readonly ingest: Ingest,
-    private readonly presence: Presence,
+    private readonly port: DeviceSessions,
     private readonly log: Logger,
     private readonly opts: BridgeOptions,
   ) {}
@@ -109,38 +106,37 @@ export class MqttBridge {
     this.sweep = setInterval(() => this.markSilentOffline(Date.now()), Math.min(5000, this.opts.idleTimeoutMs));
   }
 
-  private link(device: DeviceState): BridgeLink {
-    let l = this.links.get(device.id);
-    if (!l) {
-      l = new BridgeLink(this.client!, device.id);
-      this.links.set(device.id, l);
-    }
-    return l;
+  /** The device's session, admitted on its first message (the broker authenticated it). */
+  private session(id: string): Session | Refusal {
+    const known = this.sessions.get(id);
+    if (known) return known;
+    const s = this.port.admit({ transport: 'bridge', id, remote: 'via broker', credentials: 'broker' }, new BridgeLink(this.client!, id));
+    if (s instanceof Refusal) return s;
+    s.device.seq.sparse = true;
+    this.sessions.set(id, s);
+    return s;
   }
 
   private onMessage(topic: string, payload: Buffer): void {
     this.messages++;
     const up = parseUplink(topic);
-    if (!up || !DEVICE_ID_PATTERN.test(up.id)) {
-      this.ingest.stats.countError('MQTT_FOREIGN_TOPIC');
+    if (!up) {
+      this.port.turnAway('MQTT_FOREIGN_TOPIC', `a message on ${topic.slice(0, 200)} reached the shared subscription`, { transport: 'bridge', remote: 'via broker' });
       return;
     }
-    const device = this.devices.getOrCreate(up.id, this.auth.entry(up.id));
-    device.seq.sparse = true;
-    const link = this.link(device);
-    if (!device.online || device.link !== link) this.presence.connect(device, link);
-    const refusal = this.ingest.handle(device, payload, Date.now());
-    if (refusal) {
-      // The device cannot be disconnected from here: tell it, count it, drop the frame.
-      link.send(encodeError({ timestamp: Date.now() }, { code: refusal.code, message: refusal.message.slice(0, 1024) }));
-    }
+    const s = this.session(up.id);
+    if (s instanceof Refusal) return;
+    const device = s.device;
+    if (!device.online || device.link !== s.link) s.open();
+    // A refused frame gets an error frame and is dropped: the broker holds the connection.
+    s.frame(payload, Date.now());
   }
 
   private markSilentOffline(now: number): void {
-    for (const [id, link] of this.links) {
-      const d = this.devices.get(id);
-      if (d?.online && d.link === link && now - d.lastSeen > this.opts.idleTimeoutMs) {
-        this.presence.disconnect(d, link, 'timeout', 'no message through the broker within --idle-timeout');
+    for (const s of this.sessions.values()) {
+      const d = s.device;
+      if (d.online && d.link === s.link && now - d.lastSeen > this.opts.idleTimeoutMs) {
+        s.end('timeout', 'no message through the broker within --idle-timeout');
       }
     }
   }

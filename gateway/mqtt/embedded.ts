@@ -1,18 +1,18 @@
 /**
- * The embedded MQTT broker (aedes) for devices that speak MQTT: same identity, ACL, ingest path,
- * presence and limits as WebSocket devices. Telemetry and results are taken in authorizePublish,
- * straight from the parsed packet, into the one ingest path.
+ * The embedded MQTT broker (aedes) for devices that speak MQTT: the session port
+ * (session/sessions.ts) over aedes hooks, so identity, limits, presence, ingest and refusals are
+ * the same as for WebSocket devices. What is left here is the wire: CONNACK codes, the MQTT 3.1.1
+ * must-close rules, the topic ACL. Telemetry and results are taken in authorizePublish, straight
+ * from the parsed packet.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
-import { decodeFrame, encodeError, FrameType } from '../../devices/codec/index.js';
-import type { Authenticator } from '../auth.js';
-import type { DeviceState, DeviceTable } from '../devices.js';
+import { decodeFrame, FrameType } from '../../devices/codec/index.js';
 import { GatewayError } from '../errors.js';
-import type { Ingest } from '../ingest.js';
 import type { Logger } from '../log.js';
-import type { Presence } from '../presence.js';
+import { CONNACK, Refusal } from '../session/refusals.js';
+import type { DeviceSessions, Session } from '../session/sessions.js';
 import { MqttLink } from './link.js';
 import { gatewayRouter } from './routing.js';
 import { guardSocket } from './socket-guard.js';
@@ -22,8 +22,6 @@ import { commandsTopic, parseUplink } from './topics.js';
 export interface EmbeddedBrokerOptions {
   host: string;
   port: number;
-  maxDevices: number;
-  duplicateId: 'replace' | 'reject';
   /** ms a device's socket may stay full before the broker drops it. */
   drainTimeoutMs: number;
   connectTimeoutMs: number;
@@ -35,39 +33,31 @@ export interface EmbeddedBrokerOptions {
   plaintextPort?: number;
 }
 
-// CONNACK return codes (MQTT 3.1.1, 3.2.2.3).
-const IDENTIFIER_REJECTED = 2;
-const SERVER_UNAVAILABLE = 3;
-const BAD_USERNAME_OR_PASSWORD = 4;
-const NOT_AUTHORIZED = 5;
-
-function connackError(returnCode: number, message: string): AuthenticateError {
-  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
-}
-
-interface ClientState {
-  device: DeviceState;
-  link: MqttLink;
+/** The CONNACK a refusal maps to (aedes sends it, then closes). */
+function connackError(r: Refusal): AuthenticateError {
+  const returnCode = typeof r.spec.connack === 'number' ? r.spec.connack : CONNACK.NOT_AUTHORIZED;
+  return Object.assign(new Error(`${r.code}: ${r.message}`), { returnCode }) as AuthenticateError;
 }
 
 /** What preConnect found that only authenticate can answer with a CONNACK code. */
 const REJECT_ID = Symbol('rejectId');
+
+type RawClient = Client & { [REJECT_ID]?: boolean; _will?: { topic: string } | null };
 
 export class EmbeddedBroker {
   private broker: Aedes | undefined;
   private servers: Server[] = [];
   plaintextPort = 0;
   private readonly sockets = new Set<Socket>();
-  private readonly byClient = new WeakMap<Client, ClientState>();
+  private readonly byClient = new WeakMap<Client, Session>();
+  /** Connections refused and counted already, so aedes's connectionError for them is not counted again. */
+  private readonly refused = new WeakSet<Socket>();
   port = 0;
   /** Called when a device PUBACKs a command. */
   onDelivered: ((deviceId: string, commandId: string) => void) | undefined;
 
   constructor(
-    private readonly devices: DeviceTable,
-    private readonly auth: Authenticator,
-    private readonly ingest: Ingest,
-    private readonly presence: Presence,
+    private readonly sessions: DeviceSessions,
     private readonly log: Logger,
     private readonly opts: EmbeddedBrokerOptions,
   ) {}
@@ -111,9 +101,10 @@ export class EmbeddedBroker {
       this.log.debug({ device: client?.id, err: err.message }, 'mqtt client error');
       if (s && !s.link.closingCause) s.link.closingCause = 'connection_lost';
     });
-    broker.on('connectionError', (_client, err) => {
-      this.ingest.stats.countError('MQTT_PROTOCOL_ERROR');
-      this.log.debug({ err: err.message }, 'mqtt connection refused before CONNECT completed');
+    broker.on('connectionError', (client, err) => {
+      const conn = client?.conn as Socket | undefined;
+      if (conn && this.refused.has(conn)) return;
+      this.sessions.turnAway('MQTT_PROTOCOL_ERROR', `the connection failed before CONNECT completed: ${err.message}`, { transport: 'mqtt', remote: conn?.remoteAddress });
     });
     const onSocket = (socket: Socket) => {
       this.sockets.add(socket);
@@ -122,16 +113,11 @@ export class EmbeddedBroker {
         readCap: 1024,
         maxPacketBytes: this.opts.maxPacketBytes,
         onViolation: (code, reason) => {
-          this.ingest.stats.countError(code);
+          this.refused.add(socket);
           const client = (socket as Socket & { client?: Client }).client;
           const s = client ? this.byClient.get(client) : undefined;
-          if (s) {
-            s.device.errors++;
-            s.device.lastErrorCode = code;
-            s.link.closingCause = 'kicked';
-            s.device.offlineDetail = code;
-          }
-          this.log.info({ device: client?.id ?? undefined, remote: socket.remoteAddress, code }, `MQTT connection closed: ${reason}`);
+          if (s) s.refuse(code, `MQTT connection closed: ${reason}`, 'closed-by-transport');
+          else this.sessions.turnAway(code, `MQTT connection closed: ${reason}`, { transport: 'mqtt', device: client?.id ?? undefined, remote: socket.remoteAddress });
         },
       });
       broker.handle(socket);
@@ -144,7 +130,9 @@ export class EmbeddedBroker {
   private listen(server: Server, port: number): Promise<number> {
     this.servers.push(server);
     // A TLS handshake failure is the client's problem, not an error of the server.
-    server.on('tlsClientError', () => this.ingest.stats.countError('MQTT_TLS_HANDSHAKE'));
+    server.on('tlsClientError', (err: Error, socket: Socket) => {
+      this.sessions.turnAway('MQTT_TLS_HANDSHAKE', `TLS handshake failed: ${err.message}`, { transport: 'mqtt', remote: socket.remoteAddress });
+    });
     return new Promise<number>((resolve, reject) => {
       server.once('error', (err) => reject(new GatewayError('LISTEN_FAILED', `MQTT could not listen on ${this.opts.host}:${port}: ${err.message} (--mqtt-port 0 turns MQTT off)`)));
       server.listen(port, this.opts.host, () => resolve((server.address() as { port: number }).port));
@@ -155,64 +143,55 @@ export class EmbeddedBroker {
     // A refusal here closes the connection without a CONNACK, as MQTT 3.1.1 demands for these.
     const bad = badConnect(packet);
     if (bad) {
-      this.ingest.stats.countError('MQTT_MALFORMED_PACKET');
-      this.log.info({ remote: (client.conn as Socket).remoteAddress, reason: bad }, 'MQTT CONNECT refused, connection closed');
+      const conn = client.conn as Socket;
+      this.refused.add(conn);
+      this.sessions.turnAway('MQTT_MALFORMED_PACKET', `CONNECT refused, connection closed: ${bad}`, { transport: 'mqtt', remote: conn.remoteAddress });
       return cb(new Error(bad), false);
     }
-    // [MQTT-3.1.3-8]: CONNACK 2 then close; only authenticate can send a return code.
-    if (packet.clientId === '' && !packet.clean) (client as Client & { [REJECT_ID]?: boolean })[REJECT_ID] = true;
-    const id = packet.clientId;
-    if (this.devices.online >= this.opts.maxDevices && !this.devices.get(id)?.online) {
-      this.ingest.stats.countError('MQTT_TOO_MANY_DEVICES');
-      return cb(connackError(SERVER_UNAVAILABLE, `the gateway holds its maximum of ${this.opts.maxDevices} connected devices`), false);
-    }
+    // [MQTT-3.1.3-8]: CONNACK 2 then close; only authenticate can send a return code (a refusal
+    // here closes without one), so every other check waits for it.
+    if (packet.clientId === '' && !packet.clean) (client as RawClient)[REJECT_ID] = true;
     cb(null, true);
   }
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, cb: (err: AuthenticateError | null, ok: boolean | null) => void): void {
-    const id = client.id;
-    if ((client as Client & { [REJECT_ID]?: boolean })[REJECT_ID]) {
-      this.ingest.stats.countError('MQTT_BAD_CLIENT_ID');
-      return cb(connackError(IDENTIFIER_REJECTED, 'an empty client id needs a clean session'), false);
-    }
-    if (username !== undefined && username !== id) {
-      this.ingest.stats.countError('MQTT_CLIENT_ID_MISMATCH');
-      return cb(connackError(IDENTIFIER_REJECTED, 'the client id must be the device id (the username)'), false);
-    }
-    const result = this.auth.device(id, password ? password.toString('utf8') : '');
-    if (!result.ok) {
-      this.ingest.stats.countError(result.code === 'BAD_DEVICE_ID' ? 'MQTT_BAD_CLIENT_ID' : 'MQTT_BAD_CREDENTIALS');
-      this.log.info({ device: id.slice(0, 128), transport: 'mqtt', code: result.code }, 'device refused at CONNECT: ' + result.message);
-      return cb(connackError(result.code === 'BAD_DEVICE_ID' ? IDENTIFIER_REJECTED : BAD_USERNAME_OR_PASSWORD, result.message), false);
-    }
-    const will = (client as Client & { will?: { topic: string } | null; _will?: { topic: string } | null })._will;
-    if (will && !willAllowed(id, will.topic)) {
-      this.ingest.stats.countError('MQTT_FOREIGN_TOPIC');
-      return cb(connackError(NOT_AUTHORIZED, `a will may only go to devices/${id}/<name> other than telemetry, results and commands`), false);
-    }
-    // A CONNECT the device already gave up on (its connect timed out and it retried) must not
-    // replace the live session it retried with.
+    const raw = client as RawClient;
+    // An empty client id without a clean session (flagged by preConnect) names no device: aedes
+    // made up an id for it, which must not be taken for the device's.
+    const id = raw[REJECT_ID] ? '' : client.id;
     const conn = client.conn as Socket;
-    if (conn.destroyed || conn.readableEnded || !conn.writable) {
-      return cb(connackError(SERVER_UNAVAILABLE, 'the connection closed before its CONNECT was handled'), false);
+    const remote = conn.remoteAddress ?? '';
+    if (id && username !== undefined && username !== id) {
+      return cb(connackError(this.sessions.turnAway('MQTT_CLIENT_ID_MISMATCH', 'the client id must be the device id (the username)', { transport: 'mqtt', device: id, remote })), false);
     }
-    const device = this.devices.getOrCreate(id, result.entry);
-    if (device.online && this.opts.duplicateId === 'reject') {
-      this.ingest.stats.countError('MQTT_DUPLICATE_ID');
-      return cb(connackError(IDENTIFIER_REJECTED, 'this device id is connected already (--duplicate-id reject)'), false);
-    }
-    const remote = (client.conn as Socket).remoteAddress ?? '';
-    this.byClient.set(client, { device, link: new MqttLink(client, remote) });
+    const link = new MqttLink(client, remote);
+    const s = this.sessions.admit(
+      {
+        transport: 'mqtt',
+        id,
+        remote,
+        credentials: { token: password ? password.toString('utf8') : '' },
+        check: () => {
+          const will = raw._will;
+          if (will && !willAllowed(id, will.topic)) return ['MQTT_FOREIGN_TOPIC', `a will may only go to devices/${id}/<name> other than telemetry, results and commands`];
+          // A CONNECT the device already gave up on (its connect timed out and it retried) must not
+          // replace the live session it retried with.
+          if (conn.destroyed || conn.readableEnded || !conn.writable) return ['MQTT_CONNECT_ABANDONED', 'the connection closed before its CONNECT was handled'];
+          return undefined;
+        },
+      },
+      link,
+    );
+    if (s instanceof Refusal) return cb(connackError(s), false);
+    this.byClient.set(client, s);
     // aedes takes over a duplicate client id by closing the old session silently, before any event
     // of ours: tell the old connection now, so its device stops instead of reconnecting in a loop.
-    this.presence.replace(device, { transport: 'mqtt', remoteAddress: remote });
+    s.takeOver();
     cb(null, true);
   }
 
   private onReady(client: Client): void {
-    const s = this.byClient.get(client);
-    if (!s) return;
-    this.presence.connect(s.device, s.link);
+    this.byClient.get(client)?.open();
   }
 
   private onGone(client: Client, cause: 'closed'): void {
@@ -220,50 +199,46 @@ export class EmbeddedBroker {
     if (!s) return;
     // aedes marks a DISCONNECT packet; anything else is a dropped connection.
     const graceful = (client as unknown as { _disconnected?: boolean })._disconnected === true;
-    this.presence.disconnect(s.device, s.link, graceful ? cause : 'connection_lost', undefined);
+    s.end(graceful ? cause : 'connection_lost');
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (client === null) return cb(null); // the broker's own messages
     if (badString(packet.topic)) {
-      this.ingest.stats.countError('MQTT_MALFORMED_PACKET');
-      return cb(new Error('invalid UTF-8 or U+0000 in the topic name [MQTT-1.5.3-1/2]'));
+      const why = 'invalid UTF-8 or U+0000 in the topic name [MQTT-1.5.3-1/2]';
+      this.refuseOnSession(client, 'MQTT_MALFORMED_PACKET', why);
+      return cb(new Error(why));
     }
     // The device's will, published by the broker after an unclean disconnect (checked at CONNECT).
     if ((client as Client & { will?: unknown }).will === packet) return cb(null);
     const s = this.byClient.get(client);
     const up = parseUplink(packet.topic);
     if (!s || !up || up.id !== client.id) {
-      this.ingest.stats.countError('MQTT_FOREIGN_TOPIC');
-      if (s) s.device.errors++;
-      this.log.info({ device: client.id, topic: packet.topic.slice(0, 200) }, `device published outside devices/${client.id}/telemetry|results: connection closed`);
-      if (s) s.link.closingCause = 'kicked';
+      this.refuseOnSession(client, 'MQTT_FOREIGN_TOPIC', `published to ${packet.topic.slice(0, 200)}, outside devices/${client.id}/telemetry|results: connection closed`);
       return cb(new Error(`publishing to ${packet.topic} is not allowed`));
     }
     const payload = packet.payload;
-    const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-    const refusal = this.ingest.handle(s.device, bytes, Date.now());
-    if (refusal) {
-      s.link.send(encodeError({ timestamp: Date.now() }, { code: refusal.code, message: refusal.message.slice(0, 1024) }));
-      s.link.closingCause = 'kicked';
-      s.device.offlineDetail = refusal.code;
-      s.link.close();
-      return cb(new Error(refusal.code));
-    }
-    cb(null);
+    const refusal = s.frame(typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload, Date.now());
+    cb(refusal ? new Error(refusal.code) : null);
   }
 
   private authorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
     if (badString(sub.topic)) {
-      this.ingest.stats.countError('MQTT_MALFORMED_PACKET');
-      return cb(new Error('invalid UTF-8 or U+0000 in the topic filter [MQTT-1.5.3-1/2]'));
+      const why = 'invalid UTF-8 or U+0000 in the topic filter [MQTT-1.5.3-1/2]';
+      this.refuseOnSession(client, 'MQTT_MALFORMED_PACKET', why);
+      return cb(new Error(why));
     }
     if (sub.topic === commandsTopic(client.id)) return cb(null, sub);
-    this.ingest.stats.countError('MQTT_SUBSCRIBE_REFUSED');
-    const s = this.byClient.get(client);
-    if (s) s.device.errors++;
     // A null subscription answers SUBACK 0x80 (failure) for this topic without closing.
+    this.refuseOnSession(client, 'MQTT_SUBSCRIBE_REFUSED', `subscribed to ${sub.topic.slice(0, 200)}; only devices/${client.id}/commands is allowed`, 'stay');
     cb(null, null);
+  }
+
+  /** A refusal aedes carries out itself (closing the connection, or a SUBACK failure). */
+  private refuseOnSession(client: Client, code: 'MQTT_MALFORMED_PACKET' | 'MQTT_FOREIGN_TOPIC' | 'MQTT_SUBSCRIBE_REFUSED', message: string, end: 'closed-by-transport' | 'stay' = 'closed-by-transport'): void {
+    const s = this.byClient.get(client);
+    if (s) s.refuse(code, message, end);
+    else this.sessions.turnAway(code, message, { transport: 'mqtt', device: client.id, remote: (client.conn as Socket).remoteAddress });
   }
 
   /** Stops accepting, disconnects every device, closes the broker. */

@@ -41,6 +41,7 @@ describe('/metrics', () => {
     expect(after.get('gateway_readings_total')).toBe(20);
     expect(after.get('gateway_duplicates_total')).toBe(1);
     expect(after.get('gateway_errors_total{code="FRAME_TRUNCATED"}')).toBe(1);
+    expect(after.get('gateway_refusals_total{code="FRAME_TRUNCATED",transport="ws"}')).toBe(1);
     expect(after.get('gateway_acks_sent_total')).toBeGreaterThan(0);
     expect(after.get('gateway_devices_known')).toBe(1);
     expect(after.get('gateway_connections{transport="ws"}')).toBe(0);

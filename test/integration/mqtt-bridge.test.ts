@@ -1,7 +1,7 @@
 /** Bridge mode against a real Mosquitto: gateways on one MQTT 5 shared subscription split the telemetry. */
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeFrame, encodeTelemetry, FrameType, type AckFrame } from '../../devices/codec/index.js';
+import { decodeFrame, encodeTelemetry, ERROR_CODES, FrameType, type AckFrame } from '../../devices/codec/index.js';
 import { DeviceClient } from '../../devices/sdk/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
@@ -68,6 +68,25 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
     await waitFor(async () => (await frames(gateways[0]!, 'bridged-0')) === PER_DEVICE && (await frames(gateways[1]!, 'bridged-0')) === PER_DEVICE, 'both gateways to show all frames');
     const dev = (await gateways[0]!.api('/api/devices/bridged-0')).body;
     expect(dev).toMatchObject({ online: true, transport: 'mqtt', instance: null, counters: { gaps: 0 } });
+  });
+
+  it('answers a bad frame through the broker with an error frame, counts it for the bridge, and keeps the device', async () => {
+    broker = await startMosquitto();
+    const g = await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'bad-frame-group' });
+    gateways.push(g);
+    const c = await mqtt.connectAsync(broker.url, { clientId: 'bridged-bad', protocolVersion: 5, reconnectPeriod: 0 });
+    clients.push(c);
+    const errors: number[] = [];
+    c.on('message', (_t, payload) => {
+      const f = decodeFrame(new Uint8Array(payload));
+      if (!(f instanceof Error) && f.type === FrameType.Error) errors.push(f.code);
+    });
+    await c.subscribeAsync('devices/bridged-bad/commands', { qos: 1 });
+    await c.publishAsync('devices/bridged-bad/telemetry', Buffer.from([1, 2, 3]), { qos: 1 });
+    await waitFor(() => errors.length > 0, 'the error frame');
+    expect(errors).toEqual([ERROR_CODES.FRAME_TRUNCATED]);
+    expect(g.gateway.sessions.refusals.get('FRAME_TRUNCATED', 'bridge')).toBe(1);
+    expect((await g.api('/api/devices/bridged-bad')).body).toMatchObject({ online: true, lastError: 'FRAME_TRUNCATED', counters: { errors: 1 } });
   });
 
   it('relays a result that the shared subscription gave to the other gateway to the one owning the command', async () => {

@@ -69,7 +69,7 @@ describe.skipIf(!pub || !sub)('embedded MQTT broker with mosquitto clients', () 
     const r = await run(pub!, [...creds('mq-2', 'wrong'), '-t', 'devices/mq-2/telemetry', '-f', frameFile]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/bad user name or password/i);
-    expect(gw!.gateway.ingest.stats.errorsByCode.get('MQTT_BAD_CREDENTIALS')).toBe(1);
+    expect(gw!.gateway.sessions.refusals.get('UNAUTHORIZED', 'mqtt')).toBe(1);
     expect((await gw!.api('/api/devices')).body.devices).toEqual([]);
   });
 
@@ -78,16 +78,16 @@ describe.skipIf(!pub || !sub)('embedded MQTT broker with mosquitto clients', () 
     const r = await run(pub!, ['-h', '127.0.0.1', '-p', String(gw!.gateway.mqttPort), '-i', 'someone-else', '-u', 'mq-3', '-P', deviceToken('mq-3'), '-t', 'devices/mq-3/telemetry', '-f', frameFile]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/identifier rejected/i);
-    expect(gw!.gateway.ingest.stats.errorsByCode.get('MQTT_CLIENT_ID_MISMATCH')).toBe(1);
+    expect(gw!.gateway.sessions.refusals.get('MQTT_CLIENT_ID_MISMATCH', 'mqtt')).toBe(1);
   });
 
   it('closes the connection of a device that publishes to a foreign topic, and ingests nothing', async () => {
     await start();
     const r = await run(pub!, [...creds('mq-4'), '-t', 'devices/mq-5/telemetry', '-q', '1', '-f', frameFile]);
     expect(r.code).not.toBe(0);
-    expect(gw!.gateway.ingest.stats.errorsByCode.get('MQTT_FOREIGN_TOPIC')).toBe(1);
+    expect(gw!.gateway.sessions.refusals.get('MQTT_FOREIGN_TOPIC', 'mqtt')).toBe(1);
     expect(gw!.gateway.ingest.stats.frames).toBe(0);
-    expect((await gw!.api('/api/devices/mq-4')).body).toMatchObject({ online: false, offlineCause: 'kicked', counters: { errors: 1 } });
+    expect((await gw!.api('/api/devices/mq-4')).body).toMatchObject({ online: false, offlineCause: 'kicked', offlineDetail: 'MQTT_FOREIGN_TOPIC', counters: { errors: 1 } });
   });
 
   it('lets mosquitto_sub subscribe only to its own commands topic', async () => {
@@ -96,7 +96,7 @@ describe.skipIf(!pub || !sub)('embedded MQTT broker with mosquitto clients', () 
     expect(foreign.stderr).toMatch(/denied/i);
     const wildcard = await run(sub!, [...creds('mq-6'), '-t', 'devices/+/commands', '-W', '3']);
     expect(wildcard.stderr).toMatch(/denied/i);
-    expect(gw!.gateway.ingest.stats.errorsByCode.get('MQTT_SUBSCRIBE_REFUSED')).toBe(2);
+    expect(gw!.gateway.sessions.refusals.get('MQTT_SUBSCRIBE_REFUSED', 'mqtt')).toBe(2);
     // Its own topic is granted: mosquitto_sub stays subscribed until -W ends it, with no denial.
     const own = await run(sub!, [...creds('mq-6'), '-t', 'devices/mq-6/commands', '-W', '2']);
     expect(own.stderr).not.toMatch(/denied/i);

@@ -1,0 +1,102 @@
+/**
+ * The one table of refusal codes: every way the gateway turns a device away, at admission (the
+ * WebSocket upgrade, the MQTT CONNECT) or during a session, with what each transport answers.
+ * The README's tables are checked against it (test/unit/refusals.test.ts). The code itself is the
+ * label of `gateway_refusals_total{code,transport}`, the `code` of the HTTP body, log lines and,
+ * for codes with a `wire` number, the error frame (devices/PROTOCOL.md).
+ */
+import { CLOSE_CODES, ERROR_CODES, closeCodeFor, type ErrorCode } from '../../devices/codec/index.js';
+
+/** MQTT 3.1.1 CONNACK return codes (3.2.2.3) the gateway sends. */
+export const CONNACK = {
+  IDENTIFIER_REJECTED: 2,
+  SERVER_UNAVAILABLE: 3,
+  BAD_USERNAME_OR_PASSWORD: 4,
+  NOT_AUTHORIZED: 5,
+} as const;
+
+export interface RefusalSpec {
+  /** HTTP status of a refused WebSocket upgrade; absent when the refusal cannot happen there. */
+  readonly http?: number;
+  /** MQTT CONNACK return code; 'none' when MQTT 3.1.1 demands closing without one. Absent: not at CONNECT. */
+  readonly connack?: number | 'none';
+  /** WebSocket close code after the error frame, for refusals during a session. */
+  readonly close?: number;
+  /** The error frame's number on the wire (devices/PROTOCOL.md), for codes a device receives as a frame. */
+  readonly wire?: number;
+  /** True when the device sent bad input: counted against the device too (its `errors`, `lastError`). */
+  readonly input?: boolean;
+  /** One line for the README. */
+  readonly doc: string;
+}
+
+/** A frame-level code: its wire number and close code come from the codec. */
+function frame(code: ErrorCode, doc: string, input = true): RefusalSpec {
+  return { wire: ERROR_CODES[code], close: closeCodeFor(code), input, doc };
+}
+
+const ADMISSION = {
+  DEVICE_ID_MISSING: { http: 400, connack: CONNACK.IDENTIFIER_REJECTED, doc: 'no device id: connect to `/device?id=<id>`; MQTT: an empty client id without a clean session [MQTT-3.1.3-8]' },
+  BAD_DEVICE_ID: { http: 400, connack: CONNACK.IDENTIFIER_REJECTED, doc: 'the id is not 1–128 characters of `A-Z a-z 0-9 . _ : -`' },
+  MQTT_CLIENT_ID_MISMATCH: { connack: CONNACK.IDENTIFIER_REJECTED, doc: 'MQTT: the client id is not the user name (both must be the device id)' },
+  UNAUTHORIZED: { http: 401, connack: CONNACK.BAD_USERNAME_OR_PASSWORD, doc: 'no token, or a token not valid for this device id (the SDK stops retrying)' },
+  DEVICE_ALREADY_CONNECTED: { http: 409, connack: CONNACK.IDENTIFIER_REJECTED, doc: 'the id is connected already and the gateway runs with `--duplicate-id reject`' },
+  TOO_MANY_DEVICES: { http: 503, connack: CONNACK.SERVER_UNAVAILABLE, doc: '`--max-devices` devices are connected; retry with backoff' },
+  SHUTTING_DOWN: { http: 503, connack: CONNACK.SERVER_UNAVAILABLE, wire: ERROR_CODES.SHUTTING_DOWN, close: CLOSE_CODES.SHUTTING_DOWN, doc: 'the gateway is stopping; retry with backoff (another instance may take the device)' },
+  MQTT_CONNECT_ABANDONED: { connack: CONNACK.SERVER_UNAVAILABLE, doc: 'MQTT: the connection closed before its CONNECT was answered (the device gave up on it and retried)' },
+} as const satisfies Record<string, RefusalSpec>;
+
+const MQTT_PROTOCOL = {
+  MQTT_NOT_MQTT: { connack: 'none', input: true, doc: 'MQTT port: the bytes are not MQTT; the connection is closed' },
+  MQTT_MALFORMED_PACKET: { connack: 'none', input: true, doc: 'MQTT: a packet the spec says must close the connection (bad UTF-8 or U+0000 in a string, will QoS 3, password without user name, …)' },
+  MQTT_PACKET_TOO_LARGE: { connack: 'none', input: true, doc: 'MQTT: a packet over `--max-frame-bytes` + 256; the connection is closed' },
+  MQTT_UNSOLICITED_PUBACK: { input: true, doc: 'MQTT: a PUBACK for nothing the gateway sent; the connection is closed' },
+  MQTT_PROTOCOL_ERROR: { connack: 'none', input: true, doc: 'MQTT: the connection failed before its CONNECT completed (no CONNECT within 10 s, unsupported protocol level, a broken packet)' },
+  MQTT_TLS_HANDSHAKE: { connack: 'none', doc: 'mqtts: the TLS handshake failed (untrusted certificate, plain MQTT on the TLS port)' },
+  MQTT_FOREIGN_TOPIC: { connack: CONNACK.NOT_AUTHORIZED, input: true, doc: 'MQTT: a publish outside `devices/{id}/telemetry` and `…/results` closes the connection; at CONNECT, a will outside `devices/{id}/`' },
+  MQTT_SUBSCRIBE_REFUSED: { input: true, doc: 'MQTT: a subscription other than `devices/{id}/commands` gets SUBACK 0x80; the connection stays' },
+} as const satisfies Record<string, RefusalSpec>;
+
+const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {
+  FRAME_TRUNCATED: frame('FRAME_TRUNCATED', 'the frame ends before its header or a body field is complete'),
+  FRAME_BAD_VERSION: frame('FRAME_BAD_VERSION', 'version byte is not 1'),
+  FRAME_UNKNOWN_TYPE: frame('FRAME_UNKNOWN_TYPE', 'type byte is not one of the v1 types'),
+  FRAME_COUNT_MISMATCH: frame('FRAME_COUNT_MISMATCH', 'the reading count does not match the bytes, or bytes follow the body'),
+  FRAME_VALUE_OUT_OF_RANGE: frame('FRAME_VALUE_OUT_OF_RANGE', 'NaN, ±Infinity, a bool not 0/1, or an unknown result status'),
+  FRAME_BAD_VALUE_TYPE: frame('FRAME_BAD_VALUE_TYPE', "a reading's tag has an unknown value type or reserved bits set"),
+  FRAME_BAD_TIMESTAMP: frame('FRAME_BAD_TIMESTAMP', 'a timestamp is not whole milliseconds in 0 … 9999-12-31'),
+  FRAME_BAD_STRING: frame('FRAME_BAD_STRING', 'a string over its maximum length or not valid UTF-8'),
+  FRAME_WRONG_DIRECTION: frame('FRAME_WRONG_DIRECTION', 'a device sent a gateway → device frame type'),
+  FRAME_TOO_LARGE: frame('FRAME_TOO_LARGE', 'a frame over `--max-frame-bytes`; over 4× the limit a WebSocket is dropped at once (1006)'),
+  TOO_MANY_READINGS: frame('TOO_MANY_READINGS', 'a frame with more than `--max-readings` readings'),
+  NOT_BINARY: frame('NOT_BINARY', 'a WebSocket text message; frames are binary messages'),
+  REPLACED: frame('REPLACED', 'the same id connected again and took over (newest wins; shown as offline cause `replaced`, not counted)', false),
+  SLOW_CONSUMER: frame('SLOW_CONSUMER', 'the device does not read what the gateway sends fast enough', false),
+};
+
+export const REFUSALS = { ...ADMISSION, ...MQTT_PROTOCOL, ...SESSION } as const satisfies Record<string, RefusalSpec>;
+
+export type RefusalCode = keyof typeof REFUSALS;
+
+/** Transports as refusal metrics and logs name them. */
+export type SessionTransport = 'ws' | 'mqtt' | 'bridge';
+
+/** What a transport must answer for a refusal: the table row with the code and a message for people. */
+export class Refusal {
+  readonly spec: RefusalSpec;
+  constructor(
+    readonly code: RefusalCode,
+    readonly message: string,
+  ) {
+    this.spec = REFUSALS[code];
+  }
+
+  /** The JSON error body of a refused upgrade, as the HTTP API writes its errors. */
+  body(): string {
+    return JSON.stringify({ error: { code: this.code, message: this.message } });
+  }
+}
+
+export function isRefusalCode(code: string): code is RefusalCode {
+  return Object.hasOwn(REFUSALS, code);
+}

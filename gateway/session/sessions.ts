@@ -1,0 +1,206 @@
+/**
+ * The device-session port every transport adapts to (WebSocket, embedded MQTT, the broker bridge):
+ * admission (id, token, the duplicate-id policy, --max-devices, shutdown), presence with causes,
+ * frames to ingest, and refusals — counted by code and transport, charged to the device when it
+ * sent bad input, logged in aggregate, and answered with the error frame then the mapped close.
+ * A transport keeps only its wire: uWS upgrades and close codes, aedes hooks and CONNACKs, the
+ * bridge's subscription.
+ */
+import { CLOSE_CODES, encodeError } from '../../devices/codec/index.js';
+import { DEVICE_ID_PATTERN, type Authenticator, type RegistryEntry } from '../auth.js';
+import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from '../devices.js';
+import type { Ingest } from '../ingest.js';
+import type { Presence } from '../presence.js';
+import type { RefusalLog } from './refusal-log.js';
+import { Refusal, type RefusalCode, type SessionTransport } from './refusals.js';
+
+export interface SessionPolicy {
+  maxDevices: number;
+  duplicateId: 'replace' | 'reject';
+}
+
+/** Who knocked: what a transport knows before a device is admitted. */
+export interface Peer {
+  transport: SessionTransport;
+  /** The id the peer claimed (unauthenticated until admitted). */
+  device?: string | undefined;
+  remote?: string | undefined;
+}
+
+export interface AdmitRequest {
+  transport: SessionTransport;
+  /** The device id the peer claims. */
+  id: string;
+  remote: string;
+  /**
+   * The token to check, or 'broker' when an external broker authenticated the device already
+   * (bridge mode: the broker owns the connection, so duplicates and --max-devices are its business).
+   */
+  credentials: { token: string } | 'broker';
+  /** Transport rules checked once the device is authentic (an MQTT will's topic, a connection already gone). */
+  check?: () => [RefusalCode, string] | undefined;
+}
+
+/** Refusals by code and transport, read by /metrics at scrape time. */
+export class RefusalCounts {
+  private readonly byKey = new Map<string, { code: RefusalCode; transport: SessionTransport; n: number }>();
+
+  count(code: RefusalCode, transport: SessionTransport): void {
+    const key = code + '/' + transport;
+    const c = this.byKey.get(key);
+    if (c) c.n++;
+    else this.byKey.set(key, { code, transport, n: 1 });
+  }
+
+  get(code: RefusalCode, transport: SessionTransport): number {
+    return this.byKey.get(code + '/' + transport)?.n ?? 0;
+  }
+
+  entries(): IterableIterator<{ code: RefusalCode; transport: SessionTransport; n: number }> {
+    return this.byKey.values();
+  }
+}
+
+/** How a refusal ends a session: the port closes it, the transport closes it itself, or it stays open. */
+export type RefusalEnd = 'close' | 'closed-by-transport' | 'stay';
+
+export class DeviceSessions {
+  readonly refusals = new RefusalCounts();
+  private stopping = false;
+
+  constructor(
+    private readonly devices: DeviceTable,
+    private readonly auth: Authenticator,
+    readonly ingest: Ingest,
+    readonly presence: Presence,
+    private readonly log: RefusalLog,
+    private readonly policy: SessionPolicy,
+  ) {}
+
+  /** Lets a device in, or says why not (counted and logged). `link` becomes its connection once opened. */
+  admit(req: AdmitRequest, link: DeviceLink): Session | Refusal {
+    const peer: Peer = { transport: req.transport, device: req.id, remote: req.remote };
+    if (this.stopping) return this.turnAway('SHUTTING_DOWN', 'the gateway is stopping; reconnect with backoff', peer);
+    if (!req.id) {
+      const how = req.transport === 'ws' ? 'connect to /device?id=<deviceId>' : 'an empty client id needs a clean session [MQTT-3.1.3-8]';
+      return this.turnAway('DEVICE_ID_MISSING', how, peer);
+    }
+    let entry: RegistryEntry | undefined;
+    if (req.credentials === 'broker') {
+      if (!DEVICE_ID_PATTERN.test(req.id)) return this.turnAway('BAD_DEVICE_ID', 'the device id in the topic is not a valid id', peer);
+      entry = this.auth.entry(req.id);
+    } else {
+      const result = this.auth.device(req.id, req.credentials.token);
+      if (!result.ok) return this.turnAway(result.code, result.message, peer);
+      entry = result.entry;
+    }
+    const bad = req.check?.();
+    if (bad) return this.turnAway(bad[0], bad[1], peer);
+    if (req.credentials !== 'broker') {
+      if (this.devices.get(req.id)?.online) {
+        if (this.policy.duplicateId === 'reject') {
+          return this.turnAway('DEVICE_ALREADY_CONNECTED', 'this device id is connected already (the gateway runs with --duplicate-id reject)', peer);
+        }
+      } else if (this.devices.online >= this.policy.maxDevices) {
+        return this.turnAway('TOO_MANY_DEVICES', `the gateway holds its maximum of ${this.policy.maxDevices} connected devices (--max-devices); retry later`, peer);
+      }
+    }
+    return new Session(this.devices.getOrCreate(req.id, entry), link, req.transport, this);
+  }
+
+  /** A refusal before any session exists (a bad CONNECT, bytes that are not MQTT, a failed TLS handshake): counts and logs it. */
+  turnAway(code: RefusalCode, message: string, peer: Peer): Refusal {
+    const r = new Refusal(code, message);
+    this.ingest.stats.countError(code);
+    this.record(r, peer);
+    return r;
+  }
+
+  /** From now on every admission is refused with SHUTTING_DOWN. */
+  shutDown(): void {
+    this.stopping = true;
+  }
+
+  /** @internal Counts a refusal by transport and logs it; the per-device and total error counts are the caller's. */
+  record(r: Refusal, peer: Peer): void {
+    this.refusals.count(r.code, peer.transport);
+    this.log.note({ code: r.code, transport: peer.transport, device: peer.device, remote: peer.remote, message: r.message, input: r.spec.input === true });
+  }
+}
+
+/** One admitted device connection, from admission to its end. */
+export class Session {
+  /** The refusal that ended this session, shown as the device's offlineDetail. */
+  private endedBy: RefusalCode | undefined;
+
+  constructor(
+    readonly device: DeviceState,
+    readonly link: DeviceLink,
+    readonly transport: SessionTransport,
+    private readonly port: DeviceSessions,
+  ) {}
+
+  /** The connection is up: the device is online on it (an older connection is replaced). */
+  open(at?: number): void {
+    this.port.presence.connect(this.device, this.link, at);
+  }
+
+  /**
+   * Replaces the device's current connection now, before the transport's own takeover closes it
+   * without a word (aedes does that with a duplicate client id).
+   */
+  takeOver(): void {
+    this.port.presence.replace(this.device, { transport: this.link.transport, remoteAddress: this.link.remoteAddress });
+  }
+
+  /** Takes one frame (bytes valid during the call only). A refused frame ends the session (error frame, close). */
+  frame(bytes: Uint8Array, now: number): Refusal | undefined {
+    const ir = this.port.ingest.handle(this.device, bytes, now);
+    if (ir === undefined) return undefined;
+    // Ingest charged the device and the totals already.
+    const r = new Refusal(ir.code, ir.message);
+    this.port.record(r, this.peer());
+    this.kick(r, 'close');
+    return r;
+  }
+
+  /**
+   * Refuses something the device did on this session: counts it (against the device when it is
+   * bad input), logs it, and unless `end` is 'stay' ends the session with the error frame and the
+   * mapped close ('closed-by-transport': the transport closes, or already has).
+   */
+  refuse(code: RefusalCode, message: string, end: RefusalEnd = 'close'): Refusal {
+    const r = new Refusal(code, message);
+    const d = this.device;
+    if (r.spec.input) {
+      d.errors++;
+      d.lastErrorCode = code;
+    }
+    this.port.ingest.stats.countError(code);
+    this.port.record(r, this.peer());
+    this.kick(r, end);
+    return r;
+  }
+
+  /** The connection ended: the device goes offline with `cause` (or why the gateway closed it). */
+  end(cause: OfflineCause, detail?: string, closeCode?: number): void {
+    this.port.presence.disconnect(this.device, this.link, cause, this.endedBy ?? detail, closeCode);
+  }
+
+  private kick(r: Refusal, end: RefusalEnd): void {
+    if (end === 'stay') return;
+    const link = this.link;
+    if (end === 'close' && r.spec.wire !== undefined) {
+      link.send(encodeError({ timestamp: Date.now() }, { code: r.spec.wire, message: r.message.slice(0, 1024) }));
+    }
+    // An external broker's connection cannot be closed from here: the error frame is all.
+    if (link.shared) return;
+    link.closingCause = 'kicked';
+    this.endedBy = r.code;
+    if (end === 'close') link.close(r.spec.close ?? CLOSE_CODES.BAD_FRAME, r.code);
+  }
+
+  private peer(): Peer {
+    return { transport: this.transport, device: this.device.id, remote: this.link.remoteAddress };
+  }
+}
