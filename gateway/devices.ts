@@ -2,18 +2,12 @@
  * What the gateway knows of each device: presence with the cause of the last disconnect, the
  * connection it is reachable on, counters, the last value per channel and its dedupe state.
  */
+import type { DeviceSummary, OfflineCause } from '../devices/api/json.js';
 import { typeOfDevice } from '../devices/device-types.js';
 import { DeviceSequence } from './dedupe.js';
 import type { RegistryEntry } from './auth.js';
 
-export type OfflineCause =
-  | 'closed' // the device closed the connection
-  | 'timeout' // silent past the idle timeout
-  | 'connection_lost' // the connection dropped without a close handshake
-  | 'replaced' // the same id connected again and took over
-  | 'kicked' // closed by the gateway for bad input
-  | 'slow_consumer' // could not keep up with what the gateway sent
-  | 'shutdown'; // the gateway stopped
+export type { OfflineCause };
 
 /** A device's current connection, whatever the transport. */
 export interface DeviceLink {
@@ -160,8 +154,8 @@ export class DeviceState {
   }
 
   /** `local`: this instance's id in a cluster, shown for connections held here. */
-  toJSON(local?: string | null): DeviceJson {
-    const last: DeviceJson['last'] = {};
+  toJSON(local?: string | null): DeviceSummary {
+    const last: DeviceSummary['last'] = {};
     const l = this.last;
     for (let i = 0; l !== undefined && i < l.channels.length; i++) {
       const type = l.types[i]!;
@@ -195,26 +189,6 @@ export class DeviceState {
       last,
     };
   }
-}
-
-export interface DeviceJson {
-  id: string;
-  online: boolean;
-  lastSeen: number | null;
-  type: string | null;
-  name: string | null;
-  transport: string | null;
-  /** In a cluster: the gateway instance holding the connection. */
-  instance: string | null;
-  connectedAt: number | null;
-  disconnectedAt: number | null;
-  offlineCause: OfflineCause | null;
-  offlineDetail: string | null;
-  epoch: number | null;
-  ackedSeq: number | null;
-  counters: { connections: number; frames: number; readings: number; duplicates: number; gaps: number; errors: number };
-  lastError: string | null;
-  last: Record<string, { value: number | boolean; time: number }>;
 }
 
 export class DeviceTable {

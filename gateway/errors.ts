@@ -1,6 +1,7 @@
 /**
  * Gateway failures as named classes with stable codes a user can search for (the README lists them).
  */
+import type { ApiErrorBody } from '../devices/api/json.js';
 
 export class GatewayError extends Error {
   override name = 'GatewayError';
@@ -32,7 +33,7 @@ export class ApiError extends GatewayError {
     super(code, message);
   }
 
-  toJSON(): { error: { code: string; message: string } } {
+  toJSON(): ApiErrorBody {
     return { error: { code: this.code, message: this.message } };
   }
 }

@@ -2,6 +2,7 @@
  * The operator's HTTP API under /api (operator token required) and the unauthenticated probes.
  * Errors are `{ "error": { "code", "message" } }` with the matching status.
  */
+import type { DeviceList, HealthAnswer, HistoryAnswer, ReadyAnswer } from '../devices/api/json.js';
 import { ApiError } from './errors.js';
 import { bearerToken, type Authenticator } from './auth.js';
 import type { DeviceTable } from './devices.js';
@@ -58,10 +59,10 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
 
   async function route(req: RequestInfo, reply: Reply, s: string[]): Promise<void> {
     // Which process answered: with --workers, each connection may reach another one.
-    if (s.length === 1 && s[0] === 'healthz') return sendJson(reply, 200, { status: 'ok', pid: process.pid, instance: ctx.devices.instance });
+    if (s.length === 1 && s[0] === 'healthz') return sendJson(reply, 200, { status: 'ok', pid: process.pid, instance: ctx.devices.instance } satisfies HealthAnswer);
     if (s.length === 1 && s[0] === 'readyz') {
       const r = ctx.ready();
-      return sendJson(reply, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+      return sendJson(reply, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks } satisfies ReadyAnswer);
     }
     if (s[0] === 'api') {
       if (!ctx.auth.operator(bearerToken(req.header('authorization'), req.query))) {
@@ -84,7 +85,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
         list.push(d.toJSON(ctx.devices.instance));
       }
       list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      return sendJson(reply, 200, { devices: list });
+      return sendJson(reply, 200, { devices: list } satisfies DeviceList);
     }
     const device = ctx.devices.get(s[2]!);
     if (s.length === 3) {
@@ -109,7 +110,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
         const e = err as { code?: string; retryable?: boolean; message?: string };
         throw new ApiError(e.retryable ? 503 : 500, e.code ?? 'STORAGE_ERROR', `history could not be read: ${e.message ?? String(err)}`);
       }
-      return sendJson(reply, 200, { device: device.id, channel, from, to, points: buckets });
+      return sendJson(reply, 200, { device: device.id, channel, from, to, points: buckets } satisfies HistoryAnswer);
     }
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
   }

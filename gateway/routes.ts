@@ -3,6 +3,7 @@
  * types), the probes, /metrics, and the dashboard files. The order matters: /api routes after the
  * operator check, public ones before, the dashboard last.
  */
+import type { ApiErrorBody, DeviceTypeList } from '../devices/api/json.js';
 import { DEVICE_TYPES } from '../devices/device-types.js';
 import type { Authenticator } from './auth.js';
 import type { CommandService } from './commands/commands.js';
@@ -33,7 +34,7 @@ export interface RouteContext {
 const deviceTypes: RouteHandler = (req, reply, seg) => {
   if (seg.length !== 2 || seg[0] !== 'api' || seg[1] !== 'device-types') return false;
   requireGet(req);
-  sendJson(reply, 200, { types: DEVICE_TYPES });
+  sendJson(reply, 200, { types: DEVICE_TYPES } satisfies DeviceTypeList);
   return true;
 };
 
@@ -57,7 +58,7 @@ export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply)
   return (req, reply) => {
     // uWS cannot close an app's open keep-alive connections: after close(), refuse and hang up.
     if (!ctx.running()) {
-      reply.sendAndClose(503, { 'content-type': 'application/json', connection: 'close' }, JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'this gateway has stopped' } }));
+      reply.sendAndClose(503, { 'content-type': 'application/json', connection: 'close' }, JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'this gateway has stopped' } } satisfies ApiErrorBody));
       return;
     }
     api(req, reply);

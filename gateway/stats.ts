@@ -1,4 +1,5 @@
-/** The gateway's counters in one object, with per-second rates since the previous call. */
+/** The gateway's counters in one object (the live `stats` message), with per-second rates since the previous call. */
+import type { GatewayStats as StatsJson } from '../devices/api/json.js';
 import type { CommandService } from './commands/commands.js';
 import type { DeviceTable } from './devices.js';
 import type { Ingest } from './ingest.js';
@@ -15,11 +16,12 @@ export class GatewayStats {
     private readonly devices: DeviceTable,
     private readonly ingest: Ingest,
     private readonly commands: CommandService,
-    private readonly extra: () => Record<string, unknown>,
+    /** What other modules count: live clients and drops, storage health. */
+    private readonly extra: () => Pick<StatsJson, 'liveClients' | 'liveDropped' | 'storage'>,
   ) {}
 
   /** Recomputes the rates when at least a second has passed since the last sample. */
-  sample(now = Date.now()): Record<string, unknown> {
+  sample(now = Date.now()): StatsJson {
     const s = this.ingest.stats;
     const dt = (now - this.lastAt) / 1000;
     if (dt >= 1) {

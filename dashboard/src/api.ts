@@ -1,6 +1,6 @@
 /** The gateway's HTTP API (README "HTTP API"), with the operator token as a Bearer header. */
 import { operatorToken } from './token.js';
-import type { CommandRecord, DeviceSummary, DeviceTypeSpec, HistoryPoint } from './types.js';
+import type { CommandList, CommandRecord, CommandRequest, DeviceList, DeviceSummary, DeviceTypeSpec, HistoryAnswer, HistoryPoint } from './types.js';
 
 /** An `{ error: { code, message } }` answer, or a network failure (status 0, code NETWORK). */
 export class ApiError extends Error {
@@ -54,7 +54,7 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
 const enc = encodeURIComponent;
 
 export async function listDevices(): Promise<DeviceSummary[]> {
-  return (await request<{ devices: DeviceSummary[] }>('GET', '/api/devices')).devices;
+  return (await request<DeviceList>('GET', '/api/devices')).devices;
 }
 
 export function getDevice(id: string): Promise<DeviceSummary> {
@@ -67,20 +67,14 @@ export async function listDeviceTypes(): Promise<DeviceTypeSpec[]> {
 
 export async function history(id: string, channel: number, from: number, to: number, points: number, signal?: AbortSignal): Promise<HistoryPoint[]> {
   const q = `channel=${channel}&from=${Math.floor(from)}&to=${Math.ceil(to)}&points=${Math.max(1, Math.min(10_000, Math.round(points)))}`;
-  return (await request<{ points: HistoryPoint[] }>('GET', `/api/devices/${enc(id)}/history?${q}`, undefined, signal)).points;
+  return (await request<HistoryAnswer>('GET', `/api/devices/${enc(id)}/history?${q}`, undefined, signal)).points;
 }
 
 export async function listCommands(id: string, limit = 50): Promise<CommandRecord[]> {
-  return (await request<{ commands: CommandRecord[] }>('GET', `/api/devices/${enc(id)}/commands?limit=${limit}`)).commands;
+  return (await request<CommandList>('GET', `/api/devices/${enc(id)}/commands?limit=${limit}`)).commands;
 }
 
-export interface NewCommand {
-  name: string;
-  args: unknown;
-  ttlMs?: number;
-  timeoutMs?: number;
-  idempotencyKey?: string;
-}
+export type NewCommand = CommandRequest;
 
 export function sendCommand(id: string, command: NewCommand): Promise<CommandRecord> {
   return request('POST', `/api/devices/${enc(id)}/commands`, command);

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { CommandRequest } from '../../devices/api/json.js';
 import { CommandStatus, encodeCommand, encodeCommandResult, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { ApiError } from '../errors.js';
@@ -24,13 +25,8 @@ export interface CommandOptions {
   keepFinished: number;
 }
 
-export interface NewCommand {
-  name?: unknown;
-  args?: unknown;
-  ttlMs?: unknown;
-  timeoutMs?: unknown;
-  idempotencyKey?: unknown;
-}
+/** A POST body as received: the fields of the API's CommandRequest, each still to be checked. */
+export type NewCommand = { [K in keyof CommandRequest]?: unknown };
 
 const MAX_TTL_MS = 7 * 24 * 3600_000;
 const utf8 = new TextEncoder();

@@ -2,6 +2,7 @@
  * POST /api/devices/{id}/commands, GET /api/devices/{id}/commands, GET /api/commands/{id}
  * (the operator check happened before these run).
  */
+import type { CommandList } from '../../devices/api/json.js';
 import { ApiError } from '../errors.js';
 import { FileWriteError } from '../files/file-error.js';
 import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
@@ -22,7 +23,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
       const raw = req.query.get('limit');
       const limit = raw === null ? 50 : Number(raw);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ApiError(400, 'BAD_QUERY', 'limit must be a whole number from 1 to 1000');
-      sendJson(reply, 200, { commands: commands.forDevice(s[2]!, limit) });
+      sendJson(reply, 200, { commands: commands.forDevice(s[2]!, limit) } satisfies CommandList);
       return true;
     }
     if (s.length === 3 && s[1] === 'commands') {

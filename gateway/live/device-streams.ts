@@ -4,6 +4,7 @@
  * ring so a client can resume after a gap. Only devices someone watches (or watched in the last
  * few minutes) cost anything beyond one Map lookup per frame.
  */
+import type { DeviceMessage, LivePoint } from '../../devices/api/json.js';
 import type { FrameHeader, TelemetryBatch } from '../../devices/codec/index.js';
 import type { DeviceState } from '../devices.js';
 
@@ -33,7 +34,8 @@ interface Stream {
   ringSize: number;
 }
 
-export interface DeviceMessage {
+/** A flushed `device` message: its JSON text and what the hub needs beside it. */
+export interface FlushedMessage {
   id: string;
   seq: number;
   json: string;
@@ -101,15 +103,15 @@ export class DeviceStreams {
   }
 
   /** Builds this flush's messages and empties the pending points. */
-  flush(now: number): DeviceMessage[] {
-    const out: DeviceMessage[] = [];
+  flush(now: number): FlushedMessage[] {
+    const out: FlushedMessage[] = [];
     const cap = this.ringCap();
     for (let i = 0; i < this.active.length; i++) {
       const s = this.active[i]!;
       const id = this.activeIds[i]!;
       const { points, downsampled } = this.points(s.pending);
       s.seq++;
-      const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled });
+      const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled } satisfies DeviceMessage);
       this.meanBytes += (json.length - this.meanBytes) / 64;
       this.ringBytes += json.length - (s.ring[s.ringHead]?.length ?? 0);
       s.ring[s.ringHead] = json;
@@ -148,7 +150,7 @@ export class DeviceStreams {
     return out;
   }
 
-  private points(p: Pending): { points: Record<string, [number, number | boolean][]>; downsampled: boolean } {
+  private points(p: Pending): Pick<DeviceMessage, 'points' | 'downsampled'> {
     const by = new Map<number, number[]>();
     for (let i = 0; i < p.channels.length; i++) {
       const ch = p.channels[i]!;
@@ -156,10 +158,10 @@ export class DeviceStreams {
       if (!idx) by.set(ch, (idx = []));
       idx.push(i);
     }
-    const points: Record<string, [number, number | boolean][]> = {};
+    const points: DeviceMessage['points'] = {};
     let downsampled = false;
     for (const [ch, idx] of by) {
-      const pts: [number, number | boolean][] = [];
+      const pts: LivePoint[] = [];
       const val = (i: number): number | boolean => (p.bools[i] ? p.values[i] === 1 : p.values[i]!);
       if (idx.length <= this.maxPointsPerChannel) {
         for (const i of idx) pts.push([p.times[i]!, val(i)]);

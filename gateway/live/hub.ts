@@ -5,6 +5,7 @@
  * they catch up, then told how many messages they missed. Ingest never waits on any of this.
  */
 import { randomUUID } from 'node:crypto';
+import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage } from '../../devices/api/json.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { DeviceStreams } from './device-streams.js';
@@ -37,7 +38,7 @@ export interface LiveClient {
   missedDirect: number;
 }
 
-export type StatsSource = () => Record<string, unknown>;
+export type StatsSource = () => GatewayStats;
 
 export interface Publisher {
   publish(topic: string, text: string): void;
@@ -74,7 +75,7 @@ export class LiveHub {
 
   start(): void {
     this.timer = setInterval(() => this.flush(Date.now()), this.opts.flushMs);
-    this.statsTimer = setInterval(() => this.publish('stats', JSON.stringify({ type: 'stats', stats: this.stats() })), 1000);
+    this.statsTimer = setInterval(() => this.publish('stats', JSON.stringify({ type: 'stats', stats: this.stats() } satisfies StatsMessage)), 1000);
   }
 
   stop(): void {
@@ -93,13 +94,13 @@ export class LiveHub {
   }
 
   command(c: CommandRecord): void {
-    this.publish('commands', JSON.stringify({ type: 'command', command: c }));
+    this.publish('commands', JSON.stringify({ type: 'command', command: c } satisfies CommandMessage));
   }
 
   fleetSnapshot(): string {
     const devices = [];
     for (const d of this.devices.all()) devices.push(d.toJSON(this.devices.instance));
-    return JSON.stringify({ type: 'fleet', full: true, devices });
+    return JSON.stringify({ type: 'fleet', full: true, devices } satisfies FleetMessage);
   }
 
   /**
@@ -159,7 +160,7 @@ export class LiveHub {
       const devices = [];
       for (const d of this.fleetDirty) devices.push(d.toJSON(this.devices.instance));
       this.fleetDirty.clear();
-      this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices }));
+      this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices } satisfies FleetMessage));
     }
   }
 
@@ -193,7 +194,7 @@ export class LiveHub {
     this.dropped += count - c.missedDirect;
     c.missedFrom.clear();
     c.missedDirect = 0;
-    if (count > 0) c.conn.send(JSON.stringify({ type: 'missed', count, streams: affected }));
+    if (count > 0) c.conn.send(JSON.stringify({ type: 'missed', count, streams: affected } satisfies MissedMessage));
     if (c.streams.has('fleet')) c.conn.send(this.fleetSnapshot());
   }
 }

@@ -1,4 +1,5 @@
 /** The /live WebSocket route: operator auth at upgrade, the subscription protocol of gateway/LIVE.md. */
+import type { ApiErrorBody, HelloMessage, LiveErrorMessage, ResumeMessage } from '../../devices/api/json.js';
 import { bearerToken, DEVICE_ID_PATTERN, type Authenticator } from '../auth.js';
 import type { Connection, SocketRoute, UpgradeDecision } from '../uws.js';
 import type { LiveClient, LiveHub } from './hub.js';
@@ -10,7 +11,7 @@ interface Data {
 const STATIC_STREAMS = new Set(['fleet', 'stats', 'commands']);
 
 function error(code: string, message: string): string {
-  return JSON.stringify({ type: 'error', code, message });
+  return JSON.stringify({ type: 'error', code, message } satisfies LiveErrorMessage);
 }
 
 export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageBytes = 64 * 1024): SocketRoute<Data> {
@@ -22,7 +23,7 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
 
     upgrade(info): UpgradeDecision<Data> {
       if (!auth.operator(bearerToken(info.header('authorization'), info.query))) {
-        return { refuse: { status: 401, body: JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'operator token missing or wrong: open the dashboard URL the gateway printed at start' } }) } };
+        return { refuse: { status: 401, body: JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'operator token missing or wrong: open the dashboard URL the gateway printed at start' } } satisfies ApiErrorBody) } };
       }
       // The connection is filled in at open().
       return { accept: { client: { conn: undefined as unknown as LiveClient['conn'], streams: new Set(), congested: false, missedFrom: new Map(), missedDirect: 0 } } };
@@ -38,7 +39,7 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
         close: () => conn.end(1001, 'gateway shutting down'),
       };
       hub.clients.add(client);
-      conn.send(JSON.stringify({ type: 'hello', serverTime: Date.now(), bootId: hub.bootId, flushMs: hub.opts.flushMs, budgetBytes: hub.opts.budgetBytes }), false);
+      conn.send(JSON.stringify({ type: 'hello', serverTime: Date.now(), bootId: hub.bootId, flushMs: hub.opts.flushMs, budgetBytes: hub.opts.budgetBytes } satisfies HelloMessage), false);
     },
 
     message(conn, bytes) {
@@ -67,7 +68,7 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
         if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
         if (s.startsWith('device:') && typeof resume === 'number') {
           const replay = hub.replay(s.slice(7), resume, typeof msg.bootId === 'string' ? msg.bootId : undefined);
-          hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' }));
+          hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' } satisfies ResumeMessage));
           for (const m of replay ?? []) hub.sendTo(client, m);
         }
       }

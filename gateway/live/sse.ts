@@ -3,6 +3,7 @@
  * for curl -N and EventSource. Resumes from Last-Event-ID; a client that cannot keep up skips
  * messages until it can, then gets one `missed` event.
  */
+import type { ResumeMessage, SseMissedMessage } from '../../devices/api/json.js';
 import { DEVICE_ID_PATTERN } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { RouteHandler } from '../http-api.js';
@@ -42,7 +43,7 @@ export class SseHub {
       c.congested = true;
       c.reply.onWritable(() => {
         c.congested = false;
-        if (c.missed > 0) c.reply.write(`event: missed\ndata: ${JSON.stringify({ type: 'missed', count: c.missed })}\n\n`);
+        if (c.missed > 0) c.reply.write(`event: missed\ndata: ${JSON.stringify({ type: 'missed', count: c.missed } satisfies SseMissedMessage)}\n\n`);
         c.missed = 0;
       });
     }
@@ -68,7 +69,7 @@ export class SseHub {
         this.hub.streams.watch(id);
         if (last && last[1] === id) {
           const replay = this.hub.replay(id, Number(last[2]), last[3]);
-          this.send(client, `event: resume\ndata: ${JSON.stringify({ type: 'resume', stream: `device:${id}`, from: Number(last[2]), status: replay ? 'ok' : 'too_old' })}\n\n`);
+          this.send(client, `event: resume\ndata: ${JSON.stringify({ type: 'resume', stream: `device:${id}`, from: Number(last[2]), status: replay ? 'ok' : 'too_old' } satisfies ResumeMessage)}\n\n`);
           for (const m of replay ?? []) {
             const seq = (JSON.parse(m) as { seq: number }).seq;
             this.send(client, `id: ${id}:${seq}@${this.hub.bootId}\nevent: device\ndata: ${m}\n\n`);

@@ -1,4 +1,8 @@
+import type { HistoryBucket, StorageHealth } from '../../devices/api/json.js';
 import type { TelemetryBatch } from '../../devices/codec/index.js';
+
+/** Their JSON is part of the API (history answers, stats): devices/api/json.ts. */
+export type { HistoryBucket, StorageHealth };
 
 export interface HistoryQuery {
   device: string;
@@ -9,48 +13,6 @@ export interface HistoryQuery {
   to: number;
   /** Most buckets to return. */
   points: number;
-}
-
-/**
- * One time bucket of history; a raw point is a bucket with count 1. `t` is the bucket start.
- * Buckets are `width = ceil((to - from + 1) / points)` ms wide and start at `from + k * width`;
- * empty buckets are left out. A bool reads as 1 (true) or 0 (false), so a bucket's mean is the
- * fraction of true readings.
- */
-export interface HistoryBucket {
-  t: number;
-  mean: number;
-  min: number;
-  max: number;
-  count: number;
-}
-
-/** What /readyz, /metrics and the dashboard's gateway panel show about storage. */
-export interface StorageHealth {
-  /**
-   * ok: nothing waits beyond the current batch. degraded: the database fails or is slow, or a spill
-   * is being drained; nothing is lost. down: the database is unreachable and the spill file cannot take
-   * more (full or failing): new points are being dropped and counted.
-   */
-  status: 'ok' | 'degraded' | 'down';
-  /** One human sentence on what is going on when not ok. */
-  detail?: string;
-  /** Points in memory waiting for the database (including the batch being filled). */
-  buffered: number;
-  /** Bytes of spill files on disk. */
-  spilledBytes: number;
-  /** Points in the spill files not yet in the database. */
-  spilledPoints: number;
-  /** Points the database accepted (a point re-sent after an outage counts again). */
-  written: number;
-  /** Write requests sent again after a retryable failure. */
-  retried: number;
-  /** Points dropped because the memory buffer and the spill file were full. */
-  dropped: number;
-  /** Points the database refused for good (non-retryable: type conflict, time out of range, bad data). */
-  rejected: number;
-  /** The last error, with its code: `STORAGE_UNREACHABLE: connect ECONNREFUSED 127.0.0.1:8086`. */
-  lastError?: string;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The load generator, a child process of run.ts pinned to its own core. It gets its config as JSON
+ * The load generator, a child process of bench.ts pinned to its own core. It gets its config as JSON
  * in argv[2], connects, says `ready`, and then follows the orchestrator's commands over IPC
  * (`start`, `stats`, `stop`, `exit`). It exits on its own when the orchestrator goes away or when
  * its time limit (`BENCH_MAX_LIFE_MS`, default 120 s) runs out.

@@ -6,12 +6,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasTaskset, killServices } from '../services/index.js';
 import type { Command, Report } from './protocol.js';
 
-export const hasTaskset = spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 export class Child {
@@ -132,9 +131,10 @@ export interface StartOptions {
 /** Every child still running, so that an interrupted run can stop them all by PID. */
 const running = new Set<Child>();
 
-/** SIGKILLs every child this process started that is still running (by PID). */
+/** SIGKILLs every child this process started that is still running, services included (by PID). */
 export function killAll(): void {
   for (const c of running) c.signal('SIGKILL');
+  killServices();
 }
 
 export function start(name: string, command: string, args: string[], o: StartOptions = {}): Child {
@@ -216,17 +216,6 @@ export function otherCpu(before: Map<number, number>, after: Map<number, number>
   let sum = 0;
   for (const [pid, t] of after) if (!ours.includes(pid)) sum += t - (before.get(pid) ?? 0);
   return sum / seconds;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** GET on 127.0.0.1, body as text; rejects on a non-2xx status or after timeoutMs. */

@@ -1,5 +1,5 @@
 /**
- * What the orchestrator (run.ts) and its child processes (loadgen.ts, servers/storage-drain.ts)
+ * What the orchestrator (bench.ts) and its child processes (loadgen.ts, servers/storage-drain.ts)
  * say to each other over the Node IPC channel.
  */
 import type { LatencySummary } from './load/latency.js';

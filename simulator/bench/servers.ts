@@ -10,9 +10,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FRAME_BYTES, READINGS_PER_FRAME, WS_FRAME_HEADER } from './frames.js';
 import type { DashboardSpec, LoadStats } from './protocol.js';
-import { freePort, httpGet, start, type Child } from './procs.js';
+import { freePort, tempDir } from '../services/index.js';
+import { httpGet, start, type Child } from './procs.js';
 import { parseCounterFile } from './hot-counter.js';
-import { tempDir } from './services.js';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
 export const GATEWAY_CLI = join(HERE, '../../gateway/cli.js');
@@ -53,7 +53,7 @@ export async function startServer(kind: ServerKind, keys: BenchKeys, gatewayArgs
   if (kind === 'gateway') return startGateway(keys, gatewayArgs, pinned);
   const file = { sink: 'tcp-sink.js', uws: 'uws-count.js', ws: 'ws-baseline.js' }[kind];
   const args = kind === 'ws' ? [keys.fleetKey, '0'] : ['0'];
-  const dir = tempDir(kind);
+  const dir = tempDir(`bench-${kind}-`);
   const counterFile = join(dir, 'count');
   const child = start(kind, process.execPath, [join(HERE, 'servers', file), ...args], { core: SERVER_CORE, env: { BENCH_COUNTER_FILE: counterFile } });
   const stop = async () => {
@@ -82,7 +82,7 @@ async function startGateway(keys: BenchKeys, extra: string[], pinned: boolean): 
   const port = await freePort();
   let mqttPort = await freePort();
   while (mqttPort === port) mqttPort = await freePort();
-  const dataDir = tempDir('gateway');
+  const dataDir = tempDir('bench-gateway-');
   const args = [
     GATEWAY_CLI,
     '--host', '127.0.0.1',

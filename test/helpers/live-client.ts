@@ -1,9 +1,14 @@
 /** A /live client for tests: records every message with its arrival time. */
 import WebSocket from 'ws';
+import type { LiveMessage as Message } from '../../devices/api/json.js';
 import { waitFor } from './wait.js';
 
+/**
+ * A message as received, with its arrival time. Loosely typed so tests can probe any field (also
+ * of malformed answers); `type` is one of the contract's (devices/api/json.ts LiveMessage).
+ */
 export interface LiveMessage {
-  type: string;
+  type: Message['type'];
   at: number;
   [k: string]: any;
 }
@@ -32,7 +37,7 @@ export class LiveClient {
     this.ws.send(JSON.stringify(msg));
   }
 
-  of(type: string): LiveMessage[] {
+  of(type: Message['type']): LiveMessage[] {
     return this.messages.filter((m) => m.type === type);
   }
 

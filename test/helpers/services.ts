@@ -2,19 +2,9 @@
  * Real outside programs the tests drive (mosquitto, influxd, chromium). Where one is missing a
  * test may skip, except under REQUIRE_SERVICES=1 (CI), where a missing program fails the run.
  */
-import { execFileSync } from 'node:child_process';
+import { findProgram } from '../../simulator/services/index.js';
 
-export function findProgram(name: string): string | undefined {
-  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/sbin']) {
-    try {
-      execFileSync('test', ['-x', `${dir}/${name}`]);
-      return `${dir}/${name}`;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+export { findProgram };
 
 /** The program's path; undefined (skip) when missing, and an error when REQUIRE_SERVICES=1. */
 export function requireProgram(name: string, debianPackage: string): string | undefined {

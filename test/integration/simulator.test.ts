@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { DeviceList, DeviceSummary } from '../../devices/api/json.js';
 import { chaosId, runSimulation, Simulation, simulatorOptions, type SimulatorOptions, type Summary } from '../../simulator/index.js';
 import { FLEET_KEY, ROOT, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
@@ -30,23 +31,13 @@ function options(url: string, o: Partial<SimulatorOptions> = {}): SimulatorOptio
   return simulatorOptions({ url, fleetKey: FLEET_KEY, devices: 20, rate: 5, durationS: 2, workers: 0, drainS: 10, ...o });
 }
 
-interface DeviceJson {
-  id: string;
-  type: string | null;
-  online: boolean;
-  epoch: number | null;
-  lastSeen: number;
-  counters: { connections: number; frames: number; readings: number; duplicates: number; gaps: number; errors: number };
-  last: Record<string, { value: number | boolean; time: number }>;
-}
-
 /** The simulated devices as the gateway lists them (the chaos-* siblings of --malformed left out). */
-async function fleet(g: TestGateway): Promise<DeviceJson[]> {
-  const { body } = await g.api<{ devices: DeviceJson[] }>('/api/devices');
+async function fleet(g: TestGateway): Promise<DeviceSummary[]> {
+  const { body } = await g.api<DeviceList>('/api/devices');
   return body.devices.filter((d) => !d.id.startsWith('chaos-'));
 }
 
-async function totals(g: TestGateway): Promise<DeviceJson['counters'] & { devices: number }> {
+async function totals(g: TestGateway): Promise<DeviceSummary['counters'] & { devices: number }> {
   const t = { devices: 0, connections: 0, frames: 0, readings: 0, duplicates: 0, gaps: 0, errors: 0 };
   for (const d of await fleet(g)) {
     t.devices++;
@@ -151,7 +142,7 @@ describe.each(['ws', 'mqtt'] as const)('simulate: commands over %s', (transport)
     const reboot = await command(g, 'power-0001', 'reboot');
     expect(reboot).toMatchObject({ state: 'acked', result: { rebooting: true, epoch } });
     const back = await waitFor(async () => {
-      const d = (await g.api('/api/devices/power-0001')).body as DeviceJson;
+      const d = (await g.api('/api/devices/power-0001')).body as DeviceSummary;
       return d.online && d.counters.connections === 2 && d.epoch !== epoch && d.counters.frames > 0 ? d : undefined;
     }, 'power-0001 back with a new epoch');
     expect(back.epoch).not.toBe(epoch);
@@ -211,7 +202,7 @@ describe('simulate: chaos changes what the gateway sees', () => {
     const frameErrors = Object.values(byCode).reduce((a, b) => a + b, 0);
     expect(frameErrors).toBeGreaterThan(0);
     expect(frameErrors).toBeLessThanOrEqual(s.chaos.malformed);
-    const { body } = await g.api<{ devices: DeviceJson[] }>('/api/devices');
+    const { body } = await g.api<DeviceList>('/api/devices');
     const siblings = body.devices.filter((d) => d.id.startsWith('chaos-'));
     expect(siblings.length).toBeGreaterThan(0);
     const one = (await g.api(`/api/devices/${siblings[0]!.id}`)).body;
@@ -227,7 +218,7 @@ describe('simulate: chaos changes what the gateway sees', () => {
     const skew = 60_000;
     const s = await runSimulation(options(g.ws, { skewMs: skew }));
     await expectAllDelivered(g, s, 20);
-    const offsets = (await fleet(g)).map((d) => Math.max(...Object.values(d.last).map((v) => v.time)) - d.lastSeen);
+    const offsets = (await fleet(g)).map((d) => Math.max(...Object.values(d.last).map((v) => v.time)) - d.lastSeen!);
     for (const off of offsets) expect(Math.abs(off)).toBeLessThan(skew + 2000);
     expect(Math.max(...offsets.map(Math.abs))).toBeGreaterThan(skew / 3);
     expect(offsets.some((o) => o > 0) && offsets.some((o) => o < 0)).toBe(true);

@@ -1,5 +1,6 @@
 /** Device streams: the replay rings' byte budget over all watched devices. */
 import { describe, expect, it } from 'vitest';
+import type { GatewayStats } from '../../devices/api/json.js';
 import { TelemetryBatch, type FrameHeader } from '../../devices/codec/index.js';
 import { DeviceState } from '../../gateway/devices.js';
 import { DeviceStreams } from '../../gateway/live/device-streams.js';
@@ -69,7 +70,8 @@ describe('live hub fleet deltas', () => {
     const { DeviceTable } = await import('../../gateway/devices.js');
     const { LiveHub } = await import('../../gateway/live/hub.js');
     const table = new DeviceTable([]);
-    const hub = new LiveHub(table, () => ({}), { flushMs: 100, maxPointsPerChannel: 2, replay: 10, budgetBytes: 1 << 20 });
+    // The stats source is only read by start()'s timer, which this test does not run.
+    const hub = new LiveHub(table, () => ({}) as GatewayStats, { flushMs: 100, maxPointsPerChannel: 2, replay: 10, budgetBytes: 1 << 20 });
     const topics: string[] = [];
     hub.publisher = { publish: (topic) => topics.push(topic) };
     const d = table.getOrCreate('climate-9', undefined);

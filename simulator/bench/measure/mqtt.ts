@@ -4,11 +4,10 @@
  * Mosquitto, counted by one subscriber to devices/+/telemetry (QoS 0 subscription, so delivery to
  * the consumer needs no acks, as in the gateway where the consumer is in-process).
  */
-import { rmSync } from 'node:fs';
 import type { Child } from '../procs.js';
 import { READINGS_PER_FRAME } from '../frames.js';
 import { startServer, SERVER_CORE, type BenchKeys } from '../servers.js';
-import { startMosquitto } from '../services.js';
+import { startMosquitto } from '../../services/index.js';
 import { sample, startLoad, type Sampled, type WindowPlan } from './windows.js';
 
 const PLAN: WindowPlan = { warmupMs: 2000, windowMs: 3000, windows: 2 };
@@ -29,16 +28,15 @@ export async function mqttGateway(keys: BenchKeys, publishers: number, qos: 0 | 
 }
 
 export async function mqttMosquitto(keys: BenchKeys, publishers: number, qos: 0 | 1): Promise<Sampled> {
-  const broker = await startMosquitto(SERVER_CORE);
+  const broker = await startMosquitto({ core: SERVER_CORE, tempPrefix: 'bench-' });
   let load: Child | undefined;
   try {
     const l = startLoad({ mode: 'mqtt-flood', host: '127.0.0.1', port: broker.port, fleetKey: keys.fleetKey, publishers, qos, framesPerWrite: 256, subscriber: true });
     load = l;
     await l.next('ready', 60_000);
-    return await sample(l, broker.child.pid, (s) => ({ t: s.at, frames: s.delivered, readings: s.delivered * READINGS_PER_FRAME }), PLAN);
+    return await sample(l, broker.pid, (s) => ({ t: s.at, frames: s.delivered, readings: s.delivered * READINGS_PER_FRAME }), PLAN);
   } finally {
-    await broker.child.stop();
+    await broker.stop(3000);
     await load?.stop();
-    rmSync(broker.dir, { recursive: true, force: true });
   }
 }

@@ -10,19 +10,18 @@ import { READINGS_PER_FRAME } from '../frames.js';
 import type { LoadStats } from '../protocol.js';
 import { start } from '../procs.js';
 import { HERE, LOAD_CORE, SERVER_CORE } from '../servers.js';
-import { startInfluxd, tempDir } from '../services.js';
+import { startInfluxd, tempDir } from '../../services/index.js';
 import { sample, startLoad, type Sampled, type WindowPlan } from './windows.js';
 
 const PLAN: WindowPlan = { warmupMs: 2000, windowMs: 3000, windows: 3 };
 export const STORAGE_DEVICES = 100;
 
 async function withInfluxd<T>(run: (port: number, pid: number) => Promise<T>): Promise<T> {
-  const influxd = await startInfluxd(SERVER_CORE);
+  const influxd = await startInfluxd({ core: SERVER_CORE, tempPrefix: 'bench-' });
   try {
-    return await run(influxd.port, influxd.child.pid);
+    return await run(influxd.port, influxd.pid ?? -1);
   } finally {
-    await influxd.child.stop(5000);
-    rmSync(influxd.dir, { recursive: true, force: true });
+    await influxd.destroy(5000);
   }
 }
 
@@ -43,7 +42,7 @@ export function rawLineProtocol(): Promise<Sampled> {
 
 export function adapterDrain(): Promise<Sampled> {
   return withInfluxd(async (port, pid) => {
-    const dataDir = tempDir('storage');
+    const dataDir = tempDir('bench-storage-');
     const drain = start('storage-drain', process.execPath, [join(HERE, 'servers', 'storage-drain.js'), JSON.stringify({ influx: `http://127.0.0.1:${port}/bench`, dataDir, devices: STORAGE_DEVICES })], { core: LOAD_CORE, ipc: true });
     try {
       await drain.next('ready', 30_000);

@@ -1,6 +1,6 @@
 /**
  * Bench servers end with their orchestrator: they exit when their parent process is gone (their
- * parent PID changes) or after BENCH_MAX_LIFE_MS (default 120 s), whichever comes first. run.ts
+ * parent PID changes) or after BENCH_MAX_LIFE_MS (default 120 s), whichever comes first. bench.ts
  * stops them by PID anyway; this covers an orchestrator that was killed.
  */
 export function boundLifetime(): void {

@@ -3,7 +3,7 @@
  * bench frames of 100 devices as fast as it drains them. The feeder keeps a bounded backlog in the
  * adapter's memory (below the level where it would spill to disk), so what is measured is how fast
  * the adapter gets points into influxd, not the disk. Counts come from the adapter's health().
- * Usage (child of run.ts, IPC): node storage-drain.js '{"influx":"http://127.0.0.1:P/bench","dataDir":"…","devices":100}'
+ * Usage (child of bench.ts, IPC): node storage-drain.js '{"influx":"http://127.0.0.1:P/bench","dataDir":"…","devices":100}'
  */
 import { TelemetryBatch, ValueType } from '../../../devices/codec/index.js';
 import { createStorage, STORAGE_DEFAULTS } from '../../../gateway/storage/index.js';

@@ -10,7 +10,7 @@ import { acceptKey } from '../ws-wire.js';
 import { HotCounter } from '../hot-counter.js';
 import { boundLifetime } from './lifetime.js';
 
-/** Counts bytes (as "frames"); run.ts divides by the framed frame size. */
+/** Counts bytes (as "frames"); bench.ts divides by the framed frame size. */
 const counter = new HotCounter(process.env.BENCH_COUNTER_FILE, 1);
 let connections = 0;
 

@@ -1,12 +1,10 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: the gateway side by side with the obvious alternatives, in one run, on this
- * machine. Every server is a child process started, measured and stopped (by PID) in turn, pinned
- * to core 0; the load generator is another child pinned to core 1. Prints the results as markdown
- * and writes them to BENCHMARKS.md at the repo root.
- *
- * Flags: --only <id,id,…> runs a subset (ids in STEPS below; BENCHMARKS.md is then not written
- * unless --write), --out FILE writes elsewhere.
+ * The benchmark program (`npm run bench`, entry of simulator/bench/): the gateway side by side with
+ * the obvious alternatives, in one run, on this machine. Every server is a child process started,
+ * measured and stopped (by PID) in turn, pinned to core 0; the load generator is another child
+ * pinned to core 1. Prints the results as markdown and writes them to BENCHMARKS.md at the repo
+ * root. Flags: see USAGE.
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -17,11 +15,11 @@ import { memoryPerConnection, type MemoryResult } from './measure/memory.js';
 import { mqttGateway, mqttMosquitto } from './measure/mqtt.js';
 import { adapterDrain, rawLineProtocol } from './measure/storage.js';
 import { combine, type Sampled, type WindowPlan } from './measure/windows.js';
-import { coreSpeeds, hasTaskset, killAll } from './procs.js';
+import { findProgram, hasTaskset } from '../services/index.js';
+import { coreSpeeds, killAll } from './procs.js';
 import { buildRows, notes, WORKERS_DEVICES } from './rows.js';
 import { machine, render } from './report.js';
 import { HERE, type BenchKeys } from './servers.js';
-import { which } from './services.js';
 
 const ROOT = join(HERE, '../../..');
 /** The whole run must stay under 10 minutes; steps that would end past this are skipped. */
@@ -44,8 +42,8 @@ const LAT = { devices: 1000, ratePerSec: 50_000, warmupMs: 2000, windowMs: 8000 
 /** Ingest: two rounds, interleaved, of a 1.5 s warm-up and two 2 s windows each. */
 const INGEST_PLAN: WindowPlan = { warmupMs: 1500, windowMs: 2000, windows: 2 };
 const ROUNDS = 2;
-const noMosquitto = () => (which('mosquitto') ? undefined : 'not measured: mosquitto is not installed (Debian package mosquitto)');
-const noInflux = () => (which('influxd') ? undefined : 'not measured: influxd is not installed (Debian package influxdb)');
+const noMosquitto = () => (findProgram('mosquitto') ? undefined : 'not measured: mosquitto is not installed (Debian package mosquitto)');
+const noInflux = () => (findProgram('influxd') ? undefined : 'not measured: influxd is not installed (Debian package influxdb)');
 
 const STEPS: Step[] = [
   ...Array.from({ length: ROUNDS }, () =>
@@ -79,9 +77,52 @@ const STEPS: Step[] = [
   ).flat(),
 ];
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? undefined : process.argv[i + 1];
+const USAGE = `Usage: npm run bench -- [--only ID[,ID…]] [--write] [--out FILE]
+
+Measures the gateway against a \`ws\` server, a count-only uWS server, Mosquitto and raw InfluxDB
+writes (about 6 minutes, both cores). Prints markdown on stdout, progress on stderr.
+
+  --only ID[,ID…]  run only the steps whose id is or starts with one of these (BENCHMARKS.md is
+                   then not written unless --write or --out)
+  --write          write BENCHMARKS.md even with --only
+  --out FILE       write the report to FILE instead of BENCHMARKS.md
+  --help           this text
+
+Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}
+
+BENCH_PROFILE_DIR=DIR writes the gateway's V8 CPU profile there.`;
+
+interface Flags {
+  only: string[] | undefined;
+  write: boolean;
+  out: string | undefined;
+}
+
+/** Parses argv; bad flags end the program with exit code 2 (as the other CLIs do). */
+function parseFlags(argv: string[]): Flags {
+  const flags: Flags = { only: undefined, write: false, out: undefined };
+  const fail = (msg: string): never => {
+    process.stderr.write(`bench: ${msg}\n\n${USAGE}\n`);
+    process.exit(2);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE + '\n');
+      process.exit(0);
+    } else if (a === '--write') flags.write = true;
+    else if (a === '--only' || a === '--out') {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) fail(`${a} needs a value`);
+      if (a === '--out') flags.out = v;
+      else {
+        flags.only = v!.split(',').filter(Boolean);
+        const unknown = flags.only.filter((o) => !STEPS.some((s) => s.id.startsWith(o)));
+        if (unknown.length > 0 || flags.only.length === 0) fail(`--only: no step id is or starts with ${unknown.join(', ') || '""'}`);
+      }
+    } else fail(`unknown flag ${a}`);
+  }
+  return flags;
 }
 
 function summary(r: Result): string {
@@ -91,6 +132,7 @@ function summary(r: Result): string {
 }
 
 async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
   // Whatever happens, no child outlives the run: signals and a hard deadline stop them by PID.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
@@ -106,7 +148,7 @@ async function main(): Promise<void> {
   }, 9.5 * 60_000).unref();
   const startedAt = new Date();
   const t0 = performance.now();
-  const only = arg('--only')?.split(',');
+  const only = flags.only;
   const steps = only ? STEPS.filter((s) => only.some((o) => s.id === o || s.id.startsWith(o))) : STEPS;
   const runs = new Map<string, Result[]>();
   const missing = new Map<string, string>();
@@ -148,7 +190,7 @@ async function main(): Promise<void> {
   const rows = buildRows(results, missing);
   const md = render(rows, machine(ROOT), startedAt, durationS, notes(LAT, INGEST_PLAN, ROUNDS), speeds, others);
   process.stdout.write(md + '\n');
-  const out = arg('--out') ?? (only && !process.argv.includes('--write') ? undefined : join(ROOT, 'BENCHMARKS.md'));
+  const out = flags.out ?? (only && !flags.write ? undefined : join(ROOT, 'BENCHMARKS.md'));
   if (out) {
     writeFileSync(out, md);
     process.stderr.write(`bench: wrote ${out}\n`);

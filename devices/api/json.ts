@@ -1,0 +1,330 @@
+/**
+ * The JSON the gateway speaks to operators: HTTP API bodies (README "HTTP API", "Commands"), the
+ * `/live` WebSocket and `/api/live` Server-Sent Events messages (gateway/LIVE.md). The gateway
+ * builds its answers against these types, the dashboard and the tests read them with them: one
+ * copy, so the two ends cannot drift apart.
+ *
+ * Why here: devices/ is the one folder the gateway, the dashboard and the simulator may all import
+ * (the dashboard never imports gateway code), and this is the gateway's other public contract,
+ * next to the wire format. Types only (`export type` / `interface`, no runtime code, imported with
+ * `import type`): nothing of it reaches a device's bundle or the SDK.
+ *
+ * Times are ms since 1970 (UTC); `null` means "not known" or "not now", and is always sent rather
+ * than leaving a field out.
+ */
+import type { DeviceTypeSpec } from '../device-types.js';
+
+// ─── Devices ──────────────────────────────────────────────────────────────────────────────────
+
+/** Why a device is offline (README "Presence and heartbeats"). */
+export type OfflineCause =
+  | 'closed' // the device closed the connection
+  | 'timeout' // silent past the idle timeout
+  | 'connection_lost' // the connection dropped without a close handshake
+  | 'replaced' // the same id connected again and took over
+  | 'kicked' // closed by the gateway for bad input
+  | 'slow_consumer' // could not keep up with what the gateway sent
+  | 'shutdown'; // the gateway stopped
+
+/** A channel's last reading; booleans are sent as true/false. */
+export interface LastValue {
+  value: number | boolean;
+  time: number;
+}
+
+export interface DeviceCounters {
+  connections: number;
+  frames: number;
+  readings: number;
+  duplicates: number;
+  gaps: number;
+  errors: number;
+}
+
+/**
+ * One device: an item of `GET /api/devices`, the body of `GET /api/devices/{id}`, and an item of
+ * the live `fleet` stream (the same fields in all three).
+ */
+export interface DeviceSummary {
+  id: string;
+  online: boolean;
+  lastSeen: number | null;
+  /** Names the device's channel schema (`GET /api/device-types`). */
+  type: string | null;
+  /** From the registry. */
+  name: string | null;
+  /** How it is connected now; null when offline. */
+  transport: 'ws' | 'mqtt' | null;
+  /** In a cluster: the gateway instance holding the connection (null for a bridged device). */
+  instance: string | null;
+  connectedAt: number | null;
+  disconnectedAt: number | null;
+  /** Null while online. */
+  offlineCause: OfflineCause | null;
+  offlineDetail: string | null;
+  /** The device's current seq epoch. */
+  epoch: number | null;
+  /** Highest contiguous seq of `epoch` stored durably (what acks report); null before any. */
+  ackedSeq: number | null;
+  counters: DeviceCounters;
+  /** The code of the last error the device caused (e.g. FRAME_TRUNCATED). */
+  lastError: string | null;
+  /** Last value per channel id (as a string key). */
+  last: Record<string, LastValue>;
+}
+
+/** `GET /api/devices[?online=true|false]`, sorted by id. */
+export interface DeviceList {
+  devices: DeviceSummary[];
+}
+
+/** `GET /api/device-types` */
+export interface DeviceTypeList {
+  types: readonly DeviceTypeSpec[];
+}
+
+// ─── History ──────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * One time bucket of history; a raw point is a bucket with count 1. `t` is the bucket start.
+ * Buckets are `width = ceil((to - from + 1) / points)` ms wide and start at `from + k * width`;
+ * empty buckets are left out. A bool reads as 1 (true) or 0 (false), so a bucket's mean is the
+ * fraction of true readings.
+ */
+export interface HistoryBucket {
+  t: number;
+  mean: number;
+  min: number;
+  max: number;
+  count: number;
+}
+
+/** `GET /api/devices/{id}/history?channel=&from=&to=&points=` */
+export interface HistoryAnswer {
+  device: string;
+  channel: number;
+  from: number;
+  to: number;
+  points: HistoryBucket[];
+}
+
+// ─── Commands ─────────────────────────────────────────────────────────────────────────────────
+
+/** queued → sent → delivered → acked | failed, or expired / timed_out. */
+export type CommandState = 'queued' | 'sent' | 'delivered' | 'acked' | 'failed' | 'expired' | 'timed_out';
+
+export interface CommandTransition {
+  state: CommandState;
+  at: number;
+  /** Why, when it is not obvious (e.g. "requeued: device disconnected before delivery"). */
+  note?: string;
+}
+
+/**
+ * A command and its lifecycle: `POST /api/devices/{id}/commands` (201, or 200 for a repeated
+ * idempotency key), `GET /api/commands/{id}`, and the live `commands` stream.
+ */
+export interface CommandRecord {
+  id: string;
+  deviceId: string;
+  name: string;
+  /** The arguments as given (any JSON value), sent to the device as JSON text. */
+  args: unknown;
+  state: CommandState;
+  createdAt: number;
+  /** Delivery must happen before this (createdAt + ttlMs), else `expired`. */
+  expiresAt: number;
+  /** A result must come within this many ms of sending, else `timed_out`. */
+  timeoutMs: number;
+  idempotencyKey?: string;
+  /** When the command was last written to the device (the timeout counts from here). */
+  sentAt?: number;
+  /** The device's result (acked) as parsed JSON, or its raw text when it is not JSON. */
+  result?: unknown;
+  /** Why it failed, expired or timed out. */
+  error?: string;
+  history: CommandTransition[];
+  /** In a cluster: the instance that accepted the command and drives its lifecycle. */
+  owner?: string;
+}
+
+/** The body of `POST /api/devices/{id}/commands`. */
+export interface CommandRequest {
+  name: string;
+  args?: unknown;
+  /** How long it may wait for an offline device (ms). */
+  ttlMs?: number;
+  /** How long a result may take once sent (ms). */
+  timeoutMs?: number;
+  /** A repeated key answers the first command instead of creating another. */
+  idempotencyKey?: string;
+}
+
+/** `GET /api/devices/{id}/commands?limit=` */
+export interface CommandList {
+  commands: CommandRecord[];
+}
+
+// ─── Gateway health and counters ──────────────────────────────────────────────────────────────
+
+/** `GET /healthz`: which process answered (with `--workers` each connection may reach another). */
+export interface HealthAnswer {
+  status: 'ok';
+  pid: number;
+  /** Null when not clustered. */
+  instance: string | null;
+}
+
+/** `GET /readyz` (200 when ready, else 503). */
+export interface ReadyAnswer {
+  status: 'ready' | 'not ready';
+  /** listening, broker, storage (and cluster): "ok" or what is wrong. */
+  checks: Record<string, string>;
+}
+
+/** Every error answer of the HTTP API and of refused upgrades, with the matching status. */
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
+
+/** What /readyz, /metrics and the dashboard's gateway panel show about storage. */
+export interface StorageHealth {
+  /**
+   * ok: nothing waits beyond the current batch. degraded: the database fails or is slow, or a spill
+   * is being drained; nothing is lost. down: the database is unreachable and the spill file cannot take
+   * more (full or failing): new points are being dropped and counted.
+   */
+  status: 'ok' | 'degraded' | 'down';
+  /** One human sentence on what is going on when not ok. */
+  detail?: string;
+  /** Points in memory waiting for the database (including the batch being filled). */
+  buffered: number;
+  /** Bytes of spill files on disk. */
+  spilledBytes: number;
+  /** Points in the spill files not yet in the database. */
+  spilledPoints: number;
+  /** Points the database accepted (a point re-sent after an outage counts again). */
+  written: number;
+  /** Write requests sent again after a retryable failure. */
+  retried: number;
+  /** Points dropped because the memory buffer and the spill file were full. */
+  dropped: number;
+  /** Points the database refused for good (non-retryable: type conflict, time out of range, bad data). */
+  rejected: number;
+  /** The last error, with its code: `STORAGE_UNREACHABLE: connect ECONNREFUSED 127.0.0.1:8086`. */
+  lastError?: string;
+}
+
+/** The gateway's counters: the live `stats` stream, once a second. */
+export interface GatewayStats {
+  devicesOnline: number;
+  devicesKnown: number;
+  framesPerSec: number;
+  readingsPerSec: number;
+  frames: number;
+  readings: number;
+  duplicates: number;
+  gaps: number;
+  errors: number;
+  /** Frame errors by code (FRAME_TRUNCATED, …). */
+  errorsByCode: Record<string, number>;
+  /** Commands this instance drives, by state. */
+  commands: Record<CommandState, number>;
+  uptimeSec: number;
+  /** /live and SSE clients. */
+  liveClients: number;
+  /** Live messages not sent to a client that was over its budget. */
+  liveDropped: number;
+  /** `kind`: memory or influxdb. */
+  storage: StorageHealth & { kind: string };
+}
+
+// ─── The live stream (gateway/LIVE.md) ────────────────────────────────────────────────────────
+
+/** Client → gateway on /live. */
+export interface SubscribeRequest {
+  op: 'subscribe';
+  /** fleet, stats, commands, device:<id> */
+  streams: string[];
+  /** Per device stream: the last seq the client applied; the gateway replays what follows. */
+  resume?: Record<string, number>;
+  /** The hello's bootId the resume seqs came from. */
+  bootId?: string;
+}
+
+export interface UnsubscribeRequest {
+  op: 'unsubscribe';
+  streams: string[];
+}
+
+export type LiveRequest = SubscribeRequest | UnsubscribeRequest;
+
+/** A reading in a device message: [time ms, value]. */
+export type LivePoint = [number, number | boolean];
+
+/** The first message on /live. `bootId` changes with every gateway process (see resume). */
+export interface HelloMessage {
+  type: 'hello';
+  serverTime: number;
+  bootId: string;
+  flushMs: number;
+  budgetBytes: number;
+}
+
+/** `full`: a snapshot of every device (on subscribe, after `missed`); else the devices that changed. */
+export interface FleetMessage {
+  type: 'fleet';
+  full: boolean;
+  devices: DeviceSummary[];
+}
+
+export interface StatsMessage {
+  type: 'stats';
+  stats: GatewayStats;
+}
+
+/**
+ * One `device:<id>` message (also the SSE `device` event's data): points per channel id, coalesced
+ * over one flush; `seq` grows by one per message of the stream.
+ */
+export interface DeviceMessage {
+  type: 'device';
+  id: string;
+  seq: number;
+  points: Record<string, LivePoint[]>;
+  /** Min and max per channel only: the device sent more than --live-max-points in the flush. */
+  downsampled: boolean;
+}
+
+export interface CommandMessage {
+  type: 'command';
+  command: CommandRecord;
+}
+
+/** After a client caught up: how many messages it did not get, and from which streams. */
+export interface MissedMessage {
+  type: 'missed';
+  count: number;
+  streams: string[];
+}
+
+/** The answer to a subscribe with `resume` (and the SSE `resume` event). */
+export interface ResumeMessage {
+  type: 'resume';
+  stream: string;
+  from: number;
+  status: 'ok' | 'too_old';
+}
+
+/** A bad client message (BAD_MESSAGE, UNKNOWN_STREAM); the connection stays open. */
+export interface LiveErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+/** Gateway → client on /live. */
+export type LiveMessage = HelloMessage | FleetMessage | StatsMessage | DeviceMessage | CommandMessage | MissedMessage | ResumeMessage | LiveErrorMessage;
+
+/** The SSE `missed` event's data: an SSE client follows device streams only, so no stream list. */
+export type SseMissedMessage = Omit<MissedMessage, 'streams'>;
