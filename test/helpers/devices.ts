@@ -29,14 +29,22 @@ export function untilAcked(c: DeviceClient, frames: number, timeoutMs = 10_000):
   return waitFor(() => c.stats.acked >= frames, `${c.deviceId} to have ${frames} frames acked (has ${c.stats.acked})`, timeoutMs);
 }
 
-/**
- * Sends reading i (channel 0, value i, time base + i) for i in [from, to), yielding to the event
- * loop every `pauseEvery` readings so acks and reconnects can happen meanwhile; `onEach` may await.
- */
-export async function stream(c: DeviceClient, from: number, to: number, base: number, onEach?: (i: number) => void | Promise<void>, pauseEvery = 10): Promise<void> {
+export interface StreamOptions {
+  /** Called after reading i was handed to the device; may await (stop a gateway, start another). */
+  onEach?: (i: number) => void | Promise<void>;
+  /** Every this many readings the stream pauses `pauseMs` (default 10 and 1 ms)… */
+  every?: number;
+  /** …so acks and reconnects happen meanwhile (0: no pause, only awaits of onEach yield). */
+  pauseMs?: number;
+}
+
+/** Sends reading i (channel 0, value i, time base + i) for i in [from, to). */
+export async function stream(c: DeviceClient, from: number, to: number, base: number, o: StreamOptions = {}): Promise<void> {
+  const every = o.every ?? 10;
+  const pauseMs = o.pauseMs ?? 1;
   for (let i = from; i < to; i++) {
     c.send({ channel: 0, value: i }, base + i);
-    await onEach?.(i);
-    if (i % pauseEvery === pauseEvery - 1) await new Promise((r) => setTimeout(r, 1));
+    await o.onEach?.(i);
+    if (pauseMs > 0 && i % every === 0) await new Promise((r) => setTimeout(r, pauseMs));
   }
 }

@@ -132,12 +132,14 @@ export function transportContract(t: TransportUnderTest): void {
         const log = new ConnectionLog(c);
         await c.connect();
         let second: ChildGateway | undefined;
-        await stream(c, 0, N, BASE, async (i) => {
-          if (i === 150) {
-            await untilAcked(c, 100);
-            await first.stop(signal);
-          }
-          if (i === 250) second = await gateway(dataDir, port, mqttPort);
+        await stream(c, 0, N, BASE, {
+          onEach: async (i) => {
+            if (i === 150) {
+              await untilAcked(c, 100);
+              await first.stop(signal);
+            }
+            if (i === 250) second = await gateway(dataDir, port, mqttPort);
+          },
         });
         await untilAcked(c, N);
         await c.close();
