@@ -14,10 +14,11 @@ import type { DeviceClient } from '../../devices/sdk/index.js';
 import { ConnectionLog, sdkDevice, stream, untilAcked } from '../helpers/devices.js';
 import { gatewayArgs, historyValues, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
-import { errorFrameOf, waitAcked, type FrameDevice } from '../helpers/raw-device.js';
+import { errorFrameOf, waitAcked as waitAckedWithin, type FrameDevice } from '../helpers/raw-device.js';
 import { waitFor } from '../helpers/wait.js';
 
 export type ContractCase =
+  | 'resend'
   | 'resend after a restart'
   | 'resend after a SIGKILL'
   | 'SDK across a restart'
@@ -50,6 +51,8 @@ const BASE = 1_700_000_000_000;
 const EPOCH = 7;
 const frame = (seq: number, epoch = EPOCH): Uint8Array => encodeTelemetry({ epoch, seq, timestamp: BASE + seq }, [{ channel: 1, value: seq }]);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+/** Acks come every 10 ms; the bound is for a loaded machine, and an ack that never comes fails the case. */
+const waitAcked = (d: FrameDevice, epoch: number, from: number, to: number) => waitAckedWithin(d, epoch, from, to, 10_000);
 
 export function transportContract(t: TransportUnderTest): void {
   describe.skipIf(t.unavailable !== undefined)(`transport contract: ${t.name}`, () => {
@@ -168,12 +171,25 @@ export function transportContract(t: TransportUnderTest): void {
         await gw?.stop('SIGKILL');
       });
 
+      contractCase('resend', 'frames resent on a new connection are duplicates: acked again, stored once', async () => {
+        const id = `${t.name}-again`;
+        const first = await device(gw, id);
+        for (let s = 0; s < 20; s++) first.send(frame(s));
+        await waitAcked(first, EPOCH, 0, 19);
+        first.terminate();
+        const again = await device(gw, id);
+        for (let s = 0; s < 25; s++) again.send(frame(s));
+        await waitAcked(again, EPOCH, 0, 24);
+        expect((await state(gw, id)).counters).toMatchObject({ frames: 25, duplicates: 20, gaps: 0 });
+        expect(await historyValues(gw.http, id, 1, BASE, 25)).toEqual(range(0, 25));
+      });
+
       contractCase('replacement', 'the same id connecting again closes the older connection with REPLACED; the newer one is online', async () => {
         const id = `${t.name}-twin`;
         const older = await device(gw, id);
         const newer = await device(gw, id);
         const closed = await older.closed;
-        expect(errorFrameOf(older)).toMatchObject({ code: ERROR_CODES.REPLACED });
+        expect(await waitFor(() => errorFrameOf(older), 'the REPLACED error frame', 2000)).toMatchObject({ code: ERROR_CODES.REPLACED });
         if (t.closeCodes) expect(closed.code).toBe(CLOSE_CODES.REPLACED);
         // The older connection's close came after the newer one's connect: it must not mark the device offline.
         newer.send(frame(0));
