@@ -29,6 +29,7 @@ transportContract({
       "the device's connection is to the broker and outlives the gateway; the SDK resends only on a new connection, so what it publishes while no gateway subscribes waits for its next reconnect",
     'SDK across a SIGKILL': 'as across a restart: the SDK resends only on a new connection to the broker',
     replacement: `${OWNS_CONNECTIONS}: the broker itself takes over a duplicate client id, the gateway never sees the older connection`,
+    'replacement across transports': `${OWNS_CONNECTIONS} and the gateway cannot close one; presence follows whichever connection sent last`,
     'normal close': `${OWNS_CONNECTIONS}: presence comes from traffic, a device is offline (timeout) after --idle-timeout`,
   },
   // The gateway cannot close a bridged device's connection: error frame, counted, frame dropped.

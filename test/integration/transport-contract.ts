@@ -24,6 +24,7 @@ export type ContractCase =
   | 'SDK across a restart'
   | 'SDK across a SIGKILL'
   | 'replacement'
+  | 'replacement across transports'
   | 'bad frame'
   | 'normal close';
 
@@ -45,6 +46,8 @@ export interface TransportUnderTest {
   connect(gw: ChildGateway, id: string): Promise<FrameDevice>;
   /** The URL an SDK device uses for gateway `gw`. */
   sdkUrl(gw: ChildGateway): string;
+  /** A raw device on another transport of the same gateway, for replacement across transports. */
+  other?: { name: string; connect(gw: ChildGateway, id: string): Promise<FrameDevice> };
 }
 
 const BASE = 1_700_000_000_000;
@@ -197,6 +200,22 @@ export function transportContract(t: TransportUnderTest): void {
         expect(await state(gw, id)).toMatchObject({ online: true, counters: { connections: 2, frames: 1 } });
         const listed = (await gw.api('/api/devices')).body.devices.filter((d: { id: string }) => d.id === id);
         expect(listed).toMatchObject([{ online: true }]);
+        newer.close();
+        await waitFor(async () => (await state(gw, id)).offlineCause === 'closed', 'the newer connection to close as closed');
+      });
+
+      contractCase('replacement across transports', 'a connection of the id on the other transport replaces this one, and the older close arriving later changes nothing', async () => {
+        const other = t.other!;
+        const id = `${t.name}-cross`;
+        const older = await device(gw, id);
+        const newer = await other.connect(gw, id);
+        raws.push(newer);
+        await older.closed;
+        expect(await waitFor(() => errorFrameOf(older), 'the REPLACED error frame', 2000)).toMatchObject({ code: ERROR_CODES.REPLACED });
+        // The newer connection is the device's link: its frames are acked, whenever the older close was handled.
+        newer.send(frame(0));
+        await waitAcked(newer, EPOCH, 0, 0);
+        expect(await state(gw, id)).toMatchObject({ online: true, transport: other.name, counters: { connections: 2 } });
         newer.close();
         await waitFor(async () => (await state(gw, id)).offlineCause === 'closed', 'the newer connection to close as closed');
       });
