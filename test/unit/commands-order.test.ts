@@ -47,6 +47,7 @@ describe('command dispatch across a refused send', () => {
       defaultTimeoutMs: 60_000,
       keepFinished: 10,
     });
+    commands.start();
     try {
       const big = commands.create('valve-1', { name: 'big', args: 'x'.repeat(2000) }).command;
       const small = commands.create('valve-1', { name: 'small', args: 1 }).command;
