@@ -72,11 +72,26 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, deps:
 export interface ChildGateway {
   proc: ChildProcess;
   port: number;
+  /** Port of its embedded MQTT broker, 0 when off. */
+  mqttPort: number;
   http: string;
   ws: string;
+  /** The operator API of this gateway. */
+  api<T = any>(path: string, init?: RequestInit): Promise<{ status: number; body: T }>;
   output(): string;
   /** Stops the process by its PID: SIGTERM (or the given signal), then waits for exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The flags every test gateway process gets (later flags win): localhost on any free port, the test fleet key and operator token, a data folder. */
+export function gatewayArgs(dataDir: string = tempDir(), ...extra: string[]): string[] {
+  return ['--host', '127.0.0.1', '--port', '0', '--fleet-key', FLEET_KEY, '--operator-token', OPERATOR_TOKEN, '--data-dir', dataDir, ...extra];
+}
+
+/** Values of one channel's history (points: one per reading when `n` covers them) from `from` for `n` ms. */
+export async function historyValues(base: string, id: string, channel: number, from: number, n: number): Promise<number[]> {
+  const { body } = await api(base, `/api/devices/${id}/history?channel=${channel}&from=${from}&to=${from + n}&points=${n + 10}`);
+  return body.points.map((p: { mean: number }) => p.mean);
 }
 
 /** Runs the built CLI (`dist/gateway/cli.js`) as a child process and waits for its URL line. */
@@ -100,11 +115,14 @@ export async function spawnGateway(args: string[], env: NodeJS.ProcessEnv = {}):
     proc.kill('SIGKILL');
     throw err;
   });
+  const http = `http://127.0.0.1:${port}`;
   return {
     proc,
     port,
-    http: `http://127.0.0.1:${port}`,
+    mqttPort: Number(/MQTT on mqtts?:\/\/[^\s;]+:(\d+)/.exec(out)?.[1] ?? 0),
+    http,
     ws: `ws://127.0.0.1:${port}`,
+    api: (path, init) => api(http, path, init),
     output: () => out,
     stop: async (signal = 'SIGTERM') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

@@ -8,7 +8,7 @@ import { CommandStatus, encodeCommandResult, encodeTelemetry, FrameType, type Co
 import { RawDevice } from '../helpers/raw-device.js';
 import type { DeviceClient } from '../../devices/sdk/index.js';
 import { sdkDevice } from '../helpers/devices.js';
-import { api, deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
+import { api, deviceToken, gatewayArgs, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
@@ -28,10 +28,7 @@ afterEach(async () => {
 });
 
 async function instance(name: string, extra: string[] = []): Promise<ChildGateway> {
-  const g = await spawnGateway([
-    '--host', '127.0.0.1', '--port', '0', '--fleet-key', FLEET_KEY, '--operator-token', OPERATOR_TOKEN,
-    '--data-dir', tempDir(`cluster-${name}-`), '--cluster-url', broker!.url, '--instance-id', name, '--mqtt-share-group', 'cluster-test', ...extra,
-  ]);
+  const g = await spawnGateway(gatewayArgs(tempDir(`cluster-${name}-`), '--cluster-url', broker!.url, '--instance-id', name, '--mqtt-share-group', 'cluster-test', ...extra));
   gateways.push(g);
   return g;
 }

@@ -1,7 +1,8 @@
 /** Commands end to end over both transports: gateway HTTP API → device SDK onCommand → lifecycle. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceClient } from '../../devices/sdk/index.js';
-import { deviceToken, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import type { DeviceClient } from '../../devices/sdk/index.js';
+import { sdkDevice } from '../helpers/devices.js';
+import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -24,12 +25,7 @@ function urlOf(g: TestGateway, t: Transport): string {
   return t === 'ws' ? g.ws : `mqtt://127.0.0.1:${g.gateway.mqttPort}`;
 }
 
-function device(url: string, id: string): DeviceClient {
-  const c = new DeviceClient({ url, deviceId: id, token: deviceToken(id), backoffInitialMs: 50, backoffMaxMs: 300 });
-  c.on('error', () => {});
-  clients.push(c);
-  return c;
-}
+const device = (url: string, id: string): DeviceClient => sdkDevice(url, id, clients);
 
 async function post(g: TestGateway, id: string, body: unknown): Promise<{ status: number; body: any }> {
   return g.api(`/api/devices/${id}/commands`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

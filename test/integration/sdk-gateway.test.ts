@@ -1,8 +1,9 @@
 /** The device SDK against a real gateway: nothing lost, nothing doubled, across restarts and a kill. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceClient } from '../../devices/sdk/index.js';
+import type { DeviceClient, DeviceClientOptions } from '../../devices/sdk/index.js';
 import { MemoryStorage } from '../../gateway/storage/memory.js';
-import { api, deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
+import { sdkDevice, stream } from '../helpers/devices.js';
+import { api, gatewayArgs, historyValues, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -16,26 +17,13 @@ afterEach(async () => {
   for (const c of children.splice(0)) await c.stop('SIGKILL');
 });
 
-function client(url: string, id: string, extra: Partial<ConstructorParameters<typeof DeviceClient>[0]> = {}): DeviceClient {
-  const c = new DeviceClient({ url, deviceId: id, token: deviceToken(id), backoffInitialMs: 50, backoffMaxMs: 500, batchMs: 0, ...extra });
-  c.on('error', () => {});
-  clients.push(c);
-  return c;
-}
+const client = (url: string, id: string, extra: Partial<DeviceClientOptions> = {}): DeviceClient => sdkDevice(url, id, clients, { backoffMaxMs: 500, batchMs: 0, ...extra });
 
-/** Sends reading i (value i, time BASE_TIME + i) for i in [from, to), one per `everyMs`. */
-async function stream(c: DeviceClient, from: number, to: number, everyMs: number, onEach?: (i: number) => void | Promise<void>): Promise<void> {
-  for (let i = from; i < to; i++) {
-    c.send({ channel: 0, value: i }, BASE_TIME + i);
-    await onEach?.(i);
-    if (everyMs > 0 && i % 10 === 0) await new Promise((r) => setTimeout(r, everyMs * 10));
-  }
-}
+/** Sends reading i (value i, time BASE_TIME + i) for i in [from, to), pausing `everyMs` × 10 every 10 readings. */
+const send = (c: DeviceClient, from: number, to: number, everyMs: number, onEach?: (i: number) => void | Promise<void>): Promise<void> =>
+  stream(c, from, to, BASE_TIME, { onEach, pauseMs: everyMs * 10 });
 
-async function values(base: string, id: string, n: number): Promise<number[]> {
-  const { body } = await api(base, `/api/devices/${id}/history?channel=0&from=${BASE_TIME}&to=${BASE_TIME + n}&points=${n + 10}`);
-  return body.points.map((p: { mean: number }) => p.mean);
-}
+const values = (base: string, id: string, n: number): Promise<number[]> => historyValues(base, id, 0, BASE_TIME, n);
 
 describe('DeviceClient with a real gateway', () => {
   it('delivers every reading once and ends with nothing unacked', async () => {
@@ -43,7 +31,7 @@ describe('DeviceClient with a real gateway', () => {
     gws.push(g);
     const c = client(g.ws, 'steady');
     await c.connect();
-    await stream(c, 0, 1000, 0);
+    await send(c, 0, 1000, 0);
     await c.close();
     expect(c.stats).toMatchObject({ unacked: 0, dropped: 0 });
     expect(c.stats.acked).toBe(c.stats.sent);
@@ -58,7 +46,7 @@ describe('DeviceClient with a real gateway', () => {
     const c = client(first.ws, 'survivor');
     await c.connect();
     let second: TestGateway | undefined;
-    await stream(c, 0, 3000, 1, async (i) => {
+    await send(c, 0, 3000, 1, async (i) => {
       if (i === 1000) await first.gateway.close();
       if (i === 1500) second = await startGateway({ port, dataDir, ackInterval: 10 }, { storage });
     });
@@ -75,7 +63,7 @@ describe('DeviceClient with a real gateway', () => {
   it('after a SIGKILL mid-stream, the restarted gateway ingests exactly the frames not yet acked, once each', async () => {
     const port = await freePort();
     const dataDir = tempDir();
-    const args = ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--fleet-key', FLEET_KEY, '--operator-token', OPERATOR_TOKEN, '--ack-interval', '10'];
+    const args = gatewayArgs(dataDir, '--port', String(port), '--ack-interval', '10');
     const first = await spawnGateway(args);
     children.push(first);
     const N = 3000;
@@ -83,7 +71,7 @@ describe('DeviceClient with a real gateway', () => {
     await c.connect();
     let killedAfter = 0;
     let second: ChildGateway | undefined;
-    await stream(c, 0, N, 1, async (i) => {
+    await send(c, 0, N, 1, async (i) => {
       if (i === 1000) {
         await waitFor(async () => (await api(first.http, '/api/devices/crashy')).body.counters.frames >= 500, 'the first gateway to ingest 500 frames');
         killedAfter = (await api(first.http, '/api/devices/crashy')).body.counters.frames;

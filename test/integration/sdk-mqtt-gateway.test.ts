@@ -1,8 +1,9 @@
 /** The device SDK over MQTT against the gateway's embedded broker. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceClient } from '../../devices/sdk/index.js';
+import type { DeviceClient } from '../../devices/sdk/index.js';
 import { MemoryStorage } from '../../gateway/storage/memory.js';
-import { api, deviceToken, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { sdkDevice } from '../helpers/devices.js';
+import { historyValues, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -14,12 +15,7 @@ afterEach(async () => {
   for (const g of gws.splice(0)) await g.close();
 });
 
-function client(url: string, id: string): DeviceClient {
-  const c = new DeviceClient({ url, deviceId: id, token: deviceToken(id), backoffInitialMs: 50, backoffMaxMs: 500, batchMs: 0 });
-  c.on('error', () => {});
-  clients.push(c);
-  return c;
-}
+const client = (url: string, id: string): DeviceClient => sdkDevice(url, id, clients, { backoffMaxMs: 500, batchMs: 0 });
 
 describe('DeviceClient over MQTT with the gateway', () => {
   it('keeps streaming while the gateway and its broker restart, with no reading lost or doubled', async () => {
@@ -42,8 +38,7 @@ describe('DeviceClient over MQTT with the gateway', () => {
     await c.close();
     expect(c.stats).toMatchObject({ unacked: 0, dropped: 0 });
     expect(c.stats.reconnects).toBeGreaterThanOrEqual(1);
-    const { body } = await api(second!.http, `/api/devices/mq-survivor/history?channel=0&from=${BASE_TIME}&to=${BASE_TIME + N}&points=${N + 10}`);
-    expect(body.points.map((p: { mean: number }) => p.mean)).toEqual(Array.from({ length: N }, (_, i) => i));
+    expect(await historyValues(second!.http, 'mq-survivor', 0, BASE_TIME, N)).toEqual(Array.from({ length: N }, (_, i) => i));
     // Exactly once across the two gateways (readings, as the SDK packs several per frame).
     const readings = first.gateway.devices.get('mq-survivor')!.readings + (await second!.api('/api/devices/mq-survivor')).body.counters.readings;
     expect(readings).toBe(N);

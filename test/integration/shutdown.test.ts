@@ -1,7 +1,7 @@
 /** Graceful shutdown: SIGTERM under load exits 0, in bounded time, and loses no reading it acked. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeviceClient } from '../../devices/sdk/index.js';
-import { deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
+import { deviceToken, gatewayArgs, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 import { influxdPath, startInfluxd, type Influxd } from '../helpers/influxd.js';
 
 const BASE = 1_700_000_000_000;
@@ -20,8 +20,8 @@ describe.skipIf(influxdPath() === undefined)('SIGTERM', () => {
   it('under load: exit 0 within the bound, devices told 1001, and every acked reading is in InfluxDB', async () => {
     influxd = await startInfluxd();
     const db = 'shutdown';
-    child = await spawnGateway(['--host', '127.0.0.1', '--port', '0', '--data-dir', tempDir(), '--fleet-key', FLEET_KEY, '--operator-token', OPERATOR_TOKEN,
-      '--influx', `${influxd.url}/${db}`, '--influx-retention', 'INF', '--ack-interval', '20']);
+    child = await spawnGateway(gatewayArgs(tempDir(),
+      '--influx', `${influxd.url}/${db}`, '--influx-retention', 'INF', '--ack-interval', '20'));
     const devices = ['climate-0001', 'climate-0002', 'climate-0003'].map((id) => {
       const c = new DeviceClient({ url: child!.ws, deviceId: id, token: deviceToken(id), batchMs: 0, maxReadingsPerFrame: 1, reconnect: false });
       c.on('error', () => {});

@@ -8,7 +8,7 @@ import { Agent, get } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeviceClient } from '../../devices/sdk/index.js';
 import { sdkDevice } from '../helpers/devices.js';
-import { api, deviceToken, FLEET_KEY, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
+import { api, deviceToken, gatewayArgs, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 async function start(extra: string[] = []): Promise<ChildGateway> {
-  gw = await spawnGateway(['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--fleet-key', FLEET_KEY, '--operator-token', OPERATOR_TOKEN, '--data-dir', tempDir('workers-'), ...extra]);
+  gw = await spawnGateway(gatewayArgs(tempDir('workers-'), '--workers', '2', ...extra));
   return gw;
 }
 
