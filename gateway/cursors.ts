@@ -43,11 +43,16 @@ export class CursorStore {
     return this.cursors;
   }
 
-  /** Appends the given cursors in one write. */
-  append(entries: string): void {
-    if (this.fd === undefined || entries === '') return;
+  /**
+   * Appends the given cursors in one write. True only when every byte reached the file: the ack
+   * ledger sends no ack whose cursor is not there.
+   */
+  append(entries: string): boolean {
+    if (entries === '') return true;
+    if (this.fd === undefined) return false;
     this.bytes += writeSync(this.fd, entries);
     if (this.bytes > MIN_COMPACT_BYTES && this.bytes > COMPACT_FACTOR * this.cursors.size * 40) this.compact();
+    return true;
   }
 
   /** Records a cursor in the live map; the caller batches the line into append(). */

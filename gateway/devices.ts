@@ -4,6 +4,7 @@
  */
 import { typeOfDevice } from '../devices/device-types.js';
 import { DeviceSequence } from './dedupe.js';
+import type { AckSlot } from './acks.js';
 import type { RegistryEntry } from './auth.js';
 
 export type OfflineCause =
@@ -44,7 +45,7 @@ class LastValues {
 
 /**
  * One device. Its connection, counters and presence are plain fields; what only a device that
- * sends needs (last values, unsettled acks) is created with its first frame, so an idle connected
+ * sends needs (last values, ack state) is created with its first frame, so an idle connected
  * device costs little.
  */
 export class DeviceState {
@@ -62,20 +63,8 @@ export class DeviceState {
   errors = 0;
   lastErrorCode: string | undefined;
   lastErrorLoggedAt = 0;
-  /** Set when an ack is owed; the ack scheduler clears it. */
-  ackDirty = false;
-  /**
-   * Where the device's frames are safe in storage: what acks report and the cursor file records.
-   * Ingested frames whose storage write is not settled yet wait in `unsettled` as flat
-   * [tick, ticket, epoch, contig] (cumulative acks) or [tick, ticket, first, last] (range acks).
-   */
-  durableEpoch = -1;
-  durableContig = 0;
-  /** An ack should go out at the next tick: the durable position moved, or a replay needs re-acking. */
-  ackOwed = false;
-  unsettled: number[] | undefined;
-  /** Bridge mode: settled runs of seqs to range-ack, flat [first, last, ...]. */
-  ackRanges: number[] | undefined;
+  /** The ack ledger's state for this device (acks.ts): only the ledger reads or writes it. */
+  ack: AckSlot | undefined;
   readonly seq = new DeviceSequence();
   /** Last value per channel; created with the first reading. */
   last: LastValues | undefined;
@@ -88,52 +77,6 @@ export class DeviceState {
     public entry: RegistryEntry | undefined,
   ) {
     this.type = typeOfDevice(id, entry?.type);
-  }
-
-  /**
-   * A frame was ingested and its points handed to storage under `ticket`: ack once settled. Frames
-   * of one ack tick (`tick`) collapse into one entry; a later tick starts a new one, so an entry's
-   * ticket stops growing and settles while new frames keep coming.
-   */
-  noteIngested(tick: number, ticket: number, epoch: number, contig: number): void {
-    const u = (this.unsettled ??= []);
-    const n = u.length;
-    if (n > 0 && u[n - 4] === tick && u[n - 2] === epoch) {
-      u[n - 3] = ticket;
-      u[n - 1] = contig;
-    } else u.push(tick, ticket, epoch, contig);
-  }
-
-  /** Bridge mode: a frame to range-ack once `ticket` is settled (runs of seqs within a tick collapse). */
-  noteRangeAck(tick: number, ticket: number, seq: number): void {
-    const u = (this.unsettled ??= []);
-    const n = u.length;
-    if (n > 0 && u[n - 4] === tick && ((u[n - 1]! + 1) >>> 0) === seq) {
-      u[n - 3] = ticket;
-      u[n - 1] = seq;
-    } else u.push(tick, ticket, seq, seq);
-  }
-
-  /**
-   * Moves what storage has settled (tickets ≤ durable) into the durable position (or the ranges to
-   * ack). Returns true when the durable position advanced.
-   */
-  settle(durable: number, ranges: boolean): boolean {
-    const u = this.unsettled;
-    if (u === undefined) return false;
-    let i = 0;
-    let advanced = false;
-    while (i < u.length && u[i + 1]! <= durable) {
-      if (ranges) (this.ackRanges ??= []).push(u[i + 2]!, u[i + 3]!);
-      else {
-        this.durableEpoch = u[i + 2]!;
-        this.durableContig = u[i + 3]!;
-        advanced = true;
-      }
-      i += 4;
-    }
-    if (i > 0) u.splice(0, i);
-    return advanced;
   }
 
   setLast(channel: number, type: number, value: number, time: number): void {
@@ -182,7 +125,7 @@ export class DeviceState {
       offlineCause: this.online ? null : this.offlineCause ?? null,
       offlineDetail: this.online ? null : this.offlineDetail ?? null,
       epoch: cur?.epoch ?? null,
-      ackedSeq: this.durableEpoch === cur?.epoch ? this.durableContig : null,
+      ackedSeq: this.ack?.ackedIn(cur?.epoch) ?? null,
       counters: {
         connections: this.connections,
         frames: this.frames,

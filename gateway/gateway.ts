@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CLOSE_CODES } from '../devices/codec/index.js';
-import { AckScheduler } from './acks.js';
+import { AckLedger } from './acks.js';
 import { Backbone } from './cluster/backbone.js';
 import { Cluster } from './cluster/cluster.js';
 import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
@@ -55,7 +55,7 @@ export class Gateway {
   private sse: SseHub | undefined;
   private readonly auth: Authenticator;
   private readonly cursors: CursorStore;
-  private readonly acks: AckScheduler;
+  private readonly acks: AckLedger;
   private servers: HttpServer[] = [];
   /** Plain HTTP/WebSocket port beside TLS (--plaintext-port), 0 when none. */
   plaintextPort = 0;
@@ -102,8 +102,14 @@ export class Gateway {
       });
     this.ownsStorage = deps.storage === undefined;
     this.metricsFrom = deps.metrics;
-    this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings, rangeAcks: config.mqttUrl !== undefined });
+    this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
     this.cursors = new CursorStore(config.dataDir);
+    this.acks = new AckLedger(this.ingest, this.cursors, this.storage, {
+      intervalMs: config.ackInterval,
+      sendBudget: Math.floor(config.deviceSendBudget / 2),
+      // Bridge mode: the other gateways of the share group take the other seqs.
+      ranges: config.mqttUrl !== undefined,
+    });
     this.commands = new CommandService(this.devices, new CommandJournal(config.dataDir), this.log, {
       maxQueued: config.commandQueue,
       maxArgsBytes: config.commandMaxArgsBytes,
@@ -154,6 +160,7 @@ export class Gateway {
         devices: this.devices,
         auth: this.auth,
         ingest: this.ingest,
+        acks: this.acks,
         presence: this.presence,
         commands: this.commands,
         storeReplicas: this.storage.kind === 'memory',
@@ -162,7 +169,6 @@ export class Gateway {
       this.cluster.attach();
       this.devices.instance = instance;
     }
-    this.acks = new AckScheduler(this.ingest, this.cursors, this.storage, config.ackInterval, Math.floor(config.deviceSendBudget / 2), config.mqttUrl !== undefined);
   }
 
   /** The URL the gateway answers on (with localhost for a wildcard host). */
@@ -187,12 +193,7 @@ export class Gateway {
           'so only the HTTP API and probes work. Run on Node 20 with the native binary for devices and dashboards.',
       );
     }
-    for (const [id, cur] of this.cursors.open()) {
-      const d = this.devices.getOrCreate(id, this.auth.entry(id));
-      d.seq.restore(cur.epoch, cur.contig);
-      d.durableEpoch = cur.epoch;
-      d.durableContig = cur.contig;
-    }
+    this.acks.restore((id) => this.devices.getOrCreate(id, this.auth.entry(id)));
     await this.storage.start();
     this.commands.start();
     // Before listening: what the cluster knows of devices and commands arrives first.
@@ -313,7 +314,7 @@ export class Gateway {
     if (wasRunning) {
       // Let storage settle what it can (bounded), then ack it before saying goodbye, so devices
       // resend as little as possible; what is not settled stays unacked and comes back.
-      const last = this.ingest.lastTicket;
+      const last = this.acks.newestTicket;
       const deadline = Date.now() + 2000;
       while (this.storage.durableTicket < last && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       this.acks.flush(Date.now());
