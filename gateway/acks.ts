@@ -170,9 +170,10 @@ export class AckLedger {
   /**
    * Moves what storage has settled into each queued device's durable position, appends the cursors
    * that moved in one write, and sends the acks. When the cursor write fails, the acks that depended
-   * on it are not sent and their devices stay owed: the next flush writes and tries again.
+   * on it are not sent and their devices stay owed: the next flush writes and tries again. `final`
+   * (shutdown) sends every ack now, whatever the device's send budget: there is no next flush.
    */
-  flush(now: number): void {
+  flush(now: number, final = false): void {
     this.tick++;
     const q = this.queue;
     const n = q.length;
@@ -206,7 +207,7 @@ export class AckLedger {
       const link = d.link;
       if (link && (s.owed || (s.ranges?.length ?? 0) > 0)) {
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
-        if (link.bufferedAmount() > this.opts.sendBudget) {
+        if (!final && link.bufferedAmount() > this.opts.sendBudget) {
           q[kept++] = d;
           this.acksDeferred++;
           continue;

@@ -1,7 +1,8 @@
 /**
  * The gateway: wires config, auth, device table, ingest, acks, storage and the HTTP/WebSocket
  * server together, with one lifecycle: start() then an idempotent close().
- * Shutdown order: stop listening, say goodbye to devices (1001), flush acks and cursors, close storage.
+ * Shutdown order: stop listening, read what devices already sent, let storage settle it, ack it,
+ * say goodbye to devices (1001), close the brokers, the cursors and storage.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -312,12 +313,15 @@ export class Gateway {
     this.state = 'closing';
     for (const server of this.servers) server.stopListening();
     if (wasRunning) {
-      // Let storage settle what it can (bounded), then ack it before saying goodbye, so devices
-      // resend as little as possible; what is not settled stays unacked and comes back.
-      const last = this.acks.newestTicket;
-      const deadline = Date.now() + 2000;
-      while (this.storage.durableTicket < last && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      this.acks.flush(Date.now());
+      // Frames devices sent before the signal may still be unread in their sockets: read them first
+      // (bounded), then let storage settle what was ingested (bounded), then ack everything settled
+      // before saying goodbye, so devices resend as little as possible. What is not settled by then
+      // stays unacked and comes back after the restart.
+      await this.drainIngest(DRAIN_STEP_MS, DRAIN_MAX_MS);
+      const deadline = Date.now() + SETTLE_MAX_MS;
+      let target = this.acks.newestTicket;
+      while ((await whenDurable(this.storage, target, deadline - Date.now())) && this.acks.newestTicket > target) target = this.acks.newestTicket;
+      this.acks.flush(Date.now(), true);
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
       this.mqtt?.markShutdown();
       // Let the close frames go out before the process may exit.
@@ -336,4 +340,37 @@ export class Gateway {
     this.state = 'closed';
     this.log.info('gateway stopped');
   }
+
+  /** Waits until a step of `stepMs` passes with no frame read (nothing more on the wire), at most `maxMs`. */
+  private async drainIngest(stepMs: number, maxMs: number): Promise<void> {
+    const s = this.ingest.stats;
+    const deadline = Date.now() + maxMs;
+    let seen = -1;
+    while (Date.now() < deadline) {
+      const now = s.frames + s.duplicates + s.errors;
+      if (now === seen) return;
+      seen = now;
+      await sleep(stepMs);
+    }
+  }
+}
+
+// Shutdown bounds: reading what is on the wire, then storage settling it.
+const DRAIN_STEP_MS = 20;
+const DRAIN_MAX_MS = 500;
+const SETTLE_MAX_MS = 2000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Resolves true once every write up to `ticket` is settled, false after `timeoutMs`.
+ * (Stand-in until storage offers its own awaitable whenDurable.)
+ */
+async function whenDurable(storage: Pick<Storage, 'durableTicket'>, ticket: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (storage.durableTicket < ticket) {
+    if (Date.now() >= deadline) return false;
+    await sleep(10);
+  }
+  return true;
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeFrame, encodeTelemetry, FrameType, type Frame } from '../../devices/codec/index.js';
+import { decodeFrame, encodeTelemetry, FrameType, type AckFrame } from '../../devices/codec/index.js';
 import { AckLedger } from '../../gateway/acks.js';
 import { CursorStore } from '../../gateway/cursors.js';
 import { DeviceState, type DeviceLink } from '../../gateway/devices.js';
@@ -18,10 +18,10 @@ import { MemoryStorage } from '../../gateway/storage/memory.js';
 class Recorder implements DeviceLink {
   readonly transport = 'ws';
   readonly remoteAddress = 'test';
-  readonly acks: Frame[] = [];
+  readonly acks: AckFrame[] = [];
   send(bytes: Uint8Array): 'sent' {
     const f = decodeFrame(bytes);
-    if (!(f instanceof Error) && f.type === FrameType.Ack) this.acks.push(f);
+    if (!(f instanceof Error) && f.type === FrameType.Ack) this.acks.push(f as AckFrame);
     return 'sent';
   }
   close(): void {}
