@@ -17,40 +17,13 @@
  * beyond the slot's first use and the growth of its small unsettled array.
  */
 import { encodeAck, FrameType, HEADER_BYTES, writeHeader, type FrameHeader } from '../devices/codec/index.js';
+import { AckSlot } from './ack-slot.js';
 import type { Cursor, CursorStore } from './cursors.js';
 import type { DeviceLink, DeviceState } from './devices.js';
 import type { Storage } from './storage/storage.js';
 
 /** True when u32 seq `a` is after `b` (wrap-aware). */
 const after = (a: number, b: number): boolean => a !== b && ((a - b) >>> 0) < 0x80000000;
-
-/**
- * One device's ack state. DeviceState carries it (so the hot path needs no lookup); only this
- * module reads or writes its fields.
- */
-export class AckSlot {
-  /** In the ledger's queue: a flush has something to do for this device. */
-  queued = false;
-  /** An ack should go out at the next flush: the durable position moved, or a replay needs re-acking. */
-  owed = false;
-  /** The durable position moved and its cursor line has not reached the file yet. */
-  unwritten = false;
-  /** Where the device's frames are safe in storage: what acks report and the cursor file records. */
-  epoch = -1;
-  contig = 0;
-  /**
-   * Ingested frames whose storage write is not settled yet, as flat [tick, ticket, epoch, contig]
-   * (cumulative acks) or [tick, ticket, first, last] (range acks).
-   */
-  unsettled: number[] | undefined;
-  /** Bridge mode: settled runs of seqs to range-ack, flat [first, last, ...]. */
-  ranges: number[] | undefined;
-
-  /** The acked seq when the device is in `epoch` now, else null (what the API shows as ackedSeq). */
-  ackedIn(epoch: number | undefined): number | null {
-    return this.epoch >= 0 && this.epoch === epoch ? this.contig : null;
-  }
-}
 
 /** What the ledger hears from ingest. */
 export interface IngestEvents {

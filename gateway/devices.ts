@@ -4,7 +4,7 @@
  */
 import { typeOfDevice } from '../devices/device-types.js';
 import { DeviceSequence } from './dedupe.js';
-import type { AckSlot } from './acks.js';
+import type { AckSlot } from './ack-slot.js';
 import type { RegistryEntry } from './auth.js';
 
 export type OfflineCause =
