@@ -1,4 +1,5 @@
 /** A command's record and its lifecycle: queued → sent → delivered → acked | failed, or expired / timed_out. */
+import { GatewayError } from '../errors.js';
 
 export type CommandState = 'queued' | 'sent' | 'delivered' | 'acked' | 'failed' | 'expired' | 'timed_out';
 
@@ -38,4 +39,18 @@ export interface CommandRecord {
 
 export function isFinal(c: CommandRecord): boolean {
   return FINAL_STATES.has(c.state);
+}
+
+/** Why the command service refused a request. The HTTP layer (routes.ts) maps each code to a status. */
+export type CommandErrorCode = 'DEVICE_NOT_FOUND' | 'BAD_COMMAND' | 'COMMAND_TOO_LARGE' | 'COMMAND_QUEUE_FULL';
+
+/** A command the service will not take, with a stable code (the README lists them). */
+export class CommandError extends GatewayError {
+  override name = 'CommandError';
+  constructor(
+    override readonly code: CommandErrorCode,
+    message: string,
+  ) {
+    super(code, message);
+  }
 }

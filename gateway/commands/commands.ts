@@ -8,9 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { CommandStatus, encodeCommand, encodeCommandResult, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
-import { ApiError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isFinal, type CommandRecord, type CommandState } from './command.js';
+import { CommandError, isFinal, type CommandRecord, type CommandState } from './command.js';
 import type { CommandJournal } from './journal.js';
 
 export interface CommandOptions {
@@ -38,7 +37,7 @@ const utf8 = new TextEncoder();
 function intIn(v: unknown, name: string, fallback: number, min: number, max: number): number {
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ApiError(400, 'BAD_COMMAND', `${name} must be a whole number of ms from ${min} to ${max}`);
+    throw new CommandError('BAD_COMMAND', `${name} must be a whole number of ms from ${min} to ${max}`);
   }
   return v;
 }
@@ -128,16 +127,16 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
   /** Validates and queues a command; the same idempotency key again returns the first command. */
   create(deviceId: string, input: NewCommand): { command: CommandRecord; created: boolean } {
     const device = this.devices.get(deviceId);
-    if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${deviceId}" (it is neither in the registry nor has it connected)`);
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ApiError(400, 'BAD_COMMAND', 'the body must be a JSON object {name, args, ttlMs, idempotencyKey?}');
+    if (!device) throw new CommandError('DEVICE_NOT_FOUND', `no device "${deviceId}" (it is neither in the registry nor has it connected)`);
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new CommandError('BAD_COMMAND', 'the body must be a JSON object {name, args, ttlMs, idempotencyKey?}');
     const { name, args = null } = input;
     if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).byteLength > MAX_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(name)) {
-      throw new ApiError(400, 'BAD_COMMAND', `name is required: a string of 1 to ${MAX_NAME_BYTES} bytes without control characters`);
+      throw new CommandError('BAD_COMMAND', `name is required: a string of 1 to ${MAX_NAME_BYTES} bytes without control characters`);
     }
     let key: string | undefined;
     if (input.idempotencyKey !== undefined) {
       if (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > 128) {
-        throw new ApiError(400, 'BAD_COMMAND', 'idempotencyKey must be a string of 1 to 128 characters');
+        throw new CommandError('BAD_COMMAND', 'idempotencyKey must be a string of 1 to 128 characters');
       }
       key = input.idempotencyKey;
       const existing = this.byIdempotencyKey.get(`${deviceId}\u0000${key}`);
@@ -145,13 +144,13 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     }
     const argsText = JSON.stringify(args);
     if (utf8.encode(argsText).byteLength > this.opts.maxArgsBytes) {
-      throw new ApiError(413, 'COMMAND_TOO_LARGE', `args are ${utf8.encode(argsText).byteLength} bytes as JSON; the limit is ${this.opts.maxArgsBytes} (--command-max-args-bytes)`);
+      throw new CommandError('COMMAND_TOO_LARGE', `args are ${utf8.encode(argsText).byteLength} bytes as JSON; the limit is ${this.opts.maxArgsBytes} (--command-max-args-bytes)`);
     }
     const ttlMs = intIn(input.ttlMs, 'ttlMs', this.opts.defaultTtlMs, 1, MAX_TTL_MS);
     const timeoutMs = intIn(input.timeoutMs, 'timeoutMs', this.opts.defaultTimeoutMs, 100, 24 * 3600_000);
     const queued = this.pending.get(deviceId)?.length ?? 0;
     if (queued >= this.opts.maxQueued) {
-      throw new ApiError(429, 'COMMAND_QUEUE_FULL', `device "${deviceId}" has ${queued} unfinished commands, the most it may have (--command-queue); wait for them to finish or expire`);
+      throw new CommandError('COMMAND_QUEUE_FULL', `device "${deviceId}" has ${queued} unfinished commands, the most it may have (--command-queue); wait for them to finish or expire`);
     }
     const now = Date.now();
     const c: CommandRecord = { id: randomUUID(), deviceId, name, args, state: 'queued', createdAt: now, expiresAt: now + ttlMs, timeoutMs, history: [{ state: 'queued', at: now }] };

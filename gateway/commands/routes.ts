@@ -4,7 +4,25 @@
  */
 import { ApiError } from '../errors.js';
 import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import { CommandError, type CommandErrorCode } from './command.js';
 import type { CommandService, NewCommand } from './commands.js';
+
+/** The HTTP status of each refusal of the command service. */
+const STATUS: Record<CommandErrorCode, number> = {
+  BAD_COMMAND: 400,
+  DEVICE_NOT_FOUND: 404,
+  COMMAND_TOO_LARGE: 413,
+  COMMAND_QUEUE_FULL: 429,
+};
+
+function create(commands: CommandService, deviceId: string, body: NewCommand): ReturnType<CommandService['create']> {
+  try {
+    return commands.create(deviceId, body);
+  } catch (err) {
+    if (err instanceof CommandError) throw new ApiError(STATUS[err.code], err.code, err.message);
+    throw err;
+  }
+}
 
 export function commandRoutes(commands: CommandService, maxArgsBytes: number): RouteHandler {
   return async (req, reply, s) => {
@@ -13,7 +31,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
       if (req.method === 'POST') {
         // The body holds args plus a little: allow room beyond the args limit itself.
         const body = (await readJson(reply, maxArgsBytes + 4096)) as NewCommand;
-        const { command, created } = commands.create(s[2]!, body);
+        const { command, created } = create(commands, s[2]!, body);
         sendJson(reply, created ? 201 : 200, command);
         return true;
       }
