@@ -163,10 +163,12 @@ export interface DeviceJson {
 export class DeviceTable {
   private readonly byId = new Map<string, DeviceState>();
   online = 0;
-  /** This instance's id when it is part of a cluster. */
-  instance: string | null = null;
 
-  constructor(registry: Iterable<RegistryEntry>) {
+  constructor(
+    registry: Iterable<RegistryEntry>,
+    /** This instance's id when it is part of a cluster. */
+    readonly instance: string | null = null,
+  ) {
     for (const e of registry) this.byId.set(e.id, new DeviceState(e.id, e));
   }
 
@@ -198,6 +200,14 @@ export class DeviceTable {
     d.connectedAt = now;
     d.lastSeen = Math.max(d.lastSeen, now);
     d.connections++;
+  }
+
+  /** News of an offline device from elsewhere (another cluster instance): kept when newer than what is known. */
+  noteOffline(d: DeviceState, at: number, cause: OfflineCause | undefined, detail: string | undefined): void {
+    if (d.online || at <= d.disconnectedAt) return;
+    d.disconnectedAt = at;
+    d.offlineCause = cause;
+    d.offlineDetail = detail;
   }
 
   /** Marks the device offline if `link` is still its current connection (a replaced link is not). */

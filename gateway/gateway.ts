@@ -1,8 +1,14 @@
 /**
- * The gateway: wires config, auth, device table, ingest, acks, storage and the HTTP/WebSocket
- * server together, with one lifecycle: start() then an idempotent close().
+ * The gateway: builds config, auth, device table, ingest, the ack ledger, storage, commands, live
+ * fan-out and the HTTP/WebSocket server, and orders their lifecycle: start() then an idempotent close().
  * Shutdown order: stop listening, read what devices already sent, let storage settle it, ack it,
  * say goodbye to devices (1001), close the brokers, the cursors and storage.
+ *
+ * How the parts talk (one style everywhere): a module that has news declares typed subscription
+ * methods, `onX(listener)`, backed by a plain listener list (cheap enough for the per-frame path:
+ * no allocation per event); a module that wants the news subscribes to them itself, in its own
+ * constructor or its `listen(sources)` / `attach()` method. No module assigns another's fields or
+ * callbacks, and this file only passes each part its sources.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -85,7 +91,9 @@ export class Gateway {
     this.operatorTokenGenerated = !config.operatorToken;
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
-    this.devices = new DeviceTable(registry.values());
+    const clusterUrl = config.clusterUrl ?? config.mqttUrl;
+    const instance = clusterUrl === undefined ? undefined : config.instanceId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(2).toString('hex')}`;
+    this.devices = new DeviceTable(registry.values(), instance ?? null);
     this.presence = new Presence(this.devices, this.log);
     this.storage =
       deps.storage ??
@@ -117,10 +125,9 @@ export class Gateway {
       defaultTtlMs: config.commandTtl,
       defaultTimeoutMs: config.commandTimeout,
       keepFinished: 200,
+      instance,
     });
-    this.ingest.onResult((device, result) => this.commands.onResult(device, result));
-    this.presence.onConnect((device) => this.commands.dispatch(device));
-    this.presence.onDisconnect((device) => this.commands.deviceDisconnected(device));
+    this.commands.listen({ ingest: this.ingest, presence: this.presence });
     this.stats = new GatewayStats(this.devices, this.ingest, this.commands, () => ({
       liveClients: this.live.clients.size + (this.sse?.clients ?? 0),
       liveDropped: this.live.dropped,
@@ -133,16 +140,8 @@ export class Gateway {
       replayBytes: config.liveReplayBytes,
       budgetBytes: config.liveBudget,
     });
-    this.ingest.onTelemetry((device, h, batch) => {
-      this.live.streams.add(device, h, batch);
-      this.live.touch(device);
-    });
-    this.presence.onConnect((device) => this.live.touch(device));
-    this.presence.onDisconnect((device) => this.live.touch(device));
-    this.commands.on('change', (c) => this.live.command(c));
-    const clusterUrl = config.clusterUrl ?? config.mqttUrl;
-    if (clusterUrl !== undefined) {
-      const instance = config.instanceId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(2).toString('hex')}`;
+    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands });
+    if (clusterUrl !== undefined && instance !== undefined) {
       const sameBroker = config.clusterUrl === undefined;
       const backbone = new Backbone(
         {
@@ -168,7 +167,6 @@ export class Gateway {
         log: this.log,
       });
       this.cluster.attach();
-      this.devices.instance = instance;
     }
   }
 
@@ -216,11 +214,9 @@ export class Gateway {
       server.socket('/device', this.deviceRoute);
       server.socket('/live', liveRoute);
     }
-    this.live.publisher = {
-      publish: (topic, text) => {
-        for (const server of servers) server.publish(topic, text, false);
-      },
-    };
+    this.live.onPublish((topic, text) => {
+      for (const server of servers) server.publish(topic, text, false);
+    });
     this.sse = new SseHub(this.live);
     const dashboard = new StaticFiles(c.dashboardDir ?? defaultDashboardDir());
     if (!dashboard.available) this.log.warn({ dir: dashboard.dir }, 'the dashboard is not built, so / answers 503: run `npm run build`');
@@ -234,7 +230,6 @@ export class Gateway {
       storage: () => ({ ...this.storage.health() }),
       ...(this.cluster ? { cluster: () => this.cluster!.backbone } : {}),
     });
-    this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
     const handler = httpHandler({
       devices: this.devices,
       auth: this.auth,
@@ -274,7 +269,7 @@ export class Gateway {
         tls: c.cert !== undefined && c.key !== undefined ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : undefined,
         plaintextPort: c.mqttPlaintextPort,
       });
-      this.mqtt.onDelivered = (deviceId, commandId) => this.commands.delivered(deviceId, commandId, 'MQTT PUBACK from the device');
+      this.commands.listen({ deliveries: this.mqtt });
       await this.mqtt.start();
       this.mqttPort = this.mqtt.port;
       this.mqttPlaintextPort = this.mqtt.plaintextPort;

@@ -134,5 +134,6 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1],
     registers: [registry],
   });
+  src.live.onLatency((seconds) => liveLatency.observe(seconds));
   return { registry, liveLatency };
 }

@@ -65,12 +65,12 @@ export class Cluster {
   /** Wires local events out and remote events in; call before backbone.start(). */
   attach(): void {
     const { backbone, d } = this;
-    d.commands.instance = backbone.instance;
-    d.commands.relay = (id, frame) => backbone.relayResult(id, frame);
-    d.commands.on('change', (c) => {
+    if (d.commands.instance !== backbone.instance) throw new Error(`the command service runs as instance ${d.commands.instance}, the backbone as ${backbone.instance}`);
+    d.commands.onRelay((id, frame) => backbone.relayResult(id, frame));
+    d.commands.onChange((c) => {
       if (c.owner === backbone.instance) backbone.publishCommand(c);
     });
-    d.commands.on('forget', (c) => backbone.forgetCommand(c.deviceId, c.id));
+    d.commands.onForget((c) => backbone.forgetCommand(c.deviceId, c.id));
     d.ingest.onIngested((device, _h, _ticket, bytes) => backbone.replicate(device.id, bytes, device.link?.shared === true));
     d.presence.onConnect((device, link) => {
       if (link.instance === undefined && !link.shared) this.publishHeld(device, link);
@@ -85,13 +85,13 @@ export class Cluster {
       backbone.publishPresence(device.id, msg);
     });
 
-    backbone.on('telemetry', (id, frame, shared) => d.ingest.replica(this.device(id), frame, Date.now(), d.storeReplicas, !shared));
-    backbone.on('presence', (id, msg, stale) => (stale ? this.onStalePresence(id, msg) : this.onPresence(this.device(id), msg)));
-    backbone.on('instance', (instance, online, cause) => this.onInstance(instance, online, cause));
-    backbone.on('command', (c) => d.commands.applyReplica(c));
-    backbone.on('commandGone', (deviceId, id) => d.commands.forgetReplica(deviceId, id));
-    backbone.on('deliver', (id, frame) => this.onDeliver(id, frame));
-    backbone.on('result', (id, frame) => {
+    backbone.onTelemetry((id, frame, shared) => d.ingest.replica(this.device(id), frame, Date.now(), d.storeReplicas, !shared));
+    backbone.onPresence((id, msg, stale) => (stale ? this.onStalePresence(id, msg) : this.onPresence(this.device(id), msg)));
+    backbone.onInstance((instance, online, cause) => this.onInstance(instance, online, cause));
+    backbone.onCommand((c) => d.commands.applyReplica(c));
+    backbone.onCommandGone((deviceId, id) => d.commands.forgetReplica(deviceId, id));
+    backbone.onDeliver((id, frame) => this.onDeliver(id, frame));
+    backbone.onResult((id, frame) => {
       const device = d.devices.get(id);
       const f = decodeFrame(frame);
       if (device && !(f instanceof Error) && f.type === FrameType.CommandResult) d.commands.onResult(device, f as CommandResultFrame, true);
@@ -122,10 +122,8 @@ export class Cluster {
     }
     if (device.online && link?.instance === msg.instance) {
       this.d.presence.disconnect(device, link, msg.cause ?? 'connection_lost', msg.detail);
-    } else if (!device.online && msg.at > device.disconnectedAt) {
-      device.disconnectedAt = msg.at;
-      device.offlineCause = msg.cause;
-      device.offlineDetail = msg.detail;
+    } else {
+      this.d.devices.noteOffline(device, msg.at, msg.cause, msg.detail);
     }
     if (msg.cursor) this.d.acks.adopt(device, msg.cursor, heldHere);
   }

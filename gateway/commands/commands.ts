@@ -2,12 +2,14 @@
  * Commands for devices, with a lifecycle an operator can trust. Each device has an ordered,
  * bounded queue; commands go out in order on whatever transport the device is connected by, wait
  * (up to their TTL) while it is offline, and every transition is time-stamped, persisted and
- * published as a 'change' event. After a restart nothing stays in a non-final state without a timer.
+ * published as a change event (onChange). After a restart nothing stays in a non-final state without
+ * a timer. It hears what moves commands along where it lives (listen()): results from ingest, presence
+ * changes, and delivery receipts from transports that have them.
  */
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { CommandStatus, encodeCommand, encodeCommandResult, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
-import type { DeviceState, DeviceTable } from '../devices.js';
+import type { DeviceLink, DeviceState, DeviceTable } from '../devices.js';
+import type { Ingest } from '../ingest.js';
 import type { Logger } from '../log.js';
 import { CommandError, isFinal, type CommandRecord, type CommandState } from './command.js';
 import type { CommandJournal } from './journal.js';
@@ -21,6 +23,23 @@ export interface CommandOptions {
   defaultTimeoutMs: number;
   /** Finished commands kept per device for GET (older ones are forgotten). */
   keepFinished: number;
+  /**
+   * In a cluster: this instance's id. Commands it accepts carry it as `owner`; commands other
+   * instances own are kept as read-only replicas (for GET and the live view) and never driven here.
+   */
+  instance?: string | undefined;
+}
+
+export type CommandListener = (c: CommandRecord) => void;
+/** In a cluster: a result (or a delivery receipt) for a command owned elsewhere, to hand to its owner. */
+export type RelayListener = (deviceId: string, frame: Uint8Array) => void;
+
+/** What moves commands along; each source is optional. */
+export interface CommandSources {
+  ingest?: Pick<Ingest, 'onResult'>;
+  presence?: { onConnect(l: (device: DeviceState, link: DeviceLink) => void): void; onDisconnect(l: (device: DeviceState, link: DeviceLink) => void): void };
+  /** A transport whose devices confirm delivery themselves (MQTT PUBACK). */
+  deliveries?: { onDelivered(l: (deviceId: string, commandId: string, note: string) => void): void };
 }
 
 export interface NewCommand {
@@ -42,7 +61,7 @@ function intIn(v: unknown, name: string, fallback: number, min: number, max: num
   return v;
 }
 
-export class CommandService extends EventEmitter<{ change: [CommandRecord]; forget: [CommandRecord] }> {
+export class CommandService {
   private readonly byId = new Map<string, CommandRecord>();
   /** Unfinished commands per device, in creation order. */
   private readonly pending = new Map<string, CommandRecord[]>();
@@ -52,13 +71,11 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private retryTimer: NodeJS.Timeout | undefined;
   staleResults = 0;
-  /**
-   * In a cluster: this instance's id. Commands it accepted carry it as `owner`; commands other
-   * instances own are kept as read-only replicas (for GET and the live view) and never driven here.
-   */
-  instance: string | undefined;
-  /** In a cluster: hands a result (or a delivery receipt) for a command owned elsewhere to its owner. */
-  relay: ((deviceId: string, frame: Uint8Array) => void) | undefined;
+  /** See CommandOptions.instance. */
+  readonly instance: string | undefined;
+  private readonly changeListeners: CommandListener[] = [];
+  private readonly forgetListeners: CommandListener[] = [];
+  private readonly relayListeners: RelayListener[] = [];
 
   constructor(
     private readonly devices: DeviceTable,
@@ -66,7 +83,38 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     private readonly log: Logger,
     private readonly opts: CommandOptions,
   ) {
-    super();
+    this.instance = opts.instance;
+  }
+
+  /** Every change of a command (created, moved, or a replica updated). */
+  onChange(l: CommandListener): void {
+    this.changeListeners.push(l);
+  }
+
+  /** In a cluster: a command of this instance's that it no longer keeps. */
+  onForget(l: CommandListener): void {
+    this.forgetListeners.push(l);
+  }
+
+  /** In a cluster: results and receipts for commands owned by other instances. */
+  onRelay(l: RelayListener): void {
+    this.relayListeners.push(l);
+  }
+
+  /** Subscribes to what moves commands along. */
+  listen(from: CommandSources): void {
+    from.ingest?.onResult((device, result) => this.onResult(device, result));
+    from.presence?.onConnect((device) => this.dispatch(device));
+    from.presence?.onDisconnect((device) => this.deviceDisconnected(device));
+    from.deliveries?.onDelivered((deviceId, commandId, note) => this.delivered(deviceId, commandId, note));
+  }
+
+  private changed(c: CommandRecord): void {
+    for (const l of this.changeListeners) l(c);
+  }
+
+  private relay(deviceId: string, frame: Uint8Array): void {
+    for (const l of this.relayListeners) l(deviceId, frame);
   }
 
   /** Loads what the last run left; unfinished commands are re-armed, sent-but-undelivered ones requeued. */
@@ -120,7 +168,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
       const old = list.shift()!;
       this.byId.delete(old.id);
       if (old.idempotencyKey) this.byIdempotencyKey.delete(`${deviceId}\u0000${old.idempotencyKey}`);
-      if (this.instance !== undefined && this.mine(old)) this.emit('forget', old);
+      if (this.instance !== undefined && this.mine(old)) for (const l of this.forgetListeners) l(old);
     }
   }
 
@@ -158,7 +206,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     if (this.instance !== undefined) c.owner = this.instance;
     this.index(c);
     this.journal.append(c);
-    this.emit('change', c);
+    this.changed(c);
     this.arm(c, now);
     this.dispatch(device);
     return { command: c, created: true };
@@ -210,7 +258,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
   /** The transport confirmed the device has the command (MQTT PUBACK), or the device said "received". */
   delivered(deviceId: string, commandId: string, note: string): void {
     const c = this.byId.get(commandId);
-    if (this.relay && (!c || !this.mine(c))) {
+    if (this.instance !== undefined && (!c || !this.mine(c))) {
       this.relay(deviceId, encodeCommandResult({ timestamp: Date.now() }, { commandId, status: CommandStatus.Received }));
       return;
     }
@@ -223,7 +271,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
    */
   onResult(device: DeviceState, f: CommandResultFrame, relayed = false): void {
     const c = this.byId.get(f.commandId);
-    if (this.relay && (!c || !this.mine(c))) {
+    if (this.instance !== undefined && (!c || !this.mine(c))) {
       if (!relayed) this.relay(device.id, encodeCommandResult({ timestamp: Date.now() }, { commandId: f.commandId, status: f.status, payload: f.payload }));
       return;
     }
@@ -273,7 +321,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     }
     this.journal.append(c);
     if (this.journal.wantsCompaction) this.journal.reopen(this.kept());
-    this.emit('change', c);
+    this.changed(c);
   }
 
   /** One timer per unfinished command, at its next deadline (TTL until delivered, result timeout once sent). */
@@ -322,7 +370,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
         this.trimFinished(c.deviceId, done);
       }
     }
-    this.emit('change', this.byId.get(r.id) ?? r);
+    this.changed(this.byId.get(r.id) ?? r);
   }
 
   /** The owner no longer keeps this command. */

@@ -60,8 +60,7 @@ export class EmbeddedBroker {
   private readonly sockets = new Set<Socket>();
   private readonly byClient = new WeakMap<Client, ClientState>();
   port = 0;
-  /** Called when a device PUBACKs a command. */
-  onDelivered: ((deviceId: string, commandId: string) => void) | undefined;
+  private readonly deliveredListeners: ((deviceId: string, commandId: string, note: string) => void)[] = [];
 
   constructor(
     private readonly devices: DeviceTable,
@@ -71,6 +70,11 @@ export class EmbeddedBroker {
     private readonly log: Logger,
     private readonly opts: EmbeddedBrokerOptions,
   ) {}
+
+  /** A device PUBACKed a command: the transport's proof of delivery. */
+  onDelivered(l: (deviceId: string, commandId: string, note: string) => void): void {
+    this.deliveredListeners.push(l);
+  }
 
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({
@@ -100,7 +104,7 @@ export class EmbeddedBroker {
       const payload = (packet as { payload?: Buffer } | undefined)?.payload;
       if (!s || !payload) return;
       const f = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
-      if (!(f instanceof Error) && f.type === FrameType.Command) this.onDelivered?.(s.device.id, f.commandId);
+      if (!(f instanceof Error) && f.type === FrameType.Command) for (const l of this.deliveredListeners) l(s.device.id, f.commandId, 'MQTT PUBACK from the device');
     });
     broker.on('keepaliveTimeout', (client) => {
       const s = this.byClient.get(client);

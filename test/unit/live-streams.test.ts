@@ -71,7 +71,7 @@ describe('live hub fleet deltas', () => {
     const table = new DeviceTable([]);
     const hub = new LiveHub(table, () => ({}), { flushMs: 100, maxPointsPerChannel: 2, replay: 10, budgetBytes: 1 << 20 });
     const topics: string[] = [];
-    hub.publisher = { publish: (topic) => topics.push(topic) };
+    hub.onPublish((topic) => topics.push(topic));
     const d = table.getOrCreate('climate-9', undefined);
     hub.touch(d);
     hub.flush(Date.now());
