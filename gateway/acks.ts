@@ -6,13 +6,16 @@
  * It also restores those cursors into dedupe state at start and adopts the cursor of a device that
  * left another cluster instance.
  *
- * The walk of one frame (each module once):
+ * The walk of one frame (each module once, in this order):
  *   1. transport (device-socket.ts, mqtt/embedded.ts, mqtt/bridge.ts): bytes from the connection
- *   2. ingest.ts: decode, dedupe (DeviceState.seq), counters and last values, storage.write → ticket,
- *      then its events: `onTelemetry` (live) and `onIngested` (this ledger, cluster replication)
- *   3. storage/: batches the points; durableTicket advances once they are in the database or spill
- *   4. acks.ts (here): at the next flush, settled tickets move the durable position → cursor file → ack
- *   5. live/: the hub's next flush publishes the coalesced readings to dashboards
+ *   2. ingest.ts: decode, dedupe (DeviceState.seq), counters and last values
+ *   3. storage/: write() copies the points into a batch and returns a ticket; durableTicket passes
+ *      it later, once the batch is in the database or fsync'd to the spill file
+ *   4. live/ (ingest's onTelemetry): the readings join the device's stream, published at the hub's
+ *      next flush
+ *   5. acks.ts, here (ingest's onIngested): the device is queued; at the next flush, once
+ *      durableTicket covers the ticket, its cursor goes to the cursor file and then the ack out
+ *   (cluster/ also hears onIngested, to copy the bytes to other instances' live views.)
  * Per frame the ledger touches only the device's own slot (DeviceState.ack): no lookup, no allocation
  * beyond the slot's first use and the growth of its small unsettled array.
  */

@@ -226,6 +226,7 @@ export class Gateway {
       live: this.live,
       commands: this.commands,
       acksSent: () => this.acks.acksSent,
+      ackCursorFailures: () => this.acks.cursorFailures,
       liveClients: () => this.live.clients.size + (this.sse?.clients ?? 0),
       storage: () => ({ ...this.storage.health() }),
       ...(this.cluster ? { cluster: () => this.cluster!.backbone } : {}),

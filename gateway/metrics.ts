@@ -14,6 +14,8 @@ export interface MetricSources {
   live: LiveHub;
   commands: CommandService;
   acksSent(): number;
+  /** Ack flushes whose cursor lines did not all reach the cursor file. */
+  ackCursorFailures?(): number;
   liveClients(): number;
   storage(): Record<string, unknown> & { status: string };
   /** In a cluster: the backbone's counters. */
@@ -99,6 +101,9 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
     mirror(registry, 'gateway_cluster_results_relayed_total', 'Command results passed on to the instance owning the command', () => c().resultsRelayed);
   }
   mirror(registry, 'gateway_acks_sent_total', 'Ack frames sent to devices', src.acksSent);
+  if (src.ackCursorFailures) {
+    mirror(registry, 'gateway_ack_cursor_write_failures_total', 'Ack flushes whose cursor lines did not all reach the cursor file (disk full, I/O error): their acks waited for a later flush', src.ackCursorFailures);
+  }
   mirror(registry, 'gateway_live_dropped_total', 'Live messages a slow dashboard client did not get', () => src.live.dropped);
   new Gauge({
     name: 'gateway_live_clients',
