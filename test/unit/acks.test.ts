@@ -136,4 +136,19 @@ describe('AckLedger', () => {
       [13, 13],
     ]);
   });
+
+  it("adopts another instance's cursor: replays of what it stored are duplicates here, and acks here cover them", () => {
+    const t = setup();
+    t.ledger.adopt(t.d, { epoch: 4, contig: 10 }, false);
+    expect(t.ledger.position(t.d)).toEqual({ epoch: 4, contig: 10 });
+    t.frame(4, 9);
+    expect(t.d.duplicates).toBe(1);
+    t.frame(4, 11);
+    t.settled.durableTicket = 1;
+    t.ledger.flush(1);
+    expect(t.link.acks.map((f) => [f.epoch, f.seq])).toEqual([[4, 11]]);
+    // An older cursor moves nothing back.
+    t.ledger.adopt(t.d, { epoch: 4, contig: 5 }, false);
+    expect(t.ledger.position(t.d)).toEqual({ epoch: 4, contig: 11 });
+  });
 });
