@@ -1,34 +1,141 @@
 /**
- * Sends acks at most once per interval per device, for what storage has settled, after the dedupe
- * cursor behind each ack reached the cursor file: an ack the device got is never forgotten by a
- * restart, and never covers a reading that is only in memory.
+ * The ack ledger: the one owner of every device's ack and cursor state. It hears ingest's events
+ * (a new frame handed to storage, a replay), and at most once per interval per device sends an ack
+ * for what storage has settled, after the dedupe cursor behind it reached the cursor file: an ack
+ * the device got is never forgotten by a restart, and never covers a reading that is only in memory.
+ * It also restores those cursors into dedupe state at start and adopts the cursor of a device that
+ * left another cluster instance.
+ *
+ * The walk of one frame (each module once, in this order):
+ *   1. transport (device-socket.ts, mqtt/embedded.ts, mqtt/bridge.ts): bytes from the connection
+ *   2. ingest.ts: decode, dedupe (DeviceState.seq), counters and last values
+ *   3. storage/: write() copies the points into a batch and returns a ticket; durableTicket passes
+ *      it later, once the batch is in the database or fsync'd to the spill file
+ *   4. live/ (ingest's onTelemetry): the readings join the device's stream, published at the hub's
+ *      next flush
+ *   5. acks.ts, here (ingest's onIngested): the device is queued; at the next flush, once
+ *      durableTicket covers the ticket, its cursor goes to the cursor file and then the ack out
+ *   (cluster/ also hears onIngested, to copy the bytes to other instances' live views.)
+ * Per frame the ledger touches only the device's own slot (DeviceState.ack): no lookup, no allocation
+ * beyond the slot's first use and the growth of its small unsettled array.
  */
-import { encodeAck, FrameType, HEADER_BYTES, writeHeader } from '../devices/codec/index.js';
-import type { CursorStore } from './cursors.js';
+import { encodeAck, FrameType, HEADER_BYTES, writeHeader, type FrameHeader } from '../devices/codec/index.js';
+import { AckSlot } from './ack-slot.js';
+import type { Cursor, CursorStore } from './cursors.js';
 import type { DeviceLink, DeviceState } from './devices.js';
 import type { Storage } from './storage/storage.js';
 
-export class AckScheduler {
+/** True when u32 seq `a` is after `b` (wrap-aware). */
+const after = (a: number, b: number): boolean => a !== b && ((a - b) >>> 0) < 0x80000000;
+
+/** What the ledger hears from ingest. */
+export interface IngestEvents {
+  onIngested(listener: (device: DeviceState, header: FrameHeader, ticket: number) => void): void;
+  onDuplicate(listener: (device: DeviceState, header: FrameHeader) => void): void;
+}
+
+export interface AckOptions {
+  intervalMs: number;
+  /** Over this many buffered bytes toward a device, its ack waits for the next flush. */
+  sendBudget: number;
+  /** Range acks (bridge mode: other gateways take the other seqs) instead of cumulative ones. */
+  ranges: boolean;
+}
+
+export class AckLedger {
   private timer: NodeJS.Timeout | undefined;
+  /** Devices with something to do, in the order they became so; flush() drains it. */
+  private readonly queue: DeviceState[] = [];
+  /** Advanced at each flush; frames of one flush interval share an unsettled entry. */
+  private tick = 0;
+  /** Ticket of the newest storage write of an ingested frame. */
+  private lastTicket = 0;
   private readonly buf = new Uint8Array(HEADER_BYTES);
   private readonly view = new DataView(this.buf.buffer);
   private readonly header = { epoch: 0, seq: 0, timestamp: 0 };
   acksSent = 0;
   acksDeferred = 0;
+  /** Flushes whose cursor lines did not all reach the file: their acks wait for a later flush. */
+  cursorFailures = 0;
 
   constructor(
-    private readonly ingest: { readonly ackQueue: DeviceState[]; tick: number },
+    ingest: IngestEvents,
     private readonly cursors: CursorStore,
     private readonly storage: Pick<Storage, 'durableTicket'>,
-    private readonly intervalMs: number,
-    /** Over this many buffered bytes toward a device, its ack waits for the next tick. */
-    private readonly sendBudget: number,
-    /** Range acks (bridge mode) instead of cumulative ones. */
-    private readonly ranges: boolean,
-  ) {}
+    private readonly opts: AckOptions,
+  ) {
+    ingest.onIngested((device, h, ticket) => this.ingested(device, h.epoch, h.seq, ticket));
+    ingest.onDuplicate((device, h) => this.duplicate(device, h.seq));
+  }
+
+  /**
+   * Loads the cursor file and restores each cursor into its device's dedupe state and durable
+   * position, so frames acked before a restart are recognised as replays. Call before any frame.
+   */
+  restore(deviceFor: (id: string) => DeviceState): number {
+    let n = 0;
+    for (const [id, c] of this.cursors.open()) {
+      const d = deviceFor(id);
+      d.seq.restore(c.epoch, c.contig);
+      const s = (d.ack ??= new AckSlot());
+      s.epoch = c.epoch;
+      s.contig = c.contig;
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Where the device's frames were safe when it left another instance. Its dedupe window here takes
+   * the cursor when it knows less (a window built from replicated frames usually knows more), and
+   * the durable position moves up to it, so an ack here can cover what the other instance stored.
+   */
+  adopt(device: DeviceState, c: Cursor, heldHere: boolean): void {
+    const cur = device.seq.current;
+    if (!heldHere && (cur === undefined || cur.epoch !== c.epoch || after(c.contig, cur.contig))) device.seq.restore(c.epoch, c.contig);
+    if (device.seq.current?.epoch !== c.epoch) return;
+    const s = (device.ack ??= new AckSlot());
+    if (s.epoch !== c.epoch || after(c.contig, s.contig)) {
+      s.epoch = c.epoch;
+      s.contig = c.contig;
+    }
+  }
+
+  /** Where the device's frames are known safe (acked or adoptable), or undefined before any. */
+  position(device: DeviceState): Cursor | undefined {
+    const s = device.ack;
+    return s !== undefined && s.epoch >= 0 ? { epoch: s.epoch, contig: s.contig } : undefined;
+  }
+
+  /** A new frame was handed to storage under `ticket`: ack it once settled. */
+  ingested(device: DeviceState, epoch: number, seq: number, ticket: number): void {
+    const s = this.slot(device);
+    this.lastTicket = ticket;
+    if (this.opts.ranges) this.noteRange(s, ticket, seq);
+    else {
+      const cur = device.seq.current!;
+      // A late frame from the previous boot is stored but moves nothing the ack reports.
+      if (cur.epoch === epoch) this.noteCumulative(s, ticket, cur.epoch, cur.contig);
+    }
+  }
+
+  /**
+   * A replay of a frame already taken: it is safe already, or waiting in `unsettled`, so the ack
+   * follows either way. A range-acked gateway re-acks the single seq once whatever it waits for is settled.
+   */
+  duplicate(device: DeviceState, seq: number): void {
+    const s = this.slot(device);
+    s.owed = true;
+    if (this.opts.ranges) this.noteRange(s, this.lastTicket, seq);
+  }
+
+  /** The newest ticket an ack waits for: shutdown lets storage settle up to it. */
+  get newestTicket(): number {
+    return this.lastTicket;
+  }
 
   start(): void {
-    this.timer ??= setInterval(() => this.flush(Date.now()), this.intervalMs);
+    this.timer ??= setInterval(() => this.flush(Date.now()), this.opts.intervalMs);
   }
 
   stop(): void {
@@ -36,55 +143,119 @@ export class AckScheduler {
     this.timer = undefined;
   }
 
-  flush(now: number): void {
-    this.ingest.tick++;
-    const q = this.ingest.ackQueue;
+  /**
+   * Moves what storage has settled into each queued device's durable position, appends the cursors
+   * that moved in one write, and sends the acks. When the cursor write fails, the acks that depended
+   * on it are not sent and their devices stay owed: the next flush writes and tries again. `final`
+   * (shutdown) sends every ack now, whatever the device's send budget: there is no next flush.
+   */
+  flush(now: number, final = false): void {
+    this.tick++;
+    const q = this.queue;
     const n = q.length;
     if (n === 0) return;
     // Only what storage has settled is acked, and only that reaches the cursor file: after a crash,
     // a frame that was ingested but never stored must come back as new, not as a duplicate.
     const durable = this.storage.durableTicket;
+    const ranges = this.opts.ranges;
     let lines = '';
     for (let i = 0; i < n; i++) {
-      const d = q[i]!;
-      if (d.settle(durable, this.ranges)) {
-        d.ackOwed = true;
-        lines += this.cursors.set(d.id, d.durableEpoch, d.durableContig);
+      const s = q[i]!.ack!;
+      if (this.settle(s, durable, ranges)) s.unwritten = true;
+      if (s.unwritten) {
+        s.owed = true;
+        lines += this.cursors.set(q[i]!.id, s.epoch, s.contig);
       }
     }
-    // False when the cursor file could not take every byte (disk full, EIO): then no ack of this
-    // flush goes out and every device stays owed, so a later flush acks once the file is whole again.
-    const persisted = this.cursors.append(lines);
+    const written = lines === '' || this.cursors.append(lines);
+    if (!written) this.cursorFailures++;
     let kept = 0;
     for (let i = 0; i < n; i++) {
       const d = q[i]!;
-      const waiting = (d.unsettled?.length ?? 0) > 0;
-      const link = d.link;
-      if (link && (d.ackOwed || (d.ackRanges?.length ?? 0) > 0)) {
-        if (!persisted) {
+      const s = d.ack!;
+      if (s.unwritten) {
+        if (!written) {
           q[kept++] = d;
           continue;
         }
+        s.unwritten = false;
+      }
+      const link = d.link;
+      if (link && (s.owed || (s.ranges?.length ?? 0) > 0)) {
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
-        if (link.bufferedAmount() > this.sendBudget) {
+        if (!final && link.bufferedAmount() > this.opts.sendBudget) {
           q[kept++] = d;
           this.acksDeferred++;
           continue;
         }
-        if (this.ranges) this.sendRanges(d, link, now);
-        else if (d.durableEpoch >= 0) this.sendAck(d, link, now);
-        d.ackOwed = false;
+        if (ranges) this.sendRanges(d, s, link, now);
+        else if (s.epoch >= 0) this.sendAck(s, link, now);
+        s.owed = false;
       }
-      if (waiting) q[kept++] = d;
-      else d.ackDirty = false;
+      if ((s.unsettled?.length ?? 0) > 0) q[kept++] = d;
+      else s.queued = false;
     }
     q.length = kept;
   }
 
-  private sendAck(d: DeviceState, link: DeviceLink, now: number): void {
+  private slot(device: DeviceState): AckSlot {
+    const s = (device.ack ??= new AckSlot());
+    if (!s.queued) {
+      s.queued = true;
+      this.queue.push(device);
+    }
+    return s;
+  }
+
+  /**
+   * Frames of one flush interval collapse into one entry; a later interval starts a new one, so an
+   * entry's ticket stops growing and settles while new frames keep coming.
+   */
+  private noteCumulative(s: AckSlot, ticket: number, epoch: number, contig: number): void {
+    const u = (s.unsettled ??= []);
+    const n = u.length;
+    if (n > 0 && u[n - 4] === this.tick && u[n - 2] === epoch) {
+      u[n - 3] = ticket;
+      u[n - 1] = contig;
+    } else u.push(this.tick, ticket, epoch, contig);
+  }
+
+  /** Bridge mode: a seq to range-ack once `ticket` is settled (runs of seqs within an interval collapse). */
+  private noteRange(s: AckSlot, ticket: number, seq: number): void {
+    const u = (s.unsettled ??= []);
+    const n = u.length;
+    if (n > 0 && u[n - 4] === this.tick && ((u[n - 1]! + 1) >>> 0) === seq) {
+      u[n - 3] = ticket;
+      u[n - 1] = seq;
+    } else u.push(this.tick, ticket, seq, seq);
+  }
+
+  /**
+   * Moves what storage has settled (tickets ≤ durable) into the durable position (or the ranges to
+   * ack). Returns true when the durable position advanced.
+   */
+  private settle(s: AckSlot, durable: number, ranges: boolean): boolean {
+    const u = s.unsettled;
+    if (u === undefined) return false;
+    let i = 0;
+    let advanced = false;
+    while (i < u.length && u[i + 1]! <= durable) {
+      if (ranges) (s.ranges ??= []).push(u[i + 2]!, u[i + 3]!);
+      else {
+        s.epoch = u[i + 2]!;
+        s.contig = u[i + 3]!;
+        advanced = true;
+      }
+      i += 4;
+    }
+    if (i > 0) u.splice(0, i);
+    return advanced;
+  }
+
+  private sendAck(s: AckSlot, link: DeviceLink, now: number): void {
     const h = this.header;
-    h.epoch = d.durableEpoch;
-    h.seq = d.durableContig;
+    h.epoch = s.epoch;
+    h.seq = s.contig;
     h.timestamp = now;
     writeHeader(this.view, FrameType.Ack, h);
     link.send(this.buf);
@@ -92,8 +263,8 @@ export class AckScheduler {
   }
 
   /** Range acks for exactly the seqs this gateway took and stored (bridge mode). */
-  private sendRanges(d: DeviceState, link: DeviceLink, now: number): void {
-    const r = d.ackRanges;
+  private sendRanges(d: DeviceState, s: AckSlot, link: DeviceLink, now: number): void {
+    const r = s.ranges;
     if (r === undefined) return;
     const epoch = d.seq.current?.epoch ?? 0;
     for (let i = 0; i < r.length; i += 2) {

@@ -5,6 +5,7 @@
 import type { DeviceSummary, OfflineCause } from '../devices/api/json.js';
 import { typeOfDevice } from '../devices/device-types.js';
 import { DeviceSequence } from './dedupe.js';
+import type { AckSlot } from './ack-slot.js';
 import type { RegistryEntry } from './auth.js';
 
 export type { OfflineCause };
@@ -38,7 +39,7 @@ class LastValues {
 
 /**
  * One device. Its connection, counters and presence are plain fields; what only a device that
- * sends needs (last values, unsettled acks) is created with its first frame, so an idle connected
+ * sends needs (last values, ack state) is created with its first frame, so an idle connected
  * device costs little.
  */
 export class DeviceState {
@@ -56,20 +57,8 @@ export class DeviceState {
   errors = 0;
   lastErrorCode: string | undefined;
   lastErrorLoggedAt = 0;
-  /** Set when an ack is owed; the ack scheduler clears it. */
-  ackDirty = false;
-  /**
-   * Where the device's frames are safe in storage: what acks report and the cursor file records.
-   * Ingested frames whose storage write is not settled yet wait in `unsettled` as flat
-   * [tick, ticket, epoch, contig] (cumulative acks) or [tick, ticket, first, last] (range acks).
-   */
-  durableEpoch = -1;
-  durableContig = 0;
-  /** An ack should go out at the next tick: the durable position moved, or a replay needs re-acking. */
-  ackOwed = false;
-  unsettled: number[] | undefined;
-  /** Bridge mode: settled runs of seqs to range-ack, flat [first, last, ...]. */
-  ackRanges: number[] | undefined;
+  /** The ack ledger's state for this device (acks.ts): only the ledger reads or writes it. */
+  ack: AckSlot | undefined;
   readonly seq = new DeviceSequence();
   /** Last value per channel; created with the first reading. */
   last: LastValues | undefined;
@@ -82,52 +71,6 @@ export class DeviceState {
     public entry: RegistryEntry | undefined,
   ) {
     this.type = typeOfDevice(id, entry?.type);
-  }
-
-  /**
-   * A frame was ingested and its points handed to storage under `ticket`: ack once settled. Frames
-   * of one ack tick (`tick`) collapse into one entry; a later tick starts a new one, so an entry's
-   * ticket stops growing and settles while new frames keep coming.
-   */
-  noteIngested(tick: number, ticket: number, epoch: number, contig: number): void {
-    const u = (this.unsettled ??= []);
-    const n = u.length;
-    if (n > 0 && u[n - 4] === tick && u[n - 2] === epoch) {
-      u[n - 3] = ticket;
-      u[n - 1] = contig;
-    } else u.push(tick, ticket, epoch, contig);
-  }
-
-  /** Bridge mode: a frame to range-ack once `ticket` is settled (runs of seqs within a tick collapse). */
-  noteRangeAck(tick: number, ticket: number, seq: number): void {
-    const u = (this.unsettled ??= []);
-    const n = u.length;
-    if (n > 0 && u[n - 4] === tick && ((u[n - 1]! + 1) >>> 0) === seq) {
-      u[n - 3] = ticket;
-      u[n - 1] = seq;
-    } else u.push(tick, ticket, seq, seq);
-  }
-
-  /**
-   * Moves what storage has settled (tickets ≤ durable) into the durable position (or the ranges to
-   * ack). Returns true when the durable position advanced.
-   */
-  settle(durable: number, ranges: boolean): boolean {
-    const u = this.unsettled;
-    if (u === undefined) return false;
-    let i = 0;
-    let advanced = false;
-    while (i < u.length && u[i + 1]! <= durable) {
-      if (ranges) (this.ackRanges ??= []).push(u[i + 2]!, u[i + 3]!);
-      else {
-        this.durableEpoch = u[i + 2]!;
-        this.durableContig = u[i + 3]!;
-        advanced = true;
-      }
-      i += 4;
-    }
-    if (i > 0) u.splice(0, i);
-    return advanced;
   }
 
   setLast(channel: number, type: number, value: number, time: number): void {
@@ -176,7 +119,7 @@ export class DeviceState {
       offlineCause: this.online ? null : this.offlineCause ?? null,
       offlineDetail: this.online ? null : this.offlineDetail ?? null,
       epoch: cur?.epoch ?? null,
-      ackedSeq: this.durableEpoch === cur?.epoch ? this.durableContig : null,
+      ackedSeq: this.ack?.ackedIn(cur?.epoch) ?? null,
       counters: {
         connections: this.connections,
         frames: this.frames,
@@ -194,10 +137,12 @@ export class DeviceState {
 export class DeviceTable {
   private readonly byId = new Map<string, DeviceState>();
   online = 0;
-  /** This instance's id when it is part of a cluster. */
-  instance: string | null = null;
 
-  constructor(registry: Iterable<RegistryEntry>) {
+  constructor(
+    registry: Iterable<RegistryEntry>,
+    /** This instance's id when it is part of a cluster. */
+    readonly instance: string | null = null,
+  ) {
     for (const e of registry) this.byId.set(e.id, new DeviceState(e.id, e));
   }
 
@@ -229,6 +174,14 @@ export class DeviceTable {
     d.connectedAt = now;
     d.lastSeen = Math.max(d.lastSeen, now);
     d.connections++;
+  }
+
+  /** News of an offline device from elsewhere (another cluster instance): kept when newer than what is known. */
+  noteOffline(d: DeviceState, at: number, cause: OfflineCause | undefined, detail: string | undefined): void {
+    if (d.online || at <= d.disconnectedAt) return;
+    d.disconnectedAt = at;
+    d.offlineCause = cause;
+    d.offlineDetail = detail;
   }
 
   /** Marks the device offline if `link` is still its current connection (a replaced link is not). */

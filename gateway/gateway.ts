@@ -1,13 +1,20 @@
 /**
- * The gateway: wires config, auth, device table, ingest, acks, storage and the HTTP/WebSocket
- * server together, with one lifecycle: start() then an idempotent close().
- * Shutdown order: stop listening, say goodbye to devices (1001), flush acks and cursors, close storage.
+ * The gateway: builds config, auth, device table, ingest, the ack ledger, storage, commands, live
+ * fan-out and the HTTP/WebSocket server, and orders their lifecycle: start() then an idempotent close().
+ * Shutdown order: stop listening, read what devices already sent, let storage settle it, ack it,
+ * say goodbye to devices (1001), close the brokers, the cursors and storage.
+ *
+ * How the parts talk (one style everywhere): a module that has news declares typed subscription
+ * methods, `onX(listener)`, backed by a plain listener list (cheap enough for the per-frame path:
+ * no allocation per event); a module that wants the news subscribes to them itself, in its own
+ * constructor or its `listen(sources)` / `attach()` method. No module assigns another's fields or
+ * callbacks, and this file only passes each part its sources.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CLOSE_CODES } from '../devices/codec/index.js';
-import { AckScheduler } from './acks.js';
+import { AckLedger } from './acks.js';
 import { Backbone } from './cluster/backbone.js';
 import { Cluster } from './cluster/cluster.js';
 import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
@@ -63,7 +70,7 @@ export class Gateway {
   private readonly auth: Authenticator;
   private readonly cursors: CursorStore;
   private readonly journal: CommandJournal;
-  private readonly acks: AckScheduler;
+  private readonly acks: AckLedger;
   private servers: HttpServer[] = [];
   /** Plain HTTP/WebSocket port beside TLS (--plaintext-port), 0 when none. */
   plaintextPort = 0;
@@ -92,7 +99,9 @@ export class Gateway {
     this.operatorTokenGenerated = !config.operatorToken;
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
-    this.devices = new DeviceTable(registry.values());
+    const clusterUrl = config.clusterUrl ?? config.mqttUrl;
+    const instance = clusterUrl === undefined ? undefined : config.instanceId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(2).toString('hex')}`;
+    this.devices = new DeviceTable(registry.values(), instance ?? null);
     this.presence = new Presence(this.devices, this.log);
     this.storage =
       deps.storage ??
@@ -110,8 +119,14 @@ export class Gateway {
       });
     this.ownsStorage = deps.storage === undefined;
     this.metricsFrom = deps.metrics;
-    this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings, rangeAcks: config.mqttUrl !== undefined });
+    this.ingest = new Ingest(this.storage, { maxFrameBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
     this.cursors = new CursorStore(config.dataDir, { log: this.log });
+    this.acks = new AckLedger(this.ingest, this.cursors, this.storage, {
+      intervalMs: config.ackInterval,
+      sendBudget: Math.floor(config.deviceSendBudget / 2),
+      // Bridge mode: the other gateways of the share group take the other seqs.
+      ranges: config.mqttUrl !== undefined,
+    });
     this.journal = new CommandJournal(config.dataDir, { log: this.log });
     this.commands = new CommandService(this.devices, this.journal, this.log, {
       maxQueued: config.commandQueue,
@@ -119,10 +134,9 @@ export class Gateway {
       defaultTtlMs: config.commandTtl,
       defaultTimeoutMs: config.commandTimeout,
       keepFinished: 200,
+      instance,
     });
-    this.ingest.onResult((device, result) => this.commands.onResult(device, result));
-    this.presence.onConnect((device) => this.commands.dispatch(device));
-    this.presence.onDisconnect((device) => this.commands.deviceDisconnected(device));
+    this.commands.listen({ ingest: this.ingest, presence: this.presence });
     this.stats = new GatewayStats(this.devices, this.ingest, this.commands, () => ({
       liveClients: this.live.clients.size + (this.sse?.clients ?? 0),
       liveDropped: this.live.dropped,
@@ -135,16 +149,8 @@ export class Gateway {
       replayBytes: config.liveReplayBytes,
       budgetBytes: config.liveBudget,
     });
-    this.ingest.onTelemetry((device, h, batch) => {
-      this.live.streams.add(device, h, batch);
-      this.live.touch(device);
-    });
-    this.presence.onConnect((device) => this.live.touch(device));
-    this.presence.onDisconnect((device) => this.live.touch(device));
-    this.commands.on('change', (c) => this.live.command(c));
-    const clusterUrl = config.clusterUrl ?? config.mqttUrl;
-    if (clusterUrl !== undefined) {
-      const instance = config.instanceId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(2).toString('hex')}`;
+    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands });
+    if (clusterUrl !== undefined && instance !== undefined) {
       const sameBroker = config.clusterUrl === undefined;
       const backbone = new Backbone(
         {
@@ -163,20 +169,19 @@ export class Gateway {
         devices: this.devices,
         auth: this.auth,
         ingest: this.ingest,
+        acks: this.acks,
         presence: this.presence,
         commands: this.commands,
         storeReplicas: this.storage.kind === 'memory',
         log: this.log,
       });
       this.cluster.attach();
-      this.devices.instance = instance;
     }
     this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
     this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
       maxDevices: config.maxDevices,
       duplicateId: config.duplicateId as 'replace' | 'reject',
     });
-    this.acks = new AckScheduler(this.ingest, this.cursors, this.storage, config.ackInterval, Math.floor(config.deviceSendBudget / 2), config.mqttUrl !== undefined);
   }
 
   /** The URL the gateway answers on (with localhost for a wildcard host). */
@@ -201,12 +206,7 @@ export class Gateway {
           'so only the HTTP API and probes work. Run on Node 20 with the native binary for devices and dashboards.',
       );
     }
-    for (const [id, cur] of this.cursors.open()) {
-      const d = this.devices.getOrCreate(id, this.auth.entry(id));
-      d.seq.restore(cur.epoch, cur.contig);
-      d.durableEpoch = cur.epoch;
-      d.durableContig = cur.contig;
-    }
+    this.acks.restore((id) => this.devices.getOrCreate(id, this.auth.entry(id)));
     await this.storage.start();
     this.commands.start();
     // Before listening: what the cluster knows of devices and commands arrives first.
@@ -225,11 +225,9 @@ export class Gateway {
       server.socket('/device', this.deviceRoute);
       server.socket('/live', liveRoute);
     }
-    this.live.publisher = {
-      publish: (topic, text) => {
-        for (const server of servers) server.publish(topic, text, false);
-      },
-    };
+    this.live.onPublish((topic, text) => {
+      for (const server of servers) server.publish(topic, text, false);
+    });
     this.sse = new SseHub(this.live);
     const dashboard = new StaticFiles(c.dashboardDir ?? defaultDashboardDir());
     if (!dashboard.available) this.log.warn({ dir: dashboard.dir }, 'the dashboard is not built, so / answers 503: run `npm run build`');
@@ -240,6 +238,7 @@ export class Gateway {
       commands: this.commands,
       refusals: this.sessions.refusals,
       acksSent: () => this.acks.acksSent,
+      ackCursorFailures: () => this.acks.cursorFailures,
       liveClients: () => this.live.clients.size + (this.sse?.clients ?? 0),
       storage: () => ({ ...this.storage.health() }),
       files: () => ({
@@ -248,7 +247,6 @@ export class Gateway {
       }),
       ...(this.cluster ? { cluster: () => this.cluster!.backbone } : {}),
     });
-    this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
     const handler = httpHandler({
       devices: this.devices,
       auth: this.auth,
@@ -286,7 +284,7 @@ export class Gateway {
         tls: c.cert !== undefined && c.key !== undefined ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : undefined,
         plaintextPort: c.mqttPlaintextPort,
       });
-      this.mqtt.onDelivered = (deviceId, commandId) => this.commands.delivered(deviceId, commandId, 'MQTT PUBACK from the device');
+      this.commands.listen({ deliveries: this.mqtt });
       await this.mqtt.start();
       this.mqttPort = this.mqtt.port;
       this.mqttPlaintextPort = this.mqtt.plaintextPort;
@@ -331,12 +329,15 @@ export class Gateway {
     this.sessions.shutDown();
     for (const server of this.servers) server.stopListening();
     if (wasRunning) {
-      // Let storage settle what it can (bounded), then ack it before saying goodbye, so devices
-      // resend as little as possible; what is not settled stays unacked and comes back.
-      const last = this.ingest.lastTicket;
-      const deadline = Date.now() + 2000;
-      while (this.storage.durableTicket < last && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      this.acks.flush(Date.now());
+      // Frames devices sent before the signal may still be unread in their sockets: read them first
+      // (bounded), then let storage settle what was ingested (bounded), then ack everything settled
+      // before saying goodbye, so devices resend as little as possible. What is not settled by then
+      // stays unacked and comes back after the restart.
+      await this.drainIngest(DRAIN_STEP_MS, DRAIN_MAX_MS);
+      const deadline = Date.now() + SETTLE_MAX_MS;
+      let target = this.acks.newestTicket;
+      while ((await whenDurable(this.storage, target, deadline - Date.now())) && this.acks.newestTicket > target) target = this.acks.newestTicket;
+      this.acks.flush(Date.now(), true);
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
       this.mqtt?.markShutdown();
       // Let the close frames go out before the process may exit.
@@ -356,4 +357,37 @@ export class Gateway {
     this.state = 'closed';
     this.log.info('gateway stopped');
   }
+
+  /** Waits until a step of `stepMs` passes with no frame read (nothing more on the wire), at most `maxMs`. */
+  private async drainIngest(stepMs: number, maxMs: number): Promise<void> {
+    const s = this.ingest.stats;
+    const deadline = Date.now() + maxMs;
+    let seen = -1;
+    while (Date.now() < deadline) {
+      const now = s.frames + s.duplicates + s.errors;
+      if (now === seen) return;
+      seen = now;
+      await sleep(stepMs);
+    }
+  }
+}
+
+// Shutdown bounds: reading what is on the wire, then storage settling it.
+const DRAIN_STEP_MS = 20;
+const DRAIN_MAX_MS = 500;
+const SETTLE_MAX_MS = 2000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Resolves true once every write up to `ticket` is settled, false after `timeoutMs`.
+ * (Stand-in until storage offers its own awaitable whenDurable.)
+ */
+async function whenDurable(storage: Pick<Storage, 'durableTicket'>, ticket: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (storage.durableTicket < ticket) {
+    if (Date.now() >= deadline) return false;
+    await sleep(10);
+  }
+  return true;
 }

@@ -1,7 +1,8 @@
 /**
- * One ingest path for every transport: decode → dedupe → device state → storage → listeners
- * (live fan-out). Frames are handled synchronously, so a transport may pass bytes that are only
- * valid during the call (uWS message buffers are).
+ * One ingest path for every transport: decode → dedupe → device state → storage → events. Frames are
+ * handled synchronously, so a transport may pass bytes that are only valid during the call (uWS
+ * message buffers are). Ingest knows nothing of acks, live views or the cluster: they subscribe to
+ * its events (`onTelemetry`, `onIngested`, `onDuplicate`, `onResult`) where they live.
  */
 import {
   decodeFrame,
@@ -25,8 +26,18 @@ export interface IngestRefusal {
   message: string;
 }
 
-/** Called for each new (not duplicate) telemetry frame, after storage took it. `batch` is reused. */
+/**
+ * Called for each new (not duplicate) telemetry frame applied here, taken from a device or another
+ * cluster instance, after storage took it. `header` and `batch` are reused.
+ */
 export type TelemetryListener = (device: DeviceState, header: FrameHeader, batch: TelemetryBatch) => void;
+/**
+ * Called for each new telemetry frame taken from a device connected here, after the listeners above,
+ * with its storage ticket and its bytes (valid during the call only).
+ */
+export type IngestedListener = (device: DeviceState, header: FrameHeader, ticket: number, bytes: Uint8Array) => void;
+/** Called for a frame already taken (the device resent it). */
+export type DuplicateListener = (device: DeviceState, header: FrameHeader) => void;
 export type ResultListener = (device: DeviceState, result: CommandResultFrame) => void;
 
 export class IngestStats {
@@ -47,8 +58,6 @@ export class IngestStats {
 export interface IngestLimits {
   maxFrameBytes: number;
   maxReadings: number;
-  /** Ack exactly the seqs taken (bridge mode: other gateways take the rest) instead of cumulatively. */
-  rangeAcks?: boolean;
 }
 
 export class Ingest {
@@ -56,15 +65,9 @@ export class Ingest {
   private readonly header = {} as FrameHeader;
   private readonly batch: TelemetryBatch;
   private readonly telemetryListeners: TelemetryListener[] = [];
-  private resultListener: ResultListener | undefined;
-  /** Devices owed an ack, in the order they became so; the ack scheduler drains it. */
-  readonly ackQueue: DeviceState[] = [];
-  /** Ticket of the newest storage write (see Storage.durableTicket). */
-  lastTicket = 0;
-  /** Advanced by the ack scheduler at each tick; frames of one tick share an unsettled entry. */
-  tick = 0;
-  /** Gets every new telemetry frame's bytes (cluster replication); valid during the call only. */
-  onFrame: ((device: DeviceState, bytes: Uint8Array) => void) | undefined;
+  private readonly ingestedListeners: IngestedListener[] = [];
+  private readonly duplicateListeners: DuplicateListener[] = [];
+  private readonly resultListeners: ResultListener[] = [];
 
   constructor(
     private readonly storage: Storage,
@@ -77,8 +80,16 @@ export class Ingest {
     this.telemetryListeners.push(listener);
   }
 
+  onIngested(listener: IngestedListener): void {
+    this.ingestedListeners.push(listener);
+  }
+
+  onDuplicate(listener: DuplicateListener): void {
+    this.duplicateListeners.push(listener);
+  }
+
   onResult(listener: ResultListener): void {
-    this.resultListener = listener;
+    this.resultListeners.push(listener);
   }
 
   /** Takes one frame from a device. Returns a refusal when the connection must be closed. */
@@ -111,26 +122,18 @@ export class Ingest {
     const err = decodeTelemetryInto(bytes, batch);
     if (err) return this.refuse(device, err.code, err.message);
     const verdict = device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0);
-    this.owesAck(device);
     if (verdict === Verdict.Duplicate) {
       device.duplicates++;
       this.stats.duplicates++;
-      device.ackOwed = true;
-      // Safe already, or waiting in `unsettled`: the ack follows either way. A range-acked gateway
-      // re-acks the single seq once whatever it waits for is settled.
-      if (this.limits.rangeAcks) device.noteRangeAck(this.tick, this.lastTicket, h.seq);
+      const ds = this.duplicateListeners;
+      for (let i = 0; i < ds.length; i++) ds[i]!(device, h);
       return undefined;
     }
     this.stats.frames++;
     this.stats.readings += batch.count;
     const ticket = this.apply(device, h, batch, true);
-    if (this.limits.rangeAcks) device.noteRangeAck(this.tick, ticket, h.seq);
-    else {
-      const cur = device.seq.current!;
-      // A late frame from the previous boot is stored but moves nothing the ack reports.
-      if (cur.epoch === h.epoch) device.noteIngested(this.tick, ticket, cur.epoch, cur.contig);
-    }
-    this.onFrame?.(device, bytes);
+    const ls = this.ingestedListeners;
+    for (let i = 0; i < ls.length; i++) ls[i]!(device, h, ticket, bytes);
     return undefined;
   }
 
@@ -158,7 +161,7 @@ export class Ingest {
     device.readings += batch.count;
     const t = h.timestamp;
     for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
-    const ticket = store ? (this.lastTicket = this.storage.write(device.id, device.type, t, batch)) : 0;
+    const ticket = store ? this.storage.write(device.id, device.type, t, batch) : 0;
     const ls = this.telemetryListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, batch);
     return ticket;
@@ -167,15 +170,8 @@ export class Ingest {
   private result(device: DeviceState, bytes: Uint8Array): IngestRefusal | undefined {
     const f = decodeFrame(bytes);
     if (f instanceof Error) return this.refuse(device, f.code, f.message);
-    this.resultListener?.(device, f as CommandResultFrame);
+    for (const l of this.resultListeners) l(device, f as CommandResultFrame);
     return undefined;
-  }
-
-  private owesAck(device: DeviceState): void {
-    if (!device.ackDirty) {
-      device.ackDirty = true;
-      this.ackQueue.push(device);
-    }
   }
 
   /** Counts a refusal against the device and the gateway. Also used by transports for their own refusals. */

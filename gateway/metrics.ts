@@ -16,6 +16,8 @@ export interface MetricSources {
   commands: CommandService;
   refusals: RefusalCounts;
   acksSent(): number;
+  /** Ack flushes whose cursor lines did not all reach the cursor file. */
+  ackCursorFailures?(): number;
   liveClients(): number;
   storage(): Record<string, unknown> & { status: string };
   /** The data folder's files (cursors, command journal): failing now, and writes that did not land. */
@@ -113,6 +115,9 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
     mirror(registry, 'gateway_cluster_results_relayed_total', 'Command results passed on to the instance owning the command', () => c().resultsRelayed);
   }
   mirror(registry, 'gateway_acks_sent_total', 'Ack frames sent to devices', src.acksSent);
+  if (src.ackCursorFailures) {
+    mirror(registry, 'gateway_ack_cursor_write_failures_total', 'Ack flushes whose cursor lines did not all reach the cursor file (disk full, I/O error): their acks waited for a later flush', src.ackCursorFailures);
+  }
   mirror(registry, 'gateway_live_dropped_total', 'Live messages a slow dashboard client did not get', () => src.live.dropped);
   new Gauge({
     name: 'gateway_live_clients',
@@ -170,5 +175,6 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1],
     registers: [registry],
   });
+  src.live.onLatency((seconds) => liveLatency.observe(seconds));
   return { registry, liveLatency };
 }

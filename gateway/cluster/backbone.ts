@@ -13,7 +13,6 @@
  * Brokers without MQTT 5's noLocal (aedes) echo our own messages back: every handler ignores what
  * this instance sent.
  */
-import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
 import { firstConnect, redact } from '../mqtt/first-connect.js';
@@ -68,7 +67,9 @@ const BATCH_BYTES = 64 * 1024;
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
-export class Backbone extends EventEmitter<BackboneEvents> {
+type Listener<K extends keyof BackboneEvents> = (...args: BackboneEvents[K]) => void;
+
+export class Backbone {
   private client: MqttClient | undefined;
   private readonly prefix: string;
   private batch = Buffer.allocUnsafe(BATCH_BYTES);
@@ -84,13 +85,43 @@ export class Backbone extends EventEmitter<BackboneEvents> {
   resultsRelayed = 0;
   /** Other instances online now: with none, ingested frames are not replicated at all. */
   readonly peers = new Set<string>();
+  private readonly listeners: { [K in keyof BackboneEvents]: Listener<K>[] } = {
+    presence: [],
+    instance: [],
+    telemetry: [],
+    command: [],
+    commandGone: [],
+    deliver: [],
+    result: [],
+  };
 
   constructor(
     readonly opts: BackboneOptions,
     private readonly log: Logger,
   ) {
-    super();
     this.prefix = `gateway/${opts.cluster}/`;
+  }
+
+  onPresence(l: Listener<'presence'>): void {
+    this.listeners.presence.push(l);
+  }
+  onInstance(l: Listener<'instance'>): void {
+    this.listeners.instance.push(l);
+  }
+  onTelemetry(l: Listener<'telemetry'>): void {
+    this.listeners.telemetry.push(l);
+  }
+  onCommand(l: Listener<'command'>): void {
+    this.listeners.command.push(l);
+  }
+  onCommandGone(l: Listener<'commandGone'>): void {
+    this.listeners.commandGone.push(l);
+  }
+  onDeliver(l: Listener<'deliver'>): void {
+    this.listeners.deliver.push(l);
+  }
+  onResult(l: Listener<'result'>): void {
+    this.listeners.result.push(l);
   }
 
   get instance(): string {
@@ -204,14 +235,14 @@ export class Backbone extends EventEmitter<BackboneEvents> {
     try {
       switch (kind) {
         case 'telemetry':
-          if (arg !== this.opts.instance) this.onTelemetry(payload);
+          if (arg !== this.opts.instance) this.receiveTelemetry(payload);
           return;
         case 'presence': {
           if (payload.length === 0) return;
           const msg = JSON.parse(payload.toString('utf8')) as PresenceMessage;
           // Our own news comes back (no noLocal in MQTT 3.1.1); only a retained one is news to us.
-          if (msg.instance !== this.opts.instance) this.emit('presence', arg, msg, false);
-          else if (retained) this.emit('presence', arg, msg, true);
+          const stale = msg.instance === this.opts.instance;
+          if (!stale || retained) for (const l of this.listeners.presence) l(arg, msg, stale);
           return;
         }
         case 'instances': {
@@ -220,24 +251,28 @@ export class Backbone extends EventEmitter<BackboneEvents> {
           const online = m.online === true;
           if (online) this.peers.add(arg);
           else this.peers.delete(arg);
-          this.emit('instance', arg, online, m.cause);
+          for (const l of this.listeners.instance) l(arg, online, m.cause);
           return;
         }
         case 'commands': {
           const [deviceId, commandId] = arg.split('/');
           if (!deviceId || !commandId) return;
-          if (payload.length === 0) this.emit('commandGone', deviceId, commandId);
-          else this.emit('command', JSON.parse(payload.toString('utf8')) as CommandRecord);
+          if (payload.length === 0) {
+            for (const l of this.listeners.commandGone) l(deviceId, commandId);
+          } else {
+            const record = JSON.parse(payload.toString('utf8')) as CommandRecord;
+            for (const l of this.listeners.command) l(record);
+          }
           return;
         }
         case 'deliver': {
           const m = readAddressed(payload);
-          if (m) this.emit('deliver', m.deviceId, m.frame);
+          if (m) for (const l of this.listeners.deliver) l(m.deviceId, m.frame);
           return;
         }
         case 'results': {
           const m = readAddressed(payload);
-          if (m && m.from !== this.opts.instance) this.emit('result', m.deviceId, m.frame);
+          if (m && m.from !== this.opts.instance) for (const l of this.listeners.result) l(m.deviceId, m.frame);
           return;
         }
       }
@@ -246,7 +281,7 @@ export class Backbone extends EventEmitter<BackboneEvents> {
     }
   }
 
-  private onTelemetry(b: Buffer): void {
+  private receiveTelemetry(b: Buffer): void {
     let p = 0;
     while (p + 2 <= b.length) {
       const shared = b[p] === 1;
@@ -258,7 +293,8 @@ export class Backbone extends EventEmitter<BackboneEvents> {
       p += 4;
       if (p + len > b.length) return;
       this.framesIn++;
-      this.emit('telemetry', id, b.subarray(p, p + len), shared);
+      const frame = b.subarray(p, p + len);
+      for (const l of this.listeners.telemetry) l(id, frame, shared);
       p += len;
     }
   }

@@ -10,6 +10,7 @@
  * travel to the holding instance, and results travel back.
  */
 import { decodeFrame, FrameType, type CommandResultFrame } from '../../devices/codec/index.js';
+import type { AckLedger } from '../acks.js';
 import type { Authenticator } from '../auth.js';
 import type { CommandService } from '../commands/commands.js';
 import type { DeviceLink, DeviceState, DeviceTable } from '../devices.js';
@@ -17,23 +18,6 @@ import type { Ingest } from '../ingest.js';
 import type { Logger } from '../log.js';
 import type { Presence } from '../presence.js';
 import type { Backbone, PresenceMessage } from './backbone.js';
-
-/** True when u32 seq `a` is after `b` (wrap-aware). */
-const after = (a: number, b: number): boolean => a !== b && ((a - b) >>> 0) < 0x80000000;
-
-/**
- * Where the device's frames were safe when it left another instance. Its dedupe window here takes
- * the cursor when it knows less (a window built from replicated frames usually knows more), and
- * the durable position moves up to it, so an ack here can cover what the other instance stored.
- */
-function adoptCursor(device: DeviceState, c: { epoch: number; contig: number }, heldHere: boolean): void {
-  const cur = device.seq.current;
-  if (!heldHere && (cur === undefined || cur.epoch !== c.epoch || after(c.contig, cur.contig))) device.seq.restore(c.epoch, c.contig);
-  if (device.seq.current?.epoch === c.epoch && (device.durableEpoch !== c.epoch || after(c.contig, device.durableContig))) {
-    device.durableEpoch = c.epoch;
-    device.durableContig = c.contig;
-  }
-}
 
 /** A device connected to another instance: frames for it go there over the backbone. */
 class RemoteLink implements DeviceLink {
@@ -60,6 +44,8 @@ export interface ClusterDeps {
   devices: DeviceTable;
   auth: Authenticator;
   ingest: Ingest;
+  /** Where each device's frames are safe: told to the others when a device leaves, adopted from them. */
+  acks: Pick<AckLedger, 'position' | 'adopt'>;
   presence: Presence;
   commands: CommandService;
   /** Apply other instances' frames to local storage too (in-memory history: each instance keeps its own). */
@@ -79,13 +65,13 @@ export class Cluster {
   /** Wires local events out and remote events in; call before backbone.start(). */
   attach(): void {
     const { backbone, d } = this;
-    d.commands.instance = backbone.instance;
-    d.commands.relay = (id, frame) => backbone.relayResult(id, frame);
-    d.commands.on('change', (c) => {
+    if (d.commands.instance !== backbone.instance) throw new Error(`the command service runs as instance ${d.commands.instance}, the backbone as ${backbone.instance}`);
+    d.commands.onRelay((id, frame) => backbone.relayResult(id, frame));
+    d.commands.onChange((c) => {
       if (c.owner === backbone.instance) backbone.publishCommand(c);
     });
-    d.commands.on('forget', (c) => backbone.forgetCommand(c.deviceId, c.id));
-    d.ingest.onFrame = (device, bytes) => backbone.replicate(device.id, bytes, device.link?.shared === true);
+    d.commands.onForget((c) => backbone.forgetCommand(c.deviceId, c.id));
+    d.ingest.onIngested((device, _h, _ticket, bytes) => backbone.replicate(device.id, bytes, device.link?.shared === true));
     d.presence.onConnect((device, link) => {
       if (link.instance === undefined && !link.shared) this.publishHeld(device, link);
     });
@@ -94,17 +80,18 @@ export class Cluster {
       const msg: PresenceMessage = { instance: backbone.instance, online: false, transport: link.transport, remoteAddress: link.remoteAddress, at: device.disconnectedAt };
       if (device.offlineCause) msg.cause = device.offlineCause;
       if (device.offlineDetail) msg.detail = device.offlineDetail;
-      if (device.durableEpoch >= 0) msg.cursor = { epoch: device.durableEpoch, contig: device.durableContig };
+      const cursor = d.acks.position(device);
+      if (cursor) msg.cursor = cursor;
       backbone.publishPresence(device.id, msg);
     });
 
-    backbone.on('telemetry', (id, frame, shared) => d.ingest.replica(this.device(id), frame, Date.now(), d.storeReplicas, !shared));
-    backbone.on('presence', (id, msg, stale) => (stale ? this.onStalePresence(id, msg) : this.onPresence(this.device(id), msg)));
-    backbone.on('instance', (instance, online, cause) => this.onInstance(instance, online, cause));
-    backbone.on('command', (c) => d.commands.applyReplica(c));
-    backbone.on('commandGone', (deviceId, id) => d.commands.forgetReplica(deviceId, id));
-    backbone.on('deliver', (id, frame) => this.onDeliver(id, frame));
-    backbone.on('result', (id, frame) => {
+    backbone.onTelemetry((id, frame, shared) => d.ingest.replica(this.device(id), frame, Date.now(), d.storeReplicas, !shared));
+    backbone.onPresence((id, msg, stale) => (stale ? this.onStalePresence(id, msg) : this.onPresence(this.device(id), msg)));
+    backbone.onInstance((instance, online, cause) => this.onInstance(instance, online, cause));
+    backbone.onCommand((c) => d.commands.applyReplica(c));
+    backbone.onCommandGone((deviceId, id) => d.commands.forgetReplica(deviceId, id));
+    backbone.onDeliver((id, frame) => this.onDeliver(id, frame));
+    backbone.onResult((id, frame) => {
       const device = d.devices.get(id);
       const f = decodeFrame(frame);
       if (device && !(f instanceof Error) && f.type === FrameType.CommandResult) d.commands.onResult(device, f as CommandResultFrame, true);
@@ -135,12 +122,10 @@ export class Cluster {
     }
     if (device.online && link?.instance === msg.instance) {
       this.d.presence.disconnect(device, link, msg.cause ?? 'connection_lost', msg.detail);
-    } else if (!device.online && msg.at > device.disconnectedAt) {
-      device.disconnectedAt = msg.at;
-      device.offlineCause = msg.cause;
-      device.offlineDetail = msg.detail;
+    } else {
+      this.d.devices.noteOffline(device, msg.at, msg.cause, msg.detail);
     }
-    if (msg.cursor) adoptCursor(device, msg.cursor, heldHere);
+    if (msg.cursor) this.d.acks.adopt(device, msg.cursor, heldHere);
   }
 
   /**
@@ -149,7 +134,7 @@ export class Cluster {
    */
   private onStalePresence(id: string, msg: PresenceMessage): void {
     const device = this.device(id);
-    if (msg.cursor) adoptCursor(device, msg.cursor, false);
+    if (msg.cursor) this.d.acks.adopt(device, msg.cursor, false);
     if (!msg.online || device.online) return;
     this.backbone.publishPresence(id, { ...msg, online: false, at: Date.now(), cause: 'connection_lost', detail: `gateway instance ${msg.instance} restarted` });
   }

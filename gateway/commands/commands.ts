@@ -2,16 +2,17 @@
  * Commands for devices, with a lifecycle an operator can trust. Each device has an ordered,
  * bounded queue; commands go out in order on whatever transport the device is connected by, wait
  * (up to their TTL) while it is offline, and every transition is time-stamped, persisted and
- * published as a 'change' event. After a restart nothing stays in a non-final state without a timer.
+ * published as a change event (onChange). After a restart nothing stays in a non-final state without
+ * a timer. It hears what moves commands along where it lives (listen()): results from ingest, presence
+ * changes, and delivery receipts from transports that have them.
  */
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { CommandRequest } from '../../devices/api/json.js';
 import { CommandStatus, encodeCommand, encodeCommandResult, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
-import type { DeviceState, DeviceTable } from '../devices.js';
-import { ApiError } from '../errors.js';
+import type { DeviceLink, DeviceState, DeviceTable } from '../devices.js';
+import type { Ingest } from '../ingest.js';
 import type { Logger } from '../log.js';
-import { isFinal, type CommandRecord, type CommandState } from './command.js';
+import { CommandError, isFinal, type CommandRecord, type CommandState } from './command.js';
 import type { CommandJournal } from './journal.js';
 
 export interface CommandOptions {
@@ -23,6 +24,23 @@ export interface CommandOptions {
   defaultTimeoutMs: number;
   /** Finished commands kept per device for GET (older ones are forgotten). */
   keepFinished: number;
+  /**
+   * In a cluster: this instance's id. Commands it accepts carry it as `owner`; commands other
+   * instances own are kept as read-only replicas (for GET and the live view) and never driven here.
+   */
+  instance?: string | undefined;
+}
+
+export type CommandListener = (c: CommandRecord) => void;
+/** In a cluster: a result (or a delivery receipt) for a command owned elsewhere, to hand to its owner. */
+export type RelayListener = (deviceId: string, frame: Uint8Array) => void;
+
+/** What moves commands along; each source is optional. */
+export interface CommandSources {
+  ingest?: Pick<Ingest, 'onResult'>;
+  presence?: { onConnect(l: (device: DeviceState, link: DeviceLink) => void): void; onDisconnect(l: (device: DeviceState, link: DeviceLink) => void): void };
+  /** A transport whose devices confirm delivery themselves (MQTT PUBACK). */
+  deliveries?: { onDelivered(l: (deviceId: string, commandId: string, note: string) => void): void };
 }
 
 /** A POST body as received: the fields of the API's CommandRequest, each still to be checked. */
@@ -34,12 +52,12 @@ const utf8 = new TextEncoder();
 function intIn(v: unknown, name: string, fallback: number, min: number, max: number): number {
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ApiError(400, 'BAD_COMMAND', `${name} must be a whole number of ms from ${min} to ${max}`);
+    throw new CommandError('BAD_COMMAND', `${name} must be a whole number of ms from ${min} to ${max}`);
   }
   return v;
 }
 
-export class CommandService extends EventEmitter<{ change: [CommandRecord]; forget: [CommandRecord] }> {
+export class CommandService {
   private readonly byId = new Map<string, CommandRecord>();
   /** Unfinished commands per device, in creation order. */
   private readonly pending = new Map<string, CommandRecord[]>();
@@ -49,13 +67,11 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private retryTimer: NodeJS.Timeout | undefined;
   staleResults = 0;
-  /**
-   * In a cluster: this instance's id. Commands it accepted carry it as `owner`; commands other
-   * instances own are kept as read-only replicas (for GET and the live view) and never driven here.
-   */
-  instance: string | undefined;
-  /** In a cluster: hands a result (or a delivery receipt) for a command owned elsewhere to its owner. */
-  relay: ((deviceId: string, frame: Uint8Array) => void) | undefined;
+  /** See CommandOptions.instance. */
+  readonly instance: string | undefined;
+  private readonly changeListeners: CommandListener[] = [];
+  private readonly forgetListeners: CommandListener[] = [];
+  private readonly relayListeners: RelayListener[] = [];
 
   constructor(
     private readonly devices: DeviceTable,
@@ -63,7 +79,38 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     private readonly log: Logger,
     private readonly opts: CommandOptions,
   ) {
-    super();
+    this.instance = opts.instance;
+  }
+
+  /** Every change of a command (created, moved, or a replica updated). */
+  onChange(l: CommandListener): void {
+    this.changeListeners.push(l);
+  }
+
+  /** In a cluster: a command of this instance's that it no longer keeps. */
+  onForget(l: CommandListener): void {
+    this.forgetListeners.push(l);
+  }
+
+  /** In a cluster: results and receipts for commands owned by other instances. */
+  onRelay(l: RelayListener): void {
+    this.relayListeners.push(l);
+  }
+
+  /** Subscribes to what moves commands along. */
+  listen(from: CommandSources): void {
+    from.ingest?.onResult((device, result) => this.onResult(device, result));
+    from.presence?.onConnect((device) => this.dispatch(device));
+    from.presence?.onDisconnect((device) => this.deviceDisconnected(device));
+    from.deliveries?.onDelivered((deviceId, commandId, note) => this.delivered(deviceId, commandId, note));
+  }
+
+  private changed(c: CommandRecord): void {
+    for (const l of this.changeListeners) l(c);
+  }
+
+  private relay(deviceId: string, frame: Uint8Array): void {
+    for (const l of this.relayListeners) l(deviceId, frame);
   }
 
   /** Loads what the last run left; unfinished commands are re-armed, sent-but-undelivered ones requeued. */
@@ -117,7 +164,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
       const old = list.shift()!;
       this.byId.delete(old.id);
       if (old.idempotencyKey) this.byIdempotencyKey.delete(`${deviceId}\u0000${old.idempotencyKey}`);
-      if (this.instance !== undefined && this.mine(old)) this.emit('forget', old);
+      if (this.instance !== undefined && this.mine(old)) for (const l of this.forgetListeners) l(old);
     }
   }
 
@@ -127,16 +174,16 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
    */
   create(deviceId: string, input: NewCommand): { command: CommandRecord; created: boolean } {
     const device = this.devices.get(deviceId);
-    if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${deviceId}" (it is neither in the registry nor has it connected)`);
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ApiError(400, 'BAD_COMMAND', 'the body must be a JSON object {name, args, ttlMs, idempotencyKey?}');
+    if (!device) throw new CommandError('DEVICE_NOT_FOUND', `no device "${deviceId}" (it is neither in the registry nor has it connected)`);
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new CommandError('BAD_COMMAND', 'the body must be a JSON object {name, args, ttlMs, idempotencyKey?}');
     const { name, args = null } = input;
     if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).byteLength > MAX_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(name)) {
-      throw new ApiError(400, 'BAD_COMMAND', `name is required: a string of 1 to ${MAX_NAME_BYTES} bytes without control characters`);
+      throw new CommandError('BAD_COMMAND', `name is required: a string of 1 to ${MAX_NAME_BYTES} bytes without control characters`);
     }
     let key: string | undefined;
     if (input.idempotencyKey !== undefined) {
       if (typeof input.idempotencyKey !== 'string' || input.idempotencyKey.length === 0 || input.idempotencyKey.length > 128) {
-        throw new ApiError(400, 'BAD_COMMAND', 'idempotencyKey must be a string of 1 to 128 characters');
+        throw new CommandError('BAD_COMMAND', 'idempotencyKey must be a string of 1 to 128 characters');
       }
       key = input.idempotencyKey;
       const existing = this.byIdempotencyKey.get(`${deviceId}\u0000${key}`);
@@ -144,13 +191,13 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     }
     const argsText = JSON.stringify(args);
     if (utf8.encode(argsText).byteLength > this.opts.maxArgsBytes) {
-      throw new ApiError(413, 'COMMAND_TOO_LARGE', `args are ${utf8.encode(argsText).byteLength} bytes as JSON; the limit is ${this.opts.maxArgsBytes} (--command-max-args-bytes)`);
+      throw new CommandError('COMMAND_TOO_LARGE', `args are ${utf8.encode(argsText).byteLength} bytes as JSON; the limit is ${this.opts.maxArgsBytes} (--command-max-args-bytes)`);
     }
     const ttlMs = intIn(input.ttlMs, 'ttlMs', this.opts.defaultTtlMs, 1, MAX_TTL_MS);
     const timeoutMs = intIn(input.timeoutMs, 'timeoutMs', this.opts.defaultTimeoutMs, 100, 24 * 3600_000);
     const queued = this.pending.get(deviceId)?.length ?? 0;
     if (queued >= this.opts.maxQueued) {
-      throw new ApiError(429, 'COMMAND_QUEUE_FULL', `device "${deviceId}" has ${queued} unfinished commands, the most it may have (--command-queue); wait for them to finish or expire`);
+      throw new CommandError('COMMAND_QUEUE_FULL', `device "${deviceId}" has ${queued} unfinished commands, the most it may have (--command-queue); wait for them to finish or expire`);
     }
     const now = Date.now();
     const c: CommandRecord = { id: randomUUID(), deviceId, name, args, state: 'queued', createdAt: now, expiresAt: now + ttlMs, timeoutMs, history: [{ state: 'queued', at: now }] };
@@ -160,7 +207,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     // leaves nothing behind, so a client retrying it makes one command, not two.
     this.journal.persist(c);
     this.index(c);
-    this.emit('change', c);
+    this.changed(c);
     this.arm(c, now);
     this.dispatch(device);
     return { command: c, created: true };
@@ -212,7 +259,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
   /** The transport confirmed the device has the command (MQTT PUBACK), or the device said "received". */
   delivered(deviceId: string, commandId: string, note: string): void {
     const c = this.byId.get(commandId);
-    if (this.relay && (!c || !this.mine(c))) {
+    if (this.instance !== undefined && (!c || !this.mine(c))) {
       this.relay(deviceId, encodeCommandResult({ timestamp: Date.now() }, { commandId, status: CommandStatus.Received }));
       return;
     }
@@ -225,7 +272,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
    */
   onResult(device: DeviceState, f: CommandResultFrame, relayed = false): void {
     const c = this.byId.get(f.commandId);
-    if (this.relay && (!c || !this.mine(c))) {
+    if (this.instance !== undefined && (!c || !this.mine(c))) {
       if (!relayed) this.relay(device.id, encodeCommandResult({ timestamp: Date.now() }, { commandId: f.commandId, status: f.status, payload: f.payload }));
       return;
     }
@@ -277,7 +324,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
     // once the disk takes writes again.
     this.journal.append(c);
     this.journal.compactIfLarge();
-    this.emit('change', c);
+    this.changed(c);
   }
 
   /** One timer per unfinished command, at its next deadline (TTL until delivered, result timeout once sent). */
@@ -326,7 +373,7 @@ export class CommandService extends EventEmitter<{ change: [CommandRecord]; forg
         this.trimFinished(c.deviceId, done);
       }
     }
-    this.emit('change', this.byId.get(r.id) ?? r);
+    this.changed(this.byId.get(r.id) ?? r);
   }
 
   /** The owner no longer keeps this command. */

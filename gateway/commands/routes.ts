@@ -6,7 +6,29 @@ import type { CommandList } from '../../devices/api/json.js';
 import { ApiError } from '../errors.js';
 import { FileWriteError } from '../files/file-error.js';
 import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import { CommandError, type CommandErrorCode } from './command.js';
 import type { CommandService, NewCommand } from './commands.js';
+
+/** The HTTP status of each refusal of the command service. */
+const STATUS: Record<CommandErrorCode, number> = {
+  BAD_COMMAND: 400,
+  DEVICE_NOT_FOUND: 404,
+  COMMAND_TOO_LARGE: 413,
+  COMMAND_QUEUE_FULL: 429,
+};
+
+/** The service's refusals as HTTP answers; codes are the service's, only the status is the HTTP layer's. */
+function create(commands: CommandService, deviceId: string, body: NewCommand): ReturnType<CommandService['create']> {
+  try {
+    return commands.create(deviceId, body);
+  } catch (err) {
+    if (err instanceof CommandError) throw new ApiError(STATUS[err.code], err.code, err.message);
+    if (err instanceof FileWriteError) {
+      throw new ApiError(err.noSpace ? 507 : 503, 'COMMAND_NOT_PERSISTED', `the command was not queued: ${err.message}. Retry once the data disk takes writes again (GET /readyz says when)`);
+    }
+    throw err;
+  }
+}
 
 export function commandRoutes(commands: CommandService, maxArgsBytes: number): RouteHandler {
   return async (req, reply, s) => {
@@ -15,7 +37,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
       if (req.method === 'POST') {
         // The body holds args plus a little: allow room beyond the args limit itself.
         const body = (await readJson(reply, maxArgsBytes + 4096)) as NewCommand;
-        const { command, created } = createOrRefuse(commands, s[2]!, body);
+        const { command, created } = create(commands, s[2]!, body);
         sendJson(reply, created ? 201 : 200, command);
         return true;
       }
@@ -35,14 +57,4 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
     }
     return false;
   };
-}
-
-/** A command the journal cannot persist is refused, not queued: 507 when the disk is full, else 503. */
-function createOrRefuse(commands: CommandService, deviceId: string, body: NewCommand): ReturnType<CommandService['create']> {
-  try {
-    return commands.create(deviceId, body);
-  } catch (err) {
-    if (!(err instanceof FileWriteError)) throw err;
-    throw new ApiError(err.noSpace ? 507 : 503, 'COMMAND_NOT_PERSISTED', `the command was not queued: ${err.message}. Retry once the data disk takes writes again (GET /readyz says when)`);
-  }
 }

@@ -1,11 +1,12 @@
 /**
- * The live fan-out. Ingest and the command service feed it; every flush it publishes one
+ * The live fan-out. It hears ingest, presence and the command service (listen()); every flush it publishes one
  * coalesced message per changed device stream and one fleet delta on uWS topics, so sending to
  * many browsers is uWS's native publish. Clients over their send budget are unsubscribed until
  * they catch up, then told how many messages they missed. Ingest never waits on any of this.
  */
 import { randomUUID } from 'node:crypto';
 import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage } from '../../devices/api/json.js';
+import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { DeviceStreams } from './device-streams.js';
@@ -40,8 +41,14 @@ export interface LiveClient {
 
 export type StatsSource = () => GatewayStats;
 
-export interface Publisher {
-  publish(topic: string, text: string): void;
+/** Gets every message for a topic, to send to its subscribers (uWS publish). */
+export type PublishListener = (topic: string, text: string) => void;
+
+/** What the hub hears; each source is optional. */
+export interface LiveSources {
+  ingest?: { onTelemetry(l: (device: DeviceState, header: FrameHeader, batch: TelemetryBatch) => void): void };
+  presence?: { onConnect(l: (device: DeviceState) => void): void; onDisconnect(l: (device: DeviceState) => void): void };
+  commands?: { onChange(l: (c: CommandRecord) => void): void };
 }
 
 /** Something that wants each device message as it is built (Server-Sent Events). */
@@ -61,9 +68,8 @@ export class LiveHub {
   private readonly sinks: DeviceMessageSink[] = [];
   /** Messages not sent to a client because it was over its budget. */
   dropped = 0;
-  /** Observes how long each device message's oldest point waited before going out (seconds). */
-  observeLatency: ((seconds: number) => void) | undefined;
-  publisher: Publisher | undefined;
+  private readonly publishListeners: PublishListener[] = [];
+  private readonly latencyListeners: ((seconds: number) => void)[] = [];
 
   constructor(
     private readonly devices: DeviceTable,
@@ -84,8 +90,29 @@ export class LiveHub {
     for (const c of this.clients) c.conn.close();
   }
 
+  /** Subscribes to what the hub shows: new readings, presence changes, command changes. */
+  listen(from: LiveSources): void {
+    from.ingest?.onTelemetry((device, h, batch) => {
+      this.streams.add(device, h, batch);
+      this.touch(device);
+    });
+    from.presence?.onConnect((device) => this.touch(device));
+    from.presence?.onDisconnect((device) => this.touch(device));
+    from.commands?.onChange((c) => this.command(c));
+  }
+
   onDeviceMessage(sink: DeviceMessageSink): void {
     this.sinks.push(sink);
+  }
+
+  /** Every message published on a topic (the server sends it to the topic's subscribers). */
+  onPublish(l: PublishListener): void {
+    this.publishListeners.push(l);
+  }
+
+  /** How long each device message's oldest point waited before going out (seconds). */
+  onLatency(l: (seconds: number) => void): void {
+    this.latencyListeners.push(l);
   }
 
   /** A device's state changed (readings, presence): it goes in the next fleet delta. */
@@ -143,14 +170,14 @@ export class LiveHub {
 
   private publish(topic: string, text: string): void {
     this.topicCounts.set(topic, (this.topicCounts.get(topic) ?? 0) + 1);
-    this.publisher?.publish(topic, text);
+    for (const l of this.publishListeners) l(topic, text);
   }
 
   flush(now: number): void {
     this.checkBudgets();
     for (const m of this.streams.flush(now)) {
       this.publish(`device:${m.id}`, m.json);
-      this.observeLatency?.(m.waitedMs / 1000);
+      for (const l of this.latencyListeners) l(m.waitedMs / 1000);
       for (const sink of this.sinks) sink(m.id, m.seq, m.json);
     }
     if (this.fleetWatchers === 0) {

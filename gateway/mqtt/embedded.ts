@@ -53,14 +53,18 @@ export class EmbeddedBroker {
   /** Connections refused and counted already, so aedes's connectionError for them is not counted again. */
   private readonly refused = new WeakSet<Socket>();
   port = 0;
-  /** Called when a device PUBACKs a command. */
-  onDelivered: ((deviceId: string, commandId: string) => void) | undefined;
+  private readonly deliveredListeners: ((deviceId: string, commandId: string, note: string) => void)[] = [];
 
   constructor(
     private readonly sessions: DeviceSessions,
     private readonly log: Logger,
     private readonly opts: EmbeddedBrokerOptions,
   ) {}
+
+  /** A device PUBACKed a command: the transport's proof of delivery. */
+  onDelivered(l: (deviceId: string, commandId: string, note: string) => void): void {
+    this.deliveredListeners.push(l);
+  }
 
   async start(): Promise<void> {
     const broker = await Aedes.createBroker({
@@ -90,7 +94,7 @@ export class EmbeddedBroker {
       const payload = (packet as { payload?: Buffer } | undefined)?.payload;
       if (!s || !payload) return;
       const f = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
-      if (!(f instanceof Error) && f.type === FrameType.Command) this.onDelivered?.(s.device.id, f.commandId);
+      if (!(f instanceof Error) && f.type === FrameType.Command) for (const l of this.deliveredListeners) l(s.device.id, f.commandId, 'MQTT PUBACK from the device');
     });
     broker.on('keepaliveTimeout', (client) => {
       const s = this.byClient.get(client);

@@ -1,8 +1,9 @@
 /** Commands end to end over both transports: gateway HTTP API → device SDK onCommand → lifecycle. */
+import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeviceClient } from '../../devices/sdk/index.js';
 import { sdkDevice } from '../helpers/devices.js';
-import { startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { deviceToken, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -163,6 +164,27 @@ describe.each<Transport>(['ws', 'mqtt'])('commands over %s', (transport) => {
     expect(seen).toEqual(Array.from({ length: 100 }, (_, i) => i));
     const list = (await g.api(`/api/devices/${d.deviceId}/commands?limit=100`)).body.commands;
     expect(list.map((c: { args: number }) => c.args)).toEqual(Array.from({ length: 100 }, (_, i) => 99 - i)); // newest first
+  });
+});
+
+describe('commands over MQTT without the SDK', () => {
+  // A persistent session: aedes names the PUBACKed packet only for those (with a clean session its
+  // 'ack' event carries no packet, so such a device's commands stay `sent` until a result comes).
+  it("marks a command delivered on the device's PUBACK alone (no result frame), persistent session", async () => {
+    const g = await gateway();
+    const id = 'cmd-puback';
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.gateway.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), clean: false, reconnectPeriod: 0 });
+    try {
+      await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+      const cmd = (await post(g, id, { name: 'noop', timeoutMs: 60_000 })).body;
+      const delivered = await waitFor(async () => {
+        const { body } = await g.api(`/api/commands/${cmd.id}`);
+        return body.state === 'delivered' ? body : undefined;
+      }, 'the PUBACK to mark the command delivered');
+      expect(delivered.history.at(-1)).toMatchObject({ state: 'delivered', note: 'MQTT PUBACK from the device' });
+    } finally {
+      await c.endAsync();
+    }
   });
 });
 

@@ -73,7 +73,7 @@ describe('live hub fleet deltas', () => {
     // The stats source is only read by start()'s timer, which this test does not run.
     const hub = new LiveHub(table, () => ({}) as GatewayStats, { flushMs: 100, maxPointsPerChannel: 2, replay: 10, budgetBytes: 1 << 20 });
     const topics: string[] = [];
-    hub.publisher = { publish: (topic) => topics.push(topic) };
+    hub.onPublish((topic) => topics.push(topic));
     const d = table.getOrCreate('climate-9', undefined);
     hub.touch(d);
     hub.flush(Date.now());

@@ -1,0 +1,154 @@
+/**
+ * The ack ledger with real ingest, real memory storage and a real cursor file. The device link is a
+ * recorder (the ledger's only seam toward a socket), and the storage's settled ticket is held by the
+ * test, so "not settled yet" can be shown. A failing cursor write is injected by overriding
+ * CursorStore.append to return false, which is what it returns on ENOSPC, EIO or a short write.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeFrame, encodeTelemetry, FrameType, type AckFrame } from '../../devices/codec/index.js';
+import { AckLedger } from '../../gateway/acks.js';
+import { CursorStore } from '../../gateway/cursors.js';
+import { DeviceState, type DeviceLink } from '../../gateway/devices.js';
+import { Ingest } from '../../gateway/ingest.js';
+import { MemoryStorage } from '../../gateway/storage/memory.js';
+
+class Recorder implements DeviceLink {
+  readonly transport = 'ws';
+  readonly remoteAddress = 'test';
+  readonly acks: AckFrame[] = [];
+  send(bytes: Uint8Array): 'sent' {
+    const f = decodeFrame(bytes);
+    if (!(f instanceof Error) && f.type === FrameType.Ack) this.acks.push(f as AckFrame);
+    return 'sent';
+  }
+  close(): void {}
+  bufferedAmount(): number {
+    return 0;
+  }
+}
+
+class FlakyCursors extends CursorStore {
+  fail = false;
+  override append(entries: string): boolean {
+    return this.fail ? false : super.append(entries);
+  }
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function setup(opts: { ranges?: boolean; dir?: string } = {}) {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'acks-test-'));
+  if (!opts.dir) dirs.push(dir);
+  const storage = new MemoryStorage(100);
+  const settled = { durableTicket: 0 };
+  const ingest = new Ingest(storage, { maxFrameBytes: 4096, maxReadings: 64 });
+  const cursors = new FlakyCursors(dir);
+  const ledger = new AckLedger(ingest, cursors, settled, { intervalMs: 50, sendBudget: 1 << 20, ranges: opts.ranges ?? false });
+  const devices = new Map<string, DeviceState>();
+  const device = (id: string) => {
+    let d = devices.get(id);
+    if (!d) devices.set(id, (d = new DeviceState(id, undefined)));
+    return d;
+  };
+  ledger.restore(device);
+  const d = device('dev-1');
+  const link = new Recorder();
+  d.link = link;
+  d.online = true;
+  const frame = (epoch: number, seq: number) => {
+    expect(ingest.handle(d, encodeTelemetry({ epoch, seq, timestamp: 1_700_000_000_000 + seq }, [{ channel: 1, value: seq }]), Date.now())).toBeUndefined();
+  };
+  return { dir, storage, settled, ingest, cursors, ledger, device, d, link, frame };
+}
+
+const cursorFile = (dir: string) => readFileSync(join(dir, 'cursors.log'), 'utf8');
+
+describe('AckLedger', () => {
+  it('acks only what storage settled, and only after its cursor reached the file', () => {
+    const t = setup();
+    t.frame(7, 1);
+    t.frame(7, 2);
+    t.ledger.flush(1);
+    expect(t.link.acks).toEqual([]);
+    t.frame(7, 3);
+    t.settled.durableTicket = 2;
+    t.ledger.flush(2);
+    expect(t.link.acks.map((a) => [a.epoch, a.seq])).toEqual([[7, 2]]);
+    expect(cursorFile(t.dir)).not.toContain('dev-1\t7\t3');
+    t.settled.durableTicket = 3;
+    t.ledger.flush(3);
+    expect(t.link.acks.map((a) => [a.epoch, a.seq])).toEqual([
+      [7, 2],
+      [7, 3],
+    ]);
+    expect(cursorFile(t.dir)).toContain('dev-1\t7\t3\n');
+    expect(t.d.toJSON().ackedSeq).toBe(3);
+  });
+
+  it('sends none of the acks whose cursor write failed, and sends them once a later flush writes it', () => {
+    const t = setup();
+    t.frame(7, 1);
+    t.frame(7, 2);
+    t.settled.durableTicket = 2;
+    t.cursors.fail = true;
+    t.ledger.flush(1);
+    t.ledger.flush(2);
+    expect(t.link.acks).toEqual([]);
+    expect(t.ledger.cursorFailures).toBe(2);
+    expect(cursorFile(t.dir)).not.toContain('dev-1');
+    t.cursors.fail = false;
+    t.ledger.flush(3);
+    expect(t.link.acks.map((a) => a.seq)).toEqual([2]);
+    expect(cursorFile(t.dir)).toContain('dev-1\t7\t2\n');
+  });
+
+  it('restores cursors into dedupe state: a frame acked before a restart comes back as a duplicate and is re-acked', () => {
+    const a = setup();
+    for (let s = 1; s <= 5; s++) a.frame(3, s);
+    a.settled.durableTicket = 5;
+    a.ledger.flush(1);
+    a.cursors.close();
+    const b = setup({ dir: a.dir });
+    dirs.push(a.dir);
+    expect(b.d.toJSON().ackedSeq).toBe(5);
+    b.frame(3, 4);
+    expect(b.d.duplicates).toBe(1);
+    expect(b.storage.durableTicket).toBe(0);
+    b.ledger.flush(1);
+    expect(b.link.acks.map((f) => [f.epoch, f.seq])).toEqual([[3, 5]]);
+  });
+
+  it('bridge mode: range-acks exactly the seqs taken, once settled', () => {
+    const t = setup({ ranges: true });
+    t.frame(1, 10);
+    t.frame(1, 11);
+    t.frame(1, 13);
+    t.settled.durableTicket = 3;
+    t.ledger.flush(1);
+    expect(t.link.acks.map((f) => [f.firstSeq, f.seq])).toEqual([
+      [10, 11],
+      [13, 13],
+    ]);
+  });
+
+  it("adopts another instance's cursor: replays of what it stored are duplicates here, and acks here cover them", () => {
+    const t = setup();
+    t.ledger.adopt(t.d, { epoch: 4, contig: 10 }, false);
+    expect(t.ledger.position(t.d)).toEqual({ epoch: 4, contig: 10 });
+    t.frame(4, 9);
+    expect(t.d.duplicates).toBe(1);
+    t.frame(4, 11);
+    t.settled.durableTicket = 1;
+    t.ledger.flush(1);
+    expect(t.link.acks.map((f) => [f.epoch, f.seq])).toEqual([[4, 11]]);
+    // An older cursor moves nothing back.
+    t.ledger.adopt(t.d, { epoch: 4, contig: 5 }, false);
+    expect(t.ledger.position(t.d)).toEqual({ epoch: 4, contig: 11 });
+  });
+});
