@@ -22,6 +22,11 @@ import { CommandService } from './commands/commands.js';
 import { LiveHub } from './live/hub.js';
 import { liveSocketRoute } from './live/socket.js';
 import { SseHub } from './live/sse.js';
+import { OperatorAccess } from './login/access.js';
+import { LoginCodes } from './login/codes.js';
+import { loginLink } from './login/routes.js';
+import { Sessions } from './login/sessions.js';
+import { Signer } from './login/signing.js';
 import { createMetrics } from './metrics.js';
 import { httpHandler } from './routes.js';
 import { GatewayStats } from './stats.js';
@@ -54,6 +59,8 @@ export class Gateway {
   readonly stats: GatewayStats;
   private sse: SseHub | undefined;
   private readonly auth: Authenticator;
+  private readonly access: OperatorAccess;
+  private readonly loginCodes: LoginCodes;
   private readonly cursors: CursorStore;
   private readonly acks: AckScheduler;
   private servers: HttpServer[] = [];
@@ -84,6 +91,9 @@ export class Gateway {
     this.operatorTokenGenerated = !config.operatorToken;
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
+    const signer = new Signer(this.operatorToken);
+    this.loginCodes = new LoginCodes(signer);
+    this.access = new OperatorAccess(this.auth, new Sessions(signer, config.sessionIdle * 1000));
     this.devices = new DeviceTable(registry.values());
     this.presence = new Presence(this.devices, this.log);
     this.storage =
@@ -171,6 +181,11 @@ export class Gateway {
     return `${this.config.cert ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
+  /** A dashboard link with a new one-time login code (README "Operator login"). */
+  loginLink(): string {
+    return loginLink(this.url, this.loginCodes.issue().code);
+  }
+
   /** mqtt://host:port of the embedded broker, if it runs. */
   get mqttUrl(): string | undefined {
     return this.mqttPort ? this.url.replace(/^https?:/, this.config.cert ? 'mqtts:' : 'mqtt:').replace(/:\d+$/, `:${this.mqttPort}`) : undefined;
@@ -209,7 +224,7 @@ export class Gateway {
       deviceSendBudget: c.deviceSendBudget,
       errorLogIntervalMs: 60_000,
     });
-    const liveRoute = liveSocketRoute(this.live, this.auth);
+    const liveRoute = liveSocketRoute(this.live, this.access);
     for (const server of servers) {
       server.socket('/device', this.deviceRoute);
       server.socket('/live', liveRoute);
@@ -235,7 +250,8 @@ export class Gateway {
     this.live.observeLatency = (s) => metrics.liveLatency.observe(s);
     const handler = httpHandler({
       devices: this.devices,
-      auth: this.auth,
+      access: this.access,
+      loginCodes: this.loginCodes,
       storage: this.storage,
       commands: this.commands,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
