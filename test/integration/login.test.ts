@@ -167,7 +167,7 @@ describe('the session cookie', () => {
     const fetchMeta = await call('POST', '/api/devices/d1/commands', { cookie, 'sec-fetch-site': 'same-origin' }, cmd);
     expect([200, 201, 404]).toContain(fetchMeta.status);
 
-    for (const headers of [{ origin: 'http://evil.example' }, { origin: `http://127.0.0.1:${gw.gateway.port + 1}` }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, {}]) {
+    for (const headers of [{ origin: 'http://evil.example' }, { origin: `http://127.0.0.1:${gw.gateway.port + 1}` }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, {}] as Record<string, string>[]) {
       const r = await call('POST', '/api/devices/d1/commands', { cookie, ...headers }, cmd);
       expect(r.status, JSON.stringify(headers)).toBe(403);
       expect(r.body.error.code).toBe('CROSS_ORIGIN');
