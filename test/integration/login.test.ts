@@ -3,10 +3,11 @@
  * on the API, SSE and /live, the same-origin rules for cookie-borne requests (bearer-token requests
  * unaffected), and logout. Requests go through node:http so the test sets Origin and Cookie itself.
  */
+import { rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { OPERATOR_TOKEN, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { OPERATOR_TOKEN, spawnGateway, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 
 let gw: TestGateway;
@@ -217,5 +218,33 @@ describe('the session cookie', () => {
     expect((await liveUpgrade({ cookie, origin })).status).toBe(401);
     // Other sessions go on.
     expect((await call('GET', '/api/devices', { cookie: other })).status).toBe(200);
+  });
+});
+
+describe('the gateway command', () => {
+  it('prints a one-time login link, never the token in a URL; a generated token is printed for scripts', async () => {
+    const dataDir = tempDir();
+    const child = await spawnGateway(['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir]);
+    try {
+      const out = await waitFor(() => (/generated for this run: (\S+)/.test(child.output()) ? child.output() : undefined), 'the generated token line', 10_000);
+      const link = /\(dashboard: (\S+)\)/.exec(out)![1]!;
+      const token = /generated for this run: (\S+)/.exec(out)![1]!;
+      expect(link).toMatch(new RegExp(`^${child.http}/#code=[\\w.-]+$`));
+      expect(link).not.toContain(token);
+      expect(out).not.toMatch(/[?&#]token=/);
+      const code = link.split('#code=')[1]!;
+      const login = (c: string) => fetch(`${child.http}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ code: c }) });
+      expect((await login(code)).status).toBe(201);
+      const again = await login(code);
+      expect(again.status).toBe(401);
+      expect(((await again.json()) as { error: { code: string } }).error.code).toBe('LOGIN_CODE_USED');
+      // The printed token makes new links.
+      const next = await fetch(`${child.http}/api/login-codes`, { method: 'POST', headers: { authorization: `Bearer ${token}`, connection: 'close' } });
+      expect(next.status).toBe(201);
+      expect((await login(((await next.json()) as { code: string }).code)).status).toBe(201);
+    } finally {
+      await child.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
