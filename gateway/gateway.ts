@@ -27,6 +27,7 @@ import { LoginCodes } from './login/codes.js';
 import { loginLink } from './login/routes.js';
 import { Sessions } from './login/sessions.js';
 import { Signer } from './login/signing.js';
+import type { LoginSync } from './login/sync.js';
 import { createMetrics } from './metrics.js';
 import { httpHandler } from './routes.js';
 import { GatewayStats } from './stats.js';
@@ -43,6 +44,8 @@ export interface GatewayDeps {
   storage?: Storage;
   /** /metrics text from more than this process (--workers: the sum over workers), given the local registry. */
   metrics?: (local: Registry) => () => Promise<string>;
+  /** Spent login codes and logouts shared with the other workers (--workers); default: this process alone. */
+  loginSync?: LoginSync;
 }
 
 export class Gateway {
@@ -92,8 +95,8 @@ export class Gateway {
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
     const signer = new Signer(this.operatorToken);
-    this.loginCodes = new LoginCodes(signer);
-    this.access = new OperatorAccess(this.auth, new Sessions(signer, config.sessionIdle * 1000));
+    this.loginCodes = new LoginCodes(signer, deps.loginSync);
+    this.access = new OperatorAccess(this.auth, new Sessions(signer, config.sessionIdle * 1000, deps.loginSync));
     this.devices = new DeviceTable(registry.values());
     this.presence = new Presence(this.devices, this.log);
     this.storage =

@@ -5,26 +5,26 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Signer } from './signing.js';
+import { localLoginSync, type LoginSync } from './sync.js';
 
 export const LOGIN_CODE_TTL_MS = 120_000;
-/** Spent codes remembered at most (each only until it expires); past it, logins wait. */
-const MAX_SPENT = 10_000;
 
-export type CodeRefusal = 'LOGIN_CODE_INVALID' | 'LOGIN_CODE_EXPIRED' | 'LOGIN_CODE_USED' | 'LOGIN_BUSY';
+export type CodeRefusal = 'LOGIN_CODE_INVALID' | 'LOGIN_CODE_EXPIRED' | 'LOGIN_CODE_USED' | 'LOGIN_BUSY' | 'LOGIN_UNAVAILABLE';
 
 export const CODE_REFUSALS: Record<CodeRefusal, { status: number; message: string }> = {
   LOGIN_CODE_INVALID: { status: 401, message: 'this login code is not one this gateway issued (mistyped, or from a gateway with another operator token)' },
   LOGIN_CODE_EXPIRED: { status: 401, message: 'this login code has expired (codes last 2 minutes): get a new link' },
   LOGIN_CODE_USED: { status: 401, message: 'this login code was already used (each works once): get a new link' },
   LOGIN_BUSY: { status: 429, message: 'too many logins in the last 2 minutes: try again shortly' },
+  LOGIN_UNAVAILABLE: { status: 503, message: 'the gateway could not check the login code with its other workers: try again' },
 };
 
-export class LoginCodes {
-  /** nonce → when its code expires. */
-  private readonly spent = new Map<string, number>();
+const REFUSAL_OF = { used: 'LOGIN_CODE_USED', busy: 'LOGIN_BUSY', unavailable: 'LOGIN_UNAVAILABLE' } as const;
 
+export class LoginCodes {
   constructor(
     private readonly signer: Signer,
+    private readonly sync: LoginSync = localLoginSync(),
     private readonly ttlMs = LOGIN_CODE_TTL_MS,
   ) {}
 
@@ -33,21 +33,13 @@ export class LoginCodes {
     return { code: this.signer.sign('code', [expiresAt.toString(36), randomBytes(12).toString('base64url')]), expiresAt };
   }
 
-  /** Spends a code: ok once, then LOGIN_CODE_USED. */
-  redeem(code: string, now = Date.now()): { ok: true } | { ok: false; refusal: CodeRefusal } {
+  /** Spends a code: ok once, then LOGIN_CODE_USED (in every worker of this gateway). */
+  async redeem(code: string, now = Date.now()): Promise<{ ok: true } | { ok: false; refusal: CodeRefusal }> {
     const fields = code.length <= 200 ? this.signer.verify('code', code, 2) : undefined;
     if (!fields) return { ok: false, refusal: 'LOGIN_CODE_INVALID' };
     const expiresAt = parseInt(fields[0]!, 36);
-    const nonce = fields[1]!;
     if (!(expiresAt > now)) return { ok: false, refusal: 'LOGIN_CODE_EXPIRED' };
-    if (this.spent.has(nonce)) return { ok: false, refusal: 'LOGIN_CODE_USED' };
-    this.prune(now);
-    if (this.spent.size >= MAX_SPENT) return { ok: false, refusal: 'LOGIN_BUSY' };
-    this.spent.set(nonce, expiresAt);
-    return { ok: true };
-  }
-
-  private prune(now: number): void {
-    for (const [nonce, until] of this.spent) if (until <= now) this.spent.delete(nonce);
+    const spent = await this.sync.spend(fields[1]!, expiresAt);
+    return spent === 'ok' ? { ok: true } : { ok: false, refusal: REFUSAL_OF[spent] };
   }
 }

@@ -42,7 +42,7 @@ export function loginRoutes(access: OperatorAccess, codes: LoginCodes): RouteHan
           if (typeof body?.code !== 'string' || body.code === '') {
             throw new ApiError(400, 'BAD_LOGIN', 'send {"code":"<login code>"} or Authorization: Bearer <operator token>');
           }
-          const r = codes.redeem(body.code);
+          const r = await codes.redeem(body.code);
           if (!r.ok) throw new ApiError(CODE_REFUSALS[r.refusal].status, r.refusal, CODE_REFUSALS[r.refusal].message);
         }
         const { session, cookie } = sessions.create();

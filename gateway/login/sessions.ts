@@ -7,12 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Signer } from './signing.js';
+import { localLoginSync, type LoginSync } from './sync.js';
 
 /** However often it is used, a session ends this long after its login. */
 export const SESSION_MAX_MS = 7 * 24 * 3600_000;
 /** A used session gets a new cookie (a later idle deadline) at most this often. */
 const RENEW_AFTER_MS = 60_000;
-/** Logged-out sessions remembered at most; past it the oldest are forgotten (and a warning says so). */
+/** Logged-out sessions remembered at most (each until its cookies are dead anyway); past it the oldest are forgotten. */
 const MAX_REVOKED = 100_000;
 
 export interface Session {
@@ -27,13 +28,17 @@ export class Sessions {
   /** id → when its cookies are all dead anyway. */
   private readonly revoked = new Map<string, number>();
   private readonly revokeListeners: ((id: string) => void)[] = [];
-  /** Times the revoked list was full and forgot an id. */
-  revokedForgotten = 0;
 
   constructor(
     private readonly signer: Signer,
     readonly idleMs: number,
-  ) {}
+    private readonly sync: LoginSync = localLoginSync(),
+  ) {
+    sync.onLoggedOut((id, until) => {
+      this.remember(id, until, Date.now());
+      for (const l of this.revokeListeners) l(id);
+    });
+  }
 
   create(now = Date.now()): { session: Session; cookie: string } {
     const session = { id: randomBytes(16).toString('base64url'), since: now, expiresAt: Math.min(now + this.idleMs, now + SESSION_MAX_MS) };
@@ -56,9 +61,12 @@ export class Sessions {
     return this.encode({ ...session, expiresAt });
   }
 
-  /** Logs a session out: its cookies stop working here, and listeners close what it holds open. */
+  /** Logs a session out: its cookies stop working (in every worker), and listeners close what it holds open. */
   revoke(id: string, now = Date.now()): void {
-    this.remember(id, now);
+    // Every cookie of this session dies by then, however it was renewed.
+    const until = now + this.idleMs;
+    this.remember(id, until, now);
+    this.sync.loggedOut(id, until);
     for (const l of this.revokeListeners) l(id);
   }
 
@@ -66,14 +74,13 @@ export class Sessions {
     this.revokeListeners.push(listener);
   }
 
-  private remember(id: string, now: number): void {
-    for (const [k, until] of this.revoked) {
-      if (until > now && this.revoked.size < MAX_REVOKED) break;
+  private remember(id: string, until: number, now: number): void {
+    // Entries come in about the order they expire: the oldest first.
+    for (const [k, t] of this.revoked) {
+      if (t > now && this.revoked.size < MAX_REVOKED) break;
       this.revoked.delete(k);
-      if (until > now) this.revokedForgotten++;
     }
-    // Every cookie of this session dies by then, however it was renewed.
-    this.revoked.set(id, now + Math.min(this.idleMs, SESSION_MAX_MS));
+    this.revoked.set(id, until);
   }
 
   private encode(s: Session): string {

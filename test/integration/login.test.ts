@@ -4,10 +4,10 @@
  * unaffected), and logout. Requests go through node:http so the test sets Origin and Cookie itself.
  */
 import { rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { OPERATOR_TOKEN, spawnGateway, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { FLEET_KEY, OPERATOR_TOKEN, spawnGateway, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 
 let gw: TestGateway;
@@ -243,6 +243,62 @@ describe('the gateway command', () => {
       expect(next.status).toBe(201);
       expect((await login(((await next.json()) as { code: string }).code)).status).toBe(201);
     } finally {
+      await child.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('--workers 2', () => {
+  /** A request over a kept-alive connection (so it reaches the worker that connection belongs to). */
+  function on(agent: Agent, base: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(`${base}${path}`, { agent, method, headers: { ...(data ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+        let text = '';
+        res.on('data', (b: Buffer) => (text += b.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path}: no answer within 10 s`)));
+      req.on('error', reject);
+      req.end(data);
+    });
+  }
+
+  it('spends a code and ends a logged-out session in every worker, whichever the browser reaches', async () => {
+    const dataDir = tempDir('login-workers-');
+    const child = await spawnGateway(['--workers', '2', '--host', '127.0.0.1', '--port', '0', '--fleet-key', FLEET_KEY, '--operator-token', OPERATOR_TOKEN, '--data-dir', dataDir]);
+    const agents = new Map<number, Agent>();
+    try {
+      // One kept-alive connection to each worker: new connections until both pids answered.
+      for (let i = 0; i < 200 && agents.size < 2; i++) {
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+        const pid = ((await on(agent, child.http, 'GET', '/healthz')).body as { pid: number }).pid;
+        if (agents.has(pid)) agent.destroy();
+        else agents.set(pid, agent);
+      }
+      expect(agents.size, 'connections reaching both workers').toBe(2);
+      const [a, b] = [...agents.values()] as [Agent, Agent];
+      const origin = child.http;
+
+      const code = ((await on(a, child.http, 'POST', '/api/login-codes', bearer)).body as { code: string }).code;
+      const first = await on(a, child.http, 'POST', '/api/session', { origin }, { code });
+      expect(first.status).toBe(201);
+      const second = await on(b, child.http, 'POST', '/api/session', { origin }, { code });
+      expect(second.status).toBe(401);
+      expect(second.body.error.code).toBe('LOGIN_CODE_USED');
+
+      // The session works on both; a logout on one ends it on the other.
+      const cookie = String(first.headers['set-cookie']).split(';')[0]!;
+      expect((await on(b, child.http, 'GET', '/api/devices', { cookie })).status).toBe(200);
+      expect((await on(a, child.http, 'DELETE', '/api/session', { cookie, origin })).status).toBe(200);
+      const after = await waitFor(async () => {
+        const r = await on(b, child.http, 'GET', '/api/devices', { cookie });
+        return r.status === 401 ? r : undefined;
+      }, 'the other worker to refuse the logged-out session', 5000);
+      expect(after.body.error.code).toBe('SESSION_ENDED');
+    } finally {
+      for (const agent of agents.values()) agent.destroy();
       await child.stop();
       rmSync(dataDir, { recursive: true, force: true });
     }

@@ -8,23 +8,23 @@ import { Signer } from '../../gateway/login/signing.js';
 const T0 = 1_800_000_000_000;
 
 describe('login codes', () => {
-  it('work once, then say LOGIN_CODE_USED', () => {
+  it('work once, then say LOGIN_CODE_USED', async () => {
     const codes = new LoginCodes(new Signer('op-token'));
     const { code, expiresAt } = codes.issue(T0);
     expect(expiresAt).toBe(T0 + LOGIN_CODE_TTL_MS);
-    expect(codes.redeem(code, T0 + 1000)).toEqual({ ok: true });
-    expect(codes.redeem(code, T0 + 2000)).toEqual({ ok: false, refusal: 'LOGIN_CODE_USED' });
+    expect(await codes.redeem(code, T0 + 1000)).toEqual({ ok: true });
+    expect(await codes.redeem(code, T0 + 2000)).toEqual({ ok: false, refusal: 'LOGIN_CODE_USED' });
   });
 
-  it('expire after 2 minutes', () => {
+  it('expire after 2 minutes', async () => {
     const codes = new LoginCodes(new Signer('op-token'));
     const { code } = codes.issue(T0);
-    expect(codes.redeem(code, T0 + LOGIN_CODE_TTL_MS)).toEqual({ ok: false, refusal: 'LOGIN_CODE_EXPIRED' });
+    expect(await codes.redeem(code, T0 + LOGIN_CODE_TTL_MS)).toEqual({ ok: false, refusal: 'LOGIN_CODE_EXPIRED' });
     const fresh = codes.issue(T0).code;
-    expect(codes.redeem(fresh, T0 + LOGIN_CODE_TTL_MS - 1)).toEqual({ ok: true });
+    expect(await codes.redeem(fresh, T0 + LOGIN_CODE_TTL_MS - 1)).toEqual({ ok: true });
   });
 
-  it('refuse codes of another operator token, altered codes, sessions and junk as LOGIN_CODE_INVALID', () => {
+  it('refuse codes of another operator token, altered codes, sessions and junk as LOGIN_CODE_INVALID', async () => {
     const codes = new LoginCodes(new Signer('op-token'));
     const other = new LoginCodes(new Signer('another-token')).issue(T0).code;
     const mine = codes.issue(T0).code;
@@ -33,9 +33,9 @@ describe('login codes', () => {
     const stretched = `${(T0 + 3600_000).toString(36)}.${nonce}.${mac}`;
     const session = new Sessions(new Signer('op-token'), 60_000).create(T0).cookie;
     for (const bad of [other, stretched, session, '', 'x', 'a.b.c', mine + 'x', 'x'.repeat(500)]) {
-      expect(codes.redeem(bad, T0 + 1)).toEqual({ ok: false, refusal: 'LOGIN_CODE_INVALID' });
+      expect(await codes.redeem(bad, T0 + 1)).toEqual({ ok: false, refusal: 'LOGIN_CODE_INVALID' });
     }
-    expect(codes.redeem(mine, T0 + 1)).toEqual({ ok: true });
+    expect(await codes.redeem(mine, T0 + 1)).toEqual({ ok: true });
   });
 });
 
