@@ -3,11 +3,16 @@
  * on the API, SSE and /live, the same-origin rules for cookie-borne requests (bearer-token requests
  * unaffected), and logout. Requests go through node:http so the test sets Origin and Cookie itself.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { FLEET_KEY, OPERATOR_TOKEN, spawnGateway, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/ports.js';
+import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
 
 let gw: TestGateway;
@@ -301,6 +306,36 @@ describe('--workers 2', () => {
       for (const agent of agents.values()) agent.destroy();
       await child.stop();
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('over TLS', () => {
+  const openssl = requireProgram('openssl', 'openssl');
+
+  it.skipIf(!openssl)('marks the session cookie Secure (and not on the plaintext port beside it)', async () => {
+    const dir = tempDir('login-tls-');
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync(openssl!, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    const tls = await startGateway({ cert, key, plaintextPort: await freePort() });
+    try {
+      const cookieOver = (secure: boolean) =>
+        new Promise<string>((resolve, reject) => {
+          const port = secure ? tls.gateway.port : tls.gateway.plaintextPort;
+          const send = secure ? httpsRequest : request;
+          const req = send(`${secure ? 'https' : 'http'}://127.0.0.1:${port}/api/session`, { agent: false, method: 'POST', headers: bearer, ...(secure ? { ca: readFileSync(cert) } : {}) }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(String(res.headers['set-cookie'])));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      expect(await cookieOver(true)).toMatch(/; HttpOnly; SameSite=Strict; Secure$/);
+      expect(await cookieOver(false)).toMatch(/; HttpOnly; SameSite=Strict$/);
+    } finally {
+      await tls.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
