@@ -45,7 +45,10 @@ function start(): void {
   const live = new LiveClient({ origin: window.location.origin, isUnauthorized: sessionRefused });
   let failed = false;
   const renew = window.setInterval(() => {
-    checkSession().catch(() => undefined); // a 401 ends the page below; a network error waits for the next try
+    checkSession().catch((err: unknown) => {
+      // A network error waits for the next try; an ended session ends the page.
+      if (err instanceof ApiError && err.status === 401) end(err.code === 'SESSION_ENDED' ? 'ended' : 'missing', err.message);
+    });
   }, SESSION_RENEW_MS);
   const end = (problem: AuthProblem, detail?: string) => {
     if (failed) return;

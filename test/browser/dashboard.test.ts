@@ -389,7 +389,7 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
     expect(status).toBe(401);
   });
 
-  it('logs out: the live connection ends, and the API and /live refuse the old session', async () => {
+  it('logs out: the page says so, the cookie is gone, and the API refuses the old session', async () => {
     const [cookie] = await context.cookies(gw.http);
     await page.click('[data-testid=logout]');
     await page.locator('[data-testid=auth-error][data-problem=logged-out]').waitFor({ state: 'visible' });
