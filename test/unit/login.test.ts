@@ -4,6 +4,7 @@ import { LOGIN_CODE_TTL_MS, LoginCodes } from '../../gateway/login/codes.js';
 import { originMatchesHost } from '../../gateway/login/origin.js';
 import { SESSION_MAX_MS, Sessions } from '../../gateway/login/sessions.js';
 import { Signer } from '../../gateway/login/signing.js';
+import { SpentCodes } from '../../gateway/login/sync.js';
 
 const T0 = 1_800_000_000_000;
 
@@ -36,6 +37,17 @@ describe('login codes', () => {
       expect(await codes.redeem(bad, T0 + 1)).toEqual({ ok: false, refusal: 'LOGIN_CODE_INVALID' });
     }
     expect(await codes.redeem(mine, T0 + 1)).toEqual({ ok: true });
+  });
+});
+
+describe('spent codes', () => {
+  it('are bounded: past 10,000 unexpired, logins wait (LOGIN_BUSY) until some expire', () => {
+    const spent = new SpentCodes();
+    for (let i = 0; i < 10_000; i++) expect(spent.spend(`n${i}`, T0 + 1000 + i, T0)).toBe('ok');
+    expect(spent.spend('one-more', T0 + 5000, T0)).toBe('busy');
+    expect(spent.spend('n5', T0 + 5000, T0)).toBe('used');
+    // Once the first ten have expired, their room is free again.
+    expect(spent.spend('one-more', T0 + 50_000, T0 + 1010)).toBe('ok');
   });
 });
 
