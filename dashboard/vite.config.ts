@@ -26,9 +26,10 @@ export default defineConfig({
     },
   },
   server: {
+    // Host stays the dev server's: the gateway checks a cookie-borne request's Origin against it.
     proxy: {
-      '/api': { target: gateway, changeOrigin: true },
-      '/live': { target: gateway.replace(/^http/, 'ws'), ws: true, changeOrigin: true },
+      '/api': { target: gateway, changeOrigin: false },
+      '/live': { target: gateway.replace(/^http/, 'ws'), ws: true, changeOrigin: false },
     },
   },
 });

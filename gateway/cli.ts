@@ -5,6 +5,10 @@ import { helpText, parseConfig, type GatewayConfig } from './config.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
+import { LoginCodes } from './login/codes.js';
+import { loginLink } from './login/routes.js';
+import { Signer } from './login/signing.js';
+import { workerLoginSync } from './login/sync.js';
 
 async function main(): Promise<void> {
   let parsed;
@@ -22,7 +26,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat as 'auto' | 'json' | 'pretty');
   if (config.workers > 1 && !isWorker()) return primary(config, log);
   const worker = isWorker();
-  const gateway = worker ? new Gateway(workerConfig(config), { log, metrics: clusterMetrics }) : new Gateway(config, { log });
+  const gateway = worker ? new Gateway(workerConfig(config), { log, metrics: clusterMetrics, loginSync: workerLoginSync() }) : new Gateway(config, { log });
   try {
     await gateway.start();
   } catch (err) {
@@ -34,7 +38,7 @@ async function main(): Promise<void> {
   if (worker) {
     reportListening({ url: gateway.url, port: gateway.port, ...(gateway.mqttUrl ? { mqttUrl: gateway.mqttUrl } : {}) });
   } else {
-    printListening(gateway.url, gateway.operatorTokenGenerated ? gateway.operatorToken : undefined, gateway.mqttUrl, '');
+    printListening(gateway.url, gateway.loginLink(), gateway.operatorTokenGenerated ? gateway.operatorToken : undefined, gateway.mqttUrl, '');
   }
   let stopping = false;
   const stop = (signal: string) => {
@@ -66,12 +70,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-/** The one line users and scripts look for (the URL), and the generated token when there is one. */
-function printListening(url: string, generatedToken: string | undefined, mqttUrl: string | undefined, extra: string): void {
-  const dashboard = generatedToken ? `${url}/?token=${generatedToken}` : `${url}/`;
-  process.stdout.write(`gateway listening on ${url} (dashboard: ${dashboard})${mqttUrl ? `; MQTT on ${mqttUrl}` : ''}${extra}\n`);
+/**
+ * The one line users and scripts look for (the URL, and the dashboard link with a one-time login
+ * code, never the token: browsers keep what is in a URL), then the generated token for scripts.
+ */
+function printListening(url: string, login: string, generatedToken: string | undefined, mqttUrl: string | undefined, extra: string): void {
+  process.stdout.write(`gateway listening on ${url} (dashboard: ${login})${mqttUrl ? `; MQTT on ${mqttUrl}` : ''}${extra}\n`);
+  process.stdout.write('The dashboard link logs one browser in, within 2 minutes. For another: POST /api/login-codes with the operator token (README "Operator login").\n');
   if (generatedToken) {
-    process.stdout.write('No operator token was configured (--operator-token / GATEWAY_OPERATOR_TOKEN), so one was generated for this run.\n');
+    process.stdout.write(`No operator token was configured (--operator-token / GATEWAY_OPERATOR_TOKEN), so one was generated for this run: ${generatedToken}\n`);
   }
 }
 
@@ -85,7 +92,8 @@ async function primary(config: GatewayConfig, log: ReturnType<typeof createLogge
     process.stderr.write(`gateway: could not start [${code}]: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  printListening(run.url, generated ? run.operatorToken : undefined, run.mqttUrl, `; ${config.workers} workers`);
+  const login = loginLink(run.url, new LoginCodes(new Signer(run.operatorToken)).issue().code);
+  printListening(run.url, login, generated ? run.operatorToken : undefined, run.mqttUrl, `; ${config.workers} workers`);
   let signals = 0;
   const onSignal = (signal: string) => {
     if (++signals > 1) {

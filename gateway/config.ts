@@ -39,6 +39,7 @@ const SPECS = {
   registry: { flag: 'registry', env: 'GATEWAY_REGISTRY', kind: 'string', default: undefined, doc: 'device registry JSON file (ids, sha256 token hashes, types)' },
   fleetKey: { flag: 'fleet-key', env: 'GATEWAY_FLEET_KEY', kind: 'string', default: undefined, secret: true, doc: 'fleet key: any device whose token is hex HMAC-SHA256(fleetKey, deviceId) may connect' },
   operatorToken: { flag: 'operator-token', env: 'GATEWAY_OPERATOR_TOKEN', kind: 'string', default: undefined, secret: true, doc: 'token for the dashboard and /api (generated and printed at start when unset)' },
+  sessionIdle: { flag: 'session-idle', env: 'GATEWAY_SESSION_IDLE', kind: 'int', default: 43200, min: 60, max: 604800, doc: 'seconds a dashboard login lasts unused (an open dashboard keeps it alive); 7 days after login it ends anyway' },
   dataDir: { flag: 'data-dir', env: 'GATEWAY_DATA_DIR', kind: 'string', default: '.data', doc: 'folder for state that survives restarts (dedupe cursors)' },
   maxFrameBytes: { flag: 'max-frame-bytes', env: 'GATEWAY_MAX_FRAME_BYTES', kind: 'int', default: 65536, min: 64, max: 16 * 1024 * 1024, doc: 'largest device frame accepted; larger gets FRAME_TOO_LARGE and close 4401' },
   maxReadings: { flag: 'max-readings', env: 'GATEWAY_MAX_READINGS', kind: 'int', default: 1024, min: 1, max: 65535, doc: 'most readings in one frame; more gets TOO_MANY_READINGS and close 4402' },

@@ -29,6 +29,12 @@ import { CommandService } from './commands/commands.js';
 import { LiveHub } from './live/hub.js';
 import { liveSocketRoute } from './live/socket.js';
 import { SseHub } from './live/sse.js';
+import { OperatorAccess } from './login/access.js';
+import { LoginCodes } from './login/codes.js';
+import { loginLink } from './login/routes.js';
+import { Sessions } from './login/sessions.js';
+import { Signer } from './login/signing.js';
+import type { LoginSync } from './login/sync.js';
 import { createMetrics } from './metrics.js';
 import { httpHandler } from './routes.js';
 import { GatewayStats } from './stats.js';
@@ -49,6 +55,8 @@ export interface GatewayDeps {
   metrics?: (local: Registry) => () => Promise<string>;
   /** Refusals are logged as one line per this many ms (default 10 s; tests shorten it). */
   refusalLogIntervalMs?: number;
+  /** Spent login codes and logouts shared with the other workers (--workers); default: this process alone. */
+  loginSync?: LoginSync;
 }
 
 export class Gateway {
@@ -68,6 +76,8 @@ export class Gateway {
   readonly stats: GatewayStats;
   private sse: SseHub | undefined;
   private readonly auth: Authenticator;
+  private readonly access: OperatorAccess;
+  private readonly loginCodes: LoginCodes;
   private readonly cursors: CursorStore;
   private readonly journal: CommandJournal;
   private readonly acks: AckLedger;
@@ -99,6 +109,9 @@ export class Gateway {
     this.operatorTokenGenerated = !config.operatorToken;
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
     this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
+    const signer = new Signer(this.operatorToken);
+    this.loginCodes = new LoginCodes(signer, deps.loginSync);
+    this.access = new OperatorAccess(this.auth, new Sessions(signer, config.sessionIdle * 1000, deps.loginSync));
     const clusterUrl = config.clusterUrl ?? config.mqttUrl;
     const instance = clusterUrl === undefined ? undefined : config.instanceId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(2).toString('hex')}`;
     this.devices = new DeviceTable(registry.values(), instance ?? null);
@@ -190,6 +203,11 @@ export class Gateway {
     return `${this.config.cert ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${this.port}`;
   }
 
+  /** A dashboard link with a new one-time login code (README "Operator login"). */
+  loginLink(): string {
+    return loginLink(this.url, this.loginCodes.issue().code);
+  }
+
   /** mqtt://host:port of the embedded broker, if it runs. */
   get mqttUrl(): string | undefined {
     return this.mqttPort ? this.url.replace(/^https?:/, this.config.cert ? 'mqtts:' : 'mqtt:').replace(/:\d+$/, `:${this.mqttPort}`) : undefined;
@@ -220,7 +238,7 @@ export class Gateway {
       idleTimeoutSeconds: c.idleTimeout,
       deviceSendBudget: c.deviceSendBudget,
     });
-    const liveRoute = liveSocketRoute(this.live, this.auth);
+    const liveRoute = liveSocketRoute(this.live, this.access);
     for (const server of servers) {
       server.socket('/device', this.deviceRoute);
       server.socket('/live', liveRoute);
@@ -249,7 +267,8 @@ export class Gateway {
     });
     const handler = httpHandler({
       devices: this.devices,
-      auth: this.auth,
+      access: this.access,
+      loginCodes: this.loginCodes,
       storage: this.storage,
       commands: this.commands,
       commandMaxArgsBytes: c.commandMaxArgsBytes,

@@ -1,11 +1,11 @@
 /**
- * The operator's HTTP API under /api (operator token required) and the unauthenticated probes.
- * Errors are `{ "error": { "code", "message" } }` with the matching status.
+ * The operator's HTTP API under /api (operator token or login session required) and the
+ * unauthenticated probes. Errors are `{ "error": { "code", "message" } }` with the matching status.
  */
 import type { DeviceList, HealthAnswer, HistoryAnswer, ReadyAnswer } from '../devices/api/json.js';
 import { ApiError } from './errors.js';
-import { bearerToken, type Authenticator } from './auth.js';
 import type { DeviceTable } from './devices.js';
+import type { OperatorAccess } from './login/access.js';
 import type { Storage } from './storage/storage.js';
 import type { Reply, RequestInfo } from './uws.js';
 
@@ -14,7 +14,7 @@ const MAX_HISTORY_POINTS = 10_000;
 
 export interface ApiContext {
   devices: DeviceTable;
-  auth: Authenticator;
+  access: OperatorAccess;
   storage: Storage;
   ready(): { ready: boolean; checks: Record<string, string> };
 }
@@ -49,7 +49,8 @@ function timeParam(q: URLSearchParams, name: string, fallback: number): number {
   return n;
 }
 
-export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: RequestInfo, reply: Reply) => void {
+/** `beforeAuth` routes (the login) run before the operator check; `extra` after it. */
+export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAuth: RouteHandler[] = []): (req: RequestInfo, reply: Reply) => void {
   return (req, reply) => {
     const segments = req.path.split('/').filter(Boolean).map(decodeURIComponent);
     route(req, reply, segments).catch((err: unknown) => {
@@ -65,9 +66,8 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = []): (req: Re
       return sendJson(reply, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks } satisfies ReadyAnswer);
     }
     if (s[0] === 'api') {
-      if (!ctx.auth.operator(bearerToken(req.header('authorization'), req.query))) {
-        throw new ApiError(401, 'UNAUTHORIZED', 'operator token missing or wrong: send Authorization: Bearer <token> or ?token=');
-      }
+      for (const h of beforeAuth) if (await h(req, reply, s)) return;
+      ctx.access.request(req, reply);
       if (s[1] === 'devices' && (s.length <= 3 || s[3] === 'history')) return devicesRoute(req, reply, s);
     }
     for (const h of extra) if (await h(req, reply, s)) return;

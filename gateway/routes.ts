@@ -5,12 +5,14 @@
  */
 import type { ApiErrorBody, DeviceTypeList } from '../devices/api/json.js';
 import { DEVICE_TYPES } from '../devices/device-types.js';
-import type { Authenticator } from './auth.js';
 import type { CommandService } from './commands/commands.js';
 import { commandRoutes } from './commands/routes.js';
 import type { DeviceTable } from './devices.js';
 import { createApi, requireGet, sendJson, type RouteHandler } from './http-api.js';
 import type { SseHub } from './live/sse.js';
+import type { OperatorAccess } from './login/access.js';
+import type { LoginCodes } from './login/codes.js';
+import { loginRoutes } from './login/routes.js';
 import type { Registry } from 'prom-client';
 import type { StaticFiles } from './static.js';
 import type { Storage } from './storage/index.js';
@@ -18,7 +20,8 @@ import type { Reply, RequestInfo } from './uws.js';
 
 export interface RouteContext {
   devices: DeviceTable;
-  auth: Authenticator;
+  access: OperatorAccess;
+  loginCodes: LoginCodes;
   storage: Storage;
   commands: CommandService;
   commandMaxArgsBytes: number;
@@ -48,13 +51,17 @@ function metricsRoute(registry: Pick<Registry, 'contentType' | 'metrics'>): Rout
 }
 
 export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply) => void {
-  const api = createApi({ devices: ctx.devices, auth: ctx.auth, storage: ctx.storage, ready: ctx.ready }, [
-    commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
-    ctx.sse.route(),
-    deviceTypes,
-    metricsRoute(ctx.metrics),
-    (req, reply, seg) => seg[0] !== 'api' && ctx.dashboard.serve(req, reply),
-  ]);
+  const api = createApi(
+    { devices: ctx.devices, access: ctx.access, storage: ctx.storage, ready: ctx.ready },
+    [
+      commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
+      ctx.sse.route(),
+      deviceTypes,
+      metricsRoute(ctx.metrics),
+      (req, reply, seg) => seg[0] !== 'api' && ctx.dashboard.serve(req, reply),
+    ],
+    [loginRoutes(ctx.access, ctx.loginCodes)],
+  );
   return (req, reply) => {
     // uWS cannot close an app's open keep-alive connections: after close(), refuse and hang up.
     if (!ctx.running()) {

@@ -58,26 +58,40 @@ export interface RequestInfo {
   query: URLSearchParams;
   header(lowerCaseName: string): string;
   remoteAddress: string;
+  /** Whether it came over TLS (the session cookie is then marked Secure). */
+  secure: boolean;
 }
 
 /** A reply that knows whether the client went away, and corks its writes. */
 export class Reply {
   aborted = false;
   done = false;
+  /** Headers a handler added before the answer (a renewed session cookie). */
+  private extra: Record<string, string> | undefined;
   constructor(private readonly res: UwsTypes.HttpResponse) {
     res.onAborted(() => {
       this.aborted = true;
     });
   }
 
+  /** Adds a header to whatever answer this reply gives (send, sendAndClose, startStream). */
+  setHeader(lowerCaseName: string, value: string): void {
+    (this.extra ??= {})[lowerCaseName] = value;
+  }
+
   send(status: number, headers: Record<string, string>, body: string | Uint8Array = ''): void {
     if (this.aborted || this.done) return;
     this.done = true;
     this.res.cork(() => {
-      this.res.writeStatus(statusLine(status));
-      for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      this.writeHead(status, headers);
       this.res.end(body);
     });
+  }
+
+  private writeHead(status: number, headers: Record<string, string>): void {
+    this.res.writeStatus(statusLine(status));
+    for (const k in headers) this.res.writeHeader(k, headers[k]!);
+    for (const k in this.extra) this.res.writeHeader(k, this.extra[k]!);
   }
 
   /** Answers and closes the TCP connection, so a keep-alive client cannot send more on it. */
@@ -85,8 +99,7 @@ export class Reply {
     if (this.aborted || this.done) return;
     this.done = true;
     this.res.cork(() => {
-      this.res.writeStatus(statusLine(status));
-      for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      this.writeHead(status, headers);
       this.res.end(body, true);
     });
   }
@@ -95,8 +108,7 @@ export class Reply {
   startStream(status: number, headers: Record<string, string>): void {
     if (this.aborted || this.done) return;
     this.res.cork(() => {
-      this.res.writeStatus(statusLine(status));
-      for (const k in headers) this.res.writeHeader(k, headers[k]!);
+      this.writeHead(status, headers);
       this.res.write('');
     });
   }
@@ -234,7 +246,7 @@ class UwsConnection<T> implements Connection<T> {
 }
 
 /** Request headers handlers may read; uWS requests are gone after the first await. */
-export const SNAPSHOT_HEADERS = ['authorization', 'content-type', 'content-length', 'accept', 'accept-encoding', 'if-none-match', 'last-event-id', 'origin', 'user-agent'] as const;
+export const SNAPSHOT_HEADERS = ['authorization', 'cookie', 'host', 'content-type', 'content-length', 'accept', 'accept-encoding', 'if-none-match', 'last-event-id', 'origin', 'sec-fetch-site', 'user-agent'] as const;
 
 export type HttpHandler = (req: RequestInfo, reply: Reply) => void;
 
@@ -247,10 +259,12 @@ export class HttpServer {
   private readonly app: UwsTypes.TemplatedApp;
   private listenSocket: UwsTypes.us_listen_socket | undefined;
   private readonly decoder = new TextDecoder();
+  private readonly secure: boolean;
   port = 0;
 
   constructor(opts: ServerOptions = {}) {
     const u = mod();
+    this.secure = opts.tls !== undefined;
     this.app = opts.tls ? u.SSLApp({ cert_file_name: opts.tls.certFile, key_file_name: opts.tls.keyFile }) : u.App();
   }
 
@@ -380,6 +394,7 @@ export class HttpServer {
       query: new URLSearchParams(query),
       header: (name) => headers.get(name) ?? '',
       remoteAddress,
+      secure: this.secure,
     };
   }
 }

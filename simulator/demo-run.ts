@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm run demo`: a gateway on embedded defaults (its own process, as users run it) with the demo
- * fleet streaming into it, and the dashboard URL with the operator token printed. Ctrl-C stops both.
+ * fleet streaming into it, and the dashboard login link and operator token printed. Ctrl-C stops both.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,12 +24,15 @@ let out = '';
 gateway.stdout!.on('data', (b: Buffer) => {
   out += b.toString();
   const m = /listening on (\S+) \(dashboard: (\S+)\)/.exec(out);
-  if (m && !fleet) {
+  const token = /so one was generated for this run: (\S+)/.exec(out)?.[1];
+  if (m && token && !fleet) {
     fleet = startDemoFleet({ url: `ws://127.0.0.1:${port}`, fleetKey });
     process.stdout.write(
       `\nTelemetry gateway demo: ${fleet.ids.length} simulated devices are streaming.\n\n` +
         `  Dashboard:  ${m[2]}\n` +
-        `  API:        ${m[1]}/api/devices (with the token above as Authorization: Bearer)\n` +
+        `              (a one-time login link, good for 2 minutes; for another:\n` +
+        `               curl -X POST -H "Authorization: Bearer ${token}" ${m[1]}/api/login-codes)\n` +
+        `  API:        ${m[1]}/api/devices with Authorization: Bearer ${token}\n` +
         `  MQTT:       mqtt://127.0.0.1:${mqttPort} (device id as user name, fleet token as password)\n` +
         `  Fleet key:  ${fleetKey}\n\nPress Ctrl-C to stop.\n`,
     );

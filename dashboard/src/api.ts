@@ -1,5 +1,7 @@
-/** The gateway's HTTP API (README "HTTP API"), with the operator token as a Bearer header. */
-import { operatorToken } from './token.js';
+/**
+ * The gateway's HTTP API (README "HTTP API"). The browser sends the session cookie by itself
+ * (same origin) and an Origin header with every change, which is what the gateway checks.
+ */
 import type { CommandList, CommandRecord, CommandRequest, DeviceList, DeviceSummary, DeviceTypeSpec, HistoryAnswer, HistoryPoint } from './types.js';
 
 /** An `{ error: { code, message } }` answer, or a network failure (status 0, code NETWORK). */
@@ -22,14 +24,12 @@ export function onUnauthorized(listener: UnauthorizedListener): void {
   unauthorizedListeners.push(listener);
 }
 
-async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
-  const token = operatorToken();
-  if (token) headers.authorization = `Bearer ${token}`;
+async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, extraHeaders: Record<string, string> = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: signal ?? null, cache: 'no-store' });
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: signal ?? null, cache: 'no-store', credentials: 'same-origin' });
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
     throw new ApiError(0, 'NETWORK', `cannot reach the gateway (${(err as Error).message})`);
@@ -44,7 +44,7 @@ async function request<T>(method: string, path: string, body?: unknown, signal?:
   if (!res.ok) {
     const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
     const err = new ApiError(res.status, e?.code ?? `HTTP_${res.status}`, e?.message ?? (res.statusText || `HTTP ${res.status}`));
-    if (res.status === 401) for (const l of unauthorizedListeners) l(err);
+    if (res.status === 401 && !path.startsWith('/api/session')) for (const l of unauthorizedListeners) l(err);
     throw err;
   }
   if (parsed === undefined) throw new ApiError(res.status, 'BAD_RESPONSE', `${method} ${path} did not answer JSON`);
@@ -80,13 +80,27 @@ export function sendCommand(id: string, command: NewCommand): Promise<CommandRec
   return request('POST', `/api/devices/${enc(id)}/commands`, command);
 }
 
-/** Whether the gateway refuses our token: asks a small /api route (every /api route checks the token first). */
-export async function tokenRefused(): Promise<boolean> {
-  const token = operatorToken();
+/** Exchanges a one-time login code, or the operator token once, for the session cookie. */
+export async function createSession(credential: { code: string } | { token: string }): Promise<void> {
+  if ('code' in credential) await request('POST', '/api/session', { code: credential.code });
+  else await request('POST', '/api/session', undefined, undefined, { authorization: `Bearer ${credential.token}` });
+}
+
+/** Asks whether the session is still good (and so renews it). Throws ApiError 401 when it is not. */
+export async function checkSession(): Promise<void> {
+  await request('GET', '/api/session');
+}
+
+export async function logOut(): Promise<void> {
+  await request('DELETE', '/api/session');
+}
+
+/** Whether the gateway refuses this browser's session (every /api route checks it first). */
+export async function sessionRefused(): Promise<boolean> {
   try {
-    const res = await fetch('/api/device-types', { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+    const res = await fetch('/api/session', { cache: 'no-store', credentials: 'same-origin' });
     return res.status === 401;
   } catch {
-    return false; // unreachable is not the token's fault
+    return false; // unreachable is not the session's fault
   }
 }

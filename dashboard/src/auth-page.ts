@@ -1,10 +1,25 @@
 /**
- * The full-page message for a missing or refused operator token: what is wrong, and how to get a
- * working link (the URL the gateway printed at start carries the token). A token can also be pasted.
+ * The full-page message when this browser is not logged in: why (never logged in, session ended,
+ * the link's code or token refused, logged out), and how to get in: a new login link, or the
+ * operator token pasted here (exchanged for a session cookie, not kept by the page).
  */
-import { setToken } from './token.js';
+import { logInWithToken } from './login.js';
 
-export type AuthProblem = 'missing' | 'refused';
+export type AuthProblem = 'missing' | 'ended' | 'refused' | 'logged-out';
+
+const TITLES: Record<AuthProblem, string> = {
+  missing: 'Log in to this dashboard',
+  ended: 'Your login session has ended',
+  refused: 'The gateway refused this login link',
+  'logged-out': 'You are logged out',
+};
+
+const LEADS: Record<AuthProblem, string> = {
+  missing: 'This browser has no login session with the gateway, so the page cannot read the fleet or send commands.',
+  ended: 'Sessions end after a while unused, at logout, after 7 days, and when the gateway\'s operator token changes (a gateway started without --operator-token makes a new one each start).',
+  refused: 'Login links work once, within 2 minutes of being made, and only with the gateway that made them. An old link with ?token= works only with the current operator token.',
+  'logged-out': 'The session of this browser was ended. Log in again with a new link.',
+};
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -35,32 +50,25 @@ export function showAuthPage(problem: AuthProblem, detail?: string): void {
   const card = el('section', 'auth-card');
   card.dataset.testid = 'auth-error';
   card.dataset.problem = problem;
-  card.setAttribute('role', 'alert');
+  card.setAttribute('role', problem === 'logged-out' ? 'status' : 'alert');
 
-  card.append(
-    lockIcon(),
-    el('h1', undefined, problem === 'missing' ? 'This dashboard needs the operator token' : 'The gateway refused the operator token'),
-    el(
-      'p',
-      'lead',
-      problem === 'missing'
-        ? 'The page was opened without a token, so it cannot read the fleet or send commands.'
-        : 'The token this page was given is wrong or out of date (HTTP 401 UNAUTHORIZED). A gateway started without --operator-token makes a new token each time it starts, so links from an earlier run stop working.',
-    ),
-  );
+  card.append(lockIcon(), el('h1', undefined, TITLES[problem]), el('p', 'lead', LEADS[problem]));
   if (detail) card.append(el('p', 'muted small', `Gateway said: ${detail}`));
 
   const how = el('div', 'auth-how');
-  how.append(el('h2', undefined, 'How to fix it'));
+  how.append(el('h2', undefined, 'How to get in'));
   const steps = el('ol');
   const s1 = el('li');
-  s1.append(document.createTextNode('Open the dashboard link the gateway printed when it started. It carries the token:'));
-  const pre = el('pre');
-  pre.textContent = `gateway listening on ${origin} (dashboard: ${origin}/?token=…)`;
-  s1.append(pre);
+  s1.append(document.createTextNode('Open the login link the gateway printed when it started (within 2 minutes of the start):'));
+  const pre1 = el('pre');
+  pre1.textContent = `gateway listening on ${origin} (dashboard: ${origin}/#code=…)`;
+  s1.append(pre1);
   const s2 = el('li');
-  s2.append(document.createTextNode('If the gateway was started with '), el('code', undefined, '--operator-token'), document.createTextNode(' or '), el('code', undefined, 'GATEWAY_OPERATOR_TOKEN'), document.createTextNode(', open '), el('code', undefined, `${origin}/?token=<that token>`), document.createTextNode('.'));
-  const s3 = el('li', undefined, 'Or paste the token here:');
+  s2.append(document.createTextNode('Or make a new link with the operator token, and open the "url" it answers:'));
+  const pre2 = el('pre');
+  pre2.textContent = `curl -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" ${origin}/api/login-codes`;
+  s2.append(pre2);
+  const s3 = el('li', undefined, 'Or paste the operator token here:');
   steps.append(s1, s2, s3);
   how.append(steps);
 
@@ -71,19 +79,29 @@ export function showAuthPage(problem: AuthProblem, detail?: string): void {
   input.placeholder = 'operator token';
   input.setAttribute('aria-label', 'Operator token');
   input.required = true;
-  const button = el('button', 'primary', 'Use this token');
+  const button = el('button', 'primary', 'Log in');
   button.type = 'submit';
+  const error = el('p', 'error small');
+  error.dataset.testid = 'auth-form-error';
+  error.hidden = true;
   form.append(input, button);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const t = input.value.trim();
     if (!t) return;
-    setToken(t);
-    window.location.reload();
+    button.disabled = true;
+    logInWithToken(t).then(
+      () => window.location.reload(),
+      (err: Error & { code?: string }) => {
+        button.disabled = false;
+        error.textContent = `${err.code ? `${err.code}: ` : ''}${err.message}`;
+        error.hidden = false;
+      },
+    );
   });
-  how.append(form);
-  card.append(how, el('p', 'muted small', 'The token stays in this browser tab only (session storage) and is removed from the address bar, so it does not end up in the history or in links you share.'));
+  how.append(form, error);
+  card.append(how, el('p', 'muted small', 'The token is exchanged once for a login session (a cookie only the gateway reads); this page keeps neither in its storage nor in any address.'));
   page.append(card);
   document.body.replaceChildren(page);
-  document.title = 'Token needed · Telemetry gateway';
+  document.title = 'Log in · Telemetry gateway';
 }

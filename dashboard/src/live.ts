@@ -50,8 +50,7 @@ interface Cursor {
 export interface LiveOptions {
   /** Base URL of the gateway, e.g. location.origin. */
   origin: string;
-  token: () => string | undefined;
-  /** Asked after a connection failed before opening: resolves true when the token is refused (HTTP 401). */
+  /** Asked after a connection failed before opening: resolves true when the session is refused (HTTP 401). */
   isUnauthorized: () => Promise<boolean>;
   /** Reconnect when nothing arrived for this long (the stats stream ticks every second). */
   silenceMs?: number;
@@ -145,10 +144,9 @@ export class LiveClient extends Emitter<LiveEvents> {
 
   private open(): void {
     if (this.stopped) return;
-    const token = this.opts.token();
+    // The browser sends the session cookie and Origin with the upgrade: no secret in the URL.
     const url = new URL('/live', this.opts.origin);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    if (token) url.searchParams.set('token', token);
     if (this.info.state !== 'offline') this.setState({ state: this.everConnected ? 'reconnecting' : 'connecting', failures: this.backoff.failures, reason: this.info.reason });
     let opened = false;
     let ws: WebSocket;
@@ -202,12 +200,12 @@ export class LiveClient extends Emitter<LiveEvents> {
       this.retryTimer = window.setTimeout(() => this.open(), delay);
     };
     if (!beforeOpen) return schedule();
-    // A browser cannot see the HTTP status of a refused upgrade: ask the API whether the token is the problem.
+    // A browser cannot see the HTTP status of a refused upgrade: ask the API whether the session is the problem.
     this.opts.isUnauthorized().then(
       (unauthorized) => {
         if (unauthorized) {
           this.stopped = true;
-          this.setState({ state: 'unauthorized', failures: this.backoff.failures, reason: 'the gateway refused the operator token' });
+          this.setState({ state: 'unauthorized', failures: this.backoff.failures, reason: 'the login session has ended' });
         } else schedule();
       },
       () => schedule(),

@@ -1,18 +1,18 @@
 /**
- * Starts the dashboard: takes the token from the URL, checks it against the API, opens the live
- * stream, and routes between the fleet overview (`#/`) and a device page (`#/device/<id>`).
+ * Starts the dashboard: logs in with what the link brought (or the session the browser has), opens
+ * the live stream, and routes between the fleet overview (`#/`) and a device page (`#/device/<id>`).
  */
 import './style.css';
-import { ApiError, listDevices, onUnauthorized, tokenRefused } from './api.js';
-import { showAuthPage } from './auth-page.js';
+import { ApiError, checkSession, listDevices, logOut, onUnauthorized, sessionRefused } from './api.js';
+import { showAuthPage, type AuthProblem } from './auth-page.js';
 import { loadDeviceTypes } from './channels.js';
 import { ConnectionIndicator } from './connection.js';
 import { DeviceView } from './device.js';
 import { FleetState } from './fleet-state.js';
 import { FleetView } from './fleet.js';
 import { LiveClient } from './live.js';
+import { logIn } from './login.js';
 import { StatsPanel } from './stats.js';
-import { captureToken, forgetToken, operatorToken } from './token.js';
 
 declare global {
   interface Window {
@@ -28,6 +28,8 @@ declare global {
 }
 
 const APP_TITLE = 'Telemetry gateway';
+/** How often an open dashboard renews its session (the gateway's idle limit is hours). */
+const SESSION_RENEW_MS = 5 * 60_000;
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -40,17 +42,23 @@ function start(): void {
   let clockOffset = 0;
   const now = () => Date.now() + clockOffset;
   const fleet = new FleetState();
-  const live = new LiveClient({ origin: window.location.origin, token: operatorToken, isUnauthorized: tokenRefused });
+  const live = new LiveClient({ origin: window.location.origin, isUnauthorized: sessionRefused });
   let failed = false;
-  const refuse = (detail?: string) => {
+  const renew = window.setInterval(() => {
+    checkSession().catch((err: unknown) => {
+      // A network error waits for the next try; an ended session ends the page.
+      if (err instanceof ApiError && err.status === 401) end(err.code === 'SESSION_ENDED' ? 'ended' : 'missing', err.message);
+    });
+  }, SESSION_RENEW_MS);
+  const end = (problem: AuthProblem, detail?: string) => {
     if (failed) return;
     failed = true;
+    window.clearInterval(renew);
     live.stop();
-    forgetToken();
-    showAuthPage('refused', detail);
+    showAuthPage(problem, detail);
   };
-  onUnauthorized((err) => refuse(err.message));
-  live.on('connection', (c) => c.state === 'unauthorized' && refuse(c.reason));
+  onUnauthorized((err) => end(err.code === 'SESSION_ENDED' ? 'ended' : 'missing', err.message));
+  live.on('connection', (c) => c.state === 'unauthorized' && end('ended', c.reason));
   live.on('hello', (h) => (clockOffset = Math.abs(h.clockOffsetMs) > 1000 ? h.clockOffsetMs : 0));
   live.on('fleet', (f) => fleet.apply(f.devices, f.full));
 
@@ -61,7 +69,16 @@ function start(): void {
   brand.href = '#/';
   brand.append(el('span', 'brand-mark', '◆'), document.createTextNode(APP_TITLE));
   const connection = new ConnectionIndicator(live);
-  bar.append(brand, el('span', 'spacer'), connection.root);
+  const logout = el('button', 'link logout', 'Log out');
+  logout.type = 'button';
+  logout.dataset.testid = 'logout';
+  logout.addEventListener('click', () => {
+    logOut().then(
+      () => end('logged-out'),
+      (err: Error) => window.alert(`Could not log out: ${err.message}`),
+    );
+  });
+  bar.append(brand, el('span', 'spacer'), connection.root, logout);
   const stats = new StatsPanel();
   header.append(bar, stats.root);
   live.on('stats', (s) => stats.update(s));
@@ -120,5 +137,9 @@ function start(): void {
   })();
 }
 
-if (captureToken()) start();
-else showAuthPage('missing');
+logIn().then(
+  (r) => (r.ok ? start() : showAuthPage(r.problem, r.detail)),
+  (err: Error) => {
+    document.body.textContent = `Could not reach the gateway: ${err.message}. Reload to try again.`;
+  },
+);

@@ -22,6 +22,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { GatewayConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { PrimaryLoginRelay } from '../login/sync.js';
 
 /** Settings the primary hands each worker; they override flags, env and config file. */
 const ENV = {
@@ -155,6 +156,8 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<Pr
   let stopping = false;
   let port = config.port;
   const workers = new Map<number, Worker>();
+  // Login codes are spent, and logouts known, in every worker (a browser reaches any of them).
+  const logins = new PrimaryLoginRelay(() => workers.values());
   const restarts = new Map<number, number[]>();
   let resolveStopped!: (code: number) => void;
   const stopped = new Promise<number>((r) => (resolveStopped = r));
@@ -167,6 +170,7 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<Pr
     const w = cluster.fork(env);
     workers.set(index, w);
     w.on('message', (m: MetricsRequest) => {
+      if (logins.handle(w, m)) return;
       if (m?.type !== 'gateway:metrics') return;
       aggregator.clusterMetrics().then(
         (text) => w.isConnected() && w.send({ type: 'gateway:metrics', id: m.id, text } satisfies MetricsAnswer),

@@ -1,12 +1,21 @@
-/** The /live WebSocket route: operator auth at upgrade, the subscription protocol of gateway/LIVE.md. */
-import type { ApiErrorBody, HelloMessage, LiveErrorMessage, ResumeMessage } from '../../devices/api/json.js';
-import { bearerToken, DEVICE_ID_PATTERN, type Authenticator } from '../auth.js';
+/**
+ * The /live WebSocket route: operator auth at upgrade (token, or session cookie from the gateway's
+ * own origin), the subscription protocol of gateway/LIVE.md. A logout closes its session's sockets.
+ */
+import type { HelloMessage, LiveErrorMessage, ResumeMessage } from '../../devices/api/json.js';
+import { DEVICE_ID_PATTERN } from '../auth.js';
+import type { OperatorAccess } from '../login/access.js';
 import type { Connection, SocketRoute, UpgradeDecision } from '../uws.js';
 import type { LiveClient, LiveHub } from './hub.js';
 
 interface Data {
   client: LiveClient;
+  /** The login session it was opened with (none for the operator token). */
+  sessionId: string | undefined;
 }
+
+/** Close code for a /live socket whose session was logged out (do not reconnect: log in again). */
+export const LIVE_CLOSE_LOGGED_OUT = 4410;
 
 const STATIC_STREAMS = new Set(['fleet', 'stats', 'commands']);
 
@@ -14,7 +23,11 @@ function error(code: string, message: string): string {
   return JSON.stringify({ type: 'error', code, message } satisfies LiveErrorMessage);
 }
 
-export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageBytes = 64 * 1024): SocketRoute<Data> {
+export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessageBytes = 64 * 1024): SocketRoute<Data> {
+  const bySession = new Map<string, Set<Connection<Data>>>();
+  access.sessions.onRevoke((id) => {
+    for (const conn of bySession.get(id) ?? []) conn.end(LIVE_CLOSE_LOGGED_OUT, 'logged out');
+  });
   return {
     maxPayloadLength: maxMessageBytes,
     idleTimeoutSeconds: 60,
@@ -22,11 +35,11 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
     maxBackpressure: hub.opts.budgetBytes * 4,
 
     upgrade(info): UpgradeDecision<Data> {
-      if (!auth.operator(bearerToken(info.header('authorization'), info.query))) {
-        return { refuse: { status: 401, body: JSON.stringify({ error: { code: 'UNAUTHORIZED', message: 'operator token missing or wrong: open the dashboard URL the gateway printed at start' } } satisfies ApiErrorBody) } };
-      }
+      const who = access.upgrade(info);
+      if ('refuse' in who) return { refuse: { status: who.refuse.status, body: JSON.stringify(who.refuse.toJSON()) } };
+      const sessionId = who.ok.via === 'session' ? who.ok.session.id : undefined;
       // The connection is filled in at open().
-      return { accept: { client: { conn: undefined as unknown as LiveClient['conn'], streams: new Set(), congested: false, missedFrom: new Map(), missedDirect: 0 } } };
+      return { accept: { sessionId, client: { conn: undefined as unknown as LiveClient['conn'], streams: new Set(), congested: false, missedFrom: new Map(), missedDirect: 0 } } };
     },
 
     open(conn: Connection<Data>) {
@@ -39,6 +52,12 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
         close: () => conn.end(1001, 'gateway shutting down'),
       };
       hub.clients.add(client);
+      const sid = conn.data.sessionId;
+      if (sid !== undefined) {
+        let set = bySession.get(sid);
+        if (!set) bySession.set(sid, (set = new Set()));
+        set.add(conn);
+      }
       conn.send(JSON.stringify({ type: 'hello', serverTime: Date.now(), bootId: hub.bootId, flushMs: hub.opts.flushMs, budgetBytes: hub.opts.budgetBytes } satisfies HelloMessage), false);
     },
 
@@ -80,6 +99,12 @@ export function liveSocketRoute(hub: LiveHub, auth: Authenticator, maxMessageByt
     },
 
     close(conn) {
+      const sid = conn.data.sessionId;
+      if (sid !== undefined) {
+        const set = bySession.get(sid);
+        set?.delete(conn);
+        if (set?.size === 0) bySession.delete(sid);
+      }
       hub.remove(conn.data.client);
     },
   };

@@ -1,10 +1,11 @@
 /**
  * The dashboard end to end: a real gateway (in-process, serving dashboard/dist), real devices
- * through the SDK, and real Chromium. Fleet, device charts, a command to `acked`, gap-free charts
- * across a cut live connection (resumed from the ring, and reloaded from history when the ring is
- * too short), and the token handling.
+ * through the SDK, and real Chromium with a profile on disk. Login with the printed one-time link,
+ * fleet, device charts, a command to `acked`, gap-free charts across a cut live connection (resumed
+ * from the ring, and reloaded from history when the ring is too short), logout, and then the
+ * profile searched for the operator token and the login code (README "Operator login").
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
@@ -53,6 +54,22 @@ async function buildDashboard(): Promise<void> {
  * 3 × the send interval during which the device did send something. (On a busy machine a device's
  * own timer can stall; a hole the device made itself is not the dashboard's.)
  */
+/** Files under `dir` whose bytes contain `secret` (as UTF-8, UTF-16 or URL-encoded). */
+function filesContaining(dir: string, secret: string): string[] {
+  const needles = [Buffer.from(secret, 'utf8'), Buffer.from(secret, 'utf16le'), Buffer.from(encodeURIComponent(secret), 'utf8')];
+  const found: string[] = [];
+  const walk = (path: string) => {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st) return;
+    if (st.isDirectory()) return readdirSync(path).forEach((name) => walk(join(path, name)));
+    if (!st.isFile()) return;
+    const bytes = readFileSync(path);
+    if (needles.some((n) => bytes.includes(n))) found.push(path.slice(dir.length + 1));
+  };
+  walk(dir);
+  return found;
+}
+
 function holes(chart: number[], sent: number[], from: number): { from: number; to: number; missing: number }[] {
   const out: { from: number; to: number; missing: number }[] = [];
   for (let i = 1; i < chart.length; i++) {
@@ -73,6 +90,10 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
   const clients: DeviceClient[] = [];
   const timers: NodeJS.Timeout[] = [];
   const pageErrors: string[] = [];
+  /** Every URL the browser requested or opened a WebSocket to. */
+  const requested: string[] = [];
+  /** The login codes of the links the browser opened. */
+  const codes: string[] = [];
 
   function device(id: string): DeviceClient {
     const c = new DeviceClient({ url: gw.ws, deviceId: id, token: deviceToken(id), backoffInitialMs: 50, backoffMaxMs: 500 });
@@ -127,6 +148,9 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
     context.setDefaultTimeout(15_000);
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (err) => pageErrors.push(err.message));
+    context.on('request', (r) => requested.push(r.url()));
+    context.on('page', (p) => p.on('websocket', (ws) => requested.push(ws.url())));
+    page.on('websocket', (ws) => requested.push(ws.url()));
     mkdirSync(SCREENSHOTS, { recursive: true });
   });
 
@@ -138,12 +162,18 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
-  it('shows the fleet live, and takes the token out of the address bar', async () => {
-    await page.goto(`${gw.http}/?token=${OPERATOR_TOKEN}`);
+  it('logs in with the printed one-time link and shows the fleet live', async () => {
+    // What `gateway` prints as "dashboard: …" (gateway/cli.ts prints gateway.loginLink()).
+    const link = gw.gateway.loginLink();
+    codes.push(/#code=(.+)$/.exec(link)![1]!);
+    await page.goto(link);
     await waitFor(async () => (await page.locator('[data-testid=fleet-row]').count()) >= 4, 'four fleet rows', 15_000);
     expect(page.url()).toBe(`${gw.http}/`);
-    expect(await page.evaluate(() => window.location.href.includes('token'))).toBe(false);
     expect(await page.evaluate(() => window.history.length)).toBeLessThanOrEqual(2);
+    // The session is a cookie the page cannot read; nothing is kept in its storage.
+    expect(await page.evaluate(() => [document.cookie, sessionStorage.length, localStorage.length])).toEqual(['', 0, 0]);
+    const [cookie] = await context.cookies(gw.http);
+    expect(cookie).toMatchObject({ name: `gateway_session_${gw.gateway.port}`, httpOnly: true, sameSite: 'Strict', secure: false });
 
     const row = page.locator(`[data-testid=fleet-row][data-device-id="${COMMAND_DEVICE}"]`);
     await row.waitFor();
@@ -308,21 +338,38 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
     expect(pageErrors).toEqual([]);
   });
 
-  it('shows a clear message for a wrong or missing token, and /live refuses a wrong one with 401', async () => {
-    const wrong = await context.newPage();
-    await wrong.goto(`${gw.http}/?token=not-the-token`);
-    const card = wrong.locator('[data-testid=auth-error]');
-    await card.waitFor({ state: 'visible' });
-    expect(await card.getAttribute('data-problem')).toBe('refused');
-    expect(await card.textContent()).toMatch(/refused the operator token[\s\S]*printed when it started/);
-    expect(wrong.url()).toBe(`${gw.http}/`);
-    await wrong.screenshot({ path: join(SCREENSHOTS, 'auth-error.png') });
-    await wrong.close();
+  it('takes a spent link in a browser that is logged in, and explains a refused link, token or session', async () => {
+    // The first link again (spent): this browser still has its session, so the fleet shows.
+    const again = await context.newPage();
+    await again.goto(`${gw.http}/#code=${codes[0]}`);
+    await waitFor(async () => (await again.locator('[data-testid=fleet-row]').count()) >= 4, 'the fleet after a spent link');
+    expect(again.url()).toBe(`${gw.http}/`);
+    await again.close();
 
-    const missing = await context.newPage();
-    await missing.goto(`${gw.http}/`);
-    await missing.locator('[data-testid=auth-error][data-problem=missing]').waitFor({ state: 'visible' });
-    await missing.close();
+    // A wrong token in an old-style link, in a browser without a session: refused, and said why.
+    const browser = await chromium.launch({ executablePath: CHROMIUM!, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'], timeout: 30_000 });
+    const fresh = await browser.newContext();
+    fresh.setDefaultTimeout(15_000);
+    try {
+      const wrong = await fresh.newPage();
+      await wrong.goto(`${gw.http}/?token=not-the-token`);
+      const card = wrong.locator('[data-testid=auth-error]');
+      await card.waitFor({ state: 'visible' });
+      expect(await card.getAttribute('data-problem')).toBe('refused');
+      expect(await card.textContent()).toMatch(/refused this login link[\s\S]*UNAUTHORIZED[\s\S]*printed when it started/);
+      expect(wrong.url()).toBe(`${gw.http}/`);
+      await wrong.screenshot({ path: join(SCREENSHOTS, 'auth-error.png') });
+      const spent = await fresh.newPage();
+      await spent.goto(`${gw.http}/#code=${codes[0]}`);
+      await spent.locator('[data-testid=auth-error][data-problem=refused]').waitFor({ state: 'visible' });
+      expect(await spent.textContent('[data-testid=auth-error]')).toContain('LOGIN_CODE_USED');
+      expect(spent.url()).toBe(`${gw.http}/`);
+      const missing = await fresh.newPage();
+      await missing.goto(`${gw.http}/`);
+      await missing.locator('[data-testid=auth-error][data-problem=missing]').waitFor({ state: 'visible' });
+    } finally {
+      await browser.close();
+    }
 
     const status = await new Promise<number>((resolve, reject) => {
       const ws = new WebSocket(`${gw.ws}/live?token=not-the-token`);
@@ -340,5 +387,81 @@ describe.skipIf(!CHROMIUM)('dashboard in Chromium against a real gateway', () =>
       ws.on('error', () => {});
     });
     expect(status).toBe(401);
+  });
+
+  it('logs out: the page says so, the cookie is gone, and the API refuses the old session', async () => {
+    const [cookie] = await context.cookies(gw.http);
+    await page.click('[data-testid=logout]');
+    await page.locator('[data-testid=auth-error][data-problem=logged-out]').waitFor({ state: 'visible' });
+    expect(await context.cookies(gw.http)).toEqual([]);
+    const res = await fetch(`${gw.http}/api/devices`, { headers: { cookie: `${cookie!.name}=${cookie!.value}` } });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('SESSION_ENDED');
+    await page.reload();
+    await page.locator('[data-testid=auth-error][data-problem=missing]').waitFor({ state: 'visible' });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('leaves neither the operator token nor a usable login code in any URL or anywhere in the browser profile', async () => {
+    expect(requested.length).toBeGreaterThan(10);
+    expect(requested.filter((u) => u.includes(OPERATOR_TOKEN))).toEqual([]);
+    expect(requested.filter((u) => codes.some((c) => u.includes(c)))).toEqual([]);
+    expect(requested.filter((u) => /\/live\?/.test(u))).toEqual([]);
+    // Closing the browser writes History, Sessions, Cookies and the caches to the profile dir.
+    await context.close();
+    expect(filesContaining(userDataDir, OPERATOR_TOKEN)).toEqual([]);
+    // The link the browser opened is in its History (any opened URL is): the code must be spent.
+    for (const code of codes) {
+      if (filesContaining(userDataDir, code).length === 0) continue;
+      const again = await fetch(`${gw.http}/api/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code }) });
+      expect(again.status).toBe(401);
+      expect(((await again.json()) as { error: { code: string } }).error.code).toMatch(/^LOGIN_CODE_(USED|EXPIRED)$/);
+    }
+  });
+});
+
+describe.skipIf(!CHROMIUM)('an old-style dashboard link with ?token=', () => {
+  let gw: TestGateway;
+  let context: BrowserContext;
+  let userDataDir: string;
+
+  beforeAll(async () => {
+    await buildDashboard();
+    gw = await startGateway();
+    userDataDir = tempDir('chromium-profile-');
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM!,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+      timeout: 30_000,
+    });
+    context.setDefaultTimeout(15_000);
+  });
+  afterAll(async () => {
+    await context?.close().catch(() => {});
+    await gw?.close();
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('still logs in: the token is exchanged once for a session and leaves the address bar; /live and the API go without it', async () => {
+    const device = new DeviceClient({ url: gw.ws, deviceId: 'climate-0001', token: deviceToken('climate-0001') });
+    device.on('error', () => {});
+    await device.connect();
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      const later: string[] = [];
+      page.on('websocket', (ws) => later.push(ws.url()));
+      page.on('request', (r) => later.push(`${r.resourceType()} ${r.url()}`));
+      await page.goto(`${gw.http}/?token=${OPERATOR_TOKEN}#/device/climate-0001`);
+      await page.locator('[data-testid=device-title]').waitFor();
+      await waitFor(async () => (await page.getAttribute('[data-testid=connection-state]', 'data-state')) === 'connected', 'the live connection');
+      expect(page.url()).toBe(`${gw.http}/#/device/climate-0001`);
+      expect(await page.evaluate(() => [document.cookie, sessionStorage.length, localStorage.length])).toEqual(['', 0, 0]);
+      // Only the page itself was asked for with the token (the navigation that brought it).
+      const withToken = later.filter((u) => u.includes(OPERATOR_TOKEN));
+      expect(new Set(withToken), JSON.stringify(later)).toEqual(new Set([`document ${gw.http}/?token=${OPERATOR_TOKEN}`]));
+      expect(later.some((u) => u.endsWith('/live'))).toBe(true);
+    } finally {
+      await device.close();
+    }
   });
 });
