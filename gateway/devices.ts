@@ -56,7 +56,6 @@ export class DeviceState {
   duplicates = 0;
   errors = 0;
   lastErrorCode: string | undefined;
-  lastErrorLoggedAt = 0;
   /** The ack ledger's state for this device (acks.ts): only the ledger reads or writes it. */
   ack: AckSlot | undefined;
   readonly seq = new DeviceSequence();
