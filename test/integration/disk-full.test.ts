@@ -97,7 +97,8 @@ describe.skipIf(!mountable)('data disk full (real tmpfs)', () => {
       }, '/readyz to name the failing cursor file', 20_000);
       expect(failing.body.checks.commandJournal).toMatch(/^failing: .*commands\.jsonl.*ENOSPC/);
       expect((await fetch(g.http + '/healthz', { headers: { connection: 'close' } })).status).toBe(200);
-      expect(g.output()).toMatch(/cursors\.log.*no acks go out.*Free space/);
+      // The log line reaches us through the child's stdout pipe, maybe after /readyz answered.
+      await waitFor(() => /cursors\.log.*no acks go out.*Free space/.test(g.output()), "the cursor file's log line saying what to do");
 
       // No ack while the cursor file refuses: once a round was refused (so any ack sent before the
       // failure has arrived), wait until the gateway has ingested frames past the last ack and then
@@ -177,7 +178,7 @@ describe.skipIf(!mountable)('data disk full (real tmpfs)', () => {
     const r = await readyz(g);
     expect(r.status).toBe(503);
     expect(r.body.checks.cursors).toMatch(/^failing: .*cursors\.log.*ENOSPC/);
-    expect(g.output()).toMatch(/cursors\.log.*Free space/);
+    await waitFor(() => /cursors\.log.*Free space/.test(g.output()), "the cursor file's log line saying what to do");
 
     // A device may connect and send; its frames wait for their ack until the disk takes the cursors.
     const again = device(g.ws, 'meter-0003');
