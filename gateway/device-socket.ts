@@ -59,14 +59,15 @@ export function deviceSocketRoute(
 ): SocketRoute<SocketData> & { closeAll(code: number, reason: string, cause: OfflineCause): void } {
   const live = new Set<Connection<SocketData>>();
 
-  function kick(conn: Connection<SocketData>, code: ErrorCode, message: string, cause: OfflineCause): void {
+  function kick(conn: Connection<SocketData>, code: ErrorCode, message: string, cause: OfflineCause, frame?: { epoch?: number; seq?: number }): void {
     const { device, link } = conn.data;
     const now = Date.now();
-    if (now - device.lastErrorLoggedAt >= opts.errorLogIntervalMs) {
+    // STORAGE_FULL is the gateway's condition, logged in aggregate by storage.
+    if (code !== 'STORAGE_FULL' && now - device.lastErrorLoggedAt >= opts.errorLogIntervalMs) {
       device.lastErrorLoggedAt = now;
       log.warn({ device: device.id, code, remote: conn.remoteAddress }, `device sent bad input and is disconnected: ${message}. Fix the device's encoder; see the error codes in devices/PROTOCOL.md`);
     }
-    conn.send(encodeError({ timestamp: now }, { code, message: message.slice(0, 1024) }), true);
+    conn.send(encodeError({ timestamp: now, epoch: frame?.epoch, seq: frame?.seq }, { code, message: message.slice(0, 1024) }), true);
     link.closingCause = cause;
     conn.end(closeCodeFor(code), code);
   }
@@ -118,7 +119,7 @@ export function deviceSocketRoute(
         return;
       }
       const r = ingest.handle(device, bytes, Date.now());
-      if (r) kick(conn, r.code, r.message, 'kicked');
+      if (r) kick(conn, r.code, r.message, 'kicked', r);
     },
 
     close(conn, code, reason) {

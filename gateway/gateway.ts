@@ -313,9 +313,7 @@ export class Gateway {
     if (wasRunning) {
       // Let storage settle what it can (bounded), then ack it before saying goodbye, so devices
       // resend as little as possible; what is not settled stays unacked and comes back.
-      const last = this.ingest.lastTicket;
-      const deadline = Date.now() + 2000;
-      while (this.storage.durableTicket < last && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await this.storage.whenDurable(this.ingest.lastTicket, 2000);
       this.acks.flush(Date.now());
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
       this.mqtt?.markShutdown();

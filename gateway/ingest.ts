@@ -23,6 +23,9 @@ import type { Storage } from './storage/storage.js';
 export interface IngestRefusal {
   code: ErrorCode;
   message: string;
+  /** The refused telemetry frame, for the error frame's header (STORAGE_FULL, TIMESTAMP_OUT_OF_RANGE). */
+  epoch?: number;
+  seq?: number;
 }
 
 /** Called for each new (not duplicate) telemetry frame, after storage took it. `batch` is reused. */
@@ -110,6 +113,10 @@ export class Ingest {
     const batch = this.batch;
     const err = decodeTelemetryInto(bytes, batch);
     if (err) return this.refuse(device, err.code, err.message);
+    // Before dedupe sees the seq: a refused frame must come back as new, and nothing is acked for it.
+    const late = this.outOfRange(h.timestamp, batch);
+    if (late !== undefined) return this.refuseFrame(device, h, 'TIMESTAMP_OUT_OF_RANGE', late);
+    if (!this.storage.admit()) return this.refuseFrame(device, h, 'STORAGE_FULL', 'the gateway cannot store more now (database away, memory and spill file full): keep the frame and resend it after reconnecting');
     const verdict = device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0);
     this.owesAck(device);
     if (verdict === Verdict.Duplicate) {
@@ -169,6 +176,29 @@ export class Ingest {
     if (f instanceof Error) return this.refuse(device, f.code, f.message);
     this.resultListener?.(device, f as CommandResultFrame);
     return undefined;
+  }
+
+  /** Why a reading's time is outside what storage keeps, or undefined when all are inside. */
+  private outOfRange(t: number, batch: TelemetryBatch): string | undefined {
+    if (batch.count === 0) return undefined;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < batch.count; i++) {
+      const o = batch.offsets[i]!;
+      if (o < lo) lo = o;
+      if (o > hi) hi = o;
+    }
+    const r = this.storage.timeRange(Date.now());
+    if (t + lo < r.from) return `a reading's time ${new Date(t + lo).toISOString()} is older than storage keeps (from ${new Date(r.from).toISOString()}, the retention policy): drop this frame and set the device's clock`;
+    if (t + hi > r.to) return `a reading's time ${new Date(t + hi).toISOString()} is after what storage can hold (${new Date(r.to).toISOString()}): drop this frame and set the device's clock`;
+    return undefined;
+  }
+
+  private refuseFrame(device: DeviceState, h: FrameHeader, code: ErrorCode, message: string): IngestRefusal {
+    const r = this.refuse(device, code, message);
+    r.epoch = h.epoch;
+    r.seq = h.seq;
+    return r;
   }
 
   private owesAck(device: DeviceState): void {

@@ -132,7 +132,7 @@ export class MqttBridge {
     const refusal = this.ingest.handle(device, payload, Date.now());
     if (refusal) {
       // The device cannot be disconnected from here: tell it, count it, drop the frame.
-      link.send(encodeError({ timestamp: Date.now() }, { code: refusal.code, message: refusal.message.slice(0, 1024) }));
+      link.send(encodeError({ timestamp: Date.now(), epoch: refusal.epoch, seq: refusal.seq }, { code: refusal.code, message: refusal.message.slice(0, 1024) }));
     }
   }
 

@@ -244,7 +244,7 @@ export class EmbeddedBroker {
     const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
     const refusal = this.ingest.handle(s.device, bytes, Date.now());
     if (refusal) {
-      s.link.send(encodeError({ timestamp: Date.now() }, { code: refusal.code, message: refusal.message.slice(0, 1024) }));
+      s.link.send(encodeError({ timestamp: Date.now(), epoch: refusal.epoch, seq: refusal.seq }, { code: refusal.code, message: refusal.message.slice(0, 1024) }));
       s.link.closingCause = 'kicked';
       s.device.offlineDetail = refusal.code;
       s.link.close();

@@ -27,6 +27,8 @@ export const SPILL_RECORD_HEADER_BYTES = 12;
 const READ_OFFSET_AT = 16;
 const SCAN_CHUNK = 1 << 20;
 const NAME = /^spill-(\d{10})\.log$/;
+/** What probe() writes: about one small record. */
+const PROBE_BYTES = 4096;
 
 interface Segment {
   seq: number;
@@ -273,6 +275,29 @@ export class Spill {
         seg.size = seg.readOffset = seg.cursor = SPILL_HEADER_BYTES;
       }
       await this.persistOffset(seg).catch(() => {});
+    });
+  }
+
+  /**
+   * Whether the spill's disk takes writes again: writes, fsyncs and removes a small file beside the
+   * segments. Throws STORAGE_SPILL_IO (ENOSPC, EIO) when it does not.
+   */
+  probe(): Promise<void> {
+    return this.serial(async () => {
+      const path = join(this.dir, 'probe.tmp');
+      try {
+        const fh = await open(path, 'w');
+        try {
+          await writeAll(fh, Buffer.alloc(PROBE_BYTES), 0);
+          await fh.datasync();
+        } finally {
+          await fh.close().catch(() => {});
+        }
+      } catch (err) {
+        throw new StorageError('STORAGE_SPILL_IO', `the spill folder ${this.dir} still takes no writes: ${(err as Error).message}`, { cause: err });
+      } finally {
+        await unlink(path).catch(() => {});
+      }
     });
   }
 

@@ -29,8 +29,9 @@ export interface HistoryBucket {
 export interface StorageHealth {
   /**
    * ok: nothing waits beyond the current batch. degraded: the database fails or is slow, or a spill
-   * is being drained; nothing is lost. down: the database is unreachable and the spill file cannot take
-   * more (full or failing): new points are being dropped and counted.
+   * is being drained; nothing is lost. down: the database fails and the spill file cannot take more
+   * (full or failing): new readings can only wait in memory, and once that is full devices' frames
+   * are refused (STORAGE_FULL) until the database or the spill takes data again.
    */
   status: 'ok' | 'degraded' | 'down';
   /** One human sentence on what is going on when not ok. */
@@ -45,12 +46,24 @@ export interface StorageHealth {
   written: number;
   /** Write requests sent again after a retryable failure. */
   retried: number;
-  /** Points dropped because the memory buffer and the spill file were full. */
-  dropped: number;
-  /** Points the database refused for good (non-retryable: type conflict, time out of range, bad data). */
+  /** Writes (frames) refused by admit() because memory and the spill were full: never taken, never acked; their devices resend them. */
+  refused: number;
+  /**
+   * Points this process gave up on: a spill record whose checksum failed (acked when it was
+   * spilled: truly lost), or points still in memory when close() found neither the database nor the
+   * spill taking them (never acked: their devices resend them after the restart).
+   */
+  lost: number;
+  /** Points the database refused for good (non-retryable: type conflict, bad data). */
   rejected: number;
   /** The last error, with its code: `STORAGE_UNREACHABLE: connect ECONNREFUSED 127.0.0.1:8086`. */
   lastError?: string;
+}
+
+/** Reading times (ms since epoch, inclusive) a store keeps. */
+export interface TimeRange {
+  from: number;
+  to: number;
 }
 
 /**
@@ -59,13 +72,26 @@ export interface StorageHealth {
  *
  * Durability: write() returns a ticket, increasing by one per call on this instance. Every write with
  * a ticket ≤ `durableTicket` is settled: stored durably (in the database, or written and fsync'd to
- * the spill file), or, where health() counts it, refused by the database (`rejected`) or dropped at a
- * full spill (`dropped`). It is never only in memory. An ack to a device may cover a frame once its
- * ticket is ≤ durableTicket.
+ * the spill file), or refused by the database for good (`rejected`, counted in health()). It is never
+ * only in memory, and never dropped: when storage cannot take more, admit() says so before the
+ * write, and the frame is refused to its device instead. An ack to a device may cover a frame once
+ * its ticket is ≤ durableTicket.
  */
 export interface Storage {
   readonly kind: string;
   start(): Promise<void>;
+  /**
+   * Whether a write may come now. False while storage can make nothing more durable (memory at its
+   * bound, and the spill file full or failing while the database fails): the caller then refuses the
+   * frame (STORAGE_FULL) so its device keeps it and resends. Each false is counted (health().refused)
+   * and logged in aggregate. True again by itself once the database or the spill takes data.
+   */
+  admit(): boolean;
+  /**
+   * The reading times this store keeps, now (e.g. not older than the InfluxDB retention policy).
+   * Returns the same object on every call (hot path): read it, do not keep it.
+   */
+  timeRange(now: number): Readonly<TimeRange>;
   /**
    * Hot path: takes the decoded readings of one frame (copying what it keeps: `batch` is reused by the
    * caller) and returns this write's ticket. Never blocks, never throws.
@@ -73,6 +99,8 @@ export interface Storage {
   write(device: string, deviceType: string | undefined, frameTime: number, batch: TelemetryBatch): number;
   /** The highest ticket up to which every write is settled (see above). Only grows. */
   readonly durableTicket: number;
+  /** Resolves true once durableTicket ≥ ticket, or false after timeoutMs (or at close() when it never will). */
+  whenDurable(ticket: number, timeoutMs: number): Promise<boolean>;
   /**
    * Optional: `cb(durableTicket)` after each advance of durableTicket, outside write() (from an I/O
    * callback, at most a few times per flush interval). Adapters whose writes are settled at once

@@ -185,7 +185,7 @@ function storageContract(a: Adapter): void {
       await settled();
       expect(s.durableTicket).toBe(t3);
       const h = s.health();
-      expect(h).toMatchObject({ status: 'ok', buffered: 0, spilledBytes: 0, spilledPoints: 0, written: 3, dropped: 0, rejected: 0 });
+      expect(h).toMatchObject({ status: 'ok', buffered: 0, spilledBytes: 0, spilledPoints: 0, written: 3, lost: 0, rejected: 0 });
     });
   });
 }
