@@ -313,8 +313,9 @@ export class Spill {
   private async create(): Promise<Segment> {
     const seq = this.nextSeq++;
     const path = join(this.dir, `spill-${String(seq).padStart(10, '0')}.log`);
+    let fh: FileHandle | undefined;
     try {
-      const fh = await open(path, 'w+');
+      fh = await open(path, 'w+');
       const head = Buffer.alloc(SPILL_HEADER_BYTES);
       MAGIC.copy(head, 0);
       head.writeUInt32LE(VERSION, 8);
@@ -328,6 +329,11 @@ export class Spill {
       this.bytes += SPILL_HEADER_BYTES;
       return seg;
     } catch (err) {
+      // Not left behind half made (e.g. ENOSPC while writing its header): the next try starts clean.
+      if (fh) {
+        await fh.close().catch(() => {});
+        await unlink(path).catch(() => {});
+      }
       throw new StorageError('STORAGE_SPILL_IO', `could not create the spill file ${path}: ${(err as Error).message}`, { cause: err });
     }
   }

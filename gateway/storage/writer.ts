@@ -132,9 +132,15 @@ export class BatchWriter {
     return this.refusals.total;
   }
 
-  /** Memory below its hard cap (points on their way to the spill do not count: they are leaving). */
+  /**
+   * Memory below its hard cap of 2 × bufferPoints while the spill cannot take more (full, or failing);
+   * with a working spill, below 4 × bufferPoints (a disk too slow to keep up). Points on their way to
+   * the spill do not count: they are leaving.
+   */
   get accepting(): boolean {
-    return !this.closed && this.batches.buffered - this.feed.appending < 2 * this.opts.bufferPoints;
+    if (this.closed) return false;
+    const staying = this.batches.buffered - this.feed.appending;
+    return staying < (this.feed.unavailable ? 2 : 4) * this.opts.bufferPoints;
   }
 
   start(): void {
