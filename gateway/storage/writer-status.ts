@@ -20,6 +20,8 @@ export interface WriterState {
   /** Points in memory (sealed, not settled) and the bound over which they go to the spill. */
   memPoints: number;
   bufferPoints: number;
+  /** Points memory may hold before admit() says no (now). */
+  memCap: number;
   /** admit() says no now. */
   refusing: boolean;
   needSchema: boolean;
@@ -29,8 +31,8 @@ export function writerStatus(s: WriterState, now: number): { status: 'ok' | 'deg
   const parts: string[] = [];
   if (s.failing) parts.push(`InfluxDB at ${s.where} is failing (${s.lastErrorCode ?? 'error'}) for ${Math.round((now - s.failingSince) / 1000)} s`);
   if (s.spillError) parts.push(`the spill file fails (${s.spillError.message})`);
-  else if (s.spillFull && (s.failing || s.memPoints > s.bufferPoints)) parts.push('the spill file is full');
-  if (s.refusing) parts.push(`memory holds its maximum of ${2 * s.bufferPoints} points: devices' frames are refused (STORAGE_FULL) and resent by them later`);
+  else if (s.spillFull && (s.failing || s.refusing || s.memPoints > s.bufferPoints)) parts.push('the spill file is full');
+  if (s.refusing) parts.push(`memory holds its maximum of ${s.memCap} points: devices' frames are refused (STORAGE_FULL) and resent by them later`);
   else if (s.memPoints > s.bufferPoints) parts.push(`${s.memPoints} points waiting in memory`);
   if (s.spilledPoints > 0) parts.push(`${s.spilledPoints} points in the spill file${s.failing || s.refusing ? '' : ', draining'}`);
   if (s.needSchema && !s.failing) parts.push('database not set up yet');

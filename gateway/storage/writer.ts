@@ -138,9 +138,11 @@ export class BatchWriter {
    * the spill do not count: they are leaving.
    */
   get accepting(): boolean {
-    if (this.closed) return false;
-    const staying = this.batches.buffered - this.feed.appending;
-    return staying < (this.feed.unavailable ? 2 : 4) * this.opts.bufferPoints;
+    return !this.closed && this.batches.buffered - this.feed.appending < this.memCap;
+  }
+
+  private get memCap(): number {
+    return (this.feed.unavailable ? 2 : 4) * this.opts.bufferPoints;
   }
 
   start(): void {
@@ -224,6 +226,7 @@ export class BatchWriter {
         spilledPoints: this.spill.pendingPoints,
         memPoints: this.batches.sealed,
         bufferPoints: this.opts.bufferPoints,
+        memCap: this.memCap,
         refusing: !this.accepting,
         needSchema: this.needSchema,
       },
