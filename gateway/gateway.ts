@@ -286,7 +286,7 @@ export class Gateway {
   /**
    * Ready means: listening, the broker (embedded or bridged) up, storage reachable. Storage that is
    * degraded (points waiting or spilling, nothing lost) still reports ready, with its state shown;
-   * storage that is dropping points does not.
+   * storage that is down (refusing frames with STORAGE_FULL, or about to) does not, with the reason.
    */
   readiness(): { ready: boolean; checks: Record<string, string> } {
     const health = this.storage.health();

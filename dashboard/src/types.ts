@@ -80,7 +80,7 @@ export interface GatewayStats {
   liveClients?: number;
   liveDropped?: number;
   commands?: Record<string, number>;
-  storage?: { kind?: string; status?: string };
+  storage?: { kind?: string; status?: string; detail?: string };
 }
 
 /** One `device:<id>` message: points per channel as [time ms, value] pairs. */
