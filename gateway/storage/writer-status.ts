@@ -73,11 +73,11 @@ export class RefusalLog {
   }
 
   /** Called on the writer's tick: logs when the interval is over and something was refused in it. */
-  flush(now: number, why: string | undefined): void {
+  flush(now: number, why: () => string | undefined): void {
     if (this.sinceLog === 0 || now - this.loggedAt < LOG_EVERY_MS) return;
     this.log.error(
       { code: 'STORAGE_FULL', refused: this.sinceLog, refusedTotal: this.total },
-      `storage is full: ${this.sinceLog} frames refused to devices (STORAGE_FULL; ${this.total} since start); they keep them and resend. ${why ?? ''} ` +
+      `storage is full: ${this.sinceLog} frames refused to devices (STORAGE_FULL; ${this.total} since start); they keep them and resend. ${why() ?? ''}. ` +
         'Bring InfluxDB back, or free the disk of the spill folder, or raise --spill-max-bytes / --storage-buffer-points',
     );
     this.loggedAt = now;

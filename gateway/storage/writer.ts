@@ -239,7 +239,7 @@ export class BatchWriter {
     this.batches.seal(now);
     this.toSpill(now);
     this.pump();
-    this.refusals.flush(now, this.status().detail);
+    this.refusals.flush(now, () => this.status().detail);
   }
 
   private schedulePump(): void {
