@@ -21,11 +21,14 @@ import { Batch, Batches } from './batches.js';
 import { StorageError } from './errors.js';
 import type { WriteOutcome } from './influx-http.js';
 import { countLines, splitLines, type LineBuffer } from './line-protocol.js';
+import { Requests, type WriterSink } from './requests.js';
 import { RetryClock } from './retry.js';
 import type { Spill } from './spill.js';
 import { SpillDrain, type SpillPart } from './spill-drain.js';
 import { SpillFeed } from './spill-feed.js';
 import { ErrorNotes, RefusalLog, writerStatus } from './writer-status.js';
+
+export type { WriterSink } from './requests.js';
 
 export interface WriterOptions {
   /** Points per request; a batch is sealed when it reaches this. */
@@ -44,18 +47,6 @@ export interface WriterOptions {
   closeTimeoutMs: number;
 }
 
-/** Where batches go (the InfluxDB write client, or a fake in tests). */
-export interface WriterSink {
-  /** POSTs one body; never rejects. */
-  send(body: Buffer): Promise<WriteOutcome>;
-  /** Creates the database and retention policy when missing; rejects with a StorageError. */
-  ensureSchema(): Promise<void>;
-  /** Aborts requests in flight. */
-  close(): void;
-  /** For messages: where the database is. */
-  readonly where: string;
-}
-
 type Item = Batch | SpillPart;
 
 export class BatchWriter {
@@ -65,8 +56,7 @@ export class BatchWriter {
   private readonly retry: RetryClock;
   private readonly notes: ErrorNotes;
   private readonly refusals: RefusalLog;
-  private inFlight = 0;
-  private needSchema: boolean;
+  private readonly requests: Requests<Item>;
   private forceSpill = false;
   private tick: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
@@ -87,7 +77,7 @@ export class BatchWriter {
     private readonly log: Logger = silentLogger(),
     schemaReady = true,
   ) {
-    this.needSchema = !schemaReady;
+    this.requests = new Requests<Item>(sink, opts.maxInFlight, schemaReady, (item, o) => this.onOutcome(item, o));
     this.notes = new ErrorNotes(log);
     this.refusals = new RefusalLog(log);
     const after = (): void => {
@@ -153,7 +143,7 @@ export class BatchWriter {
 
   /** The database and retention policy exist (checked at start). */
   schemaReady(): void {
-    this.needSchema = false;
+    this.requests.needSchema = false;
   }
 
   /** A failure seen outside a write (at start): health says so, and the first sends back off. */
@@ -228,7 +218,7 @@ export class BatchWriter {
         bufferPoints: this.opts.bufferPoints,
         memCap: this.memCap,
         refusing: !this.accepting,
-        needSchema: this.needSchema,
+        needSchema: this.requests.needSchema,
       },
       Date.now(),
     );
@@ -265,10 +255,10 @@ export class BatchWriter {
     if (this.closed) return;
     const now = Date.now();
     if (this.retry.waiting(now)) return;
-    while (this.inFlight < this.opts.maxInFlight) {
+    while (!this.requests.full) {
       const item = this.next(now);
       if (!item) break;
-      this.send(item);
+      this.requests.send(item);
     }
   }
 
@@ -280,26 +270,7 @@ export class BatchWriter {
     return undefined;
   }
 
-  private send(item: Item): void {
-    this.inFlight++;
-    item.sending = true;
-    const go = async (): Promise<WriteOutcome> => {
-      if (this.needSchema) {
-        try {
-          await this.sink.ensureSchema();
-          this.needSchema = false;
-        } catch (err) {
-          return { kind: 'retry', error: err instanceof StorageError ? err : new StorageError('STORAGE_UNREACHABLE', String(err), { cause: err }) };
-        }
-      }
-      return this.sink.send(item.body);
-    };
-    void go().then((o) => this.onOutcome(item, o));
-  }
-
   private onOutcome(item: Item, o: WriteOutcome): void {
-    this.inFlight--;
-    item.sending = false;
     if (this.closed) return;
     const now = Date.now();
     switch (o.kind) {
@@ -316,7 +287,6 @@ export class BatchWriter {
         this.finish(item);
         break;
       case 'retry':
-        if (o.schema) this.needSchema = true;
         this.retried++;
         this.notes.note(o.error);
         this.retry.failed(now);
