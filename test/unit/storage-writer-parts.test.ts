@@ -4,6 +4,7 @@
  * the status text (writer-status.ts), retention durations (retention.ts), and admission (writer.ts).
  */
 import { rmSync } from 'node:fs';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Backoff } from '../../devices/sdk/backoff.js';
 import { silentLogger } from '../../gateway/log.js';
@@ -202,7 +203,9 @@ describe('BatchWriter admission', () => {
       ensureSchema: async () => {},
       close: () => hung.splice(0).forEach((r) => r()),
     };
-    const w = new BatchWriter(sink, spill, { batchPoints: 50, flushMs: 5, maxInFlight: 1, bufferPoints: 100, spillAfterMs: 10, retryInitialMs: 5, retryMaxMs: 20, closeTimeoutMs: 50 });
+    const lines: { level: number; msg: string; refused?: number; refusedTotal?: number }[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+    const w = new BatchWriter(sink, spill, { batchPoints: 50, flushMs: 5, maxInFlight: 1, bufferPoints: 100, spillAfterMs: 10, retryInitialMs: 5, retryMaxMs: 20, closeTimeoutMs: 50 }, log);
     w.start();
     const line = 'm,device=d c1=1 1000000000000\n'; // ~30 bytes: 64 KiB of spill holds ~2,000
     let refused = 0;
@@ -218,6 +221,12 @@ describe('BatchWriter admission', () => {
     expect(w.lost).toBe(0);
     expect(w.durableTicket).toBeLessThan(last); // what waits in memory is not settled
     expect(w.status().status).toBe('down');
+    // Told loudly but once per interval: one aggregated line with the totals, not one per frame.
+    await waitFor(() => lines.some((l) => /frames refused/.test(l.msg)), 'the aggregated refusal line', 2000, 5);
+    const told = lines.filter((l) => /frames refused/.test(l.msg));
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ level: 50, refusedTotal: expect.any(Number) });
+    expect(told[0]!.msg).toMatch(/STORAGE_FULL.*the spill file is full/);
     hang = false;
     for (const r of hung.splice(0)) r(); // as a request timeout would
     await waitFor(() => w.durableTicket === last, 'everything settled once the database answers', 10_000, 5);
