@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
+import { STORAGE_DEFAULTS as SD } from './storage/defaults.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'enum';
 interface Spec {
@@ -49,12 +50,12 @@ const SPECS = {
   ackInterval: { flag: 'ack-interval', env: 'GATEWAY_ACK_INTERVAL', kind: 'int', default: 50, min: 1, max: 10000, doc: 'ms between cumulative acks to one device (at most one ack per interval)' },
   deviceSendBudget: { flag: 'device-send-budget', env: 'GATEWAY_DEVICE_SEND_BUDGET', kind: 'int', default: 256 * 1024, min: 1024, max: 64 * 1024 * 1024, doc: 'bytes the gateway buffers toward one device; over it, sends wait or are dropped (never unbounded)' },
   influx: { flag: 'influx', env: 'GATEWAY_INFLUX', kind: 'string', default: undefined, secret: true, doc: 'InfluxDB 1.x URL http://[user:password@]host:8086/<database> (unset: in-memory storage)' },
-  influxRetentionPolicy: { flag: 'influx-retention-policy', env: 'GATEWAY_INFLUX_RETENTION_POLICY', kind: 'string', default: 'gateway', doc: 'retention policy written to; created when missing, never altered' },
-  influxRetention: { flag: 'influx-retention', env: 'GATEWAY_INFLUX_RETENTION', kind: 'string', default: '30d', doc: "that policy's duration when created (InfluxQL duration, or INF)" },
-  storageBufferPoints: { flag: 'storage-buffer-points', env: 'GATEWAY_STORAGE_BUFFER_POINTS', kind: 'int', default: 100000, min: 100, max: 100_000_000, doc: 'points that may wait in memory for InfluxDB before batches go to the spill file' },
-  spillMaxBytes: { flag: 'spill-max-bytes', env: 'GATEWAY_SPILL_MAX_BYTES', kind: 'int', default: 1073741824, min: 65536, max: 1_099_511_627_776, doc: 'bound of <data-dir>/spill/; when reached, new points are dropped and counted' },
-  influxBatchPoints: { flag: 'influx-batch-points', env: 'GATEWAY_INFLUX_BATCH_POINTS', kind: 'int', default: 5000, min: 1, max: 1_000_000, doc: 'points per InfluxDB write request' },
-  influxFlushMs: { flag: 'influx-flush-ms', env: 'GATEWAY_INFLUX_FLUSH_MS', kind: 'int', default: 100, min: 1, max: 60000, doc: 'a partial batch is written at least this often' },
+  influxRetentionPolicy: { flag: 'influx-retention-policy', env: 'GATEWAY_INFLUX_RETENTION_POLICY', kind: 'string', default: SD.retentionPolicy, doc: 'retention policy written to; created when missing, never altered' },
+  influxRetention: { flag: 'influx-retention', env: 'GATEWAY_INFLUX_RETENTION', kind: 'string', default: SD.retention, doc: "that policy's duration when created (InfluxQL duration, or INF)" },
+  storageBufferPoints: { flag: 'storage-buffer-points', env: 'GATEWAY_STORAGE_BUFFER_POINTS', kind: 'int', default: SD.bufferPoints, min: 100, max: 100_000_000, doc: 'points that may wait in memory for InfluxDB before batches go to the spill file; twice this with the spill full, and frames are refused (STORAGE_FULL)' },
+  spillMaxBytes: { flag: 'spill-max-bytes', env: 'GATEWAY_SPILL_MAX_BYTES', kind: 'int', default: SD.spillMaxBytes, min: 65536, max: 1_099_511_627_776, doc: 'bound of <data-dir>/spill/; when reached, new points wait in memory, then frames are refused (STORAGE_FULL), never dropped' },
+  influxBatchPoints: { flag: 'influx-batch-points', env: 'GATEWAY_INFLUX_BATCH_POINTS', kind: 'int', default: SD.batchPoints, min: 1, max: 1_000_000, doc: 'points per InfluxDB write request' },
+  influxFlushMs: { flag: 'influx-flush-ms', env: 'GATEWAY_INFLUX_FLUSH_MS', kind: 'int', default: SD.flushMs, min: 1, max: 60000, doc: 'a partial batch is written at least this often' },
   memoryPoints: { flag: 'memory-points', env: 'GATEWAY_MEMORY_POINTS', kind: 'int', default: 10000, min: 10, max: 10_000_000, doc: 'in-memory history: points kept per device and channel (oldest dropped first)' },
   commandQueue: { flag: 'command-queue', env: 'GATEWAY_COMMAND_QUEUE', kind: 'int', default: 100, min: 1, max: 100000, doc: 'most unfinished commands per device; more get HTTP 429 COMMAND_QUEUE_FULL' },
   commandMaxArgsBytes: { flag: 'command-max-args-bytes', env: 'GATEWAY_COMMAND_MAX_ARGS_BYTES', kind: 'int', default: 8192, min: 16, max: 60000, doc: 'largest command args as JSON; more gets HTTP 413 COMMAND_TOO_LARGE' },

@@ -317,8 +317,9 @@ export class Gateway {
   /**
    * Ready means: listening, the broker (embedded or bridged) up, storage reachable. Storage that is
    * degraded (points waiting or spilling, nothing lost) still reports ready, with its state shown;
-   * storage that is dropping points does not. Nor does a data-folder file the disk refuses (the
-   * check names it and the errno); that clears by itself once the disk takes writes again.
+   * storage that is down (refusing frames with STORAGE_FULL, or about to) does not, with the reason.
+   * Nor does a data-folder file the disk refuses (the check names it and the errno); that clears by
+   * itself once the disk takes writes again.
    */
   readiness(): { ready: boolean; checks: Record<string, string> } {
     const health = this.storage.health();
@@ -355,7 +356,7 @@ export class Gateway {
       await this.drainIngest(DRAIN_STEP_MS, DRAIN_MAX_MS);
       const deadline = Date.now() + SETTLE_MAX_MS;
       let target = this.acks.newestTicket;
-      while ((await whenDurable(this.storage, target, deadline - Date.now())) && this.acks.newestTicket > target) target = this.acks.newestTicket;
+      while ((await this.storage.whenDurable(target, deadline - Date.now())) && this.acks.newestTicket > target) target = this.acks.newestTicket;
       this.acks.flush(Date.now(), true);
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
       this.mqtt?.markShutdown();
@@ -397,16 +398,3 @@ const DRAIN_MAX_MS = 500;
 const SETTLE_MAX_MS = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Resolves true once every write up to `ticket` is settled, false after `timeoutMs`.
- * (Stand-in until storage offers its own awaitable whenDurable.)
- */
-async function whenDurable(storage: Pick<Storage, 'durableTicket'>, ticket: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (storage.durableTicket < ticket) {
-    if (Date.now() >= deadline) return false;
-    await sleep(10);
-  }
-  return true;
-}

@@ -24,6 +24,9 @@ import type { Storage } from './storage/storage.js';
 export interface IngestRefusal {
   code: ErrorCode;
   message: string;
+  /** The refused telemetry frame, for the error frame's header (STORAGE_FULL, TIMESTAMP_OUT_OF_RANGE). */
+  epoch?: number;
+  seq?: number;
 }
 
 /**
@@ -121,6 +124,10 @@ export class Ingest {
     const batch = this.batch;
     const err = decodeTelemetryInto(bytes, batch);
     if (err) return this.refuse(device, err.code, err.message);
+    // Before dedupe sees the seq: a refused frame must come back as new, and nothing is acked for it.
+    const late = this.outOfRange(h.timestamp, batch);
+    if (late !== undefined) return this.refuseFrame(device, h, 'TIMESTAMP_OUT_OF_RANGE', late);
+    if (!this.storage.admit()) return this.refuseFrame(device, h, 'STORAGE_FULL', 'the gateway cannot store more now (database away, memory and spill file full): keep the frame and resend it after reconnecting');
     const verdict = device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0);
     if (verdict === Verdict.Duplicate) {
       device.duplicates++;
@@ -172,6 +179,30 @@ export class Ingest {
     if (f instanceof Error) return this.refuse(device, f.code, f.message);
     for (const l of this.resultListeners) l(device, f as CommandResultFrame);
     return undefined;
+  }
+
+  /** Why a reading's time is outside what storage keeps, or undefined when all are inside. */
+  private outOfRange(t: number, batch: TelemetryBatch): string | undefined {
+    if (batch.count === 0) return undefined;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < batch.count; i++) {
+      const o = batch.offsets[i]!;
+      if (o < lo) lo = o;
+      if (o > hi) hi = o;
+    }
+    const r = this.storage.timeRange(Date.now());
+    if (t + lo < r.from) return `a reading's time ${new Date(t + lo).toISOString()} is older than storage keeps (from ${new Date(r.from).toISOString()}, the retention policy): drop this frame and set the device's clock`;
+    if (t + hi > r.to) return `a reading's time ${new Date(t + hi).toISOString()} is after what storage can hold (${new Date(r.to).toISOString()}): drop this frame and set the device's clock`;
+    return undefined;
+  }
+
+  private refuseFrame(device: DeviceState, h: FrameHeader, code: ErrorCode, message: string): IngestRefusal {
+    // A full store is the gateway's condition, not the device's fault: counted for the gateway only.
+    const r: IngestRefusal = code === 'STORAGE_FULL' ? (this.stats.countError(code), { code, message }) : this.refuse(device, code, message);
+    r.epoch = h.epoch;
+    r.seq = h.seq;
+    return r;
   }
 
   /** Counts a refusal against the device and the gateway. Also used by transports for their own refusals. */

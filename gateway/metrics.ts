@@ -160,7 +160,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   }
   new Gauge({
     name: 'gateway_storage',
-    help: 'Storage writer figures: buffered, spilled_bytes, spilled_points, written, retried, dropped; degraded is 1 while points wait',
+    help: 'Storage writer figures: buffered, spilled_bytes, spilled_points, written, retried, refused (frames), rejected, lost; degraded is 1 while points wait',
     labelNames: ['figure'],
     registers: [registry],
     collect() {

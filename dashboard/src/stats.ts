@@ -58,7 +58,8 @@ export class StatsPanel {
     this.set('clients', compact(s.liveClients));
     const st = s.storage;
     const status = st?.status ?? 'unknown';
-    this.set('storage', st ? `${st.kind ?? '?'} · ${status}` : '–', !st || /^(ok|up|ready|healthy)$/i.test(status) ? '' : 'bad', st ? `Storage ${st.kind ?? ''}: ${status}` : '');
+    // The detail says why (e.g. frames refused with STORAGE_FULL); it changes every second, so it goes in the tooltip.
+    this.set('storage', st ? `${st.kind ?? '?'} · ${status}` : '–', !st || /^(ok|up|ready|healthy)$/i.test(status) ? '' : 'bad', st ? `Storage ${st.kind ?? ''}: ${status}${st.detail ? ` — ${st.detail}` : ''}` : '');
   }
 
   private set(key: Key, text: string, tone = '', title?: string): void {

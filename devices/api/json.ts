@@ -191,8 +191,9 @@ export interface ApiErrorBody {
 export interface StorageHealth {
   /**
    * ok: nothing waits beyond the current batch. degraded: the database fails or is slow, or a spill
-   * is being drained; nothing is lost. down: the database is unreachable and the spill file cannot take
-   * more (full or failing): new points are being dropped and counted.
+   * is being drained; nothing is lost. down: the database fails and the spill file cannot take more
+   * (full or failing): new readings can only wait in memory, and once that is full devices' frames
+   * are refused (STORAGE_FULL) until the database or the spill takes data again.
    */
   status: 'ok' | 'degraded' | 'down';
   /** One human sentence on what is going on when not ok. */
@@ -207,9 +208,15 @@ export interface StorageHealth {
   written: number;
   /** Write requests sent again after a retryable failure. */
   retried: number;
-  /** Points dropped because the memory buffer and the spill file were full. */
-  dropped: number;
-  /** Points the database refused for good (non-retryable: type conflict, time out of range, bad data). */
+  /** Writes (frames) refused by admit() because memory and the spill were full: never taken, never acked; their devices resend them. */
+  refused: number;
+  /**
+   * Points this process gave up on: a spill record whose checksum failed (acked when it was
+   * spilled: truly lost), or points still in memory when close() found neither the database nor the
+   * spill taking them (never acked: their devices resend them after the restart).
+   */
+  lost: number;
+  /** Points the database refused for good (non-retryable: type conflict, bad data). */
   rejected: number;
   /** The last error, with its code: `STORAGE_UNREACHABLE: connect ECONNREFUSED 127.0.0.1:8086`. */
   lastError?: string;

@@ -21,6 +21,9 @@ export const ERROR_CODES = {
   REPLACED: 103,
   SLOW_CONSUMER: 104,
   SHUTTING_DOWN: 105,
+  // Storage: the frame is fine but the gateway cannot keep it now (STORAGE_FULL) or ever (TIMESTAMP_OUT_OF_RANGE).
+  STORAGE_FULL: 106,
+  TIMESTAMP_OUT_OF_RANGE: 107,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -49,6 +52,8 @@ export const CLOSE_CODES = {
   REPLACED: 4409,
   SLOW_CONSUMER: 4500,
   SHUTTING_DOWN: 4503,
+  STORAGE_FULL: 4507,
+  TIMESTAMP_OUT_OF_RANGE: 4508,
 } as const;
 
 export function closeCodeFor(code: ErrorCode): number {
@@ -65,6 +70,10 @@ export function closeCodeFor(code: ErrorCode): number {
       return CLOSE_CODES.SLOW_CONSUMER;
     case 'SHUTTING_DOWN':
       return CLOSE_CODES.SHUTTING_DOWN;
+    case 'STORAGE_FULL':
+      return CLOSE_CODES.STORAGE_FULL;
+    case 'TIMESTAMP_OUT_OF_RANGE':
+      return CLOSE_CODES.TIMESTAMP_OUT_OF_RANGE;
     default:
       return CLOSE_CODES.BAD_FRAME;
   }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { decodeFrame } from '../codec/decode.js';
 import { encodeCommandResult, encodeTelemetry } from '../codec/encode.js';
-import { FrameError, errorCodeName } from '../codec/errors.js';
+import { CLOSE_CODES, FrameError, errorCodeName } from '../codec/errors.js';
 import { FrameFlag, FrameType, type CommandFrame, type CommandStatus } from '../codec/types.js';
 import { Backoff } from './backoff.js';
 import { Batch, checkReading, checkTime, type DeviceReading } from './batch.js';
@@ -67,7 +67,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   #closing: Promise<void> | undefined;
   #closed = false;
   #onSettled: (() => void) | undefined;
-  #counts = { sent: 0, acked: 0, resent: 0, dropped: 0, reconnects: 0 };
+  #counts = { sent: 0, acked: 0, resent: 0, dropped: 0, rejected: 0, reconnects: 0 };
 
   /** Checks the options (errors name the option); does not connect yet. */
   constructor(options: DeviceClientOptions) {
@@ -293,11 +293,23 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
         const code = errorCodeName(frame.code) ?? (`ERROR_${frame.code}` as const);
         conn.gatewayError = new DeviceError(code, frame.message);
         this.#emitError(conn.gatewayError);
+        if (code === 'TIMESTAMP_OUT_OF_RANGE' && frame.epoch === this.epoch) this.#rejected(frame.seq);
+        // Storage is full: keep every frame, and resend them after a reconnect with backoff, also where
+        // the gateway cannot end the connection itself (behind an external MQTT broker).
+        if (code === 'STORAGE_FULL') conn.transport?.close(CLOSE_CODES.STORAGE_FULL, code);
         return;
       }
       default:
         this.#emitError(new DeviceError('FRAME_WRONG_DIRECTION', `the gateway sent a frame of type 0x${frame.type.toString(16)}, which only devices send`));
     }
+  }
+
+  /** The gateway refused this frame for good (its readings' time cannot be stored): resending cannot help. */
+  #rejected(seq: number): void {
+    if (!this.#outbox.dropSeq(seq)) return;
+    this.#counts.rejected++;
+    this.emit('rejected', { seq, frames: 1 });
+    this.#onSettled?.();
   }
 
   #ended(conn: Connection, info: TransportCloseInfo): void {

@@ -17,6 +17,8 @@ export interface DeviceClientStats {
   resent: number;
   /** Frames given up by whenFull 'drop-oldest'. */
   dropped: number;
+  /** Frames the gateway refused for good (TIMESTAMP_OUT_OF_RANGE: a reading's time it cannot store) and this client dropped. */
+  rejected: number;
   /** Connections opened after the first one. */
   reconnects: number;
   /** Frames no ack has covered yet. */
@@ -38,6 +40,11 @@ export interface DeviceClientEvents {
   acked: [{ seq: number; frames: number }];
   /** whenFull 'drop-oldest' gave up `frames` unacked frames. */
   dropped: [{ frames: number }];
+  /**
+   * The gateway refused frame `seq` for good (TIMESTAMP_OUT_OF_RANGE: a reading's time is older than
+   * its retention or past 2262): it is dropped, not resent. Set the device's clock.
+   */
+  rejected: [{ seq: number; frames: number }];
   /** Something failed; never thrown, and ignored when nobody listens. */
   error: [DeviceError];
   /**

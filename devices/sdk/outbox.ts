@@ -38,6 +38,8 @@ export class Outbox {
   #marked = 0;
   #unwritten = 0;
   #gapPending = false;
+  /** The next pushed frame gets GapBefore (the newest frame was dropped by dropSeq). */
+  #gapOnPush = false;
   #lastReleased: number | undefined;
 
   constructor(readonly limit: number) {
@@ -83,6 +85,10 @@ export class Outbox {
     this.#acked[i] = 0;
     this.#size++;
     if (!written) this.#unwritten++;
+    if (this.#gapOnPush) {
+      frame[FLAGS_OFFSET]! |= FrameFlag.GapBefore;
+      this.#gapOnPush = false;
+    }
     this.#flagGap();
   }
 
@@ -103,6 +109,42 @@ export class Outbox {
       this.#flagGap();
     }
     return dropped;
+  }
+
+  /**
+   * Drops the one frame with this seq that no ack covers (the gateway refused it for good, e.g.
+   * TIMESTAMP_OUT_OF_RANGE), and marks the frame kept right after it with GapBefore (now, or the
+   * next pushed one when it was the newest), so the gateway stops waiting for that seq. Older
+   * frames stay: a reconnect resends them first, before the flagged one. Returns whether it was kept.
+   */
+  dropSeq(seq: number): boolean {
+    const cap = this.#frames.length;
+    let k = 0;
+    while (k < this.#size && this.#seqs[(this.#head + k) % cap] !== seq) k++;
+    if (k === this.#size || this.#acked[(this.#head + k) % cap] !== 0) return false;
+    if (k === 0) {
+      this.#removeHead();
+      this.#popAcked();
+      this.#gapPending = true;
+      this.#flagGap();
+      return true;
+    }
+    const written = this.#size - this.#unwritten;
+    for (let j = k; j < this.#size - 1; j++) {
+      const to = (this.#head + j) % cap;
+      const from = (this.#head + j + 1) % cap;
+      this.#frames[to] = this.#frames[from];
+      this.#seqs[to] = this.#seqs[from]!;
+      this.#acked[to] = this.#acked[from]!;
+    }
+    const last = (this.#head + this.#size - 1) % cap;
+    this.#frames[last] = undefined;
+    this.#acked[last] = 0;
+    this.#size--;
+    if (k >= written) this.#unwritten--;
+    if (k < this.#size) this.#frames[(this.#head + k) % cap]![FLAGS_OFFSET]! |= FrameFlag.GapBefore;
+    else this.#gapOnPush = true;
+    return true;
   }
 
   /** A cumulative ack: releases every frame whose seq is at or before `ack`. Returns how many frames left. */

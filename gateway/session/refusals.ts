@@ -72,6 +72,8 @@ const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {
   NOT_BINARY: frame('NOT_BINARY', 'a WebSocket text message; frames are binary messages'),
   REPLACED: frame('REPLACED', 'the same id connected again and took over (newest wins; shown as offline cause `replaced`, not counted)', false),
   SLOW_CONSUMER: frame('SLOW_CONSUMER', 'the device does not read what the gateway sends fast enough', false),
+  STORAGE_FULL: frame('STORAGE_FULL', 'storage cannot take more now (database away, memory and spill file full): the frame is not taken or acked; keep it, reconnect with backoff and resend', false),
+  TIMESTAMP_OUT_OF_RANGE: frame('TIMESTAMP_OUT_OF_RANGE', "a reading's time is older than storage keeps (the retention policy) or after 2262: drop that frame and set the device's clock"),
 };
 
 export const REFUSALS = { ...ADMISSION, ...MQTT_PROTOCOL, ...SESSION } as const satisfies Record<string, RefusalSpec>;

@@ -160,7 +160,8 @@ export class Session {
     // Ingest charged the device and the totals already.
     const r = new Refusal(ir.code, ir.message);
     this.port.record(r, this.peer());
-    this.kick(r, 'close');
+    // The error frame names the refused frame (STORAGE_FULL, TIMESTAMP_OUT_OF_RANGE), so the device knows which one.
+    this.kick(r, 'close', ir.epoch, ir.seq);
     return r;
   }
 
@@ -187,11 +188,12 @@ export class Session {
     this.port.presence.disconnect(this.device, this.link, cause, this.endedBy ?? detail, closeCode);
   }
 
-  private kick(r: Refusal, end: RefusalEnd): void {
+  private kick(r: Refusal, end: RefusalEnd, epoch?: number, seq?: number): void {
     if (end === 'stay') return;
     const link = this.link;
     if (end === 'close' && r.spec.wire !== undefined) {
-      link.send(encodeError({ timestamp: Date.now() }, { code: r.spec.wire, message: r.message.slice(0, 1024) }));
+      const h = epoch !== undefined && seq !== undefined ? { timestamp: Date.now(), epoch, seq } : { timestamp: Date.now() };
+      link.send(encodeError(h, { code: r.spec.wire, message: r.message.slice(0, 1024) }));
     }
     // An external broker's connection cannot be closed from here: the error frame is all.
     if (link.shared) return;

@@ -22,8 +22,8 @@ export const STORAGE_ERROR_CODES = {
   STORAGE_PARTIAL_WRITE: false,
   /** A point InfluxDB cannot hold (time outside 1677-09-21..2262-04-11), refused before sending. */
   STORAGE_POINT_INVALID: false,
-  /** Points dropped: the memory buffer and the spill file were full (or the spill failed), or written after close(). */
-  STORAGE_DROPPED: false,
+  /** Points lost: a spill record failed its checksum, or close() found neither the database nor the spill taking them (never acked). */
+  STORAGE_LOST: false,
   /** The spill file could not be written or read. */
   STORAGE_SPILL_IO: false,
   /** The --influx URL or another storage setting is unusable. */

@@ -1,8 +1,9 @@
 /**
  * Storage: one interface (storage.ts), two adapters (memory, InfluxDB 1.x), chosen by createStorage().
- * Defaults live here, in one place; STORAGE.md documents the schema, the spill and the bounds.
+ * Defaults live in defaults.ts, in one place; STORAGE.md documents the schema, the spill and the bounds.
  */
 import type { Logger } from '../log.js';
+import { STORAGE_DEFAULTS } from './defaults.js';
 import { StorageError } from './errors.js';
 import { InfluxStorage } from './influx.js';
 import { MemoryStorage } from './memory.js';
@@ -13,21 +14,8 @@ export { StorageError, STORAGE_ERROR_CODES, type StorageErrorCode } from './erro
 export { MemoryStorage } from './memory.js';
 export { InfluxStorage, type InfluxStorageOptions } from './influx.js';
 export { DEFAULT_MEASUREMENT } from './line-protocol.js';
+export { STORAGE_DEFAULTS } from './defaults.js';
 
-export const STORAGE_DEFAULTS = {
-  retentionPolicy: 'gateway',
-  retention: '30d',
-  bufferPoints: 100_000,
-  spillMaxBytes: 1024 * 1024 * 1024,
-  batchPoints: 5000,
-  flushMs: 100,
-  maxInFlight: 2,
-  spillAfterMs: 2000,
-  requestTimeoutMs: 10_000,
-  retryInitialMs: 100,
-  retryMaxMs: 5000,
-  closeTimeoutMs: 5000,
-} as const;
 
 export interface StorageOptions {
   /** `http://[user:password@]host:8086/database`; unset: the in-memory store. */

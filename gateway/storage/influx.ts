@@ -14,7 +14,8 @@ import { StorageError, type StorageErrorCode } from './errors.js';
 import { InfluxWriteClient, parseInfluxUrl, redact, type InfluxTarget } from './influx-http.js';
 import { DEFAULT_MEASUREMENT, fieldName, LineEncoder, MAX_TIME_MS, MIN_TIME_MS, seriesPrefix } from './line-protocol.js';
 import { Spill } from './spill.js';
-import type { HistoryBucket, HistoryQuery, Storage, StorageHealth } from './storage.js';
+import { durationMs } from './retention.js';
+import type { HistoryBucket, HistoryQuery, Storage, StorageHealth, TimeRange } from './storage.js';
 import { BatchWriter, type WriterOptions } from './writer.js';
 
 export interface InfluxStorageOptions extends WriterOptions {
@@ -33,6 +34,9 @@ export interface InfluxStorageOptions extends WriterOptions {
   log?: Logger;
 }
 
+/** Readings this close to the end of the retention are refused too: they would expire on their way to InfluxDB. */
+const RETENTION_MARGIN_MS = 60_000;
+
 /** The influx package's pool: no host blackout of its own (the writer does the backing off). */
 const NO_BACKOFF = { getDelay: () => 0, next: () => NO_BACKOFF, reset: () => NO_BACKOFF };
 
@@ -49,10 +53,14 @@ export class InfluxStorage implements Storage {
   private readonly log: Logger;
   private readonly spill: Spill;
   private closing: Promise<void> | undefined;
+  /** The retention policy's duration (0 = forever): from the database once seen, else from the setting. */
+  private retentionMs: number;
+  private readonly range: TimeRange = { from: MIN_TIME_MS, to: MAX_TIME_MS };
 
   constructor(private readonly opts: InfluxStorageOptions) {
     this.target = parseInfluxUrl(opts.url);
     this.log = opts.log ?? silentLogger();
+    this.retentionMs = durationMs(opts.retention);
     this.measurement = opts.measurement ?? DEFAULT_MEASUREMENT;
     this.from = `${ident(opts.retentionPolicy)}.${ident(this.measurement)}`;
     const t = this.target;
@@ -127,6 +135,23 @@ export class InfluxStorage implements Storage {
     this.writer.onDurable(cb);
   }
 
+  whenDurable(ticket: number, timeoutMs: number): Promise<boolean> {
+    return this.writer.whenDurable(ticket, timeoutMs);
+  }
+
+  admit(): boolean {
+    return this.writer.admit();
+  }
+
+  /**
+   * Not older than the retention policy (InfluxDB drops such points at write time, "points beyond
+   * retention policy"), with a minute to spare for the way to the database, nor past 2262-04-11.
+   */
+  timeRange(now: number): Readonly<TimeRange> {
+    this.range.from = this.retentionMs > 0 ? Math.max(MIN_TIME_MS, now - this.retentionMs + RETENTION_MARGIN_MS) : MIN_TIME_MS;
+    return this.range;
+  }
+
   health(): StorageHealth {
     const w = this.writer;
     const s = w.status();
@@ -137,7 +162,8 @@ export class InfluxStorage implements Storage {
       spilledPoints: this.spill.pendingPoints,
       written: w.written,
       retried: w.retried,
-      dropped: w.dropped,
+      refused: w.refused,
+      lost: w.lost,
       rejected: w.rejected,
     };
     if (s.detail) h.detail = s.detail;
@@ -212,15 +238,21 @@ export class InfluxStorage implements Storage {
       denied = toStorageError(err, 'STORAGE_CONFIG');
       if (denied.code !== 'STORAGE_UNAUTHORIZED' && !/privilege|authoriz/i.test(denied.message)) throw denied;
     }
-    let rps: { name: string }[];
+    let rps: { name: string; duration: string }[];
     try {
       rps = await this.client.showRetentionPolicies(db);
     } catch (err) {
       throw denied ?? toStorageError(err, 'STORAGE_CONFIG');
     }
-    if (rps.some((r) => r.name === rp)) return;
+    const found = rps.find((r) => r.name === rp);
+    if (found) {
+      // Operators own an existing policy: its duration, not our setting, decides what InfluxDB keeps.
+      this.retentionMs = durationMs(found.duration);
+      return;
+    }
     try {
       await this.client.createRetentionPolicy(rp, { database: db, duration: this.opts.retention, replication: 1 });
+      this.retentionMs = durationMs(this.opts.retention);
       this.log.info({ database: db, retentionPolicy: rp, duration: this.opts.retention }, 'created the InfluxDB retention policy');
     } catch (err) {
       if (/already exists/.test(String((err as Error).message))) return;

@@ -5,12 +5,15 @@
 import type { TelemetryBatch } from '../../devices/codec/index.js';
 import { distinctTimes } from './line-protocol.js';
 import { ChunkPool, Series } from './series.js';
-import type { HistoryBucket, HistoryQuery, Storage, StorageHealth } from './storage.js';
+import type { HistoryBucket, HistoryQuery, Storage, StorageHealth, TimeRange } from './storage.js';
+
+/** Any time a frame can carry: the rings keep whatever they are given. */
+const ANY_TIME: Readonly<TimeRange> = Object.freeze({ from: Number.NEGATIVE_INFINITY, to: Number.POSITIVE_INFINITY });
 
 /**
  * Points are (device, time) pairs, as in InfluxDB: `written` counts the distinct times of each write.
  * A write is settled when write() returns, so durableTicket is always the last ticket (there is no
- * onDurable: poll durableTicket).
+ * onDurable: poll durableTicket), and a write is always admitted (the rings evict their oldest).
  */
 export class MemoryStorage implements Storage {
   readonly kind = 'memory';
@@ -27,8 +30,20 @@ export class MemoryStorage implements Storage {
 
   async start(): Promise<void> {}
 
+  admit(): boolean {
+    return true;
+  }
+
+  timeRange(): Readonly<TimeRange> {
+    return ANY_TIME;
+  }
+
+  async whenDurable(ticket: number): Promise<boolean> {
+    return ticket <= this.ticket;
+  }
+
   health(): StorageHealth {
-    return { status: 'ok', buffered: 0, spilledBytes: 0, spilledPoints: 0, written: this.written, retried: 0, dropped: 0, rejected: 0 };
+    return { status: 'ok', buffered: 0, spilledBytes: 0, spilledPoints: 0, written: this.written, retried: 0, refused: 0, lost: 0, rejected: 0 };
   }
 
   write(device: string, _deviceType: string | undefined, frameTime: number, batch: TelemetryBatch): number {

@@ -27,6 +27,8 @@ export const SPILL_RECORD_HEADER_BYTES = 12;
 const READ_OFFSET_AT = 16;
 const SCAN_CHUNK = 1 << 20;
 const NAME = /^spill-(\d{10})\.log$/;
+/** What probe() writes: about one small record. */
+const PROBE_BYTES = 4096;
 
 interface Segment {
   seq: number;
@@ -276,6 +278,29 @@ export class Spill {
     });
   }
 
+  /**
+   * Whether the spill's disk takes writes again: writes, fsyncs and removes a small file beside the
+   * segments. Throws STORAGE_SPILL_IO (ENOSPC, EIO) when it does not.
+   */
+  probe(): Promise<void> {
+    return this.serial(async () => {
+      const path = join(this.dir, 'probe.tmp');
+      try {
+        const fh = await open(path, 'w');
+        try {
+          await writeAll(fh, Buffer.alloc(PROBE_BYTES), 0);
+          await fh.datasync();
+        } finally {
+          await fh.close().catch(() => {});
+        }
+      } catch (err) {
+        throw new StorageError('STORAGE_SPILL_IO', `the spill folder ${this.dir} still takes no writes: ${(err as Error).message}`, { cause: err });
+      } finally {
+        await unlink(path).catch(() => {});
+      }
+    });
+  }
+
   /** Closes the files (after pending operations). Records read but not confirmed are read again after a reopen. */
   close(): Promise<void> {
     return this.serial(async () => {
@@ -288,8 +313,9 @@ export class Spill {
   private async create(): Promise<Segment> {
     const seq = this.nextSeq++;
     const path = join(this.dir, `spill-${String(seq).padStart(10, '0')}.log`);
+    let fh: FileHandle | undefined;
     try {
-      const fh = await open(path, 'w+');
+      fh = await open(path, 'w+');
       const head = Buffer.alloc(SPILL_HEADER_BYTES);
       MAGIC.copy(head, 0);
       head.writeUInt32LE(VERSION, 8);
@@ -303,6 +329,11 @@ export class Spill {
       this.bytes += SPILL_HEADER_BYTES;
       return seg;
     } catch (err) {
+      // Not left behind half made (e.g. ENOSPC while writing its header): the next try starts clean.
+      if (fh) {
+        await fh.close().catch(() => {});
+        await unlink(path).catch(() => {});
+      }
       throw new StorageError('STORAGE_SPILL_IO', `could not create the spill file ${path}: ${(err as Error).message}`, { cause: err });
     }
   }

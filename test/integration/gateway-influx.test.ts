@@ -75,7 +75,7 @@ describe.skipIf(!hasInfluxd)('gateway with InfluxDB', () => {
     // Exactly once: also the sum of values matches.
     const r = await influxd.query(`SELECT sum("c1") FROM "gateway"."telemetry" WHERE "device" = 'climate-0001'`, db);
     expect(r.results[0].series[0].values[0][1]).toBe((N * (N - 1)) / 2);
-    expect(g.gateway.storage.health().dropped).toBe(0);
+    expect(g.gateway.storage.health()).toMatchObject({ lost: 0, refused: 0 });
   });
 
   it('drains the spill of a gateway that was killed, after it restarts', async () => {

@@ -185,7 +185,19 @@ function storageContract(a: Adapter): void {
       await settled();
       expect(s.durableTicket).toBe(t3);
       const h = s.health();
-      expect(h).toMatchObject({ status: 'ok', buffered: 0, spilledBytes: 0, spilledPoints: 0, written: 3, dropped: 0, rejected: 0 });
+      expect(h).toMatchObject({ status: 'ok', buffered: 0, spilledBytes: 0, spilledPoints: 0, written: 3, refused: 0, lost: 0, rejected: 0 });
+    });
+
+    it('admits writes while healthy, keeps the times of now, and whenDurable resolves for a written ticket', async () => {
+      expect(s.admit()).toBe(true);
+      const now = Date.now();
+      const r = s.timeRange(now);
+      expect(r.from).toBeLessThanOrEqual(now - DAY);
+      expect(r.to).toBeGreaterThanOrEqual(now + DAY);
+      const t = w('d-1', undefined, T0, [{ ch: 1, v: 1 }]);
+      expect(await s.whenDurable(t, 20_000)).toBe(true);
+      expect(s.durableTicket).toBeGreaterThanOrEqual(t);
+      expect(s.health().refused).toBe(0);
     });
   });
 }

@@ -112,7 +112,7 @@ async function writer(db: string, fields: number): Promise<{ pps: number; cpuUs:
   const cpu = process.cpuUsage(cpu0);
   const h = s.health();
   await s.close();
-  expect(h).toMatchObject({ written: N, spilledPoints: 0, dropped: 0, rejected: 0 });
+  expect(h).toMatchObject({ written: N, spilledPoints: 0, lost: 0, rejected: 0 });
   await influxd.query(`DROP DATABASE "${db}"`);
   return { pps: (N / ms) * 1000, cpuUs: (cpu.user + cpu.system) / N };
 }

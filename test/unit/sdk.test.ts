@@ -827,3 +827,101 @@ describe('Backoff', () => {
     expect(handlers).toHaveLength(5);
   });
 });
+
+describe('DeviceClient and refusals for storage', () => {
+  it('STORAGE_FULL: keeps every frame, reconnects with backoff and resends them all', async () => {
+    const gw = await startGateway({
+      ack: false,
+      onTelemetry: (ws, f, k) => {
+        if (gw.connections === 1) {
+          if (k === 1) {
+            ws.send(encodeError({ timestamp: Date.now(), epoch: f.epoch, seq: f.seq }, { code: 'STORAGE_FULL', message: 'storage is full' }));
+            ws.close(4507, 'STORAGE_FULL');
+          }
+          return;
+        }
+        ws.send(encodeAck({ epoch: f.epoch, seq: f.seq, timestamp: Date.now() }));
+      },
+    });
+    const client = makeClient({ url: gw.url, batchMs: 0, maxReadingsPerFrame: 1 });
+    const errors = collect(client, 'error');
+    const disconnects = collect(client, 'disconnected');
+    await client.connect();
+    client.send([
+      { channel: 1, value: 1 },
+      { channel: 1, value: 2 },
+      { channel: 1, value: 3 },
+    ]);
+    await waitFor(() => client.stats.unacked === 0, 'every frame acked after the reconnect');
+    expect(client.stats).toMatchObject({ acked: 3, dropped: 0, rejected: 0, reconnects: 1 });
+    expect(gw.seqsByConnection[1]).toEqual([0, 1, 2]);
+    expect(errors.map((e) => e.code)).toContain('STORAGE_FULL');
+    expect(disconnects[0]).toMatchObject({ code: 4507, willReconnect: true });
+  });
+
+  it('TIMESTAMP_OUT_OF_RANGE: drops exactly the refused frame (counted, never resent) and flags the next one GapBefore', async () => {
+    const gw = await startGateway({
+      ack: false,
+      onTelemetry: (ws, f) => {
+        if (gw.connections === 1 && ws.readyState === ws.OPEN) {
+          if (f.seq === 1) {
+            ws.send(encodeError({ timestamp: Date.now(), epoch: f.epoch, seq: f.seq }, { code: 'TIMESTAMP_OUT_OF_RANGE', message: 'too old' }));
+            ws.close(4508, 'TIMESTAMP_OUT_OF_RANGE');
+          } else if (f.seq === 0) ws.send(encodeAck({ epoch: f.epoch, seq: 0, timestamp: Date.now() }));
+          return;
+        }
+        if (gw.connections > 1) ws.send(encodeAck({ epoch: f.epoch, seq: f.seq, timestamp: Date.now() }));
+      },
+    });
+    const client = makeClient({ url: gw.url, batchMs: 0, maxReadingsPerFrame: 1 });
+    const rejected = collect(client, 'rejected');
+    await client.connect();
+    client.send([
+      { channel: 1, value: 1 },
+      { channel: 1, value: 2 },
+      { channel: 1, value: 3 },
+    ]);
+    await waitFor(() => client.stats.unacked === 0 && gw.connections === 2, 'the rest acked after the reconnect');
+    expect(rejected).toEqual([{ seq: 1, frames: 1 }]);
+    expect(client.stats).toMatchObject({ acked: 2, rejected: 1, dropped: 0 });
+    expect(gw.seqsByConnection[1]).toEqual([2]);
+    const resent = gw.telemetry.filter((f) => f.seq === 2).at(-1)!;
+    expect(resent.flags & FrameFlag.GapBefore).toBe(FrameFlag.GapBefore);
+  });
+});
+
+describe('Outbox.dropSeq', () => {
+  const frame = (seq: number): Uint8Array => new Uint8Array([1, 1, 0, 0, 0, 0, 0, 0, seq & 0xff]);
+  const flagged = (f: Uint8Array): boolean => (f[2]! & FrameFlag.GapBefore) !== 0;
+
+  it('drops one frame from the middle, keeps the older ones, and flags the next one', () => {
+    const box = new Outbox(10);
+    const frames = [10, 11, 12, 13].map((s) => frame(s));
+    [10, 11, 12, 13].forEach((s, i) => box.push(s, frames[i]!, i < 3));
+    expect(box.dropSeq(11)).toBe(true);
+    expect([box.size, box.unwritten, box.oldestSeq]).toEqual([3, 1, 10]);
+    expect(flagged(frames[2]!)).toBe(true); // 12, right after the dropped one
+    expect(flagged(frames[0]!) || flagged(frames[3]!)).toBe(false);
+    const rewritten: number[] = [];
+    box.writeAll((f) => rewritten.push(f[8]!));
+    expect(rewritten).toEqual([10, 12, 13]);
+    expect(box.dropSeq(99)).toBe(false);
+    expect(box.release(13)).toBe(3);
+  });
+
+  it('dropping the newest frame flags the next one pushed; dropping the head flags the new head', () => {
+    const box = new Outbox(10);
+    box.push(1, frame(1), true);
+    box.push(2, frame(2), true);
+    expect(box.dropSeq(2)).toBe(true);
+    const next = frame(3);
+    box.push(3, next, true);
+    expect(flagged(next)).toBe(true);
+    const head = new Outbox(10);
+    const second = frame(6);
+    head.push(5, frame(5), true);
+    head.push(6, second, true);
+    expect(head.dropSeq(5)).toBe(true);
+    expect([head.size, head.oldestSeq, flagged(second)]).toEqual([1, 6, true]);
+  });
+});

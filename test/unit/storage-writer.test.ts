@@ -203,15 +203,18 @@ describe('BatchWriter', () => {
     const last = put(w, 0, 500);
     await w.close();
     expect(w.durableTicket).toBe(last);
-    expect(w.dropped).toBe(0);
+    expect(w.lost).toBe(0);
     const db2 = new FakeDb();
     const { w: w2, spill } = await make(db2, {}, dir);
     expect(spill.pendingPoints).toBe(500);
     await waitFor(() => spill.pendingPoints === 0, 'the drain', 3000, 2);
     expect(times(db2)).toEqual([...Array(500).keys()]);
     expect(w2.written).toBe(500);
-    // Writes after close are dropped and counted, never thrown.
-    expect(() => w.add(line(1), 1, 0)).not.toThrow();
-    expect(w.dropped).toBe(1);
+    // Writes after close are counted as lost, never thrown, and never settled (no ack covers them).
+    let late = 0;
+    expect(() => (late = w.add(line(1), 1, 0))).not.toThrow();
+    expect(w.lost).toBe(1);
+    expect(w.durableTicket).toBeLessThan(late);
+    expect(await w.whenDurable(late, 10)).toBe(false);
   });
 });

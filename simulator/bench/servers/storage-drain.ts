@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   send({ type: 'ready', connected: 1, connectMs: 0 });
   const stats = () => {
     const h = storage.health();
-    return { sent: fed, delivered: h.written, dashboardBytes: h.spilledPoints, downstreamBytes: h.rejected + h.dropped, closed: h.retried, at: Date.now(), acked: 0, ackedAt: 0 };
+    return { sent: fed, delivered: h.written, dashboardBytes: h.spilledPoints, downstreamBytes: h.rejected + h.lost, closed: h.retried, at: Date.now(), acked: 0, ackedAt: 0 };
   };
   process.on('message', (m: Command) => {
     if (m.cmd === 'start') {
