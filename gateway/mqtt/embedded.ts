@@ -16,7 +16,7 @@ import type { Presence } from '../presence.js';
 import { MqttLink } from './link.js';
 import { gatewayRouter } from './routing.js';
 import { guardSocket } from './socket-guard.js';
-import { badConnect, badString, willAllowed } from './strict.js';
+import { badConnect, badPublish, badString, willAllowed } from './strict.js';
 import { commandsTopic, parseUplink } from './topics.js';
 
 export interface EmbeddedBrokerOptions {
@@ -225,9 +225,10 @@ export class EmbeddedBroker {
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (client === null) return cb(null); // the broker's own messages
-    if (badString(packet.topic)) {
+    const malformed = badPublish(packet);
+    if (malformed) {
       this.ingest.stats.countError('MQTT_MALFORMED_PACKET');
-      return cb(new Error('invalid UTF-8 or U+0000 in the topic name [MQTT-1.5.3-1/2]'));
+      return cb(new Error(malformed));
     }
     // The device's will, published by the broker after an unclean disconnect (checked at CONNECT).
     if ((client as Client & { will?: unknown }).will === packet) return cb(null);
