@@ -241,6 +241,8 @@ export class EmbeddedBroker {
       if (s) s.link.closingCause = 'kicked';
       return cb(new Error(`publishing to ${packet.topic} is not allowed`));
     }
+    // PROTOCOL.md: the retain flag is ignored; no retained copy of a device's frame is kept.
+    packet.retain = false;
     const payload = packet.payload;
     const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
     const refusal = this.ingest.handle(s.device, bytes, Date.now());

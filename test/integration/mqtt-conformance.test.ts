@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeTelemetry } from '../../devices/codec/index.js';
+import { decodeFrame, encodeTelemetry, FrameType } from '../../devices/codec/index.js';
 import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/ports.js';
@@ -300,4 +300,45 @@ describe.skipIf(!hasMosquitto)('the same raw cases against a real Mosquitto (the
       expect((await outcome(mosq.port, c)).outcome).toBe(c.want);
     });
   }
+});
+
+// PROTOCOL.md "MQTT": the decisions a device maker relies on (issue 15 points 7 and 9).
+describe('MQTT choices the spec writes down', () => {
+  async function device(id: string): Promise<{ c: mqtt.MqttClient; acks: number[] }> {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.gateway.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), protocolVersion: 4, reconnectPeriod: 0 });
+    const acks: number[] = [];
+    c.on('message', (_t, p) => {
+      const f = decodeFrame(new Uint8Array(p));
+      if (!(f instanceof Error) && f.type === FrameType.Ack) acks.push(f.seq);
+    });
+    await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+    return { c, acks };
+  }
+  const frame = (seq: number) => Buffer.from(encodeTelemetry({ epoch: 3, seq, timestamp: 1_700_000_000_000 + seq }, [{ channel: 1, value: seq }]));
+
+  it('QoS 0 telemetry is stored and acked like QoS 1', async () => {
+    const { c, acks } = await device('qos0');
+    await c.publishAsync('devices/qos0/telemetry', frame(0), { qos: 0 });
+    await waitFor(() => acks.includes(0), 'the ack of a QoS 0 frame');
+    c.end(true);
+  });
+
+  it('the type byte decides: a telemetry frame on the results topic is taken as telemetry', async () => {
+    const { c, acks } = await device('on-results');
+    await c.publishAsync('devices/on-results/results', frame(0), { qos: 1 });
+    await waitFor(() => acks.includes(0), 'the ack');
+    expect((await gw.api('/api/devices/on-results')).body.counters.frames).toBe(1);
+    c.end(true);
+  });
+
+  it('the retain flag is ignored: the frame is taken, no retained copy is kept', async () => {
+    const { c, acks } = await device('retainer');
+    await c.publishAsync('devices/retainer/telemetry', frame(0), { qos: 1, retain: true });
+    await waitFor(() => acks.includes(0), 'the ack');
+    const persistence = (gw.gateway as unknown as { mqtt: { broker: { persistence: { createRetainedStream(p: string): AsyncIterable<unknown> } } } }).mqtt.broker.persistence;
+    const retained: unknown[] = [];
+    for await (const p of persistence.createRetainedStream('#')) retained.push(p);
+    expect(retained).toEqual([]);
+    c.end(true);
+  });
 });

@@ -5,8 +5,9 @@
  * file, not the codec.
  */
 import mqtt from 'mqtt';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeCodeFor, decodeFrame, ERROR_CODES, FrameType, type ErrorFrame } from '../../devices/codec/index.js';
+import { closeCodeFor, decodeFrame, encodeTelemetry, ERROR_CODES, FrameType, type ErrorFrame } from '../../devices/codec/index.js';
 import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { RawDevice } from '../helpers/raw-device.js';
@@ -75,6 +76,42 @@ describe('every invalid vector at a live gateway', () => {
       const err = got.map((p) => decodeFrame(p)).find((f): f is ErrorFrame => !(f instanceof Error) && f.type === FrameType.Error);
       expect(err?.code, v.name).toBe(ERROR_CODES[v.gatewayCode]);
       c.end(true);
+    }
+  });
+});
+
+// PROTOCOL.md decisions for inputs the codec alone does not settle (issue 15 point 9).
+describe('edge inputs the spec decides', () => {
+  function telemetry(epoch: number, seq: number, timestampBytes?: number[]): Uint8Array {
+    const b = encodeTelemetry({ epoch, seq, timestamp: 1_700_000_000_000 }, [{ channel: 1, value: 2 }]);
+    if (timestampBytes) b.set(timestampBytes, 12);
+    return b;
+  }
+
+  it('a -0.0 timestamp is accepted and means 1970-01-01T00:00:00Z', async () => {
+    const d = await RawDevice.connect(gw.ws, 'neg-zero', deviceToken('neg-zero'));
+    d.send(telemetry(5, 0, [0, 0, 0, 0, 0, 0, 0, 0x80]));
+    await d.waitAck(5, 0);
+    expect((await gw.api('/api/devices/neg-zero')).body.last).toEqual({ 1: { value: 2, time: 0 } });
+    d.close();
+  });
+
+  it('telemetry of epoch 0 is stored and acked as an ordinary epoch', async () => {
+    const d = await RawDevice.connect(gw.ws, 'epoch-zero', deviceToken('epoch-zero'));
+    d.send(telemetry(0, 7));
+    await d.waitAck(0, 7);
+    d.close();
+  });
+
+  it('the Bearer scheme is case-insensitive and a fleet token may be uppercase hex', async () => {
+    const token = deviceToken('casey');
+    for (const auth of [`bearer ${token}`, `BEARER ${token.toUpperCase()}`]) {
+      const ws = new WebSocket(`${gw.ws}/device?id=casey`, { headers: { authorization: auth } });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('unexpected-response', (_q, res) => reject(new Error(`${auth.slice(0, 8)}: HTTP ${res.statusCode}`)));
+      });
+      ws.close();
     }
   });
 });
