@@ -5,6 +5,7 @@
  * its events (`onTelemetry`, `onIngested`, `onDuplicate`, `onResult`) where they live.
  */
 import {
+  decodeDeviceHeader,
   decodeFrame,
   decodeHeader,
   decodeTelemetryInto,
@@ -102,7 +103,7 @@ export class Ingest {
       return this.refuse(device, 'FRAME_TOO_LARGE', `frame is ${bytes.byteLength} bytes; the limit is ${this.limits.maxFrameBytes} (--max-frame-bytes)`);
     }
     const h = this.header;
-    const err = decodeHeader(bytes, h);
+    const err = decodeDeviceHeader(bytes, h);
     if (err) return this.refuse(device, err.code, err.message);
     switch (h.type) {
       case FrameType.Telemetry:

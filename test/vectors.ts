@@ -3,7 +3,7 @@
  * gateway tests and the benchmarks. Spec and meaning of each file: devices/PROTOCOL.md.
  */
 import { readFileSync } from 'node:fs';
-import type { Frame, FrameErrorCode, TelemetryFrame } from '../devices/codec/index.js';
+import type { ErrorCode, Frame, FrameErrorCode, TelemetryFrame } from '../devices/codec/index.js';
 
 export interface ValidVector {
   name: string;
@@ -18,6 +18,8 @@ export interface InvalidVector {
   hex: string;
   /** The FrameError code decodeFrame returns for these bytes. */
   code: FrameErrorCode;
+  /** The code a gateway (default limits) answers when a device sends these bytes. */
+  gatewayCode: ErrorCode;
 }
 
 function load<T>(file: string): T[] {

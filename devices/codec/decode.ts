@@ -16,6 +16,9 @@ import {
   type Reading,
 } from './types.js';
 
+/** Type bytes from here up travel gateway → device (the direction rule). */
+const GATEWAY_TYPES_FROM = 0x80;
+
 // ignoreBOM: a leading U+FEFF is part of the string, not stripped (else decode(encode(s)) !== s).
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -78,6 +81,18 @@ export function decodeHeader(bytes: Uint8Array, out: FrameHeader): FrameError | 
   out.seq = u32At(bytes, 8);
   out.timestamp = timestamp;
   return undefined;
+}
+
+/**
+ * Reads the header of a frame a **device sent** (the gateway's side): decodeHeader's checks with
+ * the direction rule between the version and the type (PROTOCOL.md "Order of checks"), so any
+ * type byte from 0x80 up is FRAME_WRONG_DIRECTION whatever its other fields or body hold.
+ */
+export function decodeDeviceHeader(bytes: Uint8Array, out: FrameHeader): FrameError | undefined {
+  if (bytes.byteLength >= HEADER_BYTES && bytes[0] === PROTOCOL_VERSION && bytes[1]! >= GATEWAY_TYPES_FROM) {
+    return new FrameError('FRAME_WRONG_DIRECTION', `frame type 0x${bytes[1]!.toString(16)} travels gateway → device only`, 1);
+  }
+  return decodeHeader(bytes, out);
 }
 
 /**

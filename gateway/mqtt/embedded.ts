@@ -16,7 +16,7 @@ import type { DeviceSessions, Session } from '../session/sessions.js';
 import { MqttLink } from './link.js';
 import { gatewayRouter } from './routing.js';
 import { guardSocket } from './socket-guard.js';
-import { badConnect, badString, willAllowed } from './strict.js';
+import { badConnect, badPublish, badString, willAllowed } from './strict.js';
 import { commandsTopic, parseUplink } from './topics.js';
 
 export interface EmbeddedBrokerOptions {
@@ -208,10 +208,10 @@ export class EmbeddedBroker {
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (client === null) return cb(null); // the broker's own messages
-    if (badString(packet.topic)) {
-      const why = 'invalid UTF-8 or U+0000 in the topic name [MQTT-1.5.3-1/2]';
-      this.refuseOnSession(client, 'MQTT_MALFORMED_PACKET', why);
-      return cb(new Error(why));
+    const malformed = badPublish(packet);
+    if (malformed) {
+      this.refuseOnSession(client, 'MQTT_MALFORMED_PACKET', malformed);
+      return cb(new Error(malformed));
     }
     // The device's will, published by the broker after an unclean disconnect (checked at CONNECT).
     if ((client as Client & { will?: unknown }).will === packet) return cb(null);
@@ -221,6 +221,8 @@ export class EmbeddedBroker {
       this.refuseOnSession(client, 'MQTT_FOREIGN_TOPIC', `published to ${packet.topic.slice(0, 200)}, outside devices/${client.id}/telemetry|results: connection closed`);
       return cb(new Error(`publishing to ${packet.topic} is not allowed`));
     }
+    // PROTOCOL.md: the retain flag is ignored; no retained copy of a device's frame is kept.
+    packet.retain = false;
     const payload = packet.payload;
     const refusal = s.frame(typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload, Date.now());
     cb(refusal ? new Error(refusal.code) : null);

@@ -6,19 +6,25 @@
  *  - packet checks on the raw bytes that aedes 1.2 skips: the first packet must be CONNECT (a
  *    non-MQTT byte stream is dropped at once), no packet over the size limit (checked from the
  *    fixed header, before the body is buffered), PUBACK/PUBREC/PUBREL/PUBCOMP of remaining
- *    length 2 and PINGREQ/DISCONNECT of 0, and no PUBACK for a packet id the broker never sent.
+ *    length 2 with a packet id other than 0, PINGREQ/DISCONNECT of 0, no PUBACK for a packet id
+ *    the broker never sent, and whole-body checks of the rare packets (CONNECT: protocol level,
+ *    reserved bits, excess bytes; SUBSCRIBE/UNSUBSCRIBE: packet id, filters; see strict.ts).
+ *    Telemetry PUBLISH packets are only counted by their fixed header here.
  */
 import type { Socket } from 'node:net';
+import { checkConnect, checkSubscribe } from './strict.js';
 
 export interface GuardOptions {
   readCap: number;
   maxPacketBytes: number;
-  onViolation(code: 'MQTT_NOT_MQTT' | 'MQTT_PACKET_TOO_LARGE' | 'MQTT_MALFORMED_PACKET' | 'MQTT_UNSOLICITED_PUBACK', reason: string): void;
+  onViolation(code: 'MQTT_NOT_MQTT' | 'MQTT_PACKET_TOO_LARGE' | 'MQTT_MALFORMED_PACKET' | 'MQTT_UNSOLICITED_PUBACK' | 'MQTT_UNSUPPORTED_PROTOCOL', reason: string): void;
 }
 
 const CONNECT = 1;
 const PUBLISH = 3;
 const PUBACK = 4;
+const SUBSCRIBE = 8;
+const UNSUBSCRIBE = 10;
 
 export function guardSocket(sock: Socket, opts: GuardOptions): void {
   sock.setNoDelay(true);
@@ -126,6 +132,11 @@ function trackOutboundQos1(sock: Socket): Set<number> {
   return outstanding;
 }
 
+type ViolationCode = Parameters<GuardOptions['onViolation']>[0];
+
+// CONNACK return code 1, "unacceptable protocol version" (MQTT 3.1.1 §3.2.2.3).
+const CONNACK_UNSUPPORTED = Buffer.from([0x20, 0x02, 0x00, 0x01]);
+
 function capReads(sock: Socket, opts: GuardOptions, outstanding: Set<number>): void {
   const realRead = sock.read.bind(sock);
   // Scanner state: mode 0 = expecting a packet's first byte, 1 = in the remaining-length varint,
@@ -137,50 +148,102 @@ function capReads(sock: Socket, opts: GuardOptions, outstanding: Set<number>): v
   let b0 = 0;
   let owe = 0;
   let packets = 0;
-  let violation: { code: Parameters<GuardOptions['onViolation']>[0]; reason: string } | undefined;
-  let ackPos = -1;
-  let ackId = 0;
+  let violation: { code: ViolationCode; reason: string; connack?: Buffer } | undefined;
+  let reported = false;
+  // The packet id of a PUBACK/PUBREC/PUBREL/PUBCOMP: idPos = bytes of it read, -1 = not reading.
+  let idPos = -1;
+  let id = 0;
+  // Whole bodies of the rare packets checked in full (CONNECT, SUBSCRIBE, UNSUBSCRIBE).
+  let body: Uint8Array | undefined;
+  let got = 0;
+  // Where the CONNECT's first byte is, so an MQTT 3.1 CONNECT can be normalised for aedes.
+  let connectChunk: Buffer | undefined;
+  let connectAt = 0;
+  let current: Buffer | undefined;
 
-  const fail = (code: Parameters<GuardOptions['onViolation']>[0], reason: string) => {
-    violation ??= { code, reason };
+  const fail = (code: ViolationCode, reason: string, connack?: Buffer) => {
+    violation ??= { code, reason, connack };
   };
 
   const header = (first: number, length: number) => {
     const type = first >> 4;
     if (packets === 0 && type !== CONNECT) return fail('MQTT_NOT_MQTT', `the first packet is type ${type}, not CONNECT`);
-    if (type === CONNECT && first !== 0x10) return fail('MQTT_MALFORMED_PACKET', 'reserved CONNECT flags');
+    if (type === CONNECT && packets > 0) return fail('MQTT_MALFORMED_PACKET', 'a second CONNECT [MQTT-3.1.0-2]');
     if (length > opts.maxPacketBytes) return fail('MQTT_PACKET_TOO_LARGE', `a ${length}-byte packet; the limit is ${opts.maxPacketBytes}`);
     if (type >= 4 && type <= 7 && length !== 2) return fail('MQTT_MALFORMED_PACKET', `remaining length ${length} for packet type ${type}`);
     if ((type === 12 || type === 14) && length !== 0) return fail('MQTT_MALFORMED_PACKET', `remaining length ${length} for packet type ${type}`);
-    if (type === PUBACK) {
-      ackPos = 0;
-      ackId = 0;
+    if (type >= 4 && type <= 7) {
+      idPos = 0;
+      id = 0;
+    } else if (type === CONNECT || type === SUBSCRIBE || type === UNSUBSCRIBE) {
+      body = new Uint8Array(length);
+      got = 0;
+      if (length === 0) done(first);
     }
+  };
+
+  /** A packet whose id or body the guard read is complete: the checks that need all of it. */
+  const done = (first: number) => {
+    const type = first >> 4;
+    if (idPos === 2) {
+      idPos = -1;
+      if (id === 0) return fail('MQTT_MALFORMED_PACKET', `packet id 0 in packet type ${type} [MQTT-2.3.1-1]`);
+      if (type === PUBACK && !outstanding.delete(id)) return fail('MQTT_UNSOLICITED_PUBACK', `PUBACK for packet id ${id}, which the broker never sent`);
+      return;
+    }
+    const b = body;
+    if (b === undefined) return;
+    body = undefined;
+    if (type !== CONNECT) {
+      const bad = checkSubscribe(b, type === SUBSCRIBE);
+      if (bad) fail('MQTT_MALFORMED_PACKET', `${type === SUBSCRIBE ? 'SUBSCRIBE' : 'UNSUBSCRIBE'}: ${bad}`);
+      return;
+    }
+    const v = checkConnect(b, first & 0x0f);
+    if (v === undefined) return;
+    if ('close' in v) return fail('MQTT_MALFORMED_PACKET', v.close);
+    if ('unsupportedLevel' in v) return fail('MQTT_UNSUPPORTED_PROTOCOL', v.unsupportedLevel, CONNACK_UNSUPPORTED);
+    // MQTT 3.1 leaves these bits unused (a 3.1 broker ignores them); aedes refuses them, so clear
+    // them in the bytes it is about to parse. Only when the CONNECT came in one read (it always
+    // does from a real device); else it is closed rather than half-normalised.
+    const chunk = connectChunk;
+    const flagsAt = connectAt + 1 + hb + v.mqtt31.flagsAt;
+    if (chunk === undefined || chunk !== current || flagsAt >= chunk.length) {
+      if ((first & 0x0f) !== 0 || (b[v.mqtt31.flagsAt]! & 1) !== 0) fail('MQTT_MALFORMED_PACKET', 'an MQTT 3.1 CONNECT with reserved bits, split across reads');
+      return;
+    }
+    chunk[connectAt] = 0x10;
+    chunk[flagsAt] = chunk[flagsAt]! & 0xfe;
   };
 
   /** Scans b; returns how many whole packets it completed. */
   const scan = (b: Buffer): number => {
-    let done = 0;
+    let completed = 0;
     let i = 0;
+    current = b;
     const n = b.length;
     while (i < n && violation === undefined) {
       if (mode === 2) {
         const k = Math.min(owe, n - i);
-        if (ackPos >= 0) {
-          for (let j = 0; j < k && ackPos < 2; j++, ackPos++) ackId = (ackId << 8) | b[i + j]!;
-          if (ackPos === 2) {
-            ackPos = -1;
-            if (!outstanding.delete(ackId)) fail('MQTT_UNSOLICITED_PUBACK', `PUBACK for packet id ${ackId}, which the broker never sent`);
-          }
+        if (idPos >= 0) {
+          for (let j = 0; j < k && idPos < 2; j++, idPos++) id = (id << 8) | b[i + j]!;
+        } else if (body !== undefined) {
+          body.set(b.subarray(i, i + k), got);
+          got += k;
         }
         i += k;
         owe -= k;
         if (owe === 0) {
           mode = 0;
-          done++;
+          completed++;
+          if (idPos >= 0 || body !== undefined) done(b0);
           packets++;
         }
       } else if (mode === 0) {
+        if (packets === 0) {
+          connectChunk = b;
+          connectAt = i;
+        }
         b0 = b[i++]!;
         mode = 1;
         rl = 0;
@@ -196,7 +259,7 @@ function capReads(sock: Socket, opts: GuardOptions, outstanding: Set<number>): v
           header(b0, rl);
           if (rl === 0) {
             mode = 0;
-            done++;
+            completed++;
             packets++;
           } else {
             mode = 2;
@@ -205,21 +268,28 @@ function capReads(sock: Socket, opts: GuardOptions, outstanding: Set<number>): v
         }
       }
     }
-    return done;
+    if (packets > 0) connectChunk = undefined;
+    return completed;
   };
 
   const checked = (b: Buffer | null): Buffer | null => {
-    if (violation) {
+    if (!violation) return b;
+    if (!reported) {
+      reported = true;
       opts.onViolation(violation.code, violation.reason);
-      sock.destroy();
-      return null;
+      const answer = violation.connack;
+      if (answer) {
+        // The refusal the spec asks for, then close; aedes never sees the packet.
+        sock.end(answer, () => sock.destroy());
+        setTimeout(() => sock.destroy(), 2000).unref();
+      } else sock.destroy();
     }
-    return b;
+    return null;
   };
 
   sock.read = ((n?: number) => {
     if (n !== undefined && n !== null) return realRead(n);
-    if (sock.destroyed) return null;
+    if (sock.destroyed || reported) return null;
     if (sock.readableLength <= opts.readCap) {
       const b = realRead() as Buffer | null;
       if (b !== null) scan(b);

@@ -9,6 +9,7 @@ import { CLOSE_CODES, ERROR_CODES, closeCodeFor, type ErrorCode } from '../../de
 
 /** MQTT 3.1.1 CONNACK return codes (3.2.2.3) the gateway sends. */
 export const CONNACK = {
+  UNACCEPTABLE_PROTOCOL_VERSION: 1,
   IDENTIFIER_REJECTED: 2,
   SERVER_UNAVAILABLE: 3,
   BAD_USERNAME_OR_PASSWORD: 4,
@@ -54,6 +55,7 @@ const MQTT_PROTOCOL = {
   MQTT_PROTOCOL_ERROR: { connack: 'none', input: true, doc: 'MQTT: the connection failed before its CONNECT completed (no CONNECT within 10 s, unsupported protocol level, a broken packet)' },
   MQTT_TLS_HANDSHAKE: { connack: 'none', doc: 'mqtts: the TLS handshake failed (untrusted certificate, plain MQTT on the TLS port)' },
   MQTT_FOREIGN_TOPIC: { connack: CONNACK.NOT_AUTHORIZED, input: true, doc: 'MQTT: a publish outside `devices/{id}/telemetry` and `…/results` closes the connection; at CONNECT, a will outside `devices/{id}/`' },
+  MQTT_UNSUPPORTED_PROTOCOL: { connack: CONNACK.UNACCEPTABLE_PROTOCOL_VERSION, input: true, doc: 'MQTT: a protocol level other than 3.1.1 (`MQTT`, 4) or 3.1 (`MQIsdp`, 3), MQTT 5 included: CONNACK 1, then the connection is closed' },
   MQTT_SUBSCRIBE_REFUSED: { input: true, doc: 'MQTT: a subscription other than `devices/{id}/commands` gets SUBACK 0x80; the connection stays' },
 } as const satisfies Record<string, RefusalSpec>;
 

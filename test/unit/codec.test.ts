@@ -6,6 +6,7 @@ import {
   FrameType,
   TelemetryBatch,
   VALUE_TYPE_NAMES,
+  decodeDeviceHeader,
   decodeFrame,
   decodeHeader,
   decodeTelemetryInto,
@@ -55,6 +56,15 @@ describe('golden vectors', () => {
     const expected = [...FRAME_CODES].filter((c) => !POLICY_CODES.has(c as FrameErrorCode));
     expect(new Set(invalidVectors.map((v) => v.code))).toEqual(new Set(expected));
     expect(new Set(invalidVectors.map((v) => v.name)).size).toBe(invalidVectors.length);
+  });
+
+  it.each(invalidVectors)('invalid from a device: $name → $gatewayCode at a gateway', ({ hex, code, gatewayCode }) => {
+    // decodeDeviceHeader is the gateway's header check (direction right after the version); where
+    // it passes, the gateway's answer is the decoder's code unless --max-readings (1024) is hit.
+    const bytes = fromHex(hex);
+    const e = decodeDeviceHeader(bytes, {} as FrameHeader);
+    const count = bytes.byteLength >= 22 && bytes[1] === FrameType.Telemetry ? bytes[20]! | (bytes[21]! << 8) : 0;
+    expect(e?.code ?? (count > 1024 ? 'TOO_MANY_READINGS' : code)).toBe(gatewayCode);
   });
 
   describe.each(validVectors)('valid: $name', ({ hex, frame }) => {
