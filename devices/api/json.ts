@@ -182,6 +182,26 @@ export interface ReadyAnswer {
   checks: Record<string, string>;
 }
 
+/** POST /api/session (201): the session the cookie now carries. */
+export interface SessionCreated {
+  session: { since: number; expiresAt: number; idleSeconds: number; maxSeconds: number };
+}
+
+/** GET /api/session: how this request was let in. */
+export type SessionAnswer = { via: 'session'; since: number; idleSeconds: number } | { via: 'token' };
+
+/** DELETE /api/session: whether a session was ended (the cookie is cleared either way). */
+export interface LogoutAnswer {
+  loggedOut: boolean;
+}
+
+/** POST /api/login-codes (201): a one-time login code and the dashboard link that carries it. */
+export interface LoginCodeAnswer {
+  code: string;
+  url: string;
+  expiresAt: number;
+}
+
 /** Every error answer of the HTTP API and of refused upgrades, with the matching status. */
 export interface ApiErrorBody {
   error: { code: string; message: string };

@@ -6,6 +6,7 @@
  *   POST   /api/login-codes   a new one-time login link (operator token only)
  * They run before the general /api operator check: a login has no session yet.
  */
+import type { LoginCodeAnswer, LogoutAnswer, SessionAnswer, SessionCreated } from '../../devices/api/json.js';
 import { bearerToken } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { readJson, sendJson, type RouteHandler } from '../http-api.js';
@@ -47,12 +48,12 @@ export function loginRoutes(access: OperatorAccess, codes: LoginCodes): RouteHan
         }
         const { session, cookie } = sessions.create();
         reply.setHeader('set-cookie', sessionCookie(req, cookie, sessions.idleMs / 1000));
-        sendJson(reply, 201, { session: { since: session.since, expiresAt: session.expiresAt, idleSeconds: sessions.idleMs / 1000, maxSeconds: SESSION_MAX_MS / 1000 } });
+        sendJson(reply, 201, { session: { since: session.since, expiresAt: session.expiresAt, idleSeconds: sessions.idleMs / 1000, maxSeconds: SESSION_MAX_MS / 1000 } } satisfies SessionCreated);
         return true;
       }
       if (req.method === 'GET' || req.method === 'HEAD') {
         const who = access.request(req, reply);
-        sendJson(reply, 200, who.via === 'session' ? { via: 'session', since: who.session.since, idleSeconds: sessions.idleMs / 1000 } : { via: 'token' });
+        sendJson(reply, 200, who.via === 'session' ? ({ via: 'session', since: who.session.since, idleSeconds: sessions.idleMs / 1000 } satisfies SessionAnswer) : ({ via: 'token' } satisfies SessionAnswer));
         return true;
       }
       if (req.method === 'DELETE') {
@@ -61,7 +62,7 @@ export function loginRoutes(access: OperatorAccess, codes: LoginCodes): RouteHan
         const session = access.session(req);
         if (session) sessions.revoke(session.id);
         reply.setHeader('set-cookie', sessionCookie(req, '', 0));
-        sendJson(reply, 200, { loggedOut: session !== undefined });
+        sendJson(reply, 200, { loggedOut: session !== undefined } satisfies LogoutAnswer);
         return true;
       }
       throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path} (POST logs in, GET says who is logged in, DELETE logs out)`);
@@ -71,7 +72,7 @@ export function loginRoutes(access: OperatorAccess, codes: LoginCodes): RouteHan
       // Only the token makes codes: a session must not extend itself past its own end.
       if (access.request(req, reply).via !== 'token') throw new ApiError(403, 'TOKEN_REQUIRED', 'login codes are made with the operator token (Authorization: Bearer), not with a dashboard session');
       const { code, expiresAt } = codes.issue();
-      sendJson(reply, 201, { code, url: loginLink(baseUrl(req), code), expiresAt });
+      sendJson(reply, 201, { code, url: loginLink(baseUrl(req), code), expiresAt } satisfies LoginCodeAnswer);
       return true;
     }
     return false;
