@@ -182,12 +182,12 @@ describe('scaling section: figures', () => {
       ]),
       new Map([
         [1, 10],
-        [2, 10],
-        [3, 10],
+        [2, 20],
+        [3, 15],
       ]),
     );
-    expect(r.rounds).toEqual([2, 3]);
-    expect(r.x).toBe(2.5);
+    expect(r.rounds).toEqual([2, 2]);
+    expect(r.x).toBe(2);
     expect(keptUp(9_600, 10_000)).toBe(true);
     expect(keptUp(9_400, 10_000)).toBe(false);
   });
