@@ -30,7 +30,7 @@ export interface Plan {
   windows: number;
 }
 
-export const FIXED_PLAN: Plan = { warmupMs: 2000, windowMs: 4000, windows: 1 };
+export const FIXED_PLAN: Plan = { warmupMs: 1500, windowMs: 3500, windows: 1 };
 export const SATURATION_PLAN: Plan = { warmupMs: 1500, windowMs: 2000, windows: 2 };
 
 /** One round of one configuration. */
@@ -72,8 +72,15 @@ async function stats(load: Child): Promise<ScaleLoadStats> {
   return (await load.next('stats', 10_000)).stats as ScaleLoadStats;
 }
 
+/** BENCH_DEBUG=1: where a round's time goes, on stderr. */
+const debug = (what: string, since: number) => {
+  if (process.env.BENCH_DEBUG) process.stderr.write(`\n  scale: ${what} ${Math.round(performance.now() - since)} ms`);
+};
+
 export async function measureRound(test: ScaleRun['test'], spec: SystemSpec, round: number, keys: BenchKeys): Promise<ScaleRun> {
+  let t = performance.now();
   const sys = await startSystem(spec, keys);
+  debug('system started in', t);
   let load: Child | undefined;
   try {
     const ports = sys.devicePorts;
@@ -90,13 +97,19 @@ export async function measureRound(test: ScaleRun['test'], spec: SystemSpec, rou
         ? { ...common, mode: 'paced', ratePerSec: FIXED_RATE }
         : { ...common, mode: 'flood', framesPerWrite: framesPerWrite(SCALE_DEVICES), window: WINDOW_FRAMES, backlogMs: BACKLOG_MS };
     load = startScaleLoad(config);
+    t = performance.now();
     const ready = await load.next('ready', 60_000);
+    debug('fleet and viewers connected in', t);
+    t = performance.now();
     const s = await sampleSystem(load, sys, test === 'fixed' ? FIXED_PLAN : SATURATION_PLAN);
+    debug('sampled in', t);
     return { kind: 'scale', test, system: spec, round, connectMs: ready.connectMs, ...s };
   } finally {
+    t = performance.now();
     // The gateway first, so the TIME_WAIT sockets are on its side, not the generator's ports.
     await sys.stop();
     await load?.stop();
+    debug('stopped in', t);
   }
 }
 
