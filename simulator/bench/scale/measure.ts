@@ -138,7 +138,9 @@ async function sampleSystem(load: Child, sys: RunningSystem, plan: Plan): Promis
   }
   const cpu1 = cpu();
   const end = instants[instants.length - 1]!;
-  let last = await stats(load);
+  // What the generator wrote and the viewers got over the same span as the CPU.
+  const atEnd = await stats(load);
+  let last = atEnd;
   const settle = performance.now() + ACK_SETTLE_MS;
   while (!ackedAfter(last, end) && performance.now() < settle) {
     await sleep(200);
@@ -157,8 +159,8 @@ async function sampleSystem(load: Child, sys: RunningSystem, plan: Plan): Promis
   const processes = procs.map((p, i) => ({ name: p.name, cores: (cpu1.procs[i]! - cpu0.procs[i]!) / span }));
   const gatewayCpu = processes.reduce((a, p) => a + p.cores, 0);
   const rate = median(rates);
-  const genSpan = (last.at - first.at) / 1000;
-  const perSec = (f: (s: ScaleLoadStats) => number) => (f(last) - f(first)) / genSpan;
+  const genSpan = (atEnd.at - first.at) / 1000;
+  const perSec = (f: (s: ScaleLoadStats) => number) => (f(atEnd) - f(first)) / genSpan;
   return {
     rate,
     offered: perSec((s) => s.sent),
