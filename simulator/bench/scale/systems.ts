@@ -32,8 +32,9 @@ export async function startSystem(spec: SystemSpec, keys: BenchKeys): Promise<Ru
 async function startWorkers(spec: Extract<SystemSpec, { kind: 'workers' }>, keys: BenchKeys): Promise<RunningSystem> {
   const server = await startServer('gateway', keys, ['--workers', String(spec.workers)], false);
   try {
-    // Workers print their own lines; the first "listening" may come before the others are up.
-    if (spec.workers > 1) await waitFor(() => descendants(server.child.pid).length >= spec.workers, 15_000, `${spec.workers} worker processes`);
+    // Devices that connect before every worker listens all land on the early ones: wait until
+    // /healthz, over fresh connections the kernel spreads, has been answered by every worker.
+    if (spec.workers > 1) await waitWorkersListening(server.port, spec.workers);
     return {
       spec,
       devicePorts: [server.port],
@@ -77,11 +78,18 @@ async function startCluster(spec: Extract<SystemSpec, { kind: 'cluster' }>, keys
   }
 }
 
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+async function waitWorkersListening(port: number, workers: number, timeoutMs = 15_000): Promise<void> {
+  const pids = new Set<number>();
   const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
-    await sleep(100);
+  while (pids.size < workers) {
+    if (performance.now() > deadline) throw new Error(`only ${pids.size} of ${workers} workers answered /healthz within ${timeoutMs} ms`);
+    for (let i = 0; i < 4 * workers; i++) {
+      // httpGet opens a new connection each time (no keep-alive), so each may reach another worker.
+      const answer = await httpGet(port, '/healthz', {}, 2000).catch(() => undefined);
+      const pid = answer ? (JSON.parse(answer) as { pid?: number }).pid : undefined;
+      if (typeof pid === 'number') pids.add(pid);
+    }
+    if (pids.size < workers) await sleep(100);
   }
 }
 
