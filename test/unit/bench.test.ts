@@ -188,8 +188,8 @@ describe('scaling section: figures', () => {
     );
     expect(r.rounds).toEqual([2, 2]);
     expect(r.x).toBe(2);
-    expect(keptUp(9_600, 10_000)).toBe(true);
-    expect(keptUp(9_400, 10_000)).toBe(false);
+    expect(keptUp(9_100, 10_000)).toBe(true);
+    expect(keptUp(8_900, 10_000)).toBe(false);
   });
 
   it('counts acked frames per window from the ack timeline, each ack once', () => {

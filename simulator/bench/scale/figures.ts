@@ -61,7 +61,11 @@ export function roundRatios(a: ReadonlyMap<number, number>, b: ReadonlyMap<numbe
   return { x: median(rounds), rounds };
 }
 
-/** Below saturation means the gateway took what was offered (5% slack for ack timing at window edges). */
+/**
+ * Below saturation means the gateway took what was offered. 10% slack: the acks of a window are
+ * counted by flush time, the writes by the generator's clock, and a generator starved by a busy
+ * machine writes in catch-up bursts, so the two spans differ by a flush and a burst at each end.
+ */
 export function keptUp(ingested: number, offered: number): boolean {
-  return ingested >= 0.95 * offered;
+  return ingested >= 0.9 * offered;
 }
