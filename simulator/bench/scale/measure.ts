@@ -2,7 +2,7 @@
  * One round of one scaling measurement: start the system (systems.ts), connect the fleet and the
  * two viewers (loadgen.ts), let it warm up, then take the gateway's CPU time (every process of it,
  * summed), the broker's, the generator's and everyone else's over a window, and the frames the
- * gateway acked meanwhile, counted with the gateway's own ack timestamps (as ../load/acks.ts).
+ * gateway acked in that same window, counted by the flush time each ack carries (ack-timeline.ts).
  * Fixed load: CPU per frame. Flood: the rate (saturation).
  */
 import { join } from 'node:path';
@@ -18,9 +18,9 @@ import { startSystem, type RunningSystem, type SystemSpec } from './systems.js';
 /** The fleet of every scaling measurement. */
 export const SCALE_DEVICES = 1000;
 /**
- * The fixed load: 10 frames/s per device. Below saturation for one gateway process on this
- * project's 2-core machine (issue 14 measured 0.46 cores at this rate with 10,000 devices), so
- * what is compared is the cost of a frame, not who queues less.
+ * The fixed load: 10 frames/s per device. Well below saturation for one gateway process on this
+ * project's 2-core machine (`--workers 1` used 0.3–0.45 cores at it here; issue 14 saw saturation
+ * near 30,000 frames/s of this shape), so what is compared is the cost of a frame, not who queues less.
  */
 export const FIXED_RATE = 10_000;
 
