@@ -94,6 +94,8 @@ writes (about 8 minutes, both cores). Prints markdown on stdout, progress on std
   --out FILE       write the report to FILE instead of BENCHMARKS.md
   --help           this text
 
+\`--only scale\` runs the scaling section alone (\`--workers\` and a 3-instance cluster, about 2 minutes).
+
 Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}
 
 BENCH_PROFILE_DIR=DIR writes the gateway's V8 CPU profile there.`;
