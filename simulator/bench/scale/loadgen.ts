@@ -62,7 +62,7 @@ function sender(c: ScaleLoadConfig, devices: WsDevice[], ledger: TimelineLedger,
       d.seq = b.stamp(d.seq, base, count);
     },
   }));
-  const flood = new WindowedFlood(targets, c.window, () => ledger.total, c.backlogMs);
+  const flood = new WindowedFlood(targets, c.window, () => ledger.total, c.backlogMs, c.minWindow);
   ledger.onAck = () => flood.poke();
   return {
     start: () => flood.start(),

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { deviceId } from '../load/devices.js';
-import { BACKLOG_MS, framesPerWrite, WINDOW_FRAMES } from '../measure/ingest.js';
+import { framesPerWrite } from '../measure/ingest.js';
 import { allProcessCpu, cpuSeconds, otherCpu, sleep, start, type Child } from '../procs.js';
 import { HERE, type BenchKeys } from '../servers.js';
 import { ackRates } from './ack-timeline.js';
@@ -29,6 +29,15 @@ export interface Plan {
   windowMs: number;
   windows: number;
 }
+
+/**
+ * Flow control of the flood: more slack than the ingest rows' (../measure/ingest.ts). The window
+ * follows the acked rate, and the rate is the window over the ack round trip (at least the 50 ms
+ * ack interval): when a shared machine stretches that round trip past the backlog, the two feed
+ * each other down and the gateway idles, so the window is 250 ms of throughput, at least 32 Ki
+ * frames (2 MB of frames in flight).
+ */
+export const FLOOD_WINDOW = { window: 65_536, backlogMs: 250, minWindow: 32_768 } as const;
 
 export const FIXED_PLAN: Plan = { warmupMs: 1500, windowMs: 3500, windows: 1 };
 export const SATURATION_PLAN: Plan = { warmupMs: 1500, windowMs: 2000, windows: 2 };
@@ -95,7 +104,7 @@ export async function measureRound(test: ScaleRun['test'], spec: SystemSpec, rou
     const config: ScaleLoadConfig =
       test === 'fixed'
         ? { ...common, mode: 'paced', ratePerSec: FIXED_RATE }
-        : { ...common, mode: 'flood', framesPerWrite: framesPerWrite(SCALE_DEVICES), window: WINDOW_FRAMES, backlogMs: BACKLOG_MS };
+        : { ...common, mode: 'flood', framesPerWrite: framesPerWrite(SCALE_DEVICES), ...FLOOD_WINDOW };
     load = startScaleLoad(config);
     t = performance.now();
     const ready = await load.next('ready', 60_000);

@@ -27,9 +27,10 @@ export type ScaleLoadConfig =
   | (Common & {
       mode: 'flood';
       framesPerWrite: number;
-      /** Flow control, as in ../load/window.ts: frames in flight at first, then this many ms of throughput. */
+      /** Flow control, as in ../load/window.ts: frames in flight at first, then this many ms of throughput, at least `minWindow`. */
       window: number;
       backlogMs: number;
+      minWindow: number;
     });
 
 /** ../protocol.ts LoadStats (`delivered`, `dashboardBytes`: both viewers) and the viewers' own counts. */
