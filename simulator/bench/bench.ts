@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { ingest, type IngestResult } from './measure/ingest.js';
 import { latency, type LatencyResult } from './measure/latency.js';
@@ -20,12 +21,15 @@ import { coreSpeeds, killAll } from './procs.js';
 import { buildRows, notes, WORKERS_DEVICES } from './rows.js';
 import { machine, render } from './report.js';
 import { HERE, type BenchKeys } from './servers.js';
+import { isScaleRun, type ScaleRun } from './scale/measure.js';
+import { scaleNotes, scaleRows, scaleSummary } from './scale/rows.js';
+import { scaleSteps } from './scale/steps.js';
 
 const ROOT = join(HERE, '../../..');
 /** The whole run must stay under 10 minutes; steps that would end past this are skipped. */
 const BUDGET_MS = 8.5 * 60_000;
 
-export type Result = IngestResult | LatencyResult | MemoryResult | Sampled;
+export type Result = IngestResult | LatencyResult | MemoryResult | Sampled | ScaleRun;
 
 interface Step {
   /** Steps with the same id are rounds of one measurement (combined by measure/windows.ts combine()). */
@@ -75,18 +79,22 @@ const STEPS: Step[] = [
       (n): Step => ({ id: `workers-${n}`, estimateS: 10, run: () => ingest({ kind: 'gateway', devices: WORKERS_DEVICES, keys, plan: INGEST_PLAN, gatewayArgs: ['--workers', String(n)], unpinned: true }) }),
     ),
   ).flat(),
+  // The scaling section (scale/): CPU per frame as the gateway spreads over processes, saturation by workers.
+  ...scaleSteps(keys),
 ];
 
 const USAGE = `Usage: npm run bench -- [--only ID[,ID…]] [--write] [--out FILE]
 
 Measures the gateway against a \`ws\` server, a count-only uWS server, Mosquitto and raw InfluxDB
-writes (about 6 minutes, both cores). Prints markdown on stdout, progress on stderr.
+writes (about 8 minutes, both cores). Prints markdown on stdout, progress on stderr.
 
   --only ID[,ID…]  run only the steps whose id is or starts with one of these (BENCHMARKS.md is
                    then not written unless --write or --out)
   --write          write BENCHMARKS.md even with --only
   --out FILE       write the report to FILE instead of BENCHMARKS.md
   --help           this text
+
+\`--only scale\` runs the scaling section alone (\`--workers\` and a 3-instance cluster, about 2 minutes).
 
 Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}
 
@@ -126,6 +134,7 @@ function parseFlags(argv: string[]): Flags {
 }
 
 function summary(r: Result): string {
+  if (isScaleRun(r)) return scaleSummary(r);
   if ('p99Us' in r) return `p50 ${Math.round(r.p50Us)} µs, p99 ${Math.round(r.p99Us)} µs, p99.9 ${Math.round(r.p999Us)} µs, ${r.samples} samples, ingest ${Math.round(r.ingestRate)}/s`;
   if ('perConnection' in r) return `${(r.perConnection / 1024).toFixed(2)} KB per connection (marginal ${(r.marginal / 1024).toFixed(2)} KB), ${r.closed} closed`;
   return `${Math.round(r.rate)}/s (windows ${Math.round(r.min)}–${Math.round(r.max)}), server ${r.serverCpu.toFixed(2)} cores, generator ${r.loadCpu.toFixed(2)} cores, offered ${Math.round(r.offered)}/s`;
@@ -182,13 +191,14 @@ async function main(): Promise<void> {
       process.stderr.write(` failed: ${msg}\n`);
     }
   }
-  const results = new Map<string, Result>();
-  for (const [id, rs] of runs) results.set(id, rs.length > 1 && 'rates' in rs[0]! ? combine(rs as Sampled[]) : rs[rs.length - 1]!);
+  // The scaling rows want every round (scale/rows.ts).
+  const results = new Map<string, Result | ScaleRun[]>();
+  for (const [id, rs] of runs) results.set(id, isScaleRun(rs[0]!) ? (rs as ScaleRun[]) : rs.length > 1 && 'rates' in rs[0]! ? combine(rs as Sampled[]) : rs[rs.length - 1]!);
   // A round that failed after another succeeded still counts as measured.
   for (const id of results.keys()) missing.delete(id);
   const durationS = (performance.now() - t0) / 1000;
-  const rows = buildRows(results, missing);
-  const md = render(rows, machine(ROOT), startedAt, durationS, notes(LAT, INGEST_PLAN, ROUNDS), speeds, others);
+  const rows = [...buildRows(results, missing), ...scaleRows(results, missing, cpus().length)];
+  const md = render(rows, machine(ROOT), startedAt, durationS, [...notes(LAT, INGEST_PLAN, ROUNDS), ...scaleNotes(cpus().length)], speeds, others);
   process.stdout.write(md + '\n');
   const out = flags.out ?? (only && !flags.write ? undefined : join(ROOT, 'BENCHMARKS.md'));
   if (out) {

@@ -8,6 +8,12 @@ import { AckLedger } from '../../simulator/bench/load/acks.js';
 import { quantile } from '../../simulator/bench/load/latency.js';
 import { MQTT_TYPE, MqttPacketCounter, PublishBlock } from '../../simulator/bench/mqtt-wire.js';
 import { OPCODE, ServerFrameReader } from '../../simulator/bench/ws-wire.js';
+import { ackedBetween, ackRates, TimelineLedger } from '../../simulator/bench/scale/ack-timeline.js';
+import { cpuPerMillion, fleetSlices, keptUp, maxWorkers, median, roundRatios, saturationWorkerCounts } from '../../simulator/bench/scale/figures.js';
+import { FIXED_RATE, type ScaleRun } from '../../simulator/bench/scale/measure.js';
+import { scaleRows } from '../../simulator/bench/scale/rows.js';
+import { fixedId, saturationId, scaleSteps } from '../../simulator/bench/scale/steps.js';
+import type { SystemSpec } from '../../simulator/bench/scale/systems.js';
 
 function serverFrame(opcode: number, payload: Buffer): Buffer {
   const n = payload.length;
@@ -138,5 +144,144 @@ describe('small helpers', () => {
   it('reads a counter file', () => {
     expect(parseCounterFile('1700000000000 42 336'.padEnd(64) + '\n')).toEqual({ t: 1_700_000_000_000, frames: 42, readings: 336 });
     expect(() => parseCounterFile('')).toThrow(/unreadable/);
+  });
+});
+
+describe('scaling section: figures', () => {
+  it('tries up to cores − 1 workers, at least 2: every count to 8, then powers of two, then the most', () => {
+    expect([1, 2, 3, 4, 16].map(maxWorkers)).toEqual([2, 2, 2, 3, 15]);
+    expect(saturationWorkerCounts(2)).toEqual([1, 2]);
+    expect(saturationWorkerCounts(4)).toEqual([1, 2, 3]);
+    expect(saturationWorkerCounts(16)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 15]);
+    expect(saturationWorkerCounts(17)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 16]);
+    expect(saturationWorkerCounts(64)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 63]);
+  });
+
+  it('splits the fleet into contiguous, near-even slices covering every device once', () => {
+    expect(fleetSlices(1000, 3)).toEqual([
+      { first: 0, count: 334 },
+      { first: 334, count: 333 },
+      { first: 667, count: 333 },
+    ]);
+    expect(fleetSlices(1000, 1)).toEqual([{ first: 0, count: 1000 }]);
+    expect(() => fleetSlices(10, 0)).toThrow(RangeError);
+  });
+
+  it('CPU-seconds per million frames, medians, and per-round ratios paired by round', () => {
+    expect(cpuPerMillion(0.46, 10_000)).toBeCloseTo(46, 9);
+    expect(cpuPerMillion(0.5, 0)).toBeNaN();
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    expect(median([NaN, 5])).toBe(5);
+    expect(median([])).toBeNaN();
+    // Round 2 of `a` is missing: only rounds 1 and 3 pair up.
+    const r = roundRatios(
+      new Map([
+        [3, 30],
+        [1, 20],
+      ]),
+      new Map([
+        [1, 10],
+        [2, 20],
+        [3, 15],
+      ]),
+    );
+    expect(r.rounds).toEqual([2, 2]);
+    expect(r.x).toBe(2);
+    expect(keptUp(9_100, 10_000)).toBe(true);
+    expect(keptUp(8_900, 10_000)).toBe(false);
+  });
+
+  it('counts acked frames per window from the ack timeline, each ack once', () => {
+    const ledger = new TimelineLedger();
+    const ack = (seq: number, t: number) => Buffer.from(encodeAck({ epoch: 1, seq, timestamp: t }));
+    let a = 0;
+    let b = 0;
+    a = ledger.onMessage(ack(100, 1000), a)!;
+    b = ledger.onMessage(ack(40, 1000), b)!;
+    a = ledger.onMessage(ack(100, 1500), a)!; // nothing new: no frames at 1500
+    a = ledger.onMessage(ack(250, 2000), a)!;
+    b = ledger.onMessage(ack(90, 2500), b)!;
+    expect(ledger.timeline()).toEqual([
+      [1000, 140],
+      [2000, 150],
+      [2500, 50],
+    ]);
+    expect(ledger.total).toBe(340);
+    const t = ledger.timeline();
+    expect(ackedBetween(t, 999, 2000)).toBe(290);
+    expect(ackedBetween(t, 1000, 2500)).toBe(200);
+    expect(ackRates(t, [0, 1000, 3000])).toEqual([140, 100]);
+  });
+});
+
+describe('scaling section: steps and rows', () => {
+  const keys = { fleetKey: 'k', operatorToken: 't' };
+
+  it('interleaves the fixed-load rounds, then one saturation run per worker count', () => {
+    expect(scaleSteps(keys, 2).map((s) => s.id)).toEqual([
+      ...Array.from({ length: 3 }, () => ['scale-cpu-workers-1', 'scale-cpu-workers-2', 'scale-cpu-cluster-3']).flat(),
+      'scale-saturation-workers-1',
+      'scale-saturation-workers-2',
+    ]);
+    expect(new Set(scaleSteps(keys, 16).map((s) => s.id)).has('scale-cpu-workers-15')).toBe(true);
+  });
+
+  const run = (system: SystemSpec, round: number, cores: number, rate = FIXED_RATE, o: Partial<ScaleRun> = {}): ScaleRun => ({
+    kind: 'scale',
+    test: 'fixed',
+    system,
+    round,
+    rate,
+    offered: rate,
+    gatewayCpu: cores,
+    processes: [{ name: 'gateway', cores }],
+    loadCpu: 0.3,
+    otherCpu: 0,
+    cpuPerMillion: cpuPerMillion(cores, rate),
+    viewerBytesPerSec: 0,
+    fleetViewMessagesPerSec: 10,
+    devicePageDeviceMessagesPerSec: 10,
+    closed: 0,
+    connectMs: 300,
+    ...o,
+  });
+  const w1: SystemSpec = { kind: 'workers', workers: 1 };
+  const w2: SystemSpec = { kind: 'workers', workers: 2 };
+  const c3: SystemSpec = { kind: 'cluster', instances: 3 };
+
+  it('compares CPU per frame with --workers 1 round by round against the 1.15× targets', () => {
+    const results = new Map<string, ScaleRun[]>([
+      [fixedId(w1), [run(w1, 1, 0.3), run(w1, 2, 0.5), run(w1, 3, 0.4)]],
+      // Per round 1.10×, 1.10×, 1.20×: median 1.10 ≤ 1.15 (the ratio of the medians, 48/40, would be 1.20).
+      [fixedId(w2), [run(w2, 1, 0.33), run(w2, 2, 0.55), run(w2, 3, 0.48)]],
+      [fixedId(c3), [run(c3, 1, 0.8, FIXED_RATE, { brokerCpu: 0.1 }), run(c3, 2, 1.0, FIXED_RATE, { brokerCpu: 0.1 }), run(c3, 3, 0.8, 8_000, { brokerCpu: 0.1, offered: 10_000 })]],
+    ]);
+    const rows = scaleRows(results, new Map(), 2);
+    const get = (s: string) => rows.find((r) => r.measurement.endsWith(s))!;
+    expect(get('`--workers 1`').met).toBeUndefined();
+    expect(get('`--workers 2`')).toMatchObject({ target: '≤ 1.15× `--workers 1`', met: 'yes' });
+    expect(get('`--workers 2`').ratio).toBe('1.10× `--workers 1` (rounds: 1.10, 1.10, 1.20)');
+    const cluster = get('cluster of 3 instances on one Mosquitto');
+    expect(cluster.met).toBe('no');
+    expect(cluster.ratio).toBe('2.50× `--workers 1` (rounds: 2.67, 2.00, 2.50); with Mosquitto 2.81×');
+    expect(cluster.result).toMatch(/the gateway did not keep up\*\* in round 3 \(acked 8\.00k of 10\.0k/);
+    expect(get('saturation, `--workers 1`').missing).toBe('not measured');
+  });
+
+  it('asks near-linear saturation growth only of a machine with a core per worker and one for the generator', () => {
+    const sat = (w: number, rate: number): ScaleRun => ({ ...run({ kind: 'workers', workers: w }, 1, w, rate), test: 'saturation' });
+    const results = new Map<string, ScaleRun[]>([
+      [saturationId(1), [sat(1, 100_000)]],
+      [saturationId(2), [sat(2, 150_000)]],
+      [saturationId(3), [sat(3, 180_000)]],
+    ]);
+    const on4 = scaleRows(results, new Map(), 4);
+    expect(on4.find((r) => r.measurement.endsWith('`--workers 2`') && r.measurement.includes('saturation'))).toMatchObject({ ratio: '1.50× `--workers 1` (0.75 per worker)', target: '≥ 0.7 × 2 × `--workers 1`', met: 'yes' });
+    expect(on4.find((r) => r.measurement.endsWith('`--workers 3`') && r.measurement.includes('saturation'))).toMatchObject({ met: 'no' });
+    const on2 = scaleRows(results, new Map(), 2);
+    const two = on2.find((r) => r.measurement === 'Scale-out: saturation, `--workers 2`')!;
+    expect(two.met).toBeUndefined();
+    expect(two.target).toMatch(/needs 3 cores/);
   });
 });
