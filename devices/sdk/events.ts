@@ -34,10 +34,11 @@ export interface DeviceClientEvents {
   /** A connection or a connection attempt ended. */
   disconnected: [DisconnectInfo];
   /**
-   * An ack released `frames` frames from the outbox; every frame up to and including `seq` is now
-   * acked. A range ack for frames behind an unacked one releases nothing until that one is acked.
+   * An ack released `frames` frames of boot `epoch` from the outbox; every frame of that epoch up to
+   * and including `seq` is now acked. `epoch` is this client's, or an earlier boot's whose frames came
+   * in `keptFrames`. A range ack for frames behind an unacked one releases nothing until that one is acked.
    */
-  acked: [{ seq: number; frames: number }];
+  acked: [{ seq: number; frames: number; epoch: number }];
   /** whenFull 'drop-oldest' gave up `frames` unacked frames. */
   dropped: [{ frames: number }];
   /**

@@ -26,6 +26,13 @@ export interface DeviceClientOptions {
   token: string;
   /** This boot's id, a non-zero u32 (default: random per client instance, crypto.getRandomValues). */
   epoch?: number;
+  /**
+   * Telemetry frames of earlier boots this device kept (for example in flash) that no ack covered:
+   * each epoch's frames in seq order, as `DeviceClient.unackedFrames()` returned them before the
+   * reboot. They are resent first, with their own epoch and seq, on every connect until an ack of
+   * their epoch covers them (default none).
+   */
+  keptFrames?: readonly Uint8Array[];
   /** Seq of the first telemetry frame (default 0). For a device that persists its seq, and for tests of the wrap. */
   initialSeq?: number;
   /** Readings sent within this many ms share one telemetry frame; 0 = flush on the next microtask (default 20). */
@@ -76,7 +83,7 @@ export const DEFAULTS = {
 } as const;
 
 /** Options after defaults and checks. Holds no token: that stays inside the transport factory. */
-export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport' | 'mqtt' | 'ca'>> {
+export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport' | 'mqtt' | 'ca' | 'keptFrames'>> {
   transport: TransportName | TransportFactory;
   ca: string | Buffer | undefined;
   mqtt: Required<Omit<MqttOptions, 'ca'>> & Pick<MqttOptions, 'ca'>;
@@ -124,6 +131,7 @@ export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
     // Never echo the token itself.
     throw new TypeError('The "token" option must be a non-empty string of visible ASCII characters');
   }
+  if (o.keptFrames !== undefined && !Array.isArray(o.keptFrames)) fail('keptFrames', 'an array of Uint8Array frames', typeof o.keptFrames);
   const epoch = o.epoch ?? randomEpoch();
   if (!Number.isInteger(epoch) || epoch < 1 || epoch > 0xffffffff) fail('epoch', 'an integer from 1 to 4294967295', epoch);
   const whenFull = o.whenFull ?? DEFAULTS.whenFull;
