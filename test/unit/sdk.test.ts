@@ -349,12 +349,12 @@ describe('DeviceClient range acks (several gateways on one shared subscription)'
     await ack(seq(9), seq(0), client.epoch === 1 ? 2 : 1); // another epoch: ignored
     expect(client.stats).toMatchObject({ acked: 4, unacked: 6 });
     await ack(seq(2), seq(0)); // A
-    expect(acked).toEqual([{ seq: seq(2), frames: 3 }]);
+    expect(acked).toEqual([{ seq: seq(2), frames: 3, epoch: client.epoch }]);
     await ack(seq(4), seq(3)); // B
-    expect(acked).toEqual([{ seq: seq(2), frames: 3 }, { seq: seq(4), frames: 2 }]);
+    expect(acked).toEqual([{ seq: seq(2), frames: 3, epoch: client.epoch }, { seq: seq(4), frames: 2, epoch: client.epoch }]);
     expect(client.stats).toMatchObject({ acked: 9, unacked: 1 });
     await ack(seq(5), seq(5)); // A: the hole closes, 5 and the range B acked first leave together
-    expect(acked.at(-1)).toEqual({ seq: seq(9), frames: 5 });
+    expect(acked.at(-1)).toEqual({ seq: seq(9), frames: 5, epoch: client.epoch });
     // Repeats (a redelivered range ack, a cumulative ack over it all) change nothing.
     await ack(seq(9), seq(6));
     await ack(seq(9));
@@ -369,12 +369,12 @@ describe('DeviceClient range acks (several gateways on one shared subscription)'
     expect(acked).toEqual([]);
     expect(client.stats).toMatchObject({ acked: 2, unacked: 4 });
     await ack(0); // cumulative: only frame 0; frame 1 still holds 2 and 3 back
-    expect(acked).toEqual([{ seq: 0, frames: 1 }]);
+    expect(acked).toEqual([{ seq: 0, frames: 1, epoch: client.epoch }]);
     await ack(1); // cumulative: 1, and behind it the range-acked 2 and 3
-    expect(acked.at(-1)).toEqual({ seq: 3, frames: 3 });
+    expect(acked.at(-1)).toEqual({ seq: 3, frames: 3, epoch: client.epoch });
     expect(client.stats).toMatchObject({ acked: 4, unacked: 2 });
     await ack(5);
-    expect(acked.at(-1)).toEqual({ seq: 5, frames: 2 });
+    expect(acked.at(-1)).toEqual({ seq: 5, frames: 2, epoch: client.epoch });
     expect(client.stats).toMatchObject({ sent: 6, acked: 6, unacked: 0 });
   });
 
@@ -391,7 +391,7 @@ describe('DeviceClient range acks (several gateways on one shared subscription)'
     expect(gw.seqsByConnection[1]).toEqual([0, 3, 5]);
     expect(client.stats).toMatchObject({ sent: 6, resent: 3, reconnects: 1 });
     await ack(5);
-    expect(acked).toEqual([{ seq: 5, frames: 6 }]);
+    expect(acked).toEqual([{ seq: 5, frames: 6, epoch: client.epoch }]);
     expect(client.stats).toMatchObject({ acked: 6, unacked: 0 });
   });
 });
