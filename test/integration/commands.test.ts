@@ -167,13 +167,13 @@ describe.each<Transport>(['ws', 'mqtt'])('commands over %s', (transport) => {
   });
 });
 
-describe('commands over MQTT without the SDK', () => {
-  // A persistent session: aedes names the PUBACKed packet only for those (with a clean session its
-  // 'ack' event carries no packet, so such a device's commands stay `sent` until a result comes).
-  it("marks a command delivered on the device's PUBACK alone (no result frame), persistent session", async () => {
+describe.each([true, false])('commands over MQTT without the SDK, clean session %s', (clean) => {
+  // Issue 15 point 3: with a clean session aedes's 'ack' event names no packet; the gateway matches
+  // the PUBACK's packet id to the command itself.
+  it("marks a command delivered on the device's PUBACK alone (no result frame)", async () => {
     const g = await gateway();
-    const id = 'cmd-puback';
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.gateway.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), clean: false, reconnectPeriod: 0 });
+    const id = `cmd-puback-${clean}`;
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.gateway.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), clean, reconnectPeriod: 0 });
     try {
       await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
       const cmd = (await post(g, id, { name: 'noop', timeoutMs: 60_000 })).body;
