@@ -145,7 +145,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   /** Throws BUFFER_FULL unless the outbox has room for every frame `n` readings at `time` will make. */
   #checkRoom(n: number, time: number): void {
     const batch = this.#batch;
-    const max = this.#o.maxReadingsPerFrame;
+    // Readings per frame at worst (f64 with an offset, 14 bytes each) under the byte limit.
+    const max = Math.min(this.#o.maxReadingsPerFrame, Math.floor((this.#o.maxFrameBytes - 22) / 14));
     // The open batch's frame counts as one: it will need a slot too.
     const frames = batch.fits(time) ? Math.ceil((batch.size + n) / max) : (batch.size > 0 ? 1 : 0) + Math.ceil(n / max);
     if (this.#outbox.size + frames > this.#o.maxUnackedFrames) {
@@ -154,7 +155,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   #add(r: DeviceReading, time: number): void {
-    if (!this.#batch.fits(time)) this.#seal();
+    const b = this.#batch;
+    // Never a frame over the gateway's size limit: it would be refused every time it is resent.
+    if (!b.fits(time) || (b.size > 0 && b.bytes + b.sizeOf(r, time) > this.#o.maxFrameBytes)) this.#seal();
     this.#batch.add(r, time);
     if (this.#batch.size >= this.#o.maxReadingsPerFrame) this.#seal();
   }
@@ -311,7 +314,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
         const code = errorCodeName(frame.code) ?? (`ERROR_${frame.code}` as const);
         conn.gatewayError = new DeviceError(code, frame.message);
         this.#emitError(conn.gatewayError);
-        if (code === 'TIMESTAMP_OUT_OF_RANGE') this.#rejected(frame.epoch, frame.seq);
+        // Refused for good, the frame is named: resending it cannot help (the close code says whether to reconnect).
+        if (code === 'TIMESTAMP_OUT_OF_RANGE' || code === 'FRAME_TOO_LARGE') this.#rejected(frame.epoch, frame.seq);
         // Storage is full: keep every frame, and resend them after a reconnect with backoff, also where
         // the gateway cannot end the connection itself (behind an external MQTT broker).
         if (code === 'STORAGE_FULL') conn.transport?.close(CLOSE_CODES.STORAGE_FULL, code);

@@ -17,7 +17,7 @@ export interface DeviceClientStats {
   resent: number;
   /** Frames given up by whenFull 'drop-oldest'. */
   dropped: number;
-  /** Frames the gateway refused for good (TIMESTAMP_OUT_OF_RANGE: a reading's time it cannot store) and this client dropped. */
+  /** Frames the gateway refused for good (TIMESTAMP_OUT_OF_RANGE: a reading's time it cannot store; FRAME_TOO_LARGE) and this client dropped. */
   rejected: number;
   /** Connections opened after the first one. */
   reconnects: number;
@@ -43,7 +43,8 @@ export interface DeviceClientEvents {
   dropped: [{ frames: number }];
   /**
    * The gateway refused frame `seq` for good (TIMESTAMP_OUT_OF_RANGE: a reading's time is older than
-   * its retention or past 2262): it is dropped, not resent. Set the device's clock.
+   * its retention or past 2262; FRAME_TOO_LARGE: over the gateway's size limit): it is dropped, not
+   * resent. Set the device's clock, or maxFrameBytes to the gateway's --max-frame-bytes.
    */
   rejected: [{ seq: number; frames: number }];
   /** Something failed; never thrown, and ignored when nobody listens. */

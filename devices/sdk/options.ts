@@ -39,6 +39,12 @@ export interface DeviceClientOptions {
   batchMs?: number;
   /** A frame is sealed once it holds this many readings (default 256, at most 65535). */
   maxReadingsPerFrame?: number;
+  /**
+   * A frame is sealed before it would grow past this many bytes: the gateway's --max-frame-bytes
+   * (default 65536, the gateway's default; 36 … 917512). A frame the gateway still refuses as too
+   * large is dropped (counted in `rejected`), never resent.
+   */
+  maxFrameBytes?: number;
   /** Frames kept until acked (default 10000). */
   maxUnackedFrames?: number;
   /** When maxUnackedFrames frames wait: 'drop-oldest' (default; counted, 'dropped' event) or 'reject' (send() throws BUFFER_FULL). */
@@ -73,6 +79,7 @@ export const DEFAULTS = {
   initialSeq: 0,
   batchMs: 20,
   maxReadingsPerFrame: 256,
+  maxFrameBytes: 65_536,
   maxUnackedFrames: 10_000,
   whenFull: 'drop-oldest' as WhenFull,
   reconnect: true,
@@ -155,6 +162,8 @@ export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
     initialSeq: int(o, 'initialSeq', 0, 0xffffffff),
     batchMs: int(o, 'batchMs', 0, 60_000),
     maxReadingsPerFrame: int(o, 'maxReadingsPerFrame', 1, 65535),
+    // 36: a frame of one reading of the largest kind (f64 with an offset); 917512: the largest v1 frame.
+    maxFrameBytes: int(o, 'maxFrameBytes', 36, 917_512),
     maxUnackedFrames: int(o, 'maxUnackedFrames', 1, 100_000_000),
     whenFull,
     reconnect,
