@@ -280,6 +280,8 @@ export class AckLedger {
     while (i < u.length && u[i + 1]! <= durable) {
       if (ranges) (s.ranges ??= []).push(u[i + 2]!, u[i + 3]!, u[i + 4]!);
       else if (u[i + 2] === current) {
+        // A re-ack still owed for the boot this one replaces goes out by its own epoch.
+        if (s.owed && s.epoch >= 0 && s.epoch !== current) noteOld((s.old ??= []), s.epoch, s.contig);
         s.epoch = u[i + 2]!;
         s.contig = u[i + 3]!;
         advanced = true;

@@ -150,6 +150,23 @@ describe('AckLedger', () => {
     expect(t.d.duplicates).toBe(1);
   });
 
+  it('re-acks a resent frame of the old boot by its epoch when the new boot starts in the same interval', () => {
+    const t = setup();
+    for (let s = 0; s <= 2; s++) t.frame(7, s);
+    t.settled.durableTicket = 3;
+    t.ledger.flush(1);
+    // The device rebooted without the ack of 2 (kept it), resends it, and its new boot follows at once.
+    t.frame(7, 2);
+    t.frame(8, 0);
+    t.settled.durableTicket = 4;
+    t.ledger.flush(2);
+    expect(t.link.acks.map((a) => [a.epoch, a.seq])).toEqual([
+      [7, 2],
+      [7, 2],
+      [8, 0],
+    ]);
+  });
+
   it('moves the ack when a resend carrying GapBefore gives up the missing seqs (issue 15 point 2)', () => {
     const t = setup();
     for (const s of [1, 2, 3, 5, 6]) t.frame(7, s);
