@@ -1,7 +1,9 @@
 /** Commands end to end over both transports: gateway HTTP API → device SDK onCommand → lifecycle. */
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CommandStatus, encodeCommandResult, FrameType, type CommandFrame } from '../../devices/codec/index.js';
 import type { DeviceClient } from '../../devices/sdk/index.js';
+import { RawDevice } from '../helpers/raw-device.js';
 import { sdkDevice } from '../helpers/devices.js';
 import { deviceToken, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
@@ -184,6 +186,36 @@ describe.each([true, false])('commands over MQTT without the SDK, clean session 
       expect(delivered.history.at(-1)).toMatchObject({ state: 'delivered', note: 'MQTT PUBACK from the device' });
     } finally {
       await c.endAsync();
+    }
+  });
+});
+
+describe('a delivered command and a dropped connection (issue 15 point 9)', () => {
+  const commands = (d: RawDevice): CommandFrame[] => d.received.filter((f): f is CommandFrame => f.type === FrameType.Command);
+
+  it('is not sent again after a reconnect (a sent one is); its result still completes it', async () => {
+    const g = await gateway();
+    const id = 'cmd-delivered-drop';
+    const first = await RawDevice.connect(g.ws, id, deviceToken(id));
+    const a = (await post(g, id, { name: 'delivered-one', timeoutMs: 60_000 })).body;
+    const b = (await post(g, id, { name: 'sent-one', timeoutMs: 60_000 })).body;
+    await waitFor(() => commands(first).length === 2, 'both commands to arrive');
+    // The device confirms receipt of the first only, then its connection drops.
+    first.send(encodeCommandResult({ timestamp: Date.now() }, { commandId: a.id, status: CommandStatus.Received }));
+    await waitFor(async () => (await g.api(`/api/commands/${a.id}`)).body.state === 'delivered', 'the first command to be delivered');
+    first.terminate();
+    await waitFor(async () => (await g.api(`/api/commands/${b.id}`)).body.state === 'queued', 'the unconfirmed command to be requeued');
+    const again = await RawDevice.connect(g.ws, id, deviceToken(id));
+    try {
+      // A command posted now arrives after anything requeued: when it is there, every resend is too.
+      const c = (await post(g, id, { name: 'marker', timeoutMs: 60_000 })).body;
+      await waitFor(() => commands(again).some((f) => f.commandId === c.id), 'the marker command');
+      expect(commands(again).map((f) => f.commandId)).toEqual([b.id, c.id]);
+      again.send(encodeCommandResult({ timestamp: Date.now() }, { commandId: a.id, status: CommandStatus.Ok, payload: '{"done":true}' }));
+      const done = await finalState(g, a.id);
+      expect(done).toMatchObject({ state: 'acked', result: { done: true } });
+    } finally {
+      again.close();
     }
   });
 });
