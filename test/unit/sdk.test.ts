@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decodeFrame } from '../../devices/codec/decode.js';
-import { encodeAck, encodeCommand, encodeError } from '../../devices/codec/encode.js';
+import { encodeAck, encodeCommand, encodeError, encodeTelemetry } from '../../devices/codec/encode.js';
 import { FrameError } from '../../devices/codec/errors.js';
 import { CommandStatus, FrameFlag, FrameType, type CommandResultFrame, type TelemetryFrame } from '../../devices/codec/types.js';
 import {
@@ -197,6 +197,25 @@ describe('DeviceClient options', () => {
     expect(() => new DeviceClient({ ...base, epoch: 0 })).toThrow(/"epoch"/);
     expect(() => new DeviceClient({ ...base, backoffInitialMs: 500, backoffMaxMs: 100 })).toThrow(/"backoffMaxMs"/);
     expect(DEFAULTS).toMatchObject({ batchMs: 20, maxReadingsPerFrame: 256, maxUnackedFrames: 10000, whenFull: 'drop-oldest', closeTimeoutMs: 5000 });
+  });
+
+  it('checks keptFrames and maxFrameBytes, naming the option', () => {
+    const base = { url: 'ws://127.0.0.1:1', deviceId: 'd1', token: TOKEN, epoch: 9 };
+    const kept = (epoch: number, seq: number) => encodeTelemetry({ epoch, seq, timestamp: 1 }, [{ channel: 0, value: seq }]);
+    expect(() => new DeviceClient({ ...base, keptFrames: 'x' as never })).toThrow(/"keptFrames"/);
+    expect(() => new DeviceClient({ ...base, keptFrames: [new Uint8Array(3)] })).toThrow(/"keptFrames".*index 0/);
+    expect(() => new DeviceClient({ ...base, keptFrames: [kept(9, 0)] })).toThrow(/"keptFrames".*epoch 9/);
+    expect(() => new DeviceClient({ ...base, keptFrames: [kept(8, 2), kept(8, 1)] })).toThrow(/"keptFrames".*seq order/);
+    expect(() => new DeviceClient({ ...base, maxFrameBytes: 35 })).toThrow(/"maxFrameBytes"/);
+    expect(() => new DeviceClient({ ...base, maxFrameBytes: 917_513 })).toThrow(/"maxFrameBytes"/);
+    const c = new DeviceClient({ ...base, keptFrames: [kept(8, 1), kept(7, 5), kept(8, 2)] });
+    expect(c.stats.unacked).toBe(3);
+    // Kept per epoch, in the order the epochs first appear.
+    expect(c.unackedFrames().map((f) => decodeFrame(f) as { epoch: number; seq: number }).map((f) => [f.epoch, f.seq])).toEqual([
+      [8, 1],
+      [8, 2],
+      [7, 5],
+    ]);
   });
 
   it('picks a random non-zero u32 epoch per instance', () => {
