@@ -8,7 +8,7 @@ import { expectThat, waitUntil } from './wait.js';
 
 const mqttSpec = 'Transports › MQTT';
 
-const noMqtt = (ctx: Context): string | undefined => (ctx.mqtt ? undefined : 'MQTT checks off (--mqtt-url none)');
+export const noMqtt = (ctx: Context): string | undefined => (ctx.mqtt ? undefined : 'MQTT checks off (--mqtt-url none)');
 
 async function dial(ctx: Context): Promise<RawMqtt> {
   return RawMqtt.open(ctx.mqtt!, ctx.ca, ctx.timeoutMs);
@@ -23,7 +23,7 @@ async function connectWith(ctx: Context, fields: ConnectFields): Promise<{ m: Ra
 }
 
 /** A device connected (CONNACK 0) and subscribed to its commands topic (SUBACK granting QoS 1). */
-async function device(ctx: Context, c: Credentials): Promise<RawMqtt> {
+export async function device(ctx: Context, c: Credentials): Promise<RawMqtt> {
   const { m, code } = await connectWith(ctx, { clientId: c.id, username: c.id, password: c.token });
   expectThat(code === 0, `CONNACK ${code} for valid credentials, want 0`);
   m.write(subscribePacket(1, `devices/${c.id}/commands`, 1));
@@ -32,7 +32,7 @@ async function device(ctx: Context, c: Credentials): Promise<RawMqtt> {
   return m;
 }
 
-function framesOf(m: RawMqtt): Frame[] {
+export function framesOf(m: RawMqtt): Frame[] {
   const out: Frame[] = [];
   for (const p of m.of(PUBLISH)) {
     const f = decodeFrame(publishOf(p).payload);
