@@ -15,11 +15,13 @@ export class AckSlot {
   contig = 0;
   /**
    * Ingested frames whose storage write is not settled yet, as flat [tick, ticket, epoch, contig]
-   * (cumulative acks) or [tick, ticket, first, last] (range acks).
+   * (cumulative acks) or [tick, ticket, epoch, first, last] (range acks).
    */
   unsettled: number[] | undefined;
-  /** Bridge mode: settled runs of seqs to range-ack, flat [first, last, ...]. */
+  /** Bridge mode: settled runs of seqs to range-ack, flat [epoch, first, last, ...]. */
   ranges: number[] | undefined;
+  /** Settled positions of earlier boots (frames kept across a reboot), flat [epoch, contig]: acked by their own epoch. */
+  old: number[] | undefined;
 
   /** The acked seq when the device is in `epoch` now, else null (what the API shows as ackedSeq). */
   ackedIn(epoch: number | undefined): number | null {

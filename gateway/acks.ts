@@ -28,6 +28,19 @@ import type { Storage } from './storage/storage.js';
 /** True when u32 seq `a` is after `b` (wrap-aware). */
 const after = (a: number, b: number): boolean => a !== b && ((a - b) >>> 0) < 0x80000000;
 
+/** Records an old epoch's ack position in `old` (flat [epoch, contig]): one entry per epoch, a few epochs at most. */
+function noteOld(old: number[], epoch: number, contig: number): void {
+  for (let i = 0; i < old.length; i += 2) {
+    if (old[i] === epoch) {
+      if (after(contig, old[i + 1]!)) old[i + 1] = contig;
+      return;
+    }
+  }
+  // A device that reboots over and over within one interval: its oldest boots wait for a resend.
+  if (old.length >= 8) old.splice(0, 2);
+  old.push(epoch, contig);
+}
+
 /** What the ledger hears from ingest. */
 export interface IngestEvents {
   onIngested(listener: (device: DeviceState, header: FrameHeader, ticket: number) => void): void;
@@ -65,7 +78,7 @@ export class AckLedger {
     private readonly opts: AckOptions,
   ) {
     ingest.onIngested((device, h, ticket) => this.ingested(device, h.epoch, h.seq, ticket));
-    ingest.onDuplicate((device, h) => this.duplicate(device, h.seq));
+    ingest.onDuplicate((device, h) => this.duplicate(device, h.epoch, h.seq));
   }
 
   /**
@@ -111,22 +124,41 @@ export class AckLedger {
   ingested(device: DeviceState, epoch: number, seq: number, ticket: number): void {
     const s = this.slot(device);
     this.lastTicket = ticket;
-    if (this.opts.ranges) this.noteRange(s, ticket, seq);
+    if (this.opts.ranges) this.noteRange(s, ticket, epoch, seq);
     else {
       const cur = device.seq.current!;
-      // A late frame from the previous boot is stored but moves nothing the ack reports.
       if (cur.epoch === epoch) this.noteCumulative(s, ticket, cur.epoch, cur.contig);
+      // A frame of the previous boot (kept across a reboot and resent): acked by its own epoch.
+      else this.noteOldEpoch(device, s, ticket, epoch);
     }
   }
 
   /**
    * A replay of a frame already taken: it is safe already, or waiting in `unsettled`, so the ack
-   * follows either way. A range-acked gateway re-acks the single seq once whatever it waits for is settled.
+   * follows either way. A range-acked gateway re-acks the single seq once whatever it waits for is
+   * settled. A replay may move the contiguous point (a resend that now carries GapBefore), and a
+   * replay of the previous boot is re-acked by its own epoch: both once everything taken so far is settled.
    */
-  duplicate(device: DeviceState, seq: number): void {
+  duplicate(device: DeviceState, epoch: number, seq: number): void {
     const s = this.slot(device);
     s.owed = true;
-    if (this.opts.ranges) this.noteRange(s, this.lastTicket, seq);
+    if (this.opts.ranges) {
+      this.noteRange(s, this.lastTicket, epoch, seq);
+      return;
+    }
+    const cur = device.seq.current!;
+    if (cur.epoch !== epoch) this.noteOldEpoch(device, s, this.lastTicket, epoch);
+    else if (s.epoch !== epoch || after(cur.contig, s.contig)) this.noteCumulative(s, this.lastTicket, epoch, cur.contig);
+  }
+
+  /**
+   * A frame of an epoch that is not the device's newest (issue 15 point 1): its cumulative position
+   * in the previous boot's dedupe window, acked with that epoch once settled. Never written to the
+   * cursor file, which records the newest boot only.
+   */
+  private noteOldEpoch(device: DeviceState, s: AckSlot, ticket: number, epoch: number): void {
+    const prev = device.seq.previous;
+    if (prev !== undefined && prev.epoch === epoch) this.noteCumulative(s, ticket, epoch, prev.contig);
   }
 
   /** The newest ticket an ack waits for: shutdown lets storage settle up to it. */
@@ -161,7 +193,7 @@ export class AckLedger {
     let lines = '';
     for (let i = 0; i < n; i++) {
       const s = q[i]!.ack!;
-      if (this.settle(s, durable, ranges)) s.unwritten = true;
+      if (this.settle(s, durable, ranges, q[i]!.seq.current?.epoch)) s.unwritten = true;
       if (s.unwritten) {
         s.owed = true;
         lines += this.cursors.set(q[i]!.id, s.epoch, s.contig);
@@ -181,15 +213,18 @@ export class AckLedger {
         s.unwritten = false;
       }
       const link = d.link;
-      if (link && (s.owed || (s.ranges?.length ?? 0) > 0)) {
+      if (link && (s.owed || (s.ranges?.length ?? 0) > 0 || (s.old?.length ?? 0) > 0)) {
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
         if (!final && link.bufferedAmount() > this.opts.sendBudget) {
           q[kept++] = d;
           this.acksDeferred++;
           continue;
         }
-        if (ranges) this.sendRanges(d, s, link, now);
-        else if (s.epoch >= 0) this.sendAck(s, link, now);
+        if (ranges) this.sendRanges(s, link, now);
+        else {
+          if (s.old !== undefined) this.sendOldAcks(s.old, link, now);
+          if (s.epoch >= 0) this.sendAck(s.epoch, s.contig, link, now);
+        }
         s.owed = false;
       }
       if ((s.unsettled?.length ?? 0) > 0) q[kept++] = d;
@@ -220,55 +255,65 @@ export class AckLedger {
     } else u.push(this.tick, ticket, epoch, contig);
   }
 
-  /** Bridge mode: a seq to range-ack once `ticket` is settled (runs of seqs within an interval collapse). */
-  private noteRange(s: AckSlot, ticket: number, seq: number): void {
+  /** Bridge mode: a seq to range-ack once `ticket` is settled (runs of seqs of one epoch within an interval collapse). */
+  private noteRange(s: AckSlot, ticket: number, epoch: number, seq: number): void {
     const u = (s.unsettled ??= []);
     const n = u.length;
-    if (n > 0 && u[n - 4] === this.tick && ((u[n - 1]! + 1) >>> 0) === seq) {
-      u[n - 3] = ticket;
+    if (n > 0 && u[n - 5] === this.tick && u[n - 3] === epoch && ((u[n - 1]! + 1) >>> 0) === seq) {
+      u[n - 4] = ticket;
       u[n - 1] = seq;
-    } else u.push(this.tick, ticket, seq, seq);
+    } else u.push(this.tick, ticket, epoch, seq, seq);
   }
 
   /**
    * Moves what storage has settled (tickets ≤ durable) into the durable position (or the ranges to
-   * ack). Returns true when the durable position advanced.
+   * ack). An entry of an epoch that is no longer the device's newest (`current`) becomes an ack of
+   * its own epoch instead: a reboot within one interval must not hide the old boot's frames.
+   * Returns true when the durable position advanced.
    */
-  private settle(s: AckSlot, durable: number, ranges: boolean): boolean {
+  private settle(s: AckSlot, durable: number, ranges: boolean, current: number | undefined): boolean {
     const u = s.unsettled;
     if (u === undefined) return false;
+    const width = ranges ? 5 : 4;
     let i = 0;
     let advanced = false;
     while (i < u.length && u[i + 1]! <= durable) {
-      if (ranges) (s.ranges ??= []).push(u[i + 2]!, u[i + 3]!);
-      else {
+      if (ranges) (s.ranges ??= []).push(u[i + 2]!, u[i + 3]!, u[i + 4]!);
+      else if (u[i + 2] === current) {
+        // A re-ack still owed for the boot this one replaces goes out by its own epoch.
+        if (s.owed && s.epoch >= 0 && s.epoch !== current) noteOld((s.old ??= []), s.epoch, s.contig);
         s.epoch = u[i + 2]!;
         s.contig = u[i + 3]!;
         advanced = true;
-      }
-      i += 4;
+      } else noteOld((s.old ??= []), u[i + 2]!, u[i + 3]!);
+      i += width;
     }
     if (i > 0) u.splice(0, i);
     return advanced;
   }
 
-  private sendAck(s: AckSlot, link: DeviceLink, now: number): void {
+  private sendAck(epoch: number, seq: number, link: DeviceLink, now: number): void {
     const h = this.header;
-    h.epoch = s.epoch;
-    h.seq = s.contig;
+    h.epoch = epoch;
+    h.seq = seq;
     h.timestamp = now;
     writeHeader(this.view, FrameType.Ack, h);
     link.send(this.buf);
     this.acksSent++;
   }
 
-  /** Range acks for exactly the seqs this gateway took and stored (bridge mode). */
-  private sendRanges(d: DeviceState, s: AckSlot, link: DeviceLink, now: number): void {
+  /** Cumulative acks of earlier boots' epochs, before the newest boot's own. */
+  private sendOldAcks(old: number[], link: DeviceLink, now: number): void {
+    for (let i = 0; i < old.length; i += 2) this.sendAck(old[i]!, old[i + 1]!, link, now);
+    old.length = 0;
+  }
+
+  /** Range acks for exactly the seqs this gateway took and stored (bridge mode), each with its frame's epoch. */
+  private sendRanges(s: AckSlot, link: DeviceLink, now: number): void {
     const r = s.ranges;
     if (r === undefined) return;
-    const epoch = d.seq.current?.epoch ?? 0;
-    for (let i = 0; i < r.length; i += 2) {
-      link.send(encodeAck({ epoch, seq: r[i + 1]!, timestamp: now }, r[i]!));
+    for (let i = 0; i < r.length; i += 3) {
+      link.send(encodeAck({ epoch: r[i]!, seq: r[i + 2]!, timestamp: now }, r[i + 1]!));
       this.acksSent++;
     }
     r.length = 0;

@@ -43,9 +43,11 @@ export class SeqWindow {
   accept(seq: number, gapBefore: boolean): Verdict {
     let d = (seq - this.contig) >>> 0;
     if (d === 0 || d >= 0x80000000) return this.late(seq);
+    let skipped = false;
     if (gapBefore && d > 1) {
       this.skip(d - 1);
       d = 1;
+      skipped = true;
     } else if (d >= WINDOW) {
       this.skip(d - (WINDOW - 1));
       d = WINDOW - 1;
@@ -53,7 +55,12 @@ export class SeqWindow {
     const pos = seq & MASK;
     const word = pos >>> 5;
     const bit = 1 << (pos & 31);
-    if ((this.bits[word]! & bit) !== 0) return Verdict.Duplicate;
+    if ((this.bits[word]! & bit) !== 0) {
+      // A resend that now carries GapBefore: the seqs it gave up may have been the only thing holding
+      // back the frames already taken after them, so the contiguous point moves now, not at the next frame.
+      if (skipped) this.advance();
+      return Verdict.Duplicate;
+    }
     this.bits[word]! |= bit;
     this.advance();
     return Verdict.New;

@@ -3,6 +3,7 @@
  * is the wire: the upgrade's query and headers, HTTP refusals, binary messages, and turning uWS
  * close codes into offline causes. Knows uWS only through the Connection interface.
  */
+import { MAX_DEVICE_FRAME_BYTES } from '../devices/codec/index.js';
 import { bearerToken } from './auth.js';
 import type { DeviceLink, OfflineCause } from './devices.js';
 import { Refusal } from './session/refusals.js';
@@ -51,9 +52,11 @@ export function deviceSocketRoute(
   const live = new Set<Connection<SocketData>>();
 
   return {
-    // Frames a bit over the limit get a FRAME_TOO_LARGE error frame; over 4x the limit uWS drops the
-    // connection at once (the device sees 1006), which is still counted as FRAME_TOO_LARGE.
-    maxPayloadLength: opts.maxFrameBytes * 4,
+    // Every message up to the largest frame v1 can carry (and up to 4x the limit) is read, so it gets a
+    // FRAME_TOO_LARGE error frame naming it and close 4401 (issue 15 point 8): a device must not take a
+    // bare 1006 for "reconnect and resend". Past that it is no v1 frame at all: uWS drops the
+    // connection at once (1006), still counted as FRAME_TOO_LARGE.
+    maxPayloadLength: Math.max(opts.maxFrameBytes * 4, MAX_DEVICE_FRAME_BYTES),
     idleTimeoutSeconds: opts.idleTimeoutSeconds,
     maxBackpressure: opts.deviceSendBudget,
 

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { CLOSE_CODES } from '../devices/codec/index.js';
+import { CLOSE_CODES, MAX_DEVICE_FRAME_BYTES } from '../devices/codec/index.js';
 import { AckLedger } from './acks.js';
 import { Backbone } from './cluster/backbone.js';
 import { Cluster } from './cluster/cluster.js';
@@ -299,7 +299,8 @@ export class Gateway {
         drainTimeoutMs: c.mqttDrainTimeout,
         connectTimeoutMs: 10_000,
         // A frame plus the PUBLISH header, topic (≤ 150 bytes) and packet id.
-        maxPacketBytes: c.maxFrameBytes + 256,
+        // Room for the topic and headers; up to the largest v1 frame a publish is read and answered FRAME_TOO_LARGE.
+        maxPacketBytes: Math.max(c.maxFrameBytes, MAX_DEVICE_FRAME_BYTES) + 256,
         tls: c.cert !== undefined && c.key !== undefined ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : undefined,
         plaintextPort: c.mqttPlaintextPort,
       });

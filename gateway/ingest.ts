@@ -99,10 +99,16 @@ export class Ingest {
   /** Takes one frame from a device. Returns a refusal when the connection must be closed. */
   handle(device: DeviceState, bytes: Uint8Array, now: number): IngestRefusal | undefined {
     device.lastSeen = now;
-    if (bytes.byteLength > this.limits.maxFrameBytes) {
-      return this.refuse(device, 'FRAME_TOO_LARGE', `frame is ${bytes.byteLength} bytes; the limit is ${this.limits.maxFrameBytes} (--max-frame-bytes)`);
-    }
     const h = this.header;
+    if (bytes.byteLength > this.limits.maxFrameBytes) {
+      const r = this.refuse(device, 'FRAME_TOO_LARGE', `frame is ${bytes.byteLength} bytes; the limit is ${this.limits.maxFrameBytes} (--max-frame-bytes): drop this frame`);
+      // The error frame names a telemetry frame it can read, so the device drops that one instead of resending it.
+      if (decodeDeviceHeader(bytes, h) === undefined && h.type === FrameType.Telemetry) {
+        r.epoch = h.epoch;
+        r.seq = h.seq;
+      }
+      return r;
+    }
     const err = decodeDeviceHeader(bytes, h);
     if (err) return this.refuse(device, err.code, err.message);
     switch (h.type) {

@@ -9,6 +9,8 @@ export const HEADER_BYTES = 20;
 /** Longest command id, command name or error text the format carries, in bytes. */
 export const MAX_ID_BYTES = 64;
 export const MAX_NAME_BYTES = 64;
+/** Largest frame a device can send in v1: a telemetry frame of 65535 f64 readings with offsets (22 + 65535 × 14). */
+export const MAX_DEVICE_FRAME_BYTES = 917_512;
 /** Largest timestamp or expiry the format accepts: 9999-12-31T23:59:59.999Z in ms since the Unix epoch. */
 export const MAX_TIMESTAMP = 253402300799999;
 

@@ -3,11 +3,12 @@ import { decodeFrame, ERROR_CODES, FrameType, type AckFrame, type ErrorFrame, ty
 import type { Check } from './check.js';
 import { covered, invalidVectors, newEpoch, telemetry, type Context, type Credentials } from './context.js';
 import { CONNACK, connectPacket, PINGREQ, PINGRESP, PUBACK, PUBLISH, publishOf, publishPacket, RawMqtt, SUBACK, subscribePacket, type ConnectFields } from './raw-mqtt.js';
+import { api } from './checks-ws.js';
 import { expectThat, waitUntil } from './wait.js';
 
 const mqttSpec = 'Transports › MQTT';
 
-const noMqtt = (ctx: Context): string | undefined => (ctx.mqtt ? undefined : 'MQTT checks off (--mqtt-url none)');
+export const noMqtt = (ctx: Context): string | undefined => (ctx.mqtt ? undefined : 'MQTT checks off (--mqtt-url none)');
 
 async function dial(ctx: Context): Promise<RawMqtt> {
   return RawMqtt.open(ctx.mqtt!, ctx.ca, ctx.timeoutMs);
@@ -22,7 +23,7 @@ async function connectWith(ctx: Context, fields: ConnectFields): Promise<{ m: Ra
 }
 
 /** A device connected (CONNACK 0) and subscribed to its commands topic (SUBACK granting QoS 1). */
-async function device(ctx: Context, c: Credentials): Promise<RawMqtt> {
+export async function device(ctx: Context, c: Credentials): Promise<RawMqtt> {
   const { m, code } = await connectWith(ctx, { clientId: c.id, username: c.id, password: c.token });
   expectThat(code === 0, `CONNACK ${code} for valid credentials, want 0`);
   m.write(subscribePacket(1, `devices/${c.id}/commands`, 1));
@@ -31,7 +32,7 @@ async function device(ctx: Context, c: Credentials): Promise<RawMqtt> {
   return m;
 }
 
-function framesOf(m: RawMqtt): Frame[] {
+export function framesOf(m: RawMqtt): Frame[] {
   const out: Frame[] = [];
   for (const p of m.of(PUBLISH)) {
     const f = decodeFrame(publishOf(p).payload);
@@ -124,6 +125,33 @@ export function mqttChecks(): Check[] {
           m.write(publishPacket(`devices/${c.id}/telemetry`, telemetry(epoch, 0), 1, 7));
           await waitUntil(() => m.of(PUBACK).some((p) => p.body.readUInt16BE(0) === 7), 'PUBACK', ctx.timeoutMs);
           await waitUntil(() => covered(acksOf(m, epoch), 0), 'ack frame on the commands topic', ctx.timeoutMs);
+        } finally {
+          m.close();
+        }
+      },
+    },
+    {
+      name: 'mqtt.command.puback-delivers',
+      spec: mqttSpec + ', Delivery (commands)',
+      skip: (ctx) => noMqtt(ctx) ?? (ctx.operatorToken ? undefined : 'needs --operator-token'),
+      run: async (ctx) => {
+        // A clean-session device that only PUBACKs the command (no result frame): the embedded broker
+        // must show it delivered. (Behind an external broker the gateway never sees that PUBACK.)
+        const c = ctx.device();
+        const m = await device(ctx, c);
+        try {
+          const posted = await api(ctx, `/api/devices/${encodeURIComponent(c.id)}/commands`, { name: 'conformance-puback', ttlMs: 60_000, timeoutMs: 60_000 });
+          expectThat(posted.status === 201, `POST command: HTTP ${posted.status}`);
+          const id = (posted.body as { id: string }).id;
+          const p = await waitUntil(() => m.of(PUBLISH).find((x) => ((x.flags >> 1) & 3) === 1), 'the command as a QoS 1 PUBLISH', ctx.timeoutMs);
+          m.write(Buffer.from([0x40, 0x02, ...p.body.subarray(2 + p.body.readUInt16BE(0), 4 + p.body.readUInt16BE(0))]));
+          const deadline = Date.now() + ctx.timeoutMs;
+          for (;;) {
+            const st = ((await api(ctx, `/api/commands/${encodeURIComponent(id)}`)).body as { state?: string }).state;
+            if (st === 'delivered') return;
+            expectThat(Date.now() < deadline && st === 'sent', `command ${st} after its PUBACK, want delivered`);
+            await new Promise((r) => setTimeout(r, 50));
+          }
         } finally {
           m.close();
         }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Check } from './check.js';
+import { ackSequenceChecks } from './ack-sequences.js';
 import { mqttChecks } from './checks-mqtt.js';
 import { wsChecks } from './checks-ws.js';
 import { deviceSource, type Context } from './context.js';
@@ -141,7 +142,7 @@ function table(results: Result[]): string {
 
 async function main(): Promise<void> {
   const { ctx, only, json, list } = context();
-  const all = [...wsChecks(), ...mqttChecks()];
+  const all = [...wsChecks(), ...ackSequenceChecks(), ...mqttChecks()];
   const checks = only.length ? all.filter((c) => only.some((o) => c.name.includes(o))) : all;
   if (list) {
     process.stdout.write(checks.map((c) => `${c.name}  (${c.spec})`).join('\n') + '\n');

@@ -50,9 +50,26 @@ export function checkTime(time: number): void {
  * The readings that will go into the next telemetry frame. The frame's timestamp is the time of
  * its first reading; every other reading carries its offset from it (0 is left out on the wire).
  */
+/** Telemetry header and reading count. */
+const FRAME_OVERHEAD = 22;
+const VALUE_BYTES = { f32: 4, f64: 8, i32: 4, bool: 1 } as const;
+
 export class Batch {
   #readings: ReadingInput[] = [];
   #timestamp = 0;
+  #bytes = FRAME_OVERHEAD;
+
+  /** The encoded size of the frame these readings make. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The bytes reading `r` taken at `time` adds to the frame (channel, tag, value, offset when not 0). */
+  sizeOf(r: DeviceReading, time: number): number {
+    const t = r.type ?? (typeof r.value === 'boolean' ? 'bool' : 'f64');
+    const offset = this.#readings.length > 0 && time !== this.#timestamp ? 4 : 0;
+    return 2 + VALUE_BYTES[t] + offset;
+  }
 
   get size(): number {
     return this.#readings.length;
@@ -72,6 +89,7 @@ export class Batch {
 
   /** Adds a checked reading taken at `time` (call fits() first). */
   add(r: DeviceReading, time: number): void {
+    this.#bytes += this.sizeOf(r, time);
     if (this.#readings.length === 0) this.#timestamp = time;
     const offsetMs = time - this.#timestamp;
     const reading: ReadingInput = { channel: r.channel, value: r.value };
@@ -84,6 +102,7 @@ export class Batch {
   take(): ReadingInput[] {
     const readings = this.#readings;
     this.#readings = [];
+    this.#bytes = FRAME_OVERHEAD;
     return readings;
   }
 }

@@ -7,6 +7,7 @@ import { Backoff } from './backoff.js';
 import { Batch, checkReading, checkTime, type DeviceReading } from './batch.js';
 import { CommandDesk } from './commands.js';
 import { judgeEnd, newConnection, type Connection } from './connection.js';
+import { EarlierBoots } from './earlier-boots.js';
 import { DeviceError } from './errors.js';
 import type { DeviceClientEvents, DeviceClientStats } from './events.js';
 import { mqttTransport } from './mqtt-transport.js';
@@ -52,6 +53,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   readonly #o: ResolvedOptions;
   readonly #connectTransport: TransportFactory;
   readonly #outbox: Outbox;
+  /** Frames of earlier boots (keptFrames), freed by acks of their own epoch. */
+  readonly #earlier: EarlierBoots;
   readonly #batch = new Batch();
   readonly #backoff: Backoff;
   readonly #commands: CommandDesk;
@@ -79,6 +82,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.#seq = o.initialSeq;
     this.#connectTransport = pickTransport(o, options.token);
     this.#outbox = new Outbox(o.maxUnackedFrames);
+    this.#earlier = new EarlierBoots(options.keptFrames ?? [], o.epoch);
     this.#backoff = new Backoff({ initialMs: o.backoffInitialMs, maxMs: o.backoffMaxMs, random: o.random });
     this.#commands = new CommandDesk(
       (id, status, payload) => this.#writeResult(id, status, payload),
@@ -88,7 +92,16 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
 
   /** A snapshot of the counters. */
   get stats(): DeviceClientStats {
-    return { ...this.#counts, unacked: this.#outbox.pending, pendingReadings: this.#batch.size };
+    return { ...this.#counts, unacked: this.#outbox.pending + this.#earlier.pending, pendingReadings: this.#batch.size };
+  }
+
+  /**
+   * Copies of every telemetry frame no ack has covered yet, earlier boots' first, each boot's oldest
+   * first: what a device writes to flash before it powers down, and hands back as `keptFrames` after
+   * the reboot. Readings not sealed into a frame yet are not included.
+   */
+  unackedFrames(): Uint8Array[] {
+    return [...this.#earlier.frames(), ...this.#outbox.frames()];
   }
 
   /** True while a connection is open. */
@@ -132,7 +145,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   /** Throws BUFFER_FULL unless the outbox has room for every frame `n` readings at `time` will make. */
   #checkRoom(n: number, time: number): void {
     const batch = this.#batch;
-    const max = this.#o.maxReadingsPerFrame;
+    // Readings per frame at worst (f64 with an offset, 14 bytes each) under the byte limit.
+    const max = Math.min(this.#o.maxReadingsPerFrame, Math.floor((this.#o.maxFrameBytes - 22) / 14));
     // The open batch's frame counts as one: it will need a slot too.
     const frames = batch.fits(time) ? Math.ceil((batch.size + n) / max) : (batch.size > 0 ? 1 : 0) + Math.ceil(n / max);
     if (this.#outbox.size + frames > this.#o.maxUnackedFrames) {
@@ -141,7 +155,9 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   #add(r: DeviceReading, time: number): void {
-    if (!this.#batch.fits(time)) this.#seal();
+    const b = this.#batch;
+    // Never a frame over the gateway's size limit: it would be refused every time it is resent.
+    if (!b.fits(time) || (b.size > 0 && b.bytes + b.sizeOf(r, time) > this.#o.maxFrameBytes)) this.#seal();
     this.#batch.add(r, time);
     if (this.#batch.size >= this.#o.maxReadingsPerFrame) this.#seal();
   }
@@ -184,10 +200,11 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.#seal();
     this.#connecting?.reject(new DeviceError('CLOSED', 'close() was called before the connection opened'));
     this.#connecting = undefined;
-    if (this.#outbox.size > 0 && !this.#stopped) await this.#settle(o.closeTimeoutMs, () => this.#outbox.size === 0 || this.#stopped);
+    const empty = (): boolean => this.#outbox.size === 0 && this.#earlier.size === 0;
+    if (!empty() && !this.#stopped) await this.#settle(o.closeTimeoutMs, () => empty() || this.#stopped);
     this.#stopped = true;
     this.#cancel(this.#retryTimer);
-    const unacked = this.#outbox.pending;
+    const unacked = this.#outbox.pending + this.#earlier.pending;
     if (unacked > 0) this.#emitError(new DeviceError('CLOSE_TIMEOUT', `closing with ${unacked} frames the gateway has not acked (closeTimeoutMs ${o.closeTimeoutMs})`));
     const conn = this.#conn;
     if (conn?.transport !== undefined) {
@@ -245,9 +262,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     conn.opened = true;
     if (this.#everOpened) this.#counts.reconnects++;
     this.#everOpened = true;
-    // Every unacked frame again, oldest first, before anything new.
+    // Every unacked frame again, oldest first (earlier boots' before this one's), before anything new.
     const transport = conn.transport!;
     const unwritten = this.#outbox.unwritten;
+    this.#counts.resent += this.#earlier.writeAll((frame) => transport.send(frame));
     this.#counts.resent += this.#outbox.writeAll((frame) => transport.send(frame));
     this.#counts.sent += unwritten;
     this.#commands.flush();
@@ -266,18 +284,21 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     }
     switch (frame.type) {
       case FrameType.Ack: {
-        if (frame.epoch !== this.epoch) return; // an ack for an earlier boot of this device id
-        if (!conn.acked) {
+        // An ack names the epoch whose frames it covers: this boot's, or an earlier one whose kept frames were resent.
+        const own = frame.epoch === this.epoch;
+        const box = own ? this.#outbox : this.#earlier.boot(frame.epoch);
+        if (box === undefined) return; // an earlier boot of this device id whose frames are not kept here
+        if (own && !conn.acked) {
           conn.acked = true;
           this.#backoff.reset();
         }
-        const box = this.#outbox;
         const pending = box.pending;
         const first = (frame.flags & FrameFlag.AckRange) !== 0 ? frame.firstSeq : undefined;
         const released = first !== undefined ? box.releaseRange(first, frame.seq) : box.release(frame.seq);
         // Counted when an ack first covers a frame, whether or not it can leave the outbox yet.
         this.#counts.acked += pending - box.pending;
-        if (released > 0) this.emit('acked', { seq: box.lastReleased!, frames: released });
+        if (released > 0) this.emit('acked', { seq: box.lastReleased!, frames: released, epoch: frame.epoch });
+        if (!own) this.#earlier.prune(frame.epoch);
         this.#onSettled?.();
         return;
       }
@@ -293,7 +314,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
         const code = errorCodeName(frame.code) ?? (`ERROR_${frame.code}` as const);
         conn.gatewayError = new DeviceError(code, frame.message);
         this.#emitError(conn.gatewayError);
-        if (code === 'TIMESTAMP_OUT_OF_RANGE' && frame.epoch === this.epoch) this.#rejected(frame.seq);
+        // Refused for good, the frame is named: resending it cannot help (the close code says whether to reconnect).
+        if (code === 'TIMESTAMP_OUT_OF_RANGE' || code === 'FRAME_TOO_LARGE') this.#rejected(frame.epoch, frame.seq);
         // Storage is full: keep every frame, and resend them after a reconnect with backoff, also where
         // the gateway cannot end the connection itself (behind an external MQTT broker).
         if (code === 'STORAGE_FULL') conn.transport?.close(CLOSE_CODES.STORAGE_FULL, code);
@@ -305,8 +327,10 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   }
 
   /** The gateway refused this frame for good (its readings' time cannot be stored): resending cannot help. */
-  #rejected(seq: number): void {
-    if (!this.#outbox.dropSeq(seq)) return;
+  #rejected(epoch: number, seq: number): void {
+    const box = epoch === this.epoch ? this.#outbox : this.#earlier.boot(epoch);
+    if (box === undefined || !box.dropSeq(seq)) return;
+    if (epoch !== this.epoch) this.#earlier.prune(epoch);
     this.#counts.rejected++;
     this.emit('rejected', { seq, frames: 1 });
     this.#onSettled?.();

@@ -17,7 +17,7 @@ export interface DeviceClientStats {
   resent: number;
   /** Frames given up by whenFull 'drop-oldest'. */
   dropped: number;
-  /** Frames the gateway refused for good (TIMESTAMP_OUT_OF_RANGE: a reading's time it cannot store) and this client dropped. */
+  /** Frames the gateway refused for good (TIMESTAMP_OUT_OF_RANGE: a reading's time it cannot store; FRAME_TOO_LARGE) and this client dropped. */
   rejected: number;
   /** Connections opened after the first one. */
   reconnects: number;
@@ -34,15 +34,17 @@ export interface DeviceClientEvents {
   /** A connection or a connection attempt ended. */
   disconnected: [DisconnectInfo];
   /**
-   * An ack released `frames` frames from the outbox; every frame up to and including `seq` is now
-   * acked. A range ack for frames behind an unacked one releases nothing until that one is acked.
+   * An ack released `frames` frames of boot `epoch` from the outbox; every frame of that epoch up to
+   * and including `seq` is now acked. `epoch` is this client's, or an earlier boot's whose frames came
+   * in `keptFrames`. A range ack for frames behind an unacked one releases nothing until that one is acked.
    */
-  acked: [{ seq: number; frames: number }];
+  acked: [{ seq: number; frames: number; epoch: number }];
   /** whenFull 'drop-oldest' gave up `frames` unacked frames. */
   dropped: [{ frames: number }];
   /**
    * The gateway refused frame `seq` for good (TIMESTAMP_OUT_OF_RANGE: a reading's time is older than
-   * its retention or past 2262): it is dropped, not resent. Set the device's clock.
+   * its retention or past 2262; FRAME_TOO_LARGE: over the gateway's size limit): it is dropped, not
+   * resent. Set the device's clock, or maxFrameBytes to the gateway's --max-frame-bytes.
    */
   rejected: [{ seq: number; frames: number }];
   /** Something failed; never thrown, and ignored when nobody listens. */

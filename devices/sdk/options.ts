@@ -26,12 +26,25 @@ export interface DeviceClientOptions {
   token: string;
   /** This boot's id, a non-zero u32 (default: random per client instance, crypto.getRandomValues). */
   epoch?: number;
+  /**
+   * Telemetry frames of earlier boots this device kept (for example in flash) that no ack covered:
+   * each epoch's frames in seq order, as `DeviceClient.unackedFrames()` returned them before the
+   * reboot. They are resent first, with their own epoch and seq, on every connect until an ack of
+   * their epoch covers them (default none).
+   */
+  keptFrames?: readonly Uint8Array[];
   /** Seq of the first telemetry frame (default 0). For a device that persists its seq, and for tests of the wrap. */
   initialSeq?: number;
   /** Readings sent within this many ms share one telemetry frame; 0 = flush on the next microtask (default 20). */
   batchMs?: number;
   /** A frame is sealed once it holds this many readings (default 256, at most 65535). */
   maxReadingsPerFrame?: number;
+  /**
+   * A frame is sealed before it would grow past this many bytes: the gateway's --max-frame-bytes
+   * (default 65536, the gateway's default; 36 … 917512). A frame the gateway still refuses as too
+   * large is dropped (counted in `rejected`), never resent.
+   */
+  maxFrameBytes?: number;
   /** Frames kept until acked (default 10000). */
   maxUnackedFrames?: number;
   /** When maxUnackedFrames frames wait: 'drop-oldest' (default; counted, 'dropped' event) or 'reject' (send() throws BUFFER_FULL). */
@@ -66,6 +79,7 @@ export const DEFAULTS = {
   initialSeq: 0,
   batchMs: 20,
   maxReadingsPerFrame: 256,
+  maxFrameBytes: 65_536,
   maxUnackedFrames: 10_000,
   whenFull: 'drop-oldest' as WhenFull,
   reconnect: true,
@@ -76,7 +90,7 @@ export const DEFAULTS = {
 } as const;
 
 /** Options after defaults and checks. Holds no token: that stays inside the transport factory. */
-export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport' | 'mqtt' | 'ca'>> {
+export interface ResolvedOptions extends Required<Omit<DeviceClientOptions, 'token' | 'transport' | 'mqtt' | 'ca' | 'keptFrames'>> {
   transport: TransportName | TransportFactory;
   ca: string | Buffer | undefined;
   mqtt: Required<Omit<MqttOptions, 'ca'>> & Pick<MqttOptions, 'ca'>;
@@ -124,6 +138,7 @@ export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
     // Never echo the token itself.
     throw new TypeError('The "token" option must be a non-empty string of visible ASCII characters');
   }
+  if (o.keptFrames !== undefined && !Array.isArray(o.keptFrames)) fail('keptFrames', 'an array of Uint8Array frames', typeof o.keptFrames);
   const epoch = o.epoch ?? randomEpoch();
   if (!Number.isInteger(epoch) || epoch < 1 || epoch > 0xffffffff) fail('epoch', 'an integer from 1 to 4294967295', epoch);
   const whenFull = o.whenFull ?? DEFAULTS.whenFull;
@@ -147,6 +162,8 @@ export function resolveOptions(o: DeviceClientOptions): ResolvedOptions {
     initialSeq: int(o, 'initialSeq', 0, 0xffffffff),
     batchMs: int(o, 'batchMs', 0, 60_000),
     maxReadingsPerFrame: int(o, 'maxReadingsPerFrame', 1, 65535),
+    // 36: a frame of one reading of the largest kind (f64 with an offset); 917512: the largest v1 frame.
+    maxFrameBytes: int(o, 'maxFrameBytes', 36, 917_512),
     maxUnackedFrames: int(o, 'maxUnackedFrames', 1, 100_000_000),
     whenFull,
     reconnect,

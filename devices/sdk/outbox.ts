@@ -207,6 +207,17 @@ export class Outbox {
     return before;
   }
 
+  /** Copies of the frames no ack covers, oldest first, without changing anything (to persist them). */
+  frames(): Uint8Array[] {
+    const cap = this.#frames.length;
+    const out: Uint8Array[] = [];
+    for (let k = 0; k < this.#size; k++) {
+      const i = (this.#head + k) % cap;
+      if (this.#acked[i] === 0) out.push(this.#frames[i]!.slice());
+    }
+    return out;
+  }
+
   /** Releases marked frames at the head. Returns how many. */
   #popAcked(): number {
     let k = 0;

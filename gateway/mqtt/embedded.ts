@@ -8,7 +8,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type ConnectPacket, type PublishPacket, type Subscription } from 'aedes';
-import { decodeFrame, FrameType } from '../../devices/codec/index.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CONNACK, Refusal } from '../session/refusals.js';
@@ -88,13 +87,9 @@ export class EmbeddedBroker {
     // come after a fast client (CONNECT, PUBLISH, DISCONNECT) is already gone.
     broker.on('client', (client) => this.onReady(client));
     broker.on('clientDisconnect', (client) => this.onGone(client, 'closed'));
-    // PUBACK from a device for a command: the transport's proof of delivery.
-    broker.on('ack', (packet, client) => {
-      const s = client ? this.byClient.get(client) : undefined;
-      const payload = (packet as { payload?: Buffer } | undefined)?.payload;
-      if (!s || !payload) return;
-      const f = decodeFrame(new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength));
-      if (!(f instanceof Error) && f.type === FrameType.Command) for (const l of this.deliveredListeners) l(s.device.id, f.commandId, 'MQTT PUBACK from the device');
+    broker.on('connackSent', (_connack, client) => {
+      const link = this.byClient.get(client)?.link;
+      if (link instanceof MqttLink) link.connackSent();
     });
     broker.on('keepaliveTimeout', (client) => {
       const s = this.byClient.get(client);
@@ -122,6 +117,13 @@ export class EmbeddedBroker {
           const s = client ? this.byClient.get(client) : undefined;
           if (s) s.refuse(code, `MQTT connection closed: ${reason}`, 'closed-by-transport');
           else this.sessions.turnAway(code, `MQTT connection closed: ${reason}`, { transport: 'mqtt', device: client?.id ?? undefined, remote: socket.remoteAddress });
+        },
+        // PUBACK from a device for a command: the transport's proof of delivery (issue 15 point 3).
+        onPuback: (packetId) => {
+          const client = (socket as Socket & { client?: Client }).client;
+          const s = client ? this.byClient.get(client) : undefined;
+          const commandId = s?.link instanceof MqttLink ? s.link.pubacked(packetId) : undefined;
+          if (s && commandId !== undefined) for (const l of this.deliveredListeners) l(s.device.id, commandId, 'MQTT PUBACK from the device');
         },
       });
       broker.handle(socket);

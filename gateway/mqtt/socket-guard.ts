@@ -18,6 +18,8 @@ export interface GuardOptions {
   readCap: number;
   maxPacketBytes: number;
   onViolation(code: 'MQTT_NOT_MQTT' | 'MQTT_PACKET_TOO_LARGE' | 'MQTT_MALFORMED_PACKET' | 'MQTT_UNSOLICITED_PUBACK' | 'MQTT_UNSUPPORTED_PROTOCOL', reason: string): void;
+  /** The device PUBACKed a QoS 1 PUBLISH the broker sent it (a command). */
+  onPuback?(packetId: number): void;
 }
 
 const CONNECT = 1;
@@ -188,7 +190,10 @@ function capReads(sock: Socket, opts: GuardOptions, outstanding: Set<number>): v
     if (idPos === 2) {
       idPos = -1;
       if (id === 0) return fail('MQTT_MALFORMED_PACKET', `packet id 0 in packet type ${type} [MQTT-2.3.1-1]`);
-      if (type === PUBACK && !outstanding.delete(id)) return fail('MQTT_UNSOLICITED_PUBACK', `PUBACK for packet id ${id}, which the broker never sent`);
+      if (type === PUBACK) {
+        if (!outstanding.delete(id)) return fail('MQTT_UNSOLICITED_PUBACK', `PUBACK for packet id ${id}, which the broker never sent`);
+        if (violation === undefined) opts.onPuback?.(id);
+      }
       return;
     }
     const b = body;

@@ -21,12 +21,21 @@ export function parseUplink(topic: string): { id: string; kind: UplinkKind } | u
  * go to a device this way, straight onto its socket, without the broker's routing.
  */
 export function qos0Publish(topic: Buffer, payload: Uint8Array): Buffer {
-  const body = 2 + topic.length + payload.byteLength;
+  return publishPacket(topic, payload, 0);
+}
+
+/** A QoS 1 PUBLISH with the given packet id (1 … 65535): commands, whose PUBACK the gateway matches itself. */
+export function qos1Publish(topic: Buffer, payload: Uint8Array, packetId: number): Buffer {
+  return publishPacket(topic, payload, packetId);
+}
+
+function publishPacket(topic: Buffer, payload: Uint8Array, packetId: number): Buffer {
+  const body = 2 + topic.length + (packetId > 0 ? 2 : 0) + payload.byteLength;
   let lenBytes = 1;
   for (let n = body; n > 127; n = Math.floor(n / 128)) lenBytes++;
   const out = Buffer.allocUnsafe(1 + lenBytes + body);
   let p = 0;
-  out[p++] = 0x30;
+  out[p++] = packetId > 0 ? 0x32 : 0x30;
   let n = body;
   do {
     let b = n % 128;
@@ -38,6 +47,10 @@ export function qos0Publish(topic: Buffer, payload: Uint8Array): Buffer {
   out[p++] = topic.length & 0xff;
   topic.copy(out, p);
   p += topic.length;
+  if (packetId > 0) {
+    out[p++] = packetId >> 8;
+    out[p++] = packetId & 0xff;
+  }
   out.set(payload, p);
   return out;
 }

@@ -1,7 +1,9 @@
 /** Commands end to end over both transports: gateway HTTP API → device SDK onCommand → lifecycle. */
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CommandStatus, encodeCommandResult, FrameType, type CommandFrame } from '../../devices/codec/index.js';
 import type { DeviceClient } from '../../devices/sdk/index.js';
+import { RawDevice } from '../helpers/raw-device.js';
 import { sdkDevice } from '../helpers/devices.js';
 import { deviceToken, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
@@ -167,13 +169,13 @@ describe.each<Transport>(['ws', 'mqtt'])('commands over %s', (transport) => {
   });
 });
 
-describe('commands over MQTT without the SDK', () => {
-  // A persistent session: aedes names the PUBACKed packet only for those (with a clean session its
-  // 'ack' event carries no packet, so such a device's commands stay `sent` until a result comes).
-  it("marks a command delivered on the device's PUBACK alone (no result frame), persistent session", async () => {
+describe.each([true, false])('commands over MQTT without the SDK, clean session %s', (clean) => {
+  // Issue 15 point 3: with a clean session aedes's 'ack' event names no packet; the gateway matches
+  // the PUBACK's packet id to the command itself.
+  it("marks a command delivered on the device's PUBACK alone (no result frame)", async () => {
     const g = await gateway();
-    const id = 'cmd-puback';
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.gateway.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), clean: false, reconnectPeriod: 0 });
+    const id = `cmd-puback-${clean}`;
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.gateway.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), clean, reconnectPeriod: 0 });
     try {
       await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
       const cmd = (await post(g, id, { name: 'noop', timeoutMs: 60_000 })).body;
@@ -184,6 +186,36 @@ describe('commands over MQTT without the SDK', () => {
       expect(delivered.history.at(-1)).toMatchObject({ state: 'delivered', note: 'MQTT PUBACK from the device' });
     } finally {
       await c.endAsync();
+    }
+  });
+});
+
+describe('a delivered command and a dropped connection (issue 15 point 9)', () => {
+  const commands = (d: RawDevice): CommandFrame[] => d.received.filter((f): f is CommandFrame => f.type === FrameType.Command);
+
+  it('is not sent again after a reconnect (a sent one is); its result still completes it', async () => {
+    const g = await gateway();
+    const id = 'cmd-delivered-drop';
+    const first = await RawDevice.connect(g.ws, id, deviceToken(id));
+    const a = (await post(g, id, { name: 'delivered-one', timeoutMs: 60_000 })).body;
+    const b = (await post(g, id, { name: 'sent-one', timeoutMs: 60_000 })).body;
+    await waitFor(() => commands(first).length === 2, 'both commands to arrive');
+    // The device confirms receipt of the first only, then its connection drops.
+    first.send(encodeCommandResult({ timestamp: Date.now() }, { commandId: a.id, status: CommandStatus.Received }));
+    await waitFor(async () => (await g.api(`/api/commands/${a.id}`)).body.state === 'delivered', 'the first command to be delivered');
+    first.terminate();
+    await waitFor(async () => (await g.api(`/api/commands/${b.id}`)).body.state === 'queued', 'the unconfirmed command to be requeued');
+    const again = await RawDevice.connect(g.ws, id, deviceToken(id));
+    try {
+      // A command posted now arrives after anything requeued: when it is there, every resend is too.
+      const c = (await post(g, id, { name: 'marker', timeoutMs: 60_000 })).body;
+      await waitFor(() => commands(again).some((f) => f.commandId === c.id), 'the marker command');
+      expect(commands(again).map((f) => f.commandId)).toEqual([b.id, c.id]);
+      again.send(encodeCommandResult({ timestamp: Date.now() }, { commandId: a.id, status: CommandStatus.Ok, payload: '{"done":true}' }));
+      const done = await finalState(g, a.id);
+      expect(done).toMatchObject({ state: 'acked', result: { done: true } });
+    } finally {
+      again.close();
     }
   });
 });

@@ -46,7 +46,7 @@ describe('npm run conformance against a live gateway', () => {
     const names = results.map((r) => r.name);
     // What the runner must cover (issue 15): auth at upgrade, bad frames, acks, dedupe, commands,
     // CONNACK codes, the ACL and the MQTT must-close rules.
-    for (const n of ['ws.auth.no-token', 'ws.bad-frame.', 'ws.telemetry.ack', 'ws.ack.cumulative', 'ws.dedupe.resend', 'ws.command.round-trip', 'mqtt.connack.bad-token', 'mqtt.acl.publish-foreign-topic', 'mqtt.must-close.']) {
+    for (const n of ['ws.auth.no-token', 'ws.bad-frame.', 'ws.telemetry.ack', 'ws.ack.cumulative', 'ws.ack-sequence.reboot-kept-frames-then-new-boot', 'ws.ack-sequence.gap-before-on-a-resend', 'mqtt.ack-sequence.reboot-kept-frames-then-new-boot', 'ws.dedupe.resend', 'ws.command.round-trip', 'mqtt.connack.bad-token', 'mqtt.acl.publish-foreign-topic', 'mqtt.command.puback-delivers', 'mqtt.must-close.']) {
       expect(names.some((x) => x.startsWith(n)), n).toBe(true);
     }
     expect(results.find((r) => r.name === 'ws.dedupe.resend')?.detail).toBe('resend acked and counted once');

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLOSE_CODES, encodeTelemetry, ERROR_CODES, FrameType, type ErrorFrame } from '../../devices/codec/index.js';
+import { CLOSE_CODES, encodeTelemetry, ERROR_CODES, FrameType, MAX_DEVICE_FRAME_BYTES, type ErrorFrame } from '../../devices/codec/index.js';
 import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { waitFor } from '../helpers/wait.js';
@@ -128,9 +128,17 @@ describe('bad input', () => {
     d.send(encodeTelemetry({ timestamp: 1 }, readings)); // 422 bytes
     expect((await d.closed).code).toBe(CLOSE_CODES.FRAME_TOO_LARGE);
     expect(errorFrame(d)).toMatchObject({ code: ERROR_CODES.FRAME_TOO_LARGE });
-    // Over 4x the limit the socket layer drops the connection at once (1006), still counted.
+    // Issue 15 point 8: far over the limit (here 40x) a frame still gets the error frame, naming it so
+    // the device drops it, and 4401 (do not reconnect unchanged), never a bare 1006 (reconnect and resend).
+    const far = await connect('far');
+    const many = Array.from({ length: 1000 }, (_, i) => ({ channel: i % 256, value: i }));
+    far.send(encodeTelemetry({ epoch: 77, seq: 5, timestamp: 1 }, many)); // 10,022 bytes
+    expect((await far.closed).code).toBe(CLOSE_CODES.FRAME_TOO_LARGE);
+    expect(errorFrame(far)).toMatchObject({ code: ERROR_CODES.FRAME_TOO_LARGE, epoch: 77, seq: 5 });
+    // Past the largest frame v1 can carry it is no frame at all: the socket layer drops the connection
+    // at once (1006), still counted.
     const huge = await connect('huge');
-    huge.send(new Uint8Array(256 * 8));
+    huge.send(new Uint8Array(MAX_DEVICE_FRAME_BYTES + 1));
     expect((await huge.closed).code).toBe(1006);
     await waitFor(async () => (await gw!.api('/api/devices/huge')).body.lastError === 'FRAME_TOO_LARGE', 'the oversized frame to be counted');
   });

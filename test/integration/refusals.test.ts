@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType } from '../../devices/codec/index.js';
 import { REFUSALS, type RefusalCode } from '../../gateway/session/refusals.js';
 import { DEFAULT_REFUSAL_LOG_INTERVAL_MS } from '../../gateway/session/refusal-log.js';
 import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -142,5 +143,22 @@ describe('refusals', () => {
     expect(got).toMatch(/^HTTP\/1\.1 503/);
     expect(gw.gateway.sessions.refusals.get('SHUTTING_DOWN', 'ws')).toBe(1);
     expect(gw.gateway.devices.get('late')).toBeUndefined();
+  });
+
+  it('close a connected device with 1001 at shutdown, with no error frame: SHUTTING_DOWN is only a refusal at the door (issue 15 point 9)', async () => {
+    gw = await startGateway({ mqttPort: await freePort() });
+    const d = await RawDevice.connect(gw.ws, 'running', deviceToken('running'));
+    sockets.push(d);
+    const m = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.gateway.mqttPort}`, { clientId: 'running-mq', username: 'running-mq', password: deviceToken('running-mq'), reconnectPeriod: 0 });
+    await m.subscribeAsync('devices/running-mq/commands', { qos: 1 });
+    const mqttFrames: Buffer[] = [];
+    m.on('message', (_t, payload) => mqttFrames.push(payload));
+    const mqttClosed = new Promise<void>((r) => m.once('close', () => r()));
+    await gw.gateway.close();
+    expect((await d.closed).code).toBe(1001);
+    expect(d.received.filter((f) => f.type === FrameType.Error)).toEqual([]);
+    await mqttClosed;
+    expect(mqttFrames).toEqual([]);
+    m.end(true);
   });
 });

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeFrame, encodeTelemetry, FrameType, type AckFrame } from '../../devices/codec/index.js';
+import { decodeFrame, encodeTelemetry, FrameFlag, FrameType, type AckFrame } from '../../devices/codec/index.js';
 import { AckLedger } from '../../gateway/acks.js';
 import { CursorStore } from '../../gateway/cursors.js';
 import { DeviceState, type DeviceLink } from '../../gateway/devices.js';
@@ -124,6 +124,61 @@ describe('AckLedger', () => {
     expect(b.link.acks.map((f) => [f.epoch, f.seq])).toEqual([[3, 5]]);
   });
 
+  it('acks frames of the previous boot by their own epoch, also when the new boot follows within one interval (issue 15 point 1)', () => {
+    const t = setup();
+    // Kept across a reboot: epoch 7's frames are resent first, then epoch 8 starts, all in one interval.
+    for (let s = 0; s <= 2; s++) t.frame(7, s);
+    t.frame(8, 0);
+    t.frame(8, 1);
+    t.settled.durableTicket = 5;
+    t.ledger.flush(1);
+    expect(t.link.acks.map((a) => [a.epoch, a.seq])).toEqual([
+      [7, 2],
+      [8, 1],
+    ]);
+    // The cursor file records the newest boot only.
+    expect(cursorFile(t.dir)).toContain('dev-1\t8\t1\n');
+    // A late frame of the old boot, and a resend of one already stored (its ack was lost): each acked by epoch 7.
+    t.frame(7, 3);
+    t.frame(7, 1);
+    t.settled.durableTicket = 6;
+    t.ledger.flush(2);
+    expect(t.link.acks.slice(2).map((a) => [a.epoch, a.seq])).toEqual([
+      [7, 3],
+      [8, 1],
+    ]);
+    expect(t.d.duplicates).toBe(1);
+  });
+
+  it('re-acks a resent frame of the old boot by its epoch when the new boot starts in the same interval', () => {
+    const t = setup();
+    for (let s = 0; s <= 2; s++) t.frame(7, s);
+    t.settled.durableTicket = 3;
+    t.ledger.flush(1);
+    // The device rebooted without the ack of 2 (kept it), resends it, and its new boot follows at once.
+    t.frame(7, 2);
+    t.frame(8, 0);
+    t.settled.durableTicket = 4;
+    t.ledger.flush(2);
+    expect(t.link.acks.map((a) => [a.epoch, a.seq])).toEqual([
+      [7, 2],
+      [7, 2],
+      [8, 0],
+    ]);
+  });
+
+  it('moves the ack when a resend carrying GapBefore gives up the missing seqs (issue 15 point 2)', () => {
+    const t = setup();
+    for (const s of [1, 2, 3, 5, 6]) t.frame(7, s);
+    t.settled.durableTicket = 5;
+    t.ledger.flush(1);
+    expect(t.link.acks.map((a) => a.seq)).toEqual([3]);
+    expect(t.ingest.handle(t.d, encodeTelemetry({ epoch: 7, seq: 5, timestamp: 1_700_000_000_005, flags: FrameFlag.GapBefore }, [{ channel: 1, value: 5 }]), Date.now())).toBeUndefined();
+    t.ledger.flush(2);
+    expect(t.link.acks.map((a) => a.seq)).toEqual([3, 6]);
+    expect(cursorFile(t.dir)).toContain('dev-1\t7\t6\n');
+  });
+
   it('bridge mode: range-acks exactly the seqs taken, once settled', () => {
     const t = setup({ ranges: true });
     t.frame(1, 10);
@@ -134,6 +189,19 @@ describe('AckLedger', () => {
     expect(t.link.acks.map((f) => [f.firstSeq, f.seq])).toEqual([
       [10, 11],
       [13, 13],
+    ]);
+  });
+
+  it('bridge mode: each range ack carries the epoch of its frames across a reboot', () => {
+    const t = setup({ ranges: true });
+    t.frame(1, 10);
+    t.frame(1, 11);
+    t.frame(2, 0);
+    t.settled.durableTicket = 3;
+    t.ledger.flush(1);
+    expect(t.link.acks.map((f) => [f.epoch, f.firstSeq, f.seq])).toEqual([
+      [1, 10, 11],
+      [2, 0, 0],
     ]);
   });
 

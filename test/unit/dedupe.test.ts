@@ -45,6 +45,17 @@ describe('SeqWindow', () => {
     expect(w.gaps).toBe(4);
   });
 
+  it('moves the contiguous point when a resend of a frame already taken carries GapBefore (issue 15 point 2)', () => {
+    const w = new SeqWindow(1, 3);
+    expect(w.accept(5, false)).toBe(Verdict.New); // 4 missing: contig waits at 3
+    expect(w.accept(6, false)).toBe(Verdict.New);
+    expect(w.contig).toBe(3);
+    // The device dropped 4 and flags the oldest frame it keeps, 5, which it resends.
+    expect(w.accept(5, true)).toBe(Verdict.Duplicate);
+    expect(w.contig).toBe(6);
+    expect(w.gaps).toBe(1);
+  });
+
   it('gives up on seqs that fall out of the window, counting them', () => {
     const w = new SeqWindow(1, 0);
     expect(w.accept(2, false)).toBe(Verdict.New); // 1 missing

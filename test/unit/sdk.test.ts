@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decodeFrame } from '../../devices/codec/decode.js';
-import { encodeAck, encodeCommand, encodeError } from '../../devices/codec/encode.js';
+import { encodeAck, encodeCommand, encodeError, encodeTelemetry } from '../../devices/codec/encode.js';
 import { FrameError } from '../../devices/codec/errors.js';
 import { CommandStatus, FrameFlag, FrameType, type CommandResultFrame, type TelemetryFrame } from '../../devices/codec/types.js';
 import {
@@ -199,6 +199,25 @@ describe('DeviceClient options', () => {
     expect(DEFAULTS).toMatchObject({ batchMs: 20, maxReadingsPerFrame: 256, maxUnackedFrames: 10000, whenFull: 'drop-oldest', closeTimeoutMs: 5000 });
   });
 
+  it('checks keptFrames and maxFrameBytes, naming the option', () => {
+    const base = { url: 'ws://127.0.0.1:1', deviceId: 'd1', token: TOKEN, epoch: 9 };
+    const kept = (epoch: number, seq: number) => encodeTelemetry({ epoch, seq, timestamp: 1 }, [{ channel: 0, value: seq }]);
+    expect(() => new DeviceClient({ ...base, keptFrames: 'x' as never })).toThrow(/"keptFrames"/);
+    expect(() => new DeviceClient({ ...base, keptFrames: [new Uint8Array(3)] })).toThrow(/"keptFrames".*index 0/);
+    expect(() => new DeviceClient({ ...base, keptFrames: [kept(9, 0)] })).toThrow(/"keptFrames".*epoch 9/);
+    expect(() => new DeviceClient({ ...base, keptFrames: [kept(8, 2), kept(8, 1)] })).toThrow(/"keptFrames".*seq order/);
+    expect(() => new DeviceClient({ ...base, maxFrameBytes: 35 })).toThrow(/"maxFrameBytes"/);
+    expect(() => new DeviceClient({ ...base, maxFrameBytes: 917_513 })).toThrow(/"maxFrameBytes"/);
+    const c = new DeviceClient({ ...base, keptFrames: [kept(8, 1), kept(7, 5), kept(8, 2)] });
+    expect(c.stats.unacked).toBe(3);
+    // Kept per epoch, in the order the epochs first appear.
+    expect(c.unackedFrames().map((f) => decodeFrame(f) as { epoch: number; seq: number }).map((f) => [f.epoch, f.seq])).toEqual([
+      [8, 1],
+      [8, 2],
+      [7, 5],
+    ]);
+  });
+
   it('picks a random non-zero u32 epoch per instance', () => {
     const a = new DeviceClient({ url: 'ws://127.0.0.1:1', deviceId: 'd1', token: TOKEN });
     const b = new DeviceClient({ url: 'ws://127.0.0.1:1', deviceId: 'd1', token: TOKEN });
@@ -349,12 +368,12 @@ describe('DeviceClient range acks (several gateways on one shared subscription)'
     await ack(seq(9), seq(0), client.epoch === 1 ? 2 : 1); // another epoch: ignored
     expect(client.stats).toMatchObject({ acked: 4, unacked: 6 });
     await ack(seq(2), seq(0)); // A
-    expect(acked).toEqual([{ seq: seq(2), frames: 3 }]);
+    expect(acked).toEqual([{ seq: seq(2), frames: 3, epoch: client.epoch }]);
     await ack(seq(4), seq(3)); // B
-    expect(acked).toEqual([{ seq: seq(2), frames: 3 }, { seq: seq(4), frames: 2 }]);
+    expect(acked).toEqual([{ seq: seq(2), frames: 3, epoch: client.epoch }, { seq: seq(4), frames: 2, epoch: client.epoch }]);
     expect(client.stats).toMatchObject({ acked: 9, unacked: 1 });
     await ack(seq(5), seq(5)); // A: the hole closes, 5 and the range B acked first leave together
-    expect(acked.at(-1)).toEqual({ seq: seq(9), frames: 5 });
+    expect(acked.at(-1)).toEqual({ seq: seq(9), frames: 5, epoch: client.epoch });
     // Repeats (a redelivered range ack, a cumulative ack over it all) change nothing.
     await ack(seq(9), seq(6));
     await ack(seq(9));
@@ -369,12 +388,12 @@ describe('DeviceClient range acks (several gateways on one shared subscription)'
     expect(acked).toEqual([]);
     expect(client.stats).toMatchObject({ acked: 2, unacked: 4 });
     await ack(0); // cumulative: only frame 0; frame 1 still holds 2 and 3 back
-    expect(acked).toEqual([{ seq: 0, frames: 1 }]);
+    expect(acked).toEqual([{ seq: 0, frames: 1, epoch: client.epoch }]);
     await ack(1); // cumulative: 1, and behind it the range-acked 2 and 3
-    expect(acked.at(-1)).toEqual({ seq: 3, frames: 3 });
+    expect(acked.at(-1)).toEqual({ seq: 3, frames: 3, epoch: client.epoch });
     expect(client.stats).toMatchObject({ acked: 4, unacked: 2 });
     await ack(5);
-    expect(acked.at(-1)).toEqual({ seq: 5, frames: 2 });
+    expect(acked.at(-1)).toEqual({ seq: 5, frames: 2, epoch: client.epoch });
     expect(client.stats).toMatchObject({ sent: 6, acked: 6, unacked: 0 });
   });
 
@@ -391,7 +410,7 @@ describe('DeviceClient range acks (several gateways on one shared subscription)'
     expect(gw.seqsByConnection[1]).toEqual([0, 3, 5]);
     expect(client.stats).toMatchObject({ sent: 6, resent: 3, reconnects: 1 });
     await ack(5);
-    expect(acked).toEqual([{ seq: 5, frames: 6 }]);
+    expect(acked).toEqual([{ seq: 5, frames: 6, epoch: client.epoch }]);
     expect(client.stats).toMatchObject({ acked: 6, unacked: 0 });
   });
 });
