@@ -29,7 +29,13 @@ const npm = (args: string[], cwd: string, timeoutMs = 120_000) => runProgram('np
 export async function packCheckout(dest: string): Promise<string> {
   const r = await npm(['pack', '--pack-destination', dest], ROOT);
   if (r.code !== 0) throw new Error(`npm pack failed:\n${r.out}`);
-  const name = r.out.trim().split('\n').pop()!.trim();
+  // The last line of npm pack's report is the file name (the build's output comes before it).
+  const name = r.out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^[\w.@-]+\.tgz$/.test(l))
+    .pop();
+  if (!name) throw new Error(`npm pack named no tarball:\n${r.out}`);
   return join(dest, name);
 }
 
@@ -44,11 +50,12 @@ const NO_REGISTRY = /ENOTCACHED|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ECONN
  */
 export async function installTarball(app: string, tgz: string): Promise<{ how: 'registry' | 'offline-lockfile'; out: string }> {
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  const online = await npm(['install', '--prefer-offline', tgz], app);
+  // One quick retry: a missing registry should fall through to the offline way in seconds, not minutes.
+  const online = await npm(['install', '--prefer-offline', '--fetch-retries=1', '--fetch-retry-mintimeout=1000', '--fetch-retry-maxtimeout=3000', tgz], app);
   if (online.code === 0) return { how: 'registry', out: online.out };
   if (!NO_REGISTRY.test(online.out)) throw new Error(`npm install ${tgz} failed:\n${online.out}`);
   writeLockfile(app, tgz);
-  const offline = await npm(['ci', '--offline'], app);
+  const offline = await npm(['ci', '--offline', '--replace-registry-host=never'], app);
   if (offline.code !== 0) throw new Error(`npm install failed without the registry (${online.out.split('\n')[0]}), and npm ci --offline from the lockfile too:\n${offline.out}`);
   return { how: 'offline-lockfile', out: offline.out };
 }
@@ -68,8 +75,13 @@ function writeLockfile(app: string, tgz: string): void {
     bin: pkg.bin,
     engines: pkg.engines,
   };
-  for (const [path, entry] of Object.entries(lock.packages as Record<string, { dev?: boolean }>)) {
-    if (path.startsWith('node_modules/') && !entry.dev) packages[path] = entry;
+  // This checkout's lockfile has no `resolved` URLs; without them npm would ask the registry for
+  // each package's metadata. With them, `npm ci --offline` takes the tarballs from the cache.
+  for (const [path, entry] of Object.entries(lock.packages as Record<string, { dev?: boolean; name?: string; version: string; resolved?: string }>)) {
+    if (!path.startsWith('node_modules/') || entry.dev) continue;
+    const name = entry.name ?? path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    const file = `${name.split('/').pop()}-${entry.version}.tgz`;
+    packages[path] = { resolved: `https://registry.npmjs.org/${name}/-/${file}`, ...entry };
   }
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module', dependencies: { [pkg.name]: spec } }));
   writeFileSync(join(app, 'package-lock.json'), JSON.stringify({ name: 'app', lockfileVersion: 3, requires: true, packages }));
