@@ -5,7 +5,7 @@
  * README's ten-line device, as written, through the installed SDK until the gateway acks it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../helpers/gateway.js';
@@ -27,6 +27,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   for (const proc of started) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
 });
 
 /** Starts an installed program; its output accumulates in the returned getter. */
