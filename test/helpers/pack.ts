@@ -4,8 +4,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { ROOT } from './gateway.js';
 
 export interface Run {
@@ -25,9 +25,19 @@ export function runProgram(cmd: string, args: string[], opts: { cwd: string; env
 
 const npm = (args: string[], cwd: string, timeoutMs = 120_000) => runProgram('npm', [...args, '--no-audit', '--no-fund'], { cwd, timeoutMs, env: { npm_config_update_notifier: 'false' } });
 
-/** `npm pack` (its prepack builds dist/ and the dashboard) into `dest`; the tarball's path. */
+/** What a copy of the checkout leaves out: built output, data, and the dependencies (linked instead). */
+const NOT_COPIED = new Set(['node_modules', 'dist', '.git', '.data', 'artifacts', 'coverage']);
+
+/**
+ * `npm pack` (its prepack builds dist/ and the dashboard) into `dest`; the tarball's path. It packs
+ * a copy of the checkout in `dest`, so its build never rewrites this checkout's dashboard/dist
+ * under a browser test that serves it.
+ */
 export async function packCheckout(dest: string): Promise<string> {
-  const r = await npm(['pack', '--pack-destination', dest], ROOT);
+  const src = join(dest, 'checkout');
+  cpSync(ROOT, src, { recursive: true, filter: (from) => !NOT_COPIED.has(basename(from)) });
+  symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
+  const r = await npm(['pack', '--pack-destination', dest], src);
   if (r.code !== 0) throw new Error(`npm pack failed:\n${r.out}`);
   // The last line of npm pack's report is the file name (the build's output comes before it).
   const name = r.out
