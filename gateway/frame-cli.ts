@@ -73,6 +73,8 @@ function reading(raw: string): ReadingInput {
   return { channel, value, type: type ?? 'f64' };
 }
 
+const VALUE_FLAGS = new Set(['channel', 'epoch', 'seq', 'time', 'device', 'out', 'decode']);
+
 /** Parses `gateway frame` arguments; `now` is the default frame time. Throws FrameArgsError. */
 export function parseFrameArgs(argv: readonly string[], now: number): FrameRequest | { help: true } | { decode: string } {
   const req: FrameRequest = { epoch: 1, seq: 0, timestamp: now, gap: false, readings: [], device: undefined, output: { kind: 'binary' } };
@@ -81,25 +83,41 @@ export function parseFrameArgs(argv: readonly string[], now: number): FrameReque
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return { help: true };
-    if (arg === '--hex') hex = true;
-    else if (arg === '--gap') req.gap = true;
-    else if (arg.startsWith('--') && ['--channel', '--epoch', '--seq', '--time', '--device', '--out', '--decode'].includes(arg.split('=')[0]!)) {
-      const eq = arg.indexOf('=');
-      const flag = (eq === -1 ? arg : arg.slice(0, eq)).slice(2);
-      const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-      if (value === undefined || (eq === -1 && value.startsWith('--'))) throw new FrameArgsError(`--${flag} needs a value (see gateway frame --help)`);
-      if (flag === 'channel') req.readings.push(reading(value));
-      else if (flag === 'epoch') req.epoch = u32(flag, value);
-      else if (flag === 'seq') req.seq = u32(flag, value);
-      else if (flag === 'time') {
+    if (arg === '--hex') {
+      hex = true;
+      continue;
+    }
+    if (arg === '--gap') {
+      req.gap = true;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') ? arg.slice(2, eq === -1 ? undefined : eq) : '';
+    if (!VALUE_FLAGS.has(flag)) throw new FrameArgsError(`unknown argument "${arg}" (see gateway frame --help)`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined || (eq === -1 && value.startsWith('--'))) throw new FrameArgsError(`--${flag} needs a value (see gateway frame --help)`);
+    switch (flag) {
+      case 'channel':
+        req.readings.push(reading(value));
+        break;
+      case 'epoch':
+      case 'seq':
+        req[flag] = u32(flag, value);
+        break;
+      case 'time':
         if (!/^\d+$/.test(value) || Number(value) > MAX_TIMESTAMP) throw new FrameArgsError(`--time: "${value}" is not whole ms since 1970 (0..${MAX_TIMESTAMP})`);
         req.timestamp = Number(value);
-      } else if (flag === 'device') {
+        break;
+      case 'device':
         if (!DEVICE_ID_PATTERN.test(value)) throw new FrameArgsError(`--device "${value}": a device id is ${DEVICE_ID_RULE}`);
         req.device = value;
-      } else if (flag === 'out') out = value;
-      else return { decode: value };
-    } else throw new FrameArgsError(`unknown argument "${arg}" (see gateway frame --help)`);
+        break;
+      case 'out':
+        out = value;
+        break;
+      default:
+        return { decode: value };
+    }
   }
   if (req.readings.length === 0) throw new FrameArgsError('give at least one --channel CH=VALUE (see gateway frame --help)');
   if (hex && out !== undefined) throw new FrameArgsError('--hex and --out go one at a time: hex on stdout, or binary into a file');
