@@ -6,7 +6,7 @@
  * publish as another one.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ const passwd = requireProgram('mosquitto_passwd', 'mosquitto');
 const KEY = 'my-fleet-secret';
 
 let broker: ServiceProcess | undefined;
+let brokerDir: string | undefined;
 let gw: ChildGateway | undefined;
 const clients: mqtt.MqttClient[] = [];
 afterEach(async () => {
@@ -31,10 +32,12 @@ afterEach(async () => {
   gw = undefined;
   await broker?.stop(5000);
   broker = undefined;
+  if (brokerDir) rmSync(brokerDir, { recursive: true, force: true });
+  brokerDir = undefined;
 });
 
 async function startDeployMosquitto(): Promise<number> {
-  const dir = tempDir('gw-deploy-mosquitto-');
+  const dir = (brokerDir = tempDir('gw-deploy-mosquitto-'));
   const port = await freePort();
   const conf = readFileSync(join(ROOT, 'deploy/mosquitto/mosquitto.conf'), 'utf8');
   const moved = conf

@@ -4,7 +4,7 @@
  * connection and the reading must be stored.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gatewayArgs, ROOT, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
@@ -17,9 +17,11 @@ const pub = requireProgram('mosquitto_pub', 'mosquitto-clients');
 const openssl = requireProgram('openssl', 'openssl');
 
 let gw: ChildGateway | undefined;
+const folders: string[] = [];
 afterEach(async () => {
   await gw?.stop();
   gw = undefined;
+  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Runs a bash script to its end (bounded: killed by PID after 30 s) and returns its output. */
@@ -47,6 +49,7 @@ describe.skipIf(!pub || !openssl)("README's MQTT recipe", () => {
 
     // `gateway` on the PATH, as after npm install -g: the built CLI of this checkout.
     const work = tempDir();
+    folders.push(work);
     const bin = join(work, 'bin');
     mkdirSync(bin);
     writeFileSync(join(bin, 'gateway'), `#!/bin/sh\nexec "${process.execPath}" "${join(ROOT, 'bin/gateway.js')}" "$@"\n`);
