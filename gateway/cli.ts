@@ -3,6 +3,7 @@
 import { clusterMetrics, isWorker, reportListening, runPrimary, workerConfig } from './cluster/workers.js';
 import { helpText, parseConfig, type GatewayConfig } from './config.js';
 import { GatewayError } from './errors.js';
+import { runFrameCli } from './frame-cli.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 import { LoginCodes } from './login/codes.js';
@@ -11,6 +12,10 @@ import { Signer } from './login/signing.js';
 import { workerLoginSync } from './login/sync.js';
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'frame') {
+    process.exitCode = runFrameCli(process.argv.slice(3));
+    return;
+  }
   let parsed;
   try {
     parsed = parseConfig(process.argv.slice(2));
@@ -19,7 +24,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   if (parsed.help) {
-    process.stdout.write(helpText() + '\n');
+    process.stdout.write(helpText() + '\n\n' + 'gateway frame --help: make one telemetry frame for mosquitto_pub and other tools that send bytes\n');
     return;
   }
   const config = parsed.config;

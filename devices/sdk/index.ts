@@ -4,6 +4,7 @@ export type { DeviceClientEvents, DeviceClientStats, DisconnectInfo } from './ev
 export { DEFAULTS, randomEpoch, type DeviceClientOptions, type Timers, type TransportName, type WhenFull } from './options.js';
 export { DeviceError, type DeviceErrorCode, type DeviceErrorDetails } from './errors.js';
 export type { DeviceReading } from './batch.js';
+export { fleetToken } from '../token.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { Outbox, nextSeq, seqAtOrBefore } from './outbox.js';
 export type { Transport, TransportCloseInfo, TransportFactory, TransportHandlers, TransportTarget } from './transport.js';
