@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat as 'auto' | 'json' | 'pretty');
   if (config.workers > 1 && !isWorker()) return primary(config, log);
   const worker = isWorker();
-  const gateway = worker ? new Gateway(workerConfig(config), { log, metrics: clusterMetrics, loginSync: workerLoginSync() }) : new Gateway(config, { log });
+  const gateway = worker ? new Gateway(workerConfig(config), { log, metrics: clusterMetrics, loginSync: workerLoginSync(), sharedPorts: true }) : new Gateway(config, { log });
   try {
     await gateway.start();
   } catch (err) {

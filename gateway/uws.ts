@@ -250,6 +250,10 @@ export const SNAPSHOT_HEADERS = ['authorization', 'cookie', 'host', 'content-typ
 
 export type HttpHandler = (req: RequestInfo, reply: Reply) => void;
 
+/** uSockets listen options: LIBUS_LISTEN_DEFAULT (SO_REUSEPORT) and LIBUS_LISTEN_EXCLUSIVE_PORT. */
+const LISTEN_SHARED = 0;
+const LISTEN_EXCLUSIVE = 1;
+
 export interface ServerOptions {
   tls?: { certFile: string; keyFile: string };
 }
@@ -342,17 +346,32 @@ export class HttpServer {
     return this.app.numSubscribers(topic);
   }
 
-  listen(host: string, port: number): Promise<number> {
+  /**
+   * Listens on host:port. uWS sets SO_REUSEPORT by default, so a second server on a port in use
+   * would start and share the connections at random: unless `shared` (the workers of one
+   * --workers gateway, which share the port on purpose), the port is taken exclusively and a
+   * port in use fails here. `flag` names the setting the error tells the user to change.
+   */
+  listen(host: string, port: number, opts: { shared?: boolean; flag?: string } = {}): Promise<number> {
+    const flag = opts.flag ?? '--port';
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (socket) => {
+      const done = (socket: UwsTypes.us_listen_socket | false) => {
         if (!socket) {
-          reject(new GatewayError('LISTEN_FAILED', `could not listen on ${host}:${port} (is the port in use, or the host not an address of this machine?)`));
+          reject(
+            new GatewayError(
+              'LISTEN_FAILED',
+              `could not listen on ${host}:${port}: the port is in use (another gateway?) or ${host} is not an address of this machine; stop the other process or choose another port with ${flag}`,
+            ),
+          );
           return;
         }
         this.listenSocket = socket;
         this.port = mod().us_socket_local_port(socket as unknown as UwsTypes.us_socket);
         resolve(this.port);
-      });
+      };
+      // The typings only list (port, options, cb); the binding also takes (host, port, options, cb).
+      const listen = this.app.listen as unknown as (h: string, p: number, o: number, cb: typeof done) => void;
+      listen.call(this.app, host, port, opts.shared ? LISTEN_SHARED : LISTEN_EXCLUSIVE, done);
     });
   }
 
