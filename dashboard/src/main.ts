@@ -22,6 +22,7 @@ declare global {
       view(): 'fleet' | 'device';
       chartChannels(): number[];
       chartTimes(channel: number): number[];
+      chartText(channel: number): { axis: string[]; value: string } | undefined;
       fleetSize(): number;
     };
   }
@@ -115,6 +116,7 @@ function start(): void {
     view: () => (deviceView ? 'device' : 'fleet'),
     chartChannels: () => deviceView?.channels ?? [],
     chartTimes: (ch) => deviceView?.chartTimes(ch) ?? [],
+    chartText: (ch) => deviceView?.chartText(ch),
     fleetSize: () => fleet.entries.size,
   };
 
