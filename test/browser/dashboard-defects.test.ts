@@ -152,6 +152,20 @@ describe.skipIf(!CHROMIUM)('dashboard defects of issue 16', () => {
     expect(await chips('sensor-x')).toEqual([]);
   });
 
+  it('charts a bool channel that no device type declares as off/on, not on a 0.9–1.1 axis', async () => {
+    const c = await device('sensor-bool');
+    const t0 = Date.now() - 5000;
+    for (let i = 0; i < 4; i++) c.send([{ channel: 5, value: true, type: 'bool' }], t0 + i * 1000);
+    await openDevice('sensor-bool');
+    const text = await waitFor(async () => {
+      const t = await chartText(5);
+      return t && t.value === 'on' && t.axis.length > 0 ? t : undefined;
+    }, 'the bool chart').catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(await chartText(5))}`);
+    });
+    expect(text.axis).toEqual(['off', 'on']);
+  });
+
   it('marks the device page stale while the gateway is unreachable, and live again after', async () => {
     await openDevice('climate-0001');
     const badge = page.locator('[data-testid=device-online]');
