@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 import { ROOT, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 
@@ -48,6 +49,13 @@ describe('gateway CLI errors', () => {
 
   it('a flag where a value belongs', () => {
     expectOneLine(run('--fleet-key', '--port', '18095'), /--fleet-key needs a value, got the flag --port/);
+  });
+
+  it('names MQTT_BRIDGE_CONNECT (as the README says) when the --mqtt-url broker cannot be reached', async () => {
+    const r = run('--fleet-key', 'k', '--mqtt-url', `mqtt://127.0.0.1:${await freePort()}`);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/could not start \[MQTT_BRIDGE_CONNECT\]: could not connect to the MQTT broker at mqtt:\/\/127\.0\.0\.1:\d+\/? \(--mqtt-url\)/);
+    expect(r.stderr).not.toContain('CLUSTER_CONNECT');
   });
 
   it('warns that every device will be refused when neither --fleet-key nor --registry is set', async () => {
