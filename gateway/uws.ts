@@ -68,7 +68,13 @@ export class Reply {
   done = false;
   /** Headers a handler added before the answer (a renewed session cookie). */
   private extra: Record<string, string> | undefined;
-  constructor(private readonly res: UwsTypes.HttpResponse) {
+  constructor(
+    private readonly res: UwsTypes.HttpResponse,
+    /** A HEAD request: answers carry the headers and the length of the body a GET would get, not the body. */
+    private readonly head = false,
+    /** The client asked for `Connection: close` (uWS honours it in end(), not in endWithoutBody()). */
+    private readonly closeAfter = false,
+  ) {
     res.onAborted(() => {
       this.aborted = true;
     });
@@ -84,7 +90,11 @@ export class Reply {
     this.done = true;
     this.res.cork(() => {
       this.writeHead(status, headers);
-      this.res.end(body);
+      if (this.head && typeof this.res.endWithoutBody === 'function') {
+        this.res.endWithoutBody(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength, this.closeAfter);
+      } else {
+        this.res.end(body);
+      }
     });
   }
 
@@ -246,7 +256,7 @@ class UwsConnection<T> implements Connection<T> {
 }
 
 /** Request headers handlers may read; uWS requests are gone after the first await. */
-export const SNAPSHOT_HEADERS = ['authorization', 'cookie', 'host', 'content-type', 'content-length', 'accept', 'accept-encoding', 'if-none-match', 'last-event-id', 'origin', 'sec-fetch-site', 'user-agent'] as const;
+export const SNAPSHOT_HEADERS = ['authorization', 'connection', 'cookie', 'host', 'content-type', 'content-length', 'accept', 'accept-encoding', 'if-none-match', 'last-event-id', 'origin', 'sec-fetch-site', 'user-agent'] as const;
 
 export type HttpHandler = (req: RequestInfo, reply: Reply) => void;
 
@@ -275,8 +285,8 @@ export class HttpServer {
   /** Routes every HTTP request (any method, any path) to one handler; routing is the caller's. */
   http(handler: HttpHandler): void {
     this.app.any('/*', (res, req) => {
-      const reply = new Reply(res);
       const info = this.snapshot(req, res);
+      const reply = new Reply(res, info.method === 'HEAD', info.method === 'HEAD' && /\bclose\b/i.test(info.header('connection')));
       try {
         handler(info, reply);
       } catch (err) {
