@@ -60,6 +60,9 @@ function start(): void {
   };
   onUnauthorized((err) => end(err.code === 'SESSION_ENDED' ? 'ended' : 'missing', err.message));
   live.on('connection', (c) => c.state === 'unauthorized' && end('ended', c.reason));
+  // While the gateway is unreachable every state on screen is as of the last update: the styles
+  // grey out "online" (fleet dots and states; the device page also says "last known").
+  live.on('connection', (c) => (document.body.dataset.live = c.state === 'connected' ? 'live' : 'stale'));
   live.on('hello', (h) => (clockOffset = Math.abs(h.clockOffsetMs) > 1000 ? h.clockOffsetMs : 0));
   live.on('fleet', (f) => fleet.apply(f.devices, f.full));
 

@@ -175,9 +175,12 @@ describe.skipIf(!CHROMIUM)('dashboard defects of issue 16', () => {
     await waitFor(async () => (await page.getAttribute('.device-view', 'data-stale')) === 'true', 'the page to be marked stale');
     expect(await badge.textContent()).toBe('last known: online');
     expect(await page.textContent('[data-testid=device-state]')).toMatch(/interrupted since \d\d:\d\d:\d\d/);
+    // The fleet page greys out "online" too.
+    expect(await page.evaluate(() => document.body.dataset.live)).toBe('stale');
     refuseLive = false;
     await waitFor(async () => (await page.getAttribute('.device-view', 'data-stale')) === 'false', 'the page to be live again', 20_000);
     expect(await badge.textContent()).toBe('online');
+    expect(await page.evaluate(() => document.body.dataset.live)).toBe('live');
   });
 
   it('shows the error code that ended a connection whole in the State column', async () => {
