@@ -183,6 +183,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     else {
       const value = inline ?? argv[++i];
       if (value === undefined) throw new OptionError(`--${name} needs a value`);
+      // `--fleet-key --devices 5` would take "--devices" as the key: a forgotten value, not a key.
+      if (inline === undefined && value.startsWith('--')) throw new OptionError(`--${name} needs a value, got the flag ${value} (a value that starts with -- is written --${name}=${value})`);
       given[key] = [value, 'flag'];
     }
   }
