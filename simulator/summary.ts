@@ -77,7 +77,7 @@ const ms = (x: number | null): string => (x === null ? '–' : `${x} ms`);
 /** The summary for people: a few lines, the verdict last. */
 export function formatSummary(s: Summary): string {
   const lines = [
-    `simulated ${n(s.devices)} devices over ${s.transport} (${s.url}) for ${s.durationS} s with ${s.workers === 0 ? 'no worker threads' : `${s.workers} worker thread${s.workers === 1 ? '' : 's'}`}`,
+    `simulated ${n(s.devices)} ${plural(s.devices, 'device')} over ${s.transport} (${s.url}) for ${s.durationS} s with ${s.workers === 0 ? 'no worker threads' : `${s.workers} worker thread${s.workers === 1 ? '' : 's'}`}`,
     `  frames: sent ${n(s.sent)} (${n(s.framesPerSecond)}/s), acked ${n(s.acked)}, resent ${n(s.resent)}, dropped ${n(s.dropped)}; readings ${n(s.readings)}`,
     `  reconnects ${n(s.reconnects)}, ack latency p50 ${ms(s.ackLatencyMs.p50)} p99 ${ms(s.ackLatencyMs.p99)}, commands ${n(s.commands)} (reboots ${n(s.reboots)})`,
   ];

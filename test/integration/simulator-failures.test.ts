@@ -100,6 +100,7 @@ describe('simulate when devices cannot deliver', () => {
     clearTimeout(killer);
     expect(code).toBe(1);
     expect(out).toMatch(/CONNECT_FAILED: could not connect: .*ECONNREFUSED/);
+    expect(out).toMatch(/^simulated 1 device over ws/m);
     expect(out).toMatch(/1 device never connected/);
     expect(out).toMatch(/^NOT OK: of 1 device, 1 never connected/m);
     expect(out).not.toMatch(/^OK/m);
