@@ -15,11 +15,27 @@ export interface ChannelSpec {
   max?: number;
 }
 
+/** A command a device of the type accepts, with arguments it accepts (the dashboard offers it as a chip). */
+export interface CommandSpec {
+  name: string;
+  /** Example arguments, valid for the device as they are. */
+  args: unknown;
+  hint: string;
+}
+
 export interface DeviceTypeSpec {
   type: string;
   name: string;
   channels: ChannelSpec[];
+  /** What the type's devices answer (the simulator's devices accept exactly these, with these arguments). */
+  commands: CommandSpec[];
 }
+
+/** Every simulated device answers these (simulator/device.ts). */
+const COMMON_COMMANDS: CommandSpec[] = [
+  { name: 'set-interval', args: { ms: 1000 }, hint: 'change the sampling interval: {"ms": N} or {"hz": N}' },
+  { name: 'reboot', args: null, hint: 'restart the device' },
+];
 
 export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
   {
@@ -30,6 +46,7 @@ export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
       { id: 2, name: 'humidity', unit: '%', type: 'f32', min: 0, max: 100 },
       { id: 3, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
     ],
+    commands: COMMON_COMMANDS,
   },
   {
     type: 'power',
@@ -40,6 +57,7 @@ export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
       { id: 3, name: 'power', unit: 'W', type: 'f32', min: 0, max: 7500 },
       { id: 4, name: 'energy', unit: 'kWh', type: 'f64', min: 0 },
     ],
+    commands: COMMON_COMMANDS,
   },
   {
     type: 'vibration',
@@ -50,6 +68,7 @@ export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
       { id: 3, name: 'alarm', unit: '', type: 'bool' },
       { id: 4, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
     ],
+    commands: [...COMMON_COMMANDS, { name: 'set-threshold', args: { value: 12 }, hint: 'raise the alarm above this velocity (mm/s, 0 to 50)' }],
   },
 ];
 

@@ -31,7 +31,17 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat as 'auto' | 'json' | 'pretty');
   if (config.workers > 1 && !isWorker()) return primary(config, log);
   const worker = isWorker();
-  const gateway = worker ? new Gateway(workerConfig(config), { log, metrics: clusterMetrics, loginSync: workerLoginSync() }) : new Gateway(config, { log });
+  if (!worker) warnIfNoDeviceCanConnect(config, log);
+  let gateway: Gateway;
+  try {
+    gateway = worker ? new Gateway(workerConfig(config), { log, metrics: clusterMetrics, loginSync: workerLoginSync(), sharedPorts: true }) : new Gateway(config, { log });
+  } catch (err) {
+    // Building the gateway reads the registry and checks the storage settings: a bad one is a
+    // config error (one line, exit 2), like a bad flag.
+    const code = err instanceof GatewayError ? err.code : 'START_FAILED';
+    process.stderr.write(`gateway: [${code}] ${(err as Error).message}\n`);
+    process.exit(err instanceof GatewayError ? 2 : 1);
+  }
   try {
     await gateway.start();
   } catch (err) {
@@ -73,6 +83,12 @@ async function main(): Promise<void> {
   // primary then stops every worker in order.
   process.on('SIGINT', () => (worker ? undefined : stop('SIGINT')));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** Without a fleet key or a registry every device is refused (401): say so before anyone wonders why. */
+function warnIfNoDeviceCanConnect(config: GatewayConfig, log: ReturnType<typeof createLogger>): void {
+  if (config.fleetKey !== undefined || config.registry !== undefined) return;
+  log.warn('neither --fleet-key (GATEWAY_FLEET_KEY) nor --registry (GATEWAY_REGISTRY) is set, so every device will be refused with 401 (NO_CREDENTIALS_SOURCE): set one of them');
 }
 
 /**

@@ -144,6 +144,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     } else {
       const value = inline ?? argv[++i];
       if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+      // `--fleet-key --port 18095` would take "--port" as the key: a forgotten value, not a key.
+      if (inline === undefined && value.startsWith('--')) {
+        throw new ConfigError(`--${name} needs a value, got the flag ${value} (a value that starts with -- is written --${name}=${value})`);
+      }
       fromFlags[key] = value;
     }
   }
@@ -181,6 +185,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const c = config as GatewayConfig;
   checkTls(c);
   checkCluster(c);
+  checkSources(c);
   return { config: c, help, configFile };
 }
 
@@ -196,6 +201,21 @@ export function checkTls(c: GatewayConfig): void {
       readFileSync(path);
     } catch (err) {
       throw new ConfigError(`${flag} ${path} cannot be read: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Where devices and storage come from: checked here so a bad one is one line, not a stack trace at start. */
+function checkSources(c: GatewayConfig): void {
+  if (c.influx !== undefined && !/^https?:\/\//i.test(c.influx)) {
+    // The URL may carry a password: only its scheme is shown.
+    throw new ConfigError(`--influx (GATEWAY_INFLUX) must be an http:// or https:// URL of InfluxDB 1.x, like http://localhost:8086/telemetry (got a ${/^[a-z][a-z0-9+.-]*:/i.exec(c.influx)?.[0] ?? 'scheme-less'} URL)`);
+  }
+  if (c.registry !== undefined) {
+    try {
+      readFileSync(c.registry);
+    } catch (err) {
+      throw new ConfigError(`--registry (GATEWAY_REGISTRY) ${c.registry} cannot be read: ${(err as Error).message}`);
     }
   }
 }

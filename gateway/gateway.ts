@@ -57,6 +57,8 @@ export interface GatewayDeps {
   refusalLogIntervalMs?: number;
   /** Spent login codes and logouts shared with the other workers (--workers); default: this process alone. */
   loginSync?: LoginSync;
+  /** A worker of one --workers gateway shares the HTTP ports with its siblings; any other gateway takes them exclusively. */
+  sharedPorts?: boolean;
 }
 
 export class Gateway {
@@ -98,6 +100,7 @@ export class Gateway {
   /** Storage passed in by the caller is the caller's to close. */
   private readonly ownsStorage: boolean;
   private readonly metricsFrom: GatewayDeps['metrics'];
+  private readonly sharedPorts: boolean;
   port = 0;
 
   constructor(
@@ -105,6 +108,7 @@ export class Gateway {
     deps: GatewayDeps = {},
   ) {
     this.log = deps.log ?? silentLogger();
+    this.sharedPorts = deps.sharedPorts ?? false;
     const registry: Map<string, RegistryEntry> = config.registry ? loadRegistry(config.registry) : new Map();
     this.operatorTokenGenerated = !config.operatorToken;
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
@@ -280,8 +284,8 @@ export class Gateway {
     });
     for (const server of servers) server.http(handler);
     this.servers = servers;
-    this.port = await servers[0]!.listen(c.host, c.port);
-    if (servers[1]) this.plaintextPort = await servers[1].listen(c.host, c.plaintextPort);
+    this.port = await servers[0]!.listen(c.host, c.port, { shared: this.sharedPorts, flag: '--port (GATEWAY_PORT)' });
+    if (servers[1]) this.plaintextPort = await servers[1].listen(c.host, c.plaintextPort, { shared: this.sharedPorts, flag: '--plaintext-port (GATEWAY_PLAINTEXT_PORT)' });
     if (c.mqttUrl !== undefined) {
       this.bridge = new MqttBridge(this.sessions, this.log, {
         url: c.mqttUrl,

@@ -3,6 +3,8 @@
  * unauthenticated probes. Errors are `{ "error": { "code", "message" } }` with the matching status.
  */
 import type { DeviceList, HealthAnswer, HistoryAnswer, ReadyAnswer } from '../devices/api/json.js';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../devices/device-id.js';
+import { devicePage, parseDeviceListQuery } from './device-list-query.js';
 import { ApiError } from './errors.js';
 import type { DeviceTable } from './devices.js';
 import type { OperatorAccess } from './login/access.js';
@@ -77,16 +79,16 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
   async function devicesRoute(req: RequestInfo, reply: Reply, s: string[]): Promise<void> {
     if (s.length === 2) {
       requireGet(req);
-      const online = req.query.get('online');
+      const query = parseDeviceListQuery(req.query);
       const list = [];
       for (const d of ctx.devices.all()) {
-        if (online === 'true' && !d.online) continue;
-        if (online === 'false' && d.online) continue;
+        if (query.online !== undefined && d.online !== query.online) continue;
         list.push(d.toJSON(ctx.devices.instance));
       }
       list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      return sendJson(reply, 200, { devices: list } satisfies DeviceList);
+      return sendJson(reply, 200, devicePage(list, query) satisfies DeviceList);
     }
+    if (!DEVICE_ID_PATTERN.test(s[2]!)) throw new ApiError(400, 'BAD_DEVICE_ID', `"${s[2]}" is not a device id: ids are ${DEVICE_ID_RULE}`);
     const device = ctx.devices.get(s[2]!);
     if (s.length === 3) {
       requireGet(req);

@@ -8,6 +8,7 @@ import type { DeviceTable } from './devices.js';
 import type { Ingest } from './ingest.js';
 import type { LiveHub } from './live/hub.js';
 import type { RefusalCounts } from './session/sessions.js';
+import type { StorageHealth } from '../devices/api/json.js';
 
 export interface MetricSources {
   devices: DeviceTable;
@@ -41,7 +42,11 @@ function mirror(registry: Registry, name: string, help: string, read: () => numb
 
 export function createMetrics(src: MetricSources): { registry: Registry; liveLatency: Histogram } {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'gateway_process_', eventLoopMonitoringPrecision: 20 });
+  // prom-client names its own process_* and nodejs_*: the prefix only says whose they are.
+  collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 20 });
+  // Gauges named *_total break the Prometheus naming rules (promtool flags them); the same
+  // figures are in gateway_nodejs_active_{handles,requests,resources} by type.
+  for (const name of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`gateway_nodejs_active_${name}_total`);
   const s = src.ingest.stats;
   // In a cluster every instance knows every device: with --workers these are not summed.
   new Gauge({
@@ -136,6 +141,16 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       for (const [state, n] of Object.entries(src.commands.counts())) this.set({ state }, n);
     },
   });
+  new Counter({
+    name: 'gateway_command_outcomes_total',
+    help: 'Commands this instance finished, by outcome: acked, failed (the device refused or reported failure), expired (TTL passed before delivery), timed_out (no result in time)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [outcome, n] of Object.entries(src.commands.outcomes)) this.inc({ outcome }, n);
+    },
+  });
   if (src.files) {
     const files = src.files;
     new Gauge({
@@ -158,17 +173,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       },
     });
   }
-  new Gauge({
-    name: 'gateway_storage',
-    help: 'Storage writer figures: buffered, spilled_bytes, spilled_points, written, retried, refused (frames), rejected, lost; degraded is 1 while points wait',
-    labelNames: ['figure'],
-    registers: [registry],
-    collect() {
-      const h = src.storage();
-      for (const [k, v] of Object.entries(h)) if (typeof v === 'number') this.set({ figure: k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()) }, v);
-      this.set({ figure: 'degraded' }, h.status === 'ok' ? 0 : 1);
-    },
-  });
+  storageMetrics(registry, src.storage);
   const liveLatency = new Histogram({
     name: 'gateway_live_latency_seconds',
     help: 'Time from a reading reaching the gateway to its live message going out to dashboards',
@@ -177,4 +182,32 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   });
   src.live.onLatency((seconds) => liveLatency.observe(seconds));
   return { registry, liveLatency };
+}
+
+/** Storage figures (StorageHealth), each as its own metric: levels as gauges, running totals as counters. */
+function storageMetrics(registry: Registry, health: MetricSources['storage']): void {
+  const figure = (key: keyof StorageHealth): number => {
+    const v = health()[key];
+    return typeof v === 'number' ? v : 0;
+  };
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+  gauge('gateway_storage_buffered_points', 'Points in memory waiting for the database (the batch being filled included)', () => figure('buffered'));
+  gauge('gateway_storage_spill_bytes', 'Bytes of spill files on disk (bounded by --spill-max-bytes)', () => figure('spilledBytes'));
+  gauge('gateway_storage_spilled_points', 'Points in the spill files not yet in the database', () => figure('spilledPoints'));
+  gauge('gateway_storage_degraded', '1 while storage is not ok (points wait in memory or the spill file; nothing lost), else 0', () => (health().status === 'ok' ? 0 : 1));
+  gauge('gateway_storage_down', '1 while storage is down (the database fails and the spill cannot take more: frames are refused with STORAGE_FULL), else 0', () => (health().status === 'down' ? 1 : 0));
+  mirror(registry, 'gateway_storage_points_written_total', 'Points the database accepted (a point re-sent after an outage counts again)', () => figure('written'));
+  mirror(registry, 'gateway_storage_write_retries_total', 'Write requests sent again after a retryable failure', () => figure('retried'));
+  mirror(registry, 'gateway_storage_frames_refused_total', 'Frames refused with STORAGE_FULL (memory and spill full): never acked, their devices resend them', () => figure('refused'));
+  mirror(registry, 'gateway_storage_points_rejected_total', 'Points the database refused for good (type conflict, bad data)', () => figure('rejected'));
+  mirror(registry, 'gateway_storage_points_lost_total', 'Points given up: a spill record that failed its checksum, or points nowhere to go at close', () => figure('lost'));
 }

@@ -82,7 +82,8 @@ export class StaticFiles {
       reply.send(304, { etag: f.headers.etag!, 'cache-control': f.headers['cache-control']! });
       return true;
     }
-    reply.send(200, f.headers, req.method === 'HEAD' ? '' : f.body);
+    // For HEAD the reply sends the headers and this body's length, not the body.
+    reply.send(200, f.headers, f.body);
     return true;
   }
 }

@@ -68,7 +68,13 @@ export class Reply {
   done = false;
   /** Headers a handler added before the answer (a renewed session cookie). */
   private extra: Record<string, string> | undefined;
-  constructor(private readonly res: UwsTypes.HttpResponse) {
+  constructor(
+    private readonly res: UwsTypes.HttpResponse,
+    /** A HEAD request: answers carry the headers and the length of the body a GET would get, not the body. */
+    private readonly head = false,
+    /** The client asked for `Connection: close` (uWS honours it in end(), not in endWithoutBody()). */
+    private readonly closeAfter = false,
+  ) {
     res.onAborted(() => {
       this.aborted = true;
     });
@@ -84,7 +90,11 @@ export class Reply {
     this.done = true;
     this.res.cork(() => {
       this.writeHead(status, headers);
-      this.res.end(body);
+      if (this.head && typeof this.res.endWithoutBody === 'function') {
+        this.res.endWithoutBody(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength, this.closeAfter);
+      } else {
+        this.res.end(body);
+      }
     });
   }
 
@@ -246,9 +256,13 @@ class UwsConnection<T> implements Connection<T> {
 }
 
 /** Request headers handlers may read; uWS requests are gone after the first await. */
-export const SNAPSHOT_HEADERS = ['authorization', 'cookie', 'host', 'content-type', 'content-length', 'accept', 'accept-encoding', 'if-none-match', 'last-event-id', 'origin', 'sec-fetch-site', 'user-agent'] as const;
+export const SNAPSHOT_HEADERS = ['authorization', 'connection', 'cookie', 'host', 'content-type', 'content-length', 'accept', 'accept-encoding', 'if-none-match', 'last-event-id', 'origin', 'sec-fetch-site', 'user-agent'] as const;
 
 export type HttpHandler = (req: RequestInfo, reply: Reply) => void;
+
+/** uSockets listen options: LIBUS_LISTEN_DEFAULT (SO_REUSEPORT) and LIBUS_LISTEN_EXCLUSIVE_PORT. */
+const LISTEN_SHARED = 0;
+const LISTEN_EXCLUSIVE = 1;
 
 export interface ServerOptions {
   tls?: { certFile: string; keyFile: string };
@@ -271,8 +285,8 @@ export class HttpServer {
   /** Routes every HTTP request (any method, any path) to one handler; routing is the caller's. */
   http(handler: HttpHandler): void {
     this.app.any('/*', (res, req) => {
-      const reply = new Reply(res);
       const info = this.snapshot(req, res);
+      const reply = new Reply(res, info.method === 'HEAD', info.method === 'HEAD' && /\bclose\b/i.test(info.header('connection')));
       try {
         handler(info, reply);
       } catch (err) {
@@ -342,17 +356,32 @@ export class HttpServer {
     return this.app.numSubscribers(topic);
   }
 
-  listen(host: string, port: number): Promise<number> {
+  /**
+   * Listens on host:port. uWS sets SO_REUSEPORT by default, so a second server on a port in use
+   * would start and share the connections at random: unless `shared` (the workers of one
+   * --workers gateway, which share the port on purpose), the port is taken exclusively and a
+   * port in use fails here. `flag` names the setting the error tells the user to change.
+   */
+  listen(host: string, port: number, opts: { shared?: boolean; flag?: string } = {}): Promise<number> {
+    const flag = opts.flag ?? '--port';
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (socket) => {
+      const done = (socket: UwsTypes.us_listen_socket | false) => {
         if (!socket) {
-          reject(new GatewayError('LISTEN_FAILED', `could not listen on ${host}:${port} (is the port in use, or the host not an address of this machine?)`));
+          reject(
+            new GatewayError(
+              'LISTEN_FAILED',
+              `could not listen on ${host}:${port}: the port is in use (another gateway?) or ${host} is not an address of this machine; stop the other process or choose another port with ${flag}`,
+            ),
+          );
           return;
         }
         this.listenSocket = socket;
         this.port = mod().us_socket_local_port(socket as unknown as UwsTypes.us_socket);
         resolve(this.port);
-      });
+      };
+      // The typings only list (port, options, cb); the binding also takes (host, port, options, cb).
+      const listen = this.app.listen as unknown as (h: string, p: number, o: number, cb: typeof done) => void;
+      listen.call(this.app, host, port, opts.shared ? LISTEN_SHARED : LISTEN_EXCLUSIVE, done);
     });
   }
 

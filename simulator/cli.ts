@@ -26,7 +26,7 @@ function main(): void {
   const o = parsed.options;
   const status = new StatusPrinter(process.stderr, o.statusEveryS);
   process.stderr.write(
-    `simulate: ${o.devices} devices (${o.types.join(', ')}) at ${o.rate} Hz over ${o.transport} to ${o.url}, ` +
+    `simulate: ${o.devices} device${o.devices === 1 ? '' : 's'} (${o.types.join(', ')}) at ${o.rate} Hz over ${o.transport} to ${o.url}, ` +
       `${o.durationS > 0 ? `for ${o.durationS} s` : 'until Ctrl-C'}, ${o.workers === 0 ? 'in the main thread' : `${o.workers} worker thread${o.workers === 1 ? '' : 's'}`}\n`,
   );
   const sim = Simulation.start(o, { onStatus: (s) => status.update(s) });

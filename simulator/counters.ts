@@ -31,9 +31,13 @@ export interface FleetCounters {
   malformed: number;
   churned: number;
   outages: number;
+  /** Devices whose first connection has not opened (and that did not give up): they sent nothing. */
+  neverConnected: number;
   /** SDK 'error' events, and by code. */
   errors: number;
   errorsByCode: Record<string, number>;
+  /** The first message seen for each error code: the reason a person needs ("ECONNREFUSED", "self-signed certificate", "HTTP 401"). */
+  errorSamples: Record<string, string>;
   /** Ack latency histogram (see latency.ts), cumulative. */
   latency: Uint32Array;
 }
@@ -56,11 +60,12 @@ const NUMERIC = [
   'malformed',
   'churned',
   'outages',
+  'neverConnected',
   'errors',
 ] as const satisfies readonly (keyof FleetCounters)[];
 
 export function emptyCounters(): FleetCounters {
-  const c = { errorsByCode: {}, latency: newHistogram() } as Partial<FleetCounters>;
+  const c = { errorsByCode: {}, errorSamples: {}, latency: newHistogram() } as Partial<FleetCounters>;
   for (const k of NUMERIC) c[k] = 0;
   return c as FleetCounters;
 }
@@ -69,6 +74,7 @@ export function emptyCounters(): FleetCounters {
 export function addCounters(into: FleetCounters, from: FleetCounters): FleetCounters {
   for (const k of NUMERIC) into[k] += from[k];
   for (const [code, n] of Object.entries(from.errorsByCode)) into.errorsByCode[code] = (into.errorsByCode[code] ?? 0) + n;
+  for (const [code, message] of Object.entries(from.errorSamples)) into.errorSamples[code] ??= message;
   addInto(into.latency, from.latency);
   return into;
 }
@@ -79,7 +85,8 @@ export function sumCounters(list: Iterable<FleetCounters>): FleetCounters {
   return out;
 }
 
-export function countError(c: FleetCounters, code: string): void {
+export function countError(c: FleetCounters, code: string, message?: string): void {
   c.errors++;
   c.errorsByCode[code] = (c.errorsByCode[code] ?? 0) + 1;
+  if (message !== undefined) c.errorSamples[code] ??= message;
 }

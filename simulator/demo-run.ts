@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 /**
  * `npm run demo`: a gateway on embedded defaults (its own process, as users run it) with the demo
- * fleet streaming into it, and the dashboard login link and operator token printed. Ctrl-C stops both.
+ * fleet streaming into it, and the dashboard login link and operator token printed. Ctrl-C stops both,
+ * in order: the fleet delivers what it holds while the gateway still runs, then the gateway stops
+ * gracefully, and a last line says how it went. The gateway runs in its own process group so the
+ * terminal's Ctrl-C reaches only the demo, which stops it (a gateway stopping under the fleet's
+ * feet made the fleet wait for acks that never came, ~12 s, and the demo's SIGTERM then hit it as
+ * a "second signal").
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,8 +21,12 @@ const gatewayCli = fileURLToPath(new URL('../gateway/cli.js', import.meta.url));
 const gateway = spawn(
   process.execPath,
   [gatewayCli, '--host', '127.0.0.1', '--port', String(port), '--mqtt-port', String(mqttPort), '--fleet-key', fleetKey, '--data-dir', '.data/demo', '--log-level', 'warn'],
-  { stdio: ['ignore', 'pipe', 'inherit'] },
+  { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
 );
+// Whatever ends the demo ends its gateway too (it is in another process group: Ctrl-C does not reach it).
+process.on('exit', () => {
+  if (gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGTERM');
+});
 
 let fleet: ReturnType<typeof startDemoFleet> | undefined;
 let out = '';
@@ -47,18 +56,30 @@ gateway.once('exit', (code) => {
 });
 
 let stopping = false;
-async function stop(): Promise<void> {
-  if (stopping) return;
+async function stop(signal: string): Promise<void> {
+  if (stopping) {
+    process.stdout.write(`demo: second ${signal}, stopping at once\n`);
+    gateway.kill('SIGKILL');
+    process.exit(130);
+  }
   stopping = true;
-  process.stdout.write('\nstopping the fleet and the gateway…\n');
-  await fleet?.close().catch(() => undefined);
+  const started = Date.now();
+  process.stdout.write('\nstopping: the fleet delivers what it holds (up to 2 s), then the gateway stops…\n');
+  const summary = await fleet?.close().catch(() => undefined);
+  const exited = new Promise<number | null>((resolve) => {
+    if (gateway.exitCode !== null || gateway.signalCode !== null) resolve(gateway.exitCode);
+    else gateway.once('exit', (code) => resolve(code));
+  });
   // Stopped by its PID, gracefully.
   gateway.kill('SIGTERM');
   const killer = setTimeout(() => gateway.kill('SIGKILL'), 10_000);
-  gateway.once('exit', () => {
-    clearTimeout(killer);
-    process.exit(0);
-  });
+  const code = await exited;
+  clearTimeout(killer);
+  const fleetLine = summary
+    ? `${summary.devices} devices sent ${summary.sent} frames, ${summary.acked === summary.sent ? 'every one acked' : `${summary.acked} acked`}`
+    : 'the fleet had not started';
+  process.stdout.write(`demo stopped in ${((Date.now() - started) / 1000).toFixed(1)} s: ${fleetLine}; the gateway ${code === 0 ? 'stopped cleanly' : `exited with ${code}`}.\n`);
+  process.exit(code === 0 && (!summary || summary.acked === summary.sent) ? 0 : 1);
 }
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -18,6 +18,8 @@ import type { TransportName } from './options.js';
 export interface DeviceEnv {
   transport: TransportName;
   url: string;
+  /** CA certificate(s) (PEM) to trust for wss:// and mqtts:// (--ca). */
+  ca: string | undefined;
   batchMs: number;
   connectTimeoutMs: number;
   closeTimeoutMs: number;
@@ -81,6 +83,8 @@ export class VirtualDevice {
   #stopped = false;
   #gaveUp = false;
   #settled = false;
+  /** A connection of this device has opened at least once (a device that never connected sent nothing). */
+  #everConnected = false;
 
   constructor(setup: DeviceSetup, env: DeviceEnv) {
     this.#setup = setup;
@@ -115,7 +119,7 @@ export class VirtualDevice {
 
   #boot(): [DeviceClient, Wire] {
     const env = this.#env;
-    const target = { url: env.url, deviceId: this.id, token: this.#setup.token };
+    const target = { url: env.url, deviceId: this.id, token: this.#setup.token, ca: env.ca };
     this.#inner ??= env.transport === 'mqtt' ? mqttTransport({ ...target, connectTimeoutMs: env.connectTimeoutMs }) : wsTransport(target);
     const wire = new Wire(this.#inner, env.wires, 2 * this.intervalMs + 50);
     const client = new DeviceClient({
@@ -127,9 +131,10 @@ export class VirtualDevice {
       connectTimeoutMs: env.connectTimeoutMs,
       closeTimeoutMs: env.closeTimeoutMs,
     });
-    client.on('error', (e) => countError(env.counters, e.code));
+    client.on('error', (e) => countError(env.counters, e.code, e.message));
     client.on('acked', (a) => wire.acked(a.seq, a.frames, Date.now()));
     client.on('connected', () => {
+      this.#everConnected = true;
       this.#settle();
       if (this.#scheduled || this.#stopped) return;
       this.#scheduled = true;
@@ -266,6 +271,7 @@ export class VirtualDevice {
       c.unacked += s.unacked + s.pendingReadings;
     }
     if (this.connected) c.connected++;
+    if (!this.#everConnected && !this.#gaveUp) c.neverConnected++;
   }
 
   /** Stops taking readings (the fleet's drain); the client keeps delivering what it holds. */

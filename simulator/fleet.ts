@@ -58,6 +58,7 @@ export class Fleet {
     const env: DeviceEnv = {
       transport: o.transport,
       url: o.url,
+      ca: o.ca,
       batchMs: o.batchMs,
       connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS + (o.outage ? o.outage.durationS * 1000 + 1000 : 0),
       closeTimeoutMs: 5000,

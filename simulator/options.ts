@@ -3,6 +3,7 @@
  * environment variables (SIMULATE_*), which beat defaults. Validated up front; an error names the
  * flag and the variable. `simulate --help` prints the table.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DEVICE_ID_PATTERN } from '../devices/device-id.js';
 import { isModeledType, MODELED_TYPES, type ModeledType } from './models/index.js';
@@ -19,6 +20,8 @@ export interface SimulatorOptions {
   transport: TransportName;
   /** Gateway base URL: ws://host:port (WebSocket) or mqtt://host:port (the gateway's MQTT broker). */
   url: string;
+  /** CA certificate(s), PEM text, trusted for wss:// and mqtts:// beside the system's (--ca FILE). */
+  ca: string | undefined;
   fleetKey: string;
   devices: number;
   /** Readings per second per device (one frame per reading round). */
@@ -77,6 +80,7 @@ interface Spec {
 const SPECS = {
   transport: { flag: 'transport', env: 'SIMULATE_TRANSPORT', kind: 'enum', default: undefined, shown: "from --url's scheme, else ws", choices: ['ws', 'mqtt'], doc: 'how devices connect: WebSocket binary frames or MQTT' },
   url: { flag: 'url', env: 'SIMULATE_URL', kind: 'string', default: undefined, shown: 'ws://localhost:8080, or mqtt://localhost:1883 with --transport mqtt', doc: 'gateway base URL (ws:// or wss://; mqtt:// or mqtts:// for its MQTT broker)' },
+  ca: { flag: 'ca', env: 'SIMULATE_CA', kind: 'string', default: undefined, shown: 'none (the system CAs, plus NODE_EXTRA_CA_CERTS)', doc: 'CA certificate (PEM file) to trust for wss:// and mqtts://, e.g. a private CA or a self-signed gateway certificate' },
   fleetKey: { flag: 'fleet-key', env: 'SIMULATE_FLEET_KEY', kind: 'string', default: undefined, secret: true, shown: 'none, required', doc: "the gateway's fleet key; each device's token is HMAC-SHA256(fleet key, device id)" },
   devices: { flag: 'devices', env: 'SIMULATE_DEVICES', kind: 'int', default: 100, min: 1, max: 1_000_000, doc: 'virtual devices' },
   rate: { flag: 'rate', env: 'SIMULATE_RATE', kind: 'number', default: 1, min: 0.001, max: 1000, doc: 'reading rounds (frames) per second per device' },
@@ -179,6 +183,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
     else {
       const value = inline ?? argv[++i];
       if (value === undefined) throw new OptionError(`--${name} needs a value`);
+      // `--fleet-key --devices 5` would take "--devices" as the key: a forgotten value, not a key.
+      if (inline === undefined && value.startsWith('--')) throw new OptionError(`--${name} needs a value, got the flag ${value} (a value that starts with -- is written --${name}=${value})`);
       given[key] = [value, 'flag'];
     }
   }
@@ -213,6 +219,7 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
   return {
     transport,
     url: url ?? DEFAULT_URLS[transport],
+    ca: readCa(raw.ca as string | undefined),
     fleetKey,
     devices,
     rate: raw.rate as number,
@@ -238,6 +245,18 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
   };
 }
 
+function readCa(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new OptionError(`--ca / SIMULATE_CA: ${file} cannot be read: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new OptionError(`--ca / SIMULATE_CA: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  return pem;
+}
+
 /**
  * Options for programmatic use: defaults for everything not given (url and fleetKey required; the
  * URL and transport are checked as the flags are), and workers 0 (the calling thread) by default.
@@ -256,7 +275,8 @@ export function helpText(): string {
     '',
     'Puts virtual devices (climate sensors, power meters, vibration monitors) on a gateway through the',
     'device SDK, prints a live status line, and at the end checks that the gateway acked every frame',
-    '(exit code 0; 1 when frames were left unacked after the drain period; 2 for bad flags).',
+    '(exit code 0; 1 when frames were left unacked after the drain period, or devices never connected or',
+    'were refused, with the reason; 2 for bad flags).',
     'Every flag can also be set by its environment variable; flags win.',
     '',
   ];

@@ -3,7 +3,7 @@
  * a known type still shows its channels, as "channel N".
  */
 import { listDeviceTypes } from './api.js';
-import type { ChannelSpec, DeviceTypeSpec } from './types.js';
+import type { ChannelSpec, CommandSpec, DeviceTypeSpec } from './types.js';
 
 export interface ChannelInfo {
   id: number;
@@ -24,6 +24,11 @@ export async function loadDeviceTypes(): Promise<void> {
   } catch (err) {
     console.warn('device types unavailable; channels are shown by number', err);
   }
+}
+
+/** The commands a type's devices accept (none for an unknown type). */
+export function commandsOf(type: string | null | undefined): readonly CommandSpec[] {
+  return (type ? types.get(type)?.commands : undefined) ?? [];
 }
 
 export function typeName(type: string | null | undefined): string {

@@ -5,7 +5,7 @@
  */
 import { Chart, Decimation, Filler, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartConfiguration } from 'chart.js';
 import type { ChannelInfo } from './channels.js';
-import { clock, reading } from './format.js';
+import { axisLabels, clock, reading } from './format.js';
 import { Series } from './series.js';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, Tooltip, Decimation, Filler);
@@ -136,11 +136,30 @@ export class ChannelChart {
                 },
                 grid: { color: '#eef0f3' },
               }
-            : { grace: '5%', ticks: { maxTicksLimit: 6, callback: (v) => reading(Number(v)) }, grid: { color: '#eef0f3' } },
+            : {
+                grace: '5%',
+                ticks: { maxTicksLimit: 6 },
+                // Labelled together: the decimals depend on the spacing of all the ticks.
+                afterTickToLabelConversion: (scale) => {
+                  const labels = axisLabels(scale.ticks.map((t) => t.value));
+                  scale.ticks.forEach((t, i) => (t.label = labels[i]!));
+                },
+                grid: { color: '#eef0f3' },
+              },
         },
       },
     };
     this.chart = new Chart(this.canvas, config);
+  }
+
+  /** The y axis's labels as drawn (tests check they tell the ticks apart). */
+  axisLabels(): string[] {
+    return this.chart.scales.y?.ticks.map((t) => String(t.label)) ?? [];
+  }
+
+  /** The value header's text (the newest reading and its unit). */
+  get valueText(): string {
+    return this.valueEl.textContent ?? '';
   }
 
   /** Width of the plot in CSS pixels: how many history buckets are worth asking for. */

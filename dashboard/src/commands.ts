@@ -5,13 +5,8 @@
  */
 import { ApiError, listCommands, sendCommand } from './api.js';
 import { clockMs, duration } from './format.js';
-import { FINAL_COMMAND_STATES, type CommandRecord } from './types.js';
+import { FINAL_COMMAND_STATES, type CommandRecord, type CommandSpec } from './types.js';
 
-const SUGGESTIONS: { name: string; args: string; hint: string }[] = [
-  { name: 'set-interval', args: '{ "ms": 1000 }', hint: 'change the sampling interval' },
-  { name: 'reboot', args: 'null', hint: 'restart the device' },
-  { name: 'set-threshold', args: '{ "channel": 1, "above": 30 }', hint: 'alarm above a value' },
-];
 const MAX_SHOWN = 25;
 const DEFAULT_TTL_S = 300;
 
@@ -36,6 +31,11 @@ export class CommandPanel {
   private readonly ttlInput: HTMLInputElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly alert: HTMLElement;
+  private readonly chips: HTMLElement;
+  private readonly datalist: HTMLDataListElement;
+  /** Names of the commands offered now, so the same offer is not rebuilt on every state update. */
+  private offered = '';
+  private suggestions: readonly CommandSpec[] = [];
   private sending = false;
 
   constructor(private readonly deviceId: string) {
@@ -64,15 +64,9 @@ export class CommandPanel {
     nameText.htmlFor = this.nameInput.id;
     const listId = `command-names-${n}`;
     this.nameInput.setAttribute('list', listId);
-    const datalist = el('datalist');
-    datalist.id = listId;
-    for (const s of SUGGESTIONS) {
-      const o = el('option');
-      o.value = s.name;
-      o.label = s.hint;
-      datalist.append(o);
-    }
-    nameLabel.append(this.nameInput, datalist);
+    this.datalist = el('datalist');
+    this.datalist.id = listId;
+    nameLabel.append(this.nameInput, this.datalist);
 
     const ttlLabel = el('label', 'field ttl');
     ttlLabel.append(el('span', 'label', 'TTL (s)'));
@@ -97,20 +91,9 @@ export class CommandPanel {
     this.argsNote.setAttribute('aria-live', 'polite');
     argsLabel.append(this.argsInput);
 
-    const chips = el('div', 'chips');
-    chips.setAttribute('aria-label', 'Suggestions');
-    for (const s of SUGGESTIONS) {
-      const b = el('button', 'chip', s.name);
-      b.type = 'button';
-      b.title = s.hint;
-      b.addEventListener('click', () => {
-        this.nameInput.value = s.name;
-        this.argsInput.value = s.args;
-        this.validate();
-        this.argsInput.focus();
-      });
-      chips.append(b);
-    }
+    this.chips = el('div', 'chips');
+    this.chips.setAttribute('aria-label', 'Suggestions');
+    this.chips.dataset.testid = 'command-chips';
 
     this.sendButton = el('button', 'primary', 'Send command');
     this.sendButton.type = 'submit';
@@ -120,7 +103,7 @@ export class CommandPanel {
     this.alert.setAttribute('role', 'alert');
     this.alert.dataset.testid = 'command-error';
 
-    nameHead.append(chips);
+    nameHead.append(this.chips);
     const row = el('div', 'form-row');
     row.append(nameLabel, ttlLabel);
     const actions = el('div', 'form-actions');
@@ -128,8 +111,8 @@ export class CommandPanel {
     form.append(row, argsLabel, actions, this.alert);
 
     this.nameInput.addEventListener('input', () => {
-      const s = SUGGESTIONS.find((x) => x.name === this.nameInput.value);
-      if (s && this.argsInput.value.trim() === '') this.argsInput.value = s.args;
+      const s = this.suggestions.find((x) => x.name === this.nameInput.value);
+      if (s && this.argsInput.value.trim() === '') this.argsInput.value = JSON.stringify(s.args);
       this.validate();
     });
     this.argsInput.addEventListener('input', () => this.validate());
@@ -177,6 +160,37 @@ export class CommandPanel {
     if (raw === '') return undefined;
     const s = Number(raw);
     return Number.isInteger(s) && s >= 1 && s <= 604_800 ? s * 1000 : NaN;
+  }
+
+  /**
+   * Offers the commands the device's type accepts (devices/device-types.ts), each with arguments
+   * the device accepts as they are; a device of no known type gets no suggestions.
+   */
+  offer(commands: readonly CommandSpec[]): void {
+    const key = commands.map((c) => c.name).join(',');
+    if (key === this.offered) return;
+    this.offered = key;
+    this.suggestions = commands;
+    this.chips.replaceChildren();
+    this.datalist.replaceChildren();
+    for (const c of commands) {
+      const args = JSON.stringify(c.args);
+      const b = el('button', 'chip', c.name);
+      b.type = 'button';
+      b.title = c.hint;
+      b.dataset.testid = 'command-chip';
+      b.addEventListener('click', () => {
+        this.nameInput.value = c.name;
+        this.argsInput.value = args;
+        this.validate();
+        this.argsInput.focus();
+      });
+      this.chips.append(b);
+      const o = el('option');
+      o.value = c.name;
+      o.label = c.hint;
+      this.datalist.append(o);
+    }
   }
 
   private validate(): boolean {

@@ -5,7 +5,7 @@
  * (`too_old`), the gap is loaded from history, so the charts stay gap-free.
  */
 import { ApiError, getDevice, history } from './api.js';
-import { channelsOf, typeName } from './channels.js';
+import { channelsOf, commandsOf, typeName } from './channels.js';
 import { ChannelChart } from './charts.js';
 import { CommandPanel } from './commands.js';
 import type { FleetState } from './fleet-state.js';
@@ -58,6 +58,8 @@ export class DeviceView {
   /** Per channel, the newest point before the live stream was interrupted: where a gap would start. */
   private gapFrom = new Map<number, number | undefined>();
   private interrupted = false;
+  /** When the live connection to the gateway was lost (undefined while it is up): what the page shows is as of then. */
+  private staleSince: number | undefined;
   private readonly renderDue = () => this.renderCharts(false);
   private readonly renderNow = () => this.renderCharts(true);
 
@@ -126,6 +128,7 @@ export class DeviceView {
       this.live.on('command', (c) => this.commands.update(c)),
       this.live.on('connection', (info) => {
         if (info.state !== 'connected') this.noteInterruption();
+        this.markStale(info.state !== 'connected');
       }),
       this.live.on('missed', (m) => {
         if (m.streams.includes(this.stream)) this.noteInterruption();
@@ -142,6 +145,7 @@ export class DeviceView {
         if (this.live.lastSeq(this.stream) === undefined) void this.fillGap();
       }),
     );
+    this.markStale(this.live.connection.state !== 'connected');
     this.live.subscribe(this.stream, 'commands');
     void this.commands.load();
     void this.loadDevice();
@@ -174,6 +178,12 @@ export class DeviceView {
     return this.charts.get(channel)?.series.points.map((p) => p.x) ?? [];
   }
 
+  /** A chart's y-axis labels and value header (the test hook reads them). */
+  chartText(channel: number): { axis: string[]; value: string } | undefined {
+    const c = this.charts.get(channel);
+    return c && { axis: c.axisLabels(), value: c.valueText };
+  }
+
   get channels(): number[] {
     return [...this.charts.keys()];
   }
@@ -199,11 +209,13 @@ export class DeviceView {
   }
 
   /** Creates charts for the channels known so far; true when one was added. */
-  private ensureCharts(s: DeviceSummary | undefined, extra: string[] = []): boolean {
+  private ensureCharts(s: DeviceSummary | undefined, extra: string[] = [], extraBools: Set<number> = new Set()): boolean {
     const channels = channelsOf(s?.type, [...Object.keys(s?.last ?? {}), ...extra]);
     let added = false;
     for (const c of channels) {
       if (this.charts.has(c.id)) continue;
+      // A channel no type declares is charted by what it carries: on/off steps for true/false, not a 0.9–1.1 line.
+      if (c.type === '' && (typeof s?.last?.[c.id]?.value === 'boolean' || extraBools.has(c.id))) c.type = 'bool';
       const chart = new ChannelChart(c, this.windowMs, this.charts.size);
       this.charts.set(c.id, chart);
       // Keep the cards in channel order.
@@ -218,7 +230,8 @@ export class DeviceView {
 
   private onPoints(m: DeviceMessage): void {
     const unknown = Object.keys(m.points ?? {}).filter((k) => !this.charts.has(Number(k)));
-    if (unknown.length > 0 && this.ensureCharts(this.fleet.get(this.deviceId)?.summary, unknown) && this.historyLoaded) {
+    const bools = new Set(unknown.filter((k) => typeof m.points?.[k]?.[0]?.[1] === 'boolean').map(Number));
+    if (unknown.length > 0 && this.ensureCharts(this.fleet.get(this.deviceId)?.summary, unknown, bools) && this.historyLoaded) {
       void this.loadHistory(unknown.map(Number));
     }
     for (const [k, pts] of Object.entries(m.points ?? {})) {
@@ -248,6 +261,19 @@ export class DeviceView {
       }),
     );
     if (!this.destroyed) schedule(this.renderNow);
+  }
+
+  /**
+   * While the gateway is unreachable nothing here is current: the page says "last known" and since
+   * when, and dims the values, instead of claiming "online" for a device nobody can see.
+   */
+  private markStale(stale: boolean): void {
+    if (stale === (this.staleSince !== undefined)) return;
+    this.staleSince = stale ? this.now() : undefined;
+    this.root.classList.toggle('stale', stale);
+    this.root.dataset.stale = String(stale);
+    const s = this.fleet.get(this.deviceId)?.summary;
+    if (s) this.showState(s);
   }
 
   private noteInterruption(): void {
@@ -309,10 +335,15 @@ export class DeviceView {
   private showState(s: DeviceSummary): void {
     const now = this.now();
     this.typeEl.textContent = [s.name, typeName(s.type)].filter(Boolean).join(' · ');
-    this.badge.textContent = s.online ? 'online' : `offline · ${offlineCauseText(s.offlineCause)}`;
-    this.badge.className = `badge ${s.online ? 'ok' : 'off'}`;
+    this.commands.offer(commandsOf(s.type));
+    const known = s.online ? 'online' : `offline · ${offlineCauseText(s.offlineCause)}`;
+    const stale = this.staleSince !== undefined;
+    this.badge.textContent = stale ? `last known: ${known}` : known;
+    this.badge.className = `badge ${stale ? 'stale' : s.online ? 'ok' : 'off'}`;
     this.badge.dataset.state = s.online ? 'online' : 'offline';
+    this.badge.title = stale ? `The gateway has been unreachable since ${clock(this.staleSince!)}: this is what it last said.` : '';
     const rows: [string, string][] = [];
+    if (stale) rows.push(['Live updates', `interrupted since ${clock(this.staleSince!)} (${ago(this.staleSince!, now)}): the gateway is unreachable, what follows is as of then`]);
     if (s.online) {
       rows.push(['Status', `online${s.transport ? ` over ${s.transport}` : ''}${s.instance ? ` at gateway ${s.instance}` : ''}`]);
       if (s.connectedAt) rows.push(['Connected', `${clock(s.connectedAt)} (${ago(s.connectedAt, now)})`]);

@@ -31,6 +31,9 @@ interface Row {
   sub: HTMLElement;
   type: HTMLElement;
   state: HTMLElement;
+  /** "online" / "offline · cause", and under it the error code that ended the connection, whole. */
+  stateMain: HTMLElement;
+  stateCode: HTMLElement;
   seen: HTMLElement;
   values: HTMLElement;
   spark: HTMLCanvasElement;
@@ -203,7 +206,7 @@ export class FleetView {
     this.body.style.height = `${ids.length * ROW_HEIGHT}px`;
     const total = this.fleet.entries.size;
     const online = this.fleet.online;
-    this.summaryText.textContent = `${ids.length === total ? `${total}` : `${ids.length} of ${total}`} devices · ${online} online`;
+    this.summaryText.textContent = `${ids.length === total ? `${total}` : `${ids.length} of ${total}`} ${total === 1 ? 'device' : 'devices'} · ${online} online`;
     for (const [f, b] of this.filterButtons) {
       const n = f === 'all' ? total : f === 'online' ? online : total - online;
       b.textContent = `${f[0]!.toUpperCase()}${f.slice(1)} ${n}`;
@@ -275,6 +278,9 @@ export class FleetView {
     cDevice.append(dot, names);
     const type = el('div', 'c-type');
     const state = el('div', 'c-state');
+    const stateMain = el('div', 'state-main');
+    const stateCode = el('div', 'state-code');
+    state.append(stateMain, stateCode);
     const seen = el('div', 'c-seen');
     const values = el('div', 'c-values');
     const cSpark = el('div', 'c-spark');
@@ -282,7 +288,7 @@ export class FleetView {
     cSpark.append(spark);
     for (const c of [cDevice, type, state, seen, values, cSpark]) c.setAttribute('role', 'cell');
     a.append(cDevice, type, state, seen, values, cSpark);
-    return { el: a, id: undefined, index: -1, dot, name, sub, type, state, seen, values, spark, shown: {} };
+    return { el: a, id: undefined, index: -1, dot, name, sub, type, state, stateMain, stateCode, seen, values, spark, shown: {} };
   }
 
   /** Writes what changed into a row; `full` false updates only the relative time. */
@@ -313,13 +319,18 @@ export class FleetView {
       sh.type = type;
     }
     const state = stateText(s);
-    if (sh.online !== s.online || sh.state !== state) {
+    const stateKey = state.join('\n');
+    if (sh.online !== s.online || sh.state !== stateKey) {
       row.el.dataset.online = String(s.online);
       row.dot.className = `dot ${s.online ? 'on' : 'off'}`;
-      row.state.textContent = state;
+      const [main, code] = state;
+      row.stateMain.textContent = main;
+      row.stateCode.textContent = code;
+      row.stateCode.hidden = !code;
+      row.state.title = code ? `${main}: ${code}` : main;
       row.state.className = `c-state ${s.online ? 'ok' : 'off'}`;
       sh.online = s.online;
-      sh.state = state;
+      sh.state = stateKey;
     }
     const values = valuesText(s);
     if (sh.values !== values) {
@@ -331,10 +342,10 @@ export class FleetView {
   }
 }
 
-function stateText(s: DeviceSummary): string {
-  if (s.online) return 'online';
-  const cause = offlineCauseText(s.offlineCause);
-  return s.offlineDetail ? `offline · ${cause} (${s.offlineDetail})` : `offline · ${cause}`;
+/** The state cell's two lines: what happened, and the error code (on a line of its own, so it is never cut off). */
+function stateText(s: DeviceSummary): [string, string] {
+  if (s.online) return ['online', ''];
+  return [`offline · ${offlineCauseText(s.offlineCause)}`, s.offlineDetail ?? ''];
 }
 
 function valuesText(s: DeviceSummary): string {

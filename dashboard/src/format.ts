@@ -44,14 +44,45 @@ export function compact(n: number | undefined): string {
   return Math.abs(n) < 10_000 ? intFmt.format(n) : compactFmt.format(n);
 }
 
-/** A reading with up to 4 significant digits (bools as on/off) and its unit. */
+/**
+ * A reading as the device sent it (bools as on/off) and its unit: an energy register of 14002.17 kWh
+ * must not read "14000 kWh". Up to 7 significant digits (what an f32 carries, so 21.5 sent as f32
+ * shows 21.5, not 21.5000001), whole numbers in full; a dot for the decimals and no grouping in
+ * every locale, so the numbers read the same on every screen and in every bug report.
+ */
 export function reading(value: number | boolean | undefined, unit = ''): string {
   if (value === undefined) return '–';
   if (typeof value === 'boolean') return value ? 'on' : 'off';
+  const text = plainNumber(value);
+  return unit ? `${text} ${unit}` : text;
+}
+
+function plainNumber(value: number): string {
   if (!Number.isFinite(value)) return String(value);
   const abs = Math.abs(value);
-  const text = abs !== 0 && (abs >= 1e6 || abs < 1e-3) ? value.toExponential(2) : Number(value.toPrecision(4)).toString();
-  return unit ? `${text} ${unit}` : text;
+  if (Number.isInteger(value) && abs < 1e15) return String(value);
+  if (abs >= 1e7 && abs < 1e15) return String(Math.round(value));
+  return String(Number(value.toPrecision(7)));
+}
+
+/**
+ * Labels for a chart axis's ticks: as many decimals as the tick spacing needs, the same for every
+ * tick, so neighbours never share a label ("74.1934", "74.1935", … rather than "74.19" six times).
+ */
+export function axisLabels(values: readonly number[]): string[] {
+  if (values.length === 0) return [];
+  let step = Infinity;
+  for (let i = 1; i < values.length; i++) {
+    const d = Math.abs(values[i]! - values[i - 1]!);
+    if (d > 0 && d < step) step = d;
+  }
+  const scale = Math.max(...values.map(Math.abs));
+  if (scale >= 1e15 || (scale > 0 && scale < 1e-9)) return values.map((v) => v.toExponential(3));
+  // The fewest decimals (up to 10) at which each tick is written exactly, to a thousandth of the spacing.
+  const tolerance = Number.isFinite(step) ? step / 1000 : 0;
+  let decimals = 0;
+  while (decimals < 10 && values.some((v) => Math.abs(Number(v.toFixed(decimals)) - v) > tolerance)) decimals++;
+  return values.map((v) => (Object.is(Number(v.toFixed(decimals)), -0) ? 0 : v).toFixed(decimals));
 }
 
 /** Human words for an offline cause. */

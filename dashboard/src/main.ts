@@ -22,6 +22,7 @@ declare global {
       view(): 'fleet' | 'device';
       chartChannels(): number[];
       chartTimes(channel: number): number[];
+      chartText(channel: number): { axis: string[]; value: string } | undefined;
       fleetSize(): number;
     };
   }
@@ -59,6 +60,9 @@ function start(): void {
   };
   onUnauthorized((err) => end(err.code === 'SESSION_ENDED' ? 'ended' : 'missing', err.message));
   live.on('connection', (c) => c.state === 'unauthorized' && end('ended', c.reason));
+  // While the gateway is unreachable every state on screen is as of the last update: the styles
+  // grey out "online" (fleet dots and states; the device page also says "last known").
+  live.on('connection', (c) => (document.body.dataset.live = c.state === 'connected' ? 'live' : 'stale'));
   live.on('hello', (h) => (clockOffset = Math.abs(h.clockOffsetMs) > 1000 ? h.clockOffsetMs : 0));
   live.on('fleet', (f) => fleet.apply(f.devices, f.full));
 
@@ -115,6 +119,7 @@ function start(): void {
     view: () => (deviceView ? 'device' : 'fleet'),
     chartChannels: () => deviceView?.channels ?? [],
     chartTimes: (ch) => deviceView?.chartTimes(ch) ?? [],
+    chartText: (ch) => deviceView?.chartText(ch),
     fleetSize: () => fleet.entries.size,
   };
 

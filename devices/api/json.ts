@@ -73,9 +73,16 @@ export interface DeviceSummary {
   last: Record<string, LastValue>;
 }
 
-/** `GET /api/devices[?online=true|false]`, sorted by id. */
+/**
+ * `GET /api/devices[?online=true|false][&limit=N[&cursor=C]]`, sorted by id. Without `limit`, every
+ * device; with it, pages of N: pass `nextCursor` as `cursor` for the next one (null on the last).
+ */
 export interface DeviceList {
   devices: DeviceSummary[];
+  /** With limit or cursor: devices matching the filter, over all pages. */
+  total?: number;
+  /** With limit or cursor: the cursor of the next page, null when this is the last. */
+  nextCursor?: string | null;
 }
 
 /** `GET /api/device-types` */

@@ -160,7 +160,9 @@ export class Backbone {
       client.publish(`${p}instances/${o.instance}`, JSON.stringify({ online: true, startedAt: Date.now() }), { qos: 1, retain: true });
       this.log.info({ url: redact(o.url), cluster: o.cluster, instance: o.instance }, 'joined the cluster backbone');
     });
-    await firstConnect(client, { url: o.url, code: 'CLUSTER_CONNECT', what: 'the cluster backbone', setting: o.setting });
+    // In bridge mode the backbone is the bridge's broker and connects first: its failure is the bridge's (README).
+    const code = o.setting === '--mqtt-url' ? 'MQTT_BRIDGE_CONNECT' : 'CLUSTER_CONNECT';
+    await firstConnect(client, { url: o.url, code, what: o.setting === '--mqtt-url' ? 'the MQTT broker' : 'the cluster backbone', setting: o.setting });
   }
 
   publishPresence(deviceId: string, msg: PresenceMessage): void {

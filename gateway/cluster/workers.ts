@@ -137,6 +137,28 @@ async function freePort(host: string): Promise<number> {
   return port;
 }
 
+/**
+ * Fails when something already listens on host:port. The workers listen with SO_REUSEPORT to share
+ * the port among themselves, which would also let them join another gateway's port silently; a
+ * plain listen (no SO_REUSEPORT) refuses a port in use, so the primary checks before forking.
+ */
+async function checkPortFree(host: string, port: number, flag: string): Promise<void> {
+  const s = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, host, () => resolve());
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new GatewayError(
+      'LISTEN_FAILED',
+      `could not listen on ${host}:${port}: ${code === 'EADDRINUSE' ? 'the port is in use (another gateway?)' : (err as Error).message}; stop the other process or choose another port with ${flag}`,
+    );
+  }
+  await new Promise<void>((r) => s.close(() => r()));
+}
+
 export interface PrimaryResult {
   /** Resolves with the exit code once every worker has stopped. */
   stopped: Promise<number>;
@@ -222,6 +244,8 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<Pr
   let first: Listening;
   try {
     if (port === 0) port = await freePort(config.host);
+    else await checkPortFree(config.host, port, '--port (GATEWAY_PORT)');
+    if (config.cert !== undefined && config.plaintextPort !== 0) await checkPortFree(config.host, config.plaintextPort, '--plaintext-port (GATEWAY_PLAINTEXT_PORT)');
     [first] = (await Promise.all(Array.from({ length: config.workers }, (_, i) => listening(fork(i), i)))) as [Listening];
   } catch (err) {
     stopping = true;

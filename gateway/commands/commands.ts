@@ -67,6 +67,8 @@ export class CommandService {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private retryTimer: NodeJS.Timeout | undefined;
   staleResults = 0;
+  /** Commands this instance finished since start, by how they ended (metrics: gateway_command_outcomes_total). */
+  readonly outcomes: Record<'acked' | 'failed' | 'expired' | 'timed_out', number> = { acked: 0, failed: 0, expired: 0, timed_out: 0 };
   /** See CommandOptions.instance. */
   readonly instance: string | undefined;
   private readonly changeListeners: CommandListener[] = [];
@@ -307,6 +309,7 @@ export class CommandService {
     if (state === 'expired') c.error ??= 'TTL passed before delivery';
     if (state === 'timed_out') c.error ??= `no result within ${c.timeoutMs} ms of sending`;
     if (isFinal(c) && !wasFinal) {
+      this.outcomes[state as keyof typeof this.outcomes]++;
       const list = this.pending.get(c.deviceId)!;
       list.splice(list.indexOf(c), 1);
       if (list.length === 0) this.pending.delete(c.deviceId);

@@ -99,7 +99,7 @@ describe.skipIf(!hasInfluxd)('gateway with InfluxDB', () => {
     // Acked means spilled (InfluxDB is frozen): wait until the device holds nothing unacked.
     await waitFor(() => d.stats.unacked === 0 && d.stats.pendingReadings === 0, 'everything acked from the spill', 20_000);
     const metrics = await (await fetch(`${first.http}/metrics`)).text();
-    expect(metrics).toMatch(/gateway_storage\{figure="spilled_points"\} [1-9]/);
+    expect(metrics).toMatch(/^gateway_storage_spilled_points [1-9]/m);
     await first.stop('SIGKILL');
     await d.close().catch(() => {});
     influxd.resume();

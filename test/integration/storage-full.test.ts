@@ -84,7 +84,7 @@ describe.skipIf(influxdPath() === undefined)('storage full, out-of-range times, 
     expect(why).toMatch(/down: .*spill file is full.*refused \(STORAGE_FULL\)/);
     const metrics = await (await fetch(`${g.http}/metrics`)).text();
     expect(metrics).toMatch(/gateway_errors_total\{code="STORAGE_FULL"\} [1-9]/);
-    expect(metrics).toMatch(/gateway_storage\{figure="refused"\} [1-9]/);
+    expect(metrics).toMatch(/^gateway_storage_frames_refused_total [1-9]/m);
     expect(errors.get('STORAGE_FULL')).toBeGreaterThan(0);
     // While refusing: every reading acked so far is durable, i.e. in the spill file (InfluxDB is frozen).
     const h = g.gateway.storage.health();

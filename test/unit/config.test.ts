@@ -71,3 +71,22 @@ describe('config layers', () => {
     expect(bad(['--portt', '1'], {})).toMatch(/unknown flag --portt/);
   });
 });
+
+describe('config errors found by a newcomer (issue 16 item 7)', () => {
+  it('refuses an --influx URL that is not http(s), naming the flag and hiding the rest of the URL', () => {
+    expect(() => parseConfig(['--influx', 'foo://user:secret@bar/db'], {})).toThrow(ConfigError);
+    expect(() => parseConfig(['--influx', 'foo://user:secret@bar/db'], {})).toThrow(/--influx \(GATEWAY_INFLUX\).*http:\/\/.*got a foo: URL/);
+    expect(() => parseConfig(['--influx', 'foo://user:secret@bar/db'], {})).not.toThrow(/secret/);
+    expect(parseConfig(['--influx', 'http://127.0.0.1:8086/db'], {}).config.influx).toBe('http://127.0.0.1:8086/db');
+  });
+
+  it('refuses a --registry file that cannot be read, naming the flag', () => {
+    expect(() => parseConfig(['--registry', '/missing.json'], {})).toThrow(ConfigError);
+    expect(() => parseConfig(['--registry', '/missing.json'], {})).toThrow(/--registry \(GATEWAY_REGISTRY\) \/missing\.json cannot be read/);
+  });
+
+  it('refuses a flag as the value of the flag before it, unless written with =', () => {
+    expect(() => parseConfig(['--fleet-key', '--port', '18095'], {})).toThrow(/--fleet-key needs a value, got the flag --port/);
+    expect(parseConfig(['--fleet-key=--odd-key', '--port', '18095'], {}).config).toMatchObject({ fleetKey: '--odd-key', port: 18095 });
+  });
+});

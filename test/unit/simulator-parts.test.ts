@@ -45,6 +45,10 @@ describe('options', () => {
     expect(() => parseOptions([...base, '--url', 'http://x'], {})).toThrow(/--url/);
     expect(() => parseOptions([...base, '--url', 'ws://x', '--transport', 'mqtt'], {})).toThrow(/does not go with --transport mqtt/);
     expect(() => parseOptions([...base, '--bogus'], {})).toThrow(OptionError);
+    // A flag where a value belongs is a forgotten value; --ca names a file that must hold a certificate.
+    expect(() => parseOptions(['--fleet-key', '--devices', '5'], {})).toThrow(/--fleet-key needs a value, got the flag --devices/);
+    expect(parseOptions(['--fleet-key=--odd', '--devices', '5'], {}).options).toMatchObject({ fleetKey: '--odd', devices: 5 });
+    expect(() => parseOptions([...base, '--ca', '/missing/ca.pem'], {})).toThrow(/--ca \/ SIMULATE_CA: \/missing\/ca.pem cannot be read/);
     expect(() => parseOptions([...base, '--rate', '2'], { SIMULATE_RATE: 'x' })).not.toThrow();
   });
 

@@ -26,7 +26,7 @@ async function heapUsed(server: RunningServer, keys: BenchKeys): Promise<number 
   if (server.kind !== 'gateway') return undefined;
   try {
     const text = await httpGet(server.port, '/metrics', { authorization: `Bearer ${keys.operatorToken}` }, 5000);
-    return metric(text, 'gateway_process_nodejs_heap_size_used_bytes');
+    return metric(text, 'gateway_nodejs_heap_size_used_bytes');
   } catch {
     return undefined;
   }
