@@ -10,7 +10,8 @@ import { ApiError } from './errors.js';
 
 export const MAX_DEVICE_PAGE = 10_000;
 /** `token` authenticates (it is read before this); the rest are the list's own. */
-const KNOWN = new Set(['token', 'online', 'limit', 'cursor']);
+// `_` is the usual cache-buster (`?_=<time>`): taken and ignored, so such clients keep working.
+const KNOWN = new Set(['token', 'online', 'limit', 'cursor', '_']);
 
 export interface DeviceListQuery {
   online: boolean | undefined;
