@@ -27,6 +27,8 @@ interface Stream {
   seq: number;
   /** Points from other instances since the last flush: shown here, never relayed again. */
   relayed: Relayed | undefined;
+  /** In this flush's active list already (local and relayed points both put it there). */
+  active: boolean;
   /** When the oldest pending point arrived (ms), for the latency metric. */
   pendingSince: number;
   watchers: number;
@@ -79,7 +81,7 @@ export class DeviceStreams {
   watch(id: string): void {
     let s = this.streams.get(id);
     if (!s) {
-      s = { seq: 0, relayed: undefined, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
+      s = { seq: 0, relayed: undefined, active: false, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
       this.streams.set(id, s);
     }
     s.watchers++;
@@ -96,7 +98,8 @@ export class DeviceStreams {
     const s = this.streams.get(device.id);
     if (!s) return;
     const p = s.pending;
-    if (p.channels.length === 0) {
+    if (!s.active) {
+      s.active = true;
       s.pendingSince = Date.now();
       this.active.push(s);
       this.activeIds.push(device.id);
@@ -116,7 +119,8 @@ export class DeviceStreams {
   addRelayed(id: string, points: DeviceMessage['points'], downsampled: boolean, now: number): void {
     const s = this.streams.get(id);
     if (!s) return;
-    if (s.pending.channels.length === 0 && s.relayed === undefined) {
+    if (!s.active) {
+      s.active = true;
       s.pendingSince = now;
       this.active.push(s);
       this.activeIds.push(id);
@@ -153,9 +157,10 @@ export class DeviceStreams {
     for (let i = 0; i < this.active.length; i++) {
       const s = this.active[i]!;
       const id = this.activeIds[i]!;
-      const local = s.pending.channels.length > 0 ? this.points(s.pending) : undefined;
+      const local = s.pending.channels.length > 0 || s.relayed === undefined ? this.points(s.pending) : undefined;
       const { points, downsampled } = s.relayed === undefined ? local! : merge(local, s.relayed);
       s.relayed = undefined;
+      s.active = false;
       s.seq++;
       const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled } satisfies DeviceMessage);
       this.meanBytes += (json.length - this.meanBytes) / 64;
