@@ -77,7 +77,7 @@ describe.skipIf(!hasMosquitto)('what every instance of a cluster shows', () => {
     for (let s = resendFrom; s < seq + 20; s++) onB.send(frame(s));
     const last = seq + 19;
     await onB.waitAck(3, last, 10_000);
-    await waitFor(() => received(live, id).values.includes(last), 'the last point on the dashboard on B')
+    await waitFor(() => received(live, id).values.includes(last), 'the last point on the dashboard on B');
     await new Promise((r) => setTimeout(r, 300));
 
     const { values, seqs } = received(live, id);
@@ -90,6 +90,33 @@ describe.skipIf(!hasMosquitto)('what every instance of a cluster shows', () => {
     for (const g of [a, b]) {
       await waitFor(async () => (await api(g.http, `/api/devices/${id}`)).body?.counters?.frames === last + 1, `the counters on ${g.http} to add up to ${last + 1} frames`);
     }
+  });
+
+  it('a resume on B across a time nobody on B followed the device on A answers too_old (the points A sent meanwhile never came)', async () => {
+    broker = await startMosquitto();
+    const a = await instance('gw-a');
+    const b = await instance('gw-b');
+    const id = 'climate-0301';
+    const live = await LiveClient.connect(b.ws, OPERATOR_TOKEN);
+    lives.push(live);
+    const hello = await live.waitFor((m) => m.type === 'hello', 'hello');
+    live.send({ op: 'subscribe', streams: [`device:${id}`] });
+    const onA = await raw(a, id);
+    let seq = 0;
+    await waitFor(() => {
+      onA.send(frame(seq++));
+      return received(live, id).seqs.length > 0;
+    }, "A's points on B", 10_000, 50);
+    await new Promise((r) => setTimeout(r, 300));
+    const lastSeq = Math.max(...received(live, id).seqs);
+    // The last viewer on B leaves: B stops following the device, A stops sending its points.
+    live.send({ op: 'unsubscribe', streams: [`device:${id}`] });
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 5; i++) onA.send(frame(seq++));
+    await onA.waitAck(3, seq - 1);
+    live.send({ op: 'subscribe', streams: [`device:${id}`], resume: { [`device:${id}`]: lastSeq }, bootId: hello.bootId });
+    const answer = await live.waitFor((m) => m.type === 'resume', 'the resume answer');
+    expect(answer).toMatchObject({ stream: `device:${id}`, from: lastSeq, status: 'too_old' });
   });
 
   it('answers history of a device on A from B (memory store: asked of A), and says so when A is gone', async () => {
