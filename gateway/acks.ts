@@ -161,7 +161,7 @@ export class AckLedger {
     let lines = '';
     for (let i = 0; i < n; i++) {
       const s = q[i]!.ack!;
-      if (this.settle(s, durable, ranges)) s.unwritten = true;
+      if (this.settle(s, durable, ranges) || (ranges && this.settleWindow(q[i]!, s))) s.unwritten = true;
       if (s.unwritten) {
         s.owed = true;
         lines += this.cursors.set(q[i]!.id, s.epoch, s.contig);
@@ -250,6 +250,20 @@ export class AckLedger {
     }
     if (i > 0) u.splice(0, i);
     return advanced;
+  }
+
+  /**
+   * Bridge mode: range acks say nothing a restart could use, so once everything this gateway took of
+   * a device is settled, its dedupe position (every seq up to it taken here, or by the share group's
+   * other gateways) is what the cursor file keeps: resends of frames acked before a restart are
+   * duplicates after it. Returns true when the position moved.
+   */
+  private settleWindow(d: DeviceState, s: AckSlot): boolean {
+    const cur = d.seq.current;
+    if (cur === undefined || (s.unsettled?.length ?? 0) > 0 || (s.epoch === cur.epoch && s.contig === cur.contig)) return false;
+    s.epoch = cur.epoch;
+    s.contig = cur.contig;
+    return true;
   }
 
   private sendAck(s: AckSlot, link: DeviceLink, now: number): void {
