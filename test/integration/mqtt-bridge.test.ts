@@ -22,8 +22,8 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
   it('two gateways on one shared subscription ingest 10,000 frames exactly once between them, and range-ack each', async () => {
     broker = await startMosquitto();
     for (let i = 0; i < 2; i++) gateways.push(await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'test-group', ackInterval: 10 }));
-    // The cluster has formed once each gateway has heard the other join: before that, a gateway
-    // replicates to nobody (no peer is known), and the other's views would start late.
+    // The cluster has formed once each gateway has heard the other join (each then tells the other
+    // its summaries; no frame travels between them).
     await waitFor(() => gateways.every((g) => g.gateway.cluster!.backbone.peers.size === 1), 'the two gateways to see each other');
     const DEVICES = 10;
     const PER_DEVICE = 1000;
@@ -63,11 +63,14 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
     expect(a!.errors + b!.errors).toBe(0);
     // Every device got an ack for every seq, from whichever gateway took it.
     await waitFor(() => [...acked.values()].every((s) => s.size === PER_DEVICE), 'every seq acked', 10_000);
-    // The two form a cluster: each shows every frame of a device, whichever of them took it.
-    const frames = async (g: TestGateway, id: string) => (await g.api(`/api/devices/${id}`)).body?.counters?.frames ?? 0;
-    await waitFor(async () => (await frames(gateways[0]!, 'bridged-0')) === PER_DEVICE && (await frames(gateways[1]!, 'bridged-0')) === PER_DEVICE, 'both gateways to show all frames');
-    const dev = (await gateways[0]!.api('/api/devices/bridged-0')).body;
-    expect(dev).toMatchObject({ online: true, transport: 'mqtt', instance: null, counters: { gaps: 0 } });
+    // The two form a cluster: each shows every frame of every device, whichever of them took it
+    // (its own share plus the other's, from the other's summaries).
+    const shown = async (g: TestGateway) => ((await g.api('/api/devices')).body.devices as { id: string; counters: { frames: number } }[]).filter((d) => d.id.startsWith('bridged-') && d.counters.frames === PER_DEVICE).length;
+    await waitFor(async () => (await shown(gateways[0]!)) === DEVICES && (await shown(gateways[1]!)) === DEVICES, 'both gateways to show all frames of every device');
+    for (const g of gateways) {
+      const dev = (await g.api('/api/devices/bridged-0')).body;
+      expect(dev).toMatchObject({ online: true, transport: 'mqtt', instance: null, counters: { frames: PER_DEVICE, readings: PER_DEVICE, duplicates: 0, gaps: 0 }, last: { '0': { value: PER_DEVICE - 1 } } });
+    }
   });
 
   it('answers a bad frame through the broker with an error frame, counts it for the bridge, and keeps the device', async () => {
