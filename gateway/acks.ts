@@ -15,7 +15,7 @@
  *      next flush
  *   5. acks.ts, here (ingest's onIngested): the device is queued; at the next flush, once
  *      durableTicket covers the ticket, its cursor goes to the cursor file and then the ack out
- *   (cluster/ also hears onIngested, to copy the bytes to other instances' live views.)
+ *   (No other cluster instance sees the frame: cluster/ tells them summaries, and live points by interest.)
  * Per frame the ledger touches only the device's own slot (DeviceState.ack): no lookup, no allocation
  * beyond the slot's first use and the growth of its small unsettled array.
  */
@@ -87,8 +87,9 @@ export class AckLedger {
 
   /**
    * Where the device's frames were safe when it left another instance. Its dedupe window here takes
-   * the cursor when it knows less (a window built from replicated frames usually knows more), and
-   * the durable position moves up to it, so an ack here can cover what the other instance stored.
+   * the cursor when it knows less (unless the device is held here and its frames were not waiting
+   * for this cursor), and the durable position moves up to it, so an ack here can cover what the
+   * other instance stored.
    */
   adopt(device: DeviceState, c: Cursor, heldHere: boolean): void {
     const cur = device.seq.current;

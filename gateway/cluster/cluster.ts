@@ -138,6 +138,7 @@ export class Cluster {
   /** Starts the periodic work (summaries); after backbone.start(). */
   start(): void {
     this.fleet.start();
+    this.relay.announce();
   }
 
   /** Resolves once every device that left has its offline presence published (bounded by the settle wait). */

@@ -65,13 +65,16 @@ export class LiveRelay {
     this.announceTimer ??= setTimeout(() => this.announce(), ANNOUNCE_MS);
   }
 
-  private announce(): void {
+  /** Says what this instance follows now (also at start: a retained list from before a restart would be stale). */
+  announce(): void {
     if (this.announceTimer) clearTimeout(this.announceTimer);
     this.announceTimer = undefined;
     this.backbone.publishInterest([...this.hub.watchedDevices()]);
   }
 
   private interest(instance: string, ids: string[]): void {
+    // A retained list of an instance that is not in the cluster (it died): nobody there to send to.
+    if (ids.length > 0 && !this.backbone.peers.has(instance)) return;
     const before = this.remote.get(instance) ?? new Set<string>();
     const now = new Set(ids);
     for (const id of now) {
