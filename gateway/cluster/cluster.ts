@@ -170,6 +170,9 @@ export class Cluster {
     const cause = device.offlineCause;
     const detail = device.offlineDetail;
     if (await d.storage.whenDurable(d.acks.newestTicket, SETTLE_BEFORE_HANDOVER_MS)) d.acks.flush(Date.now());
+    // It reconnected here meanwhile: its online presence (published since) is the news, not this.
+    const now = device.link;
+    if (device.online && now !== undefined && now.instance === undefined && !now.shared) return;
     const msg: PresenceMessage = { instance: backbone.instance, online: false, transport: link.transport, remoteAddress: link.remoteAddress, at };
     if (cause) msg.cause = cause;
     if (detail) msg.detail = detail;

@@ -119,6 +119,27 @@ describe.skipIf(!hasMosquitto)('what every instance of a cluster shows', () => {
     expect(answer).toMatchObject({ stream: `device:${id}`, from: lastSeq, status: 'too_old' });
   });
 
+  it('a device that reconnects to the same instance (replacing its old connection) stays online everywhere, also for an instance that joins later', async () => {
+    broker = await startMosquitto();
+    const a = await instance('gw-a');
+    const b = await instance('gw-b');
+    const id = 'power-0302';
+    const first = await raw(a, id);
+    first.send(frame(0));
+    await first.waitAck(3, 0);
+    const second = await raw(a, id);
+    expect((await first.closed).code).toBe(4409);
+    second.send(frame(1));
+    await second.waitAck(3, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await api(b.http, `/api/devices/${id}`)).body).toMatchObject({ online: true, instance: 'gw-a' });
+    // The retained presence says so too.
+    const c = await instance('gw-c');
+    await waitFor(async () => (await api(c.http, `/api/devices/${id}`)).status === 200, 'C to hear of the device');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await api(c.http, `/api/devices/${id}`)).body).toMatchObject({ online: true, instance: 'gw-a' });
+  });
+
   it('answers history of a device on A from B (memory store: asked of A), and says so when A is gone', async () => {
     broker = await startMosquitto();
     const a = await instance('gw-a');
