@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTelemetry } from '../../devices/codec/index.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { api, deviceToken, gatewayArgs, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
+import { influxdPath, startInfluxd, type Influxd } from '../helpers/influxd.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
@@ -17,6 +18,7 @@ let broker: Mosquitto | undefined;
 const gateways: ChildGateway[] = [];
 const raws: RawDevice[] = [];
 const lives: LiveClient[] = [];
+let influxd: Influxd | undefined;
 
 afterEach(async () => {
   for (const l of lives.splice(0)) l.ws.close();
@@ -24,11 +26,13 @@ afterEach(async () => {
   for (const g of gateways.splice(0)) await g.stop();
   await broker?.stop();
   broker = undefined;
+  await influxd?.destroy();
+  influxd = undefined;
 });
 
-async function instance(name: string): Promise<ChildGateway> {
+async function instance(name: string, extra: string[] = []): Promise<ChildGateway> {
   // Every point shown (no min/max downsampling), so a test can count them.
-  const g = await spawnGateway(gatewayArgs(tempDir(`views-${name}-`), '--cluster-url', broker!.url, '--instance-id', name, '--mqtt-share-group', 'views-test', '--cluster-summary-ms', '200', '--live-max-points', '1000'));
+  const g = await spawnGateway(gatewayArgs(tempDir(`views-${name}-`), '--cluster-url', broker!.url, '--instance-id', name, '--mqtt-share-group', 'views-test', '--cluster-summary-ms', '200', '--live-max-points', '1000', ...extra));
   gateways.push(g);
   return g;
 }
@@ -161,6 +165,24 @@ describe.skipIf(!hasMosquitto)('what every instance of a cluster shows', () => {
     expect(gone.status).toBe(503);
     expect(gone.body.error.code).toBe('HISTORY_OWNER_UNAVAILABLE');
     expect(gone.body.error.message).toContain('gw-a');
+  });
+
+  it.skipIf(influxdPath() === undefined)('answers history of a device on A from B out of InfluxDB, also once A is gone', async () => {
+    broker = await startMosquitto();
+    influxd = await startInfluxd();
+    const db = `views_${process.pid}`;
+    const a = await instance('gw-a', ['--influx', `${influxd.url}/${db}`, '--influx-retention', 'INF']);
+    const b = await instance('gw-b', ['--influx', `${influxd.url}/${db}`, '--influx-retention', 'INF']);
+    const id = 'power-0303';
+    const onA = await raw(a, id);
+    for (let s = 0; s < 10; s++) onA.send(frame(s));
+    await onA.waitAck(3, 9);
+    await a.stop('SIGKILL');
+    gateways.splice(gateways.indexOf(a), 1);
+    await waitFor(async () => (await api(b.http, `/api/devices/${id}`)).body?.online === false, 'B to see A gone', 15_000);
+    const h = await api(b.http, `/api/devices/${id}/history?channel=1&from=${T0 - 1000}&to=${T0 + 1000}&points=100`);
+    expect(h.status).toBe(200);
+    expect(h.body.points.map((p: { mean: number }) => p.mean)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
   it('lists the whole fleet with its counters and last values on every instance', async () => {
