@@ -7,10 +7,13 @@
  * spreads over every gateway, are right on every instance, at most one interval (plus the broker's
  * delay) behind its owner. Presence (online, held where) travels on its own, at once (cluster.ts).
  *
+ * A change of the error count alone (a refused frame) goes out with the device's next frame or
+ * presence change.
+ *
  * Summary message: {"devices": [[id, frames, readings, duplicates, errors, gaps, connections,
  * lastSeen, epoch, ackedSeq, lastError, [channel, type, value, time, …]], …]}.
  */
-import type { DeviceState, DeviceTable, RemoteShare } from '../devices.js';
+import type { DeviceLink, DeviceState, DeviceTable, RemoteShare } from '../devices.js';
 import type { Logger } from '../log.js';
 import type { Backbone } from './backbone.js';
 
@@ -21,7 +24,7 @@ type Entry = [string, number, number, number, number, number, number, number, nu
 
 export interface FleetViewSources {
   ingest: { onTelemetry(l: (device: DeviceState) => void): void; onDuplicate(l: (device: DeviceState) => void): void };
-  presence: { onConnect(l: (device: DeviceState) => void): void; onDisconnect(l: (device: DeviceState) => void): void };
+  presence: { onConnect(l: (device: DeviceState, link: DeviceLink) => void): void; onDisconnect(l: (device: DeviceState, link: DeviceLink) => void): void };
 }
 
 export class FleetView {
@@ -49,8 +52,10 @@ export class FleetView {
     const note = (device: DeviceState) => this.changed.add(device);
     from.ingest.onTelemetry(note);
     from.ingest.onDuplicate(note);
-    from.presence.onConnect(note);
-    from.presence.onDisconnect(note);
+    // A connection another instance holds is that instance's to tell.
+    const noteLocal = (device: DeviceState, link: DeviceLink) => link.instance === undefined && this.changed.add(device);
+    from.presence.onConnect(noteLocal);
+    from.presence.onDisconnect(noteLocal);
     this.backbone.onSummary((instance, json) => this.apply(instance, json));
     // A newcomer knows nothing of what was counted before it came: the next summary says all of it.
     this.backbone.onInstance((_instance, online) => {
