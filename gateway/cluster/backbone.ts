@@ -93,6 +93,10 @@ export class Backbone {
   readonly unsent = { summary: 0, live: 0, history: 0 };
   /** Other instances online now. */
   readonly peers = new Set<string>();
+  /** When each other instance (online now) started: what it kept in memory before is gone. */
+  readonly peerStartedAt = new Map<string, number>();
+  /** When this instance started (the same after a reconnect to the broker). */
+  readonly startedAt = Date.now();
   private readonly listeners: { [K in keyof BackboneEvents]: Listener<K>[] } = {
     presence: [],
     instance: [],
@@ -189,7 +193,7 @@ export class Backbone {
         const refused = granted?.filter((g) => g.qos >= 128) ?? [];
         if (err || refused.length > 0) this.log.error({ err: err?.message, refused: refused.map((g) => g.topic) }, `the backbone broker refused subscriptions under ${p}#; let the gateway's user read and write ${p}#`);
       });
-      client.publish(`${p}instances/${o.instance}`, JSON.stringify({ online: true, startedAt: Date.now() }), { qos: 1, retain: true });
+      client.publish(`${p}instances/${o.instance}`, JSON.stringify({ online: true, startedAt: this.startedAt }), { qos: 1, retain: true });
       this.log.info({ url: redact(o.url), cluster: o.cluster, instance: o.instance }, 'joined the cluster backbone');
       if (this.lost) for (const l of this.listeners.rejoined) l();
     });
@@ -304,10 +308,15 @@ export class Backbone {
         }
         case 'instances': {
           if (arg === this.opts.instance || payload.length === 0) return;
-          const m = JSON.parse(payload.toString('utf8')) as { online?: boolean; cause?: string };
+          const m = JSON.parse(payload.toString('utf8')) as { online?: boolean; cause?: string; startedAt?: number };
           const online = m.online === true;
-          if (online) this.peers.add(arg);
-          else this.peers.delete(arg);
+          if (online) {
+            this.peers.add(arg);
+            this.peerStartedAt.set(arg, typeof m.startedAt === 'number' ? m.startedAt : Date.now());
+          } else {
+            this.peers.delete(arg);
+            this.peerStartedAt.delete(arg);
+          }
           for (const l of this.listeners.instance) l(arg, online, m.cause);
           return;
         }

@@ -29,7 +29,7 @@ import type { LiveHub } from '../live/hub.js';
 import type { Backbone, PresenceMessage } from './backbone.js';
 import { FleetView } from './fleet-view.js';
 import { LiveRelay } from './live-relay.js';
-import { RemoteHistory } from './remote-history.js';
+import { RemoteHistory, type HeldSpan } from './remote-history.js';
 
 /** Longest a device's frames wait for the instance that held it before to say where they were safe. */
 export const HANDOVER_TIMEOUT_MS = 3000;
@@ -76,8 +76,8 @@ export interface ClusterDeps {
 export class Cluster {
   /** Instances known to be gone: their devices are offline, whatever retained presence says. */
   private readonly gone = new Set<string>();
-  /** The instance that holds, or last held, each device (from presence). */
-  private readonly holders = new Map<string, string>();
+  /** The instances that held each device, and when (from presence; for history with the memory store). */
+  private readonly holders = new Map<string, Map<string, HeldSpan>>();
   /** Devices whose frames wait here for their previous holder's cursor: device → that instance and the release. */
   private readonly handovers = new Map<string, { from: string; release(): void }>();
   readonly fleet: FleetView;
@@ -109,11 +109,12 @@ export class Cluster {
     d.commands.onForget((c) => backbone.forgetCommand(c.deviceId, c.id));
     d.presence.onConnect((device, link) => {
       if (link.instance !== undefined || link.shared) return;
-      this.holders.set(device.id, backbone.instance);
+      this.noteHeld(device.id, backbone.instance, true, device.connectedAt);
       this.publishHeld(device, link);
     });
     d.presence.onDisconnect((device, link) => {
       if (link.instance !== undefined || link.shared) return;
+      this.noteHeld(device.id, backbone.instance, false, device.disconnectedAt);
       const p = this.publishLeft(device, link).finally(() => this.leaving.delete(p));
       this.leaving.add(p);
     });
@@ -133,6 +134,18 @@ export class Cluster {
       const f = decodeFrame(frame);
       if (device && !(f instanceof Error) && f.type === FrameType.CommandResult) d.commands.onResult(device, f as CommandResultFrame, true);
     });
+  }
+
+  /** Keeps when each instance held a device: its first connection, and when it left. */
+  private noteHeld(id: string, instance: string, online: boolean, at: number): void {
+    let m = this.holders.get(id);
+    if (!m) this.holders.set(id, (m = new Map()));
+    const span = m.get(instance);
+    if (!span) m.set(instance, { first: at, until: online ? undefined : at });
+    else {
+      if (at < span.first) span.first = at;
+      span.until = online ? undefined : Math.max(span.until ?? 0, at);
+    }
   }
 
   /** Starts the periodic work (summaries); after backbone.start(). */
@@ -217,7 +230,7 @@ export class Cluster {
   private onPresence(device: DeviceState, msg: PresenceMessage): void {
     const link = device.link;
     const heldHere = device.online && link !== undefined && link.instance === undefined && !link.shared;
-    if (!heldHere) this.holders.set(device.id, msg.instance);
+    this.noteHeld(device.id, msg.instance, msg.online, msg.at);
     // The retained presence must say where the device is: another instance's older news (its
     // replaced connection going offline, say) came after ours, so say it again.
     if (heldHere && (!msg.online || device.connectedAt > msg.at)) this.publishHeld(device, link!);
@@ -247,6 +260,8 @@ export class Cluster {
    */
   private onStalePresence(id: string, msg: PresenceMessage): void {
     const device = this.device(id);
+    // This instance held it before its restart: what it kept in memory then is gone.
+    this.noteHeld(id, msg.instance, false, msg.at);
     if (msg.cursor) this.d.acks.adopt(device, msg.cursor, false);
     if (!msg.online || device.online) return;
     this.backbone.publishPresence(id, { ...msg, online: false, at: Date.now(), cause: 'connection_lost', detail: `gateway instance ${msg.instance} restarted` });

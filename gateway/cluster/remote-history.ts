@@ -18,6 +18,12 @@ import type { Backbone } from './backbone.js';
 
 export const HISTORY_TIMEOUT_MS = 3000;
 
+/** When an instance held a device: its first connection there, and when it left (undefined: it holds it now). */
+export interface HeldSpan {
+  first: number;
+  until: number | undefined;
+}
+
 interface Waiting {
   left: Set<string>;
   answers: HistoryBucket[][];
@@ -35,8 +41,8 @@ export class RemoteHistory {
   constructor(
     private readonly backbone: Backbone,
     private readonly storage: Pick<Storage, 'history'>,
-    /** The instance that holds, or last held, a device (undefined when unknown: bridged or never seen). */
-    private readonly holderOf: (device: string) => string | undefined,
+    /** The instances known to have held a device (undefined when none: bridged or never seen). */
+    private readonly holdersOf: (device: string) => ReadonlyMap<string, HeldSpan> | undefined,
     private readonly log: Logger,
     private readonly timeoutMs = HISTORY_TIMEOUT_MS,
   ) {}
@@ -49,10 +55,10 @@ export class RemoteHistory {
   /** The device's history from every instance, merged; throws HISTORY_OWNER_UNAVAILABLE when part of it cannot be had. */
   async history(q: HistoryQuery): Promise<HistoryBucket[]> {
     const me = this.backbone.instance;
-    const holder = this.holderOf(q.device);
-    if (holder !== undefined && holder !== me && !this.backbone.peers.has(holder)) {
+    const lost = this.lostPart(q);
+    if (lost !== undefined) {
       this.unavailable++;
-      throw unavailable(`the device's points are kept in memory by gateway instance ${holder}, which is not in the cluster now; its history returns if that instance comes back (an instance that crashed lost them), or use InfluxDB (--influx-url) so every instance reads one database`);
+      throw unavailable(`${lost}; use InfluxDB (--influx-url) so every instance reads one database`);
     }
     const peers = [...this.backbone.peers];
     const id = `${me}-${++this.next}`;
@@ -75,6 +81,24 @@ export class RemoteHistory {
       throw unavailable(`part of this history is kept in memory by other instances: ${w.failed}; retry, or use InfluxDB (--influx-url) so every instance reads one database`);
     }
     return merge([local, ...w.answers], q);
+  }
+
+  /**
+   * Why part of this window's points cannot be had, or undefined: an instance that held the device
+   * within the window is gone, or restarted since (memory is not kept through a restart).
+   */
+  private lostPart(q: HistoryQuery): string | undefined {
+    const held = this.holdersOf(q.device);
+    if (held === undefined) return undefined;
+    const b = this.backbone;
+    for (const [instance, span] of held) {
+      // Its points are older than the window: nothing of the window is missing.
+      if (span.until !== undefined && span.until < q.from) continue;
+      const started = instance === b.instance ? b.startedAt : b.peerStartedAt.get(instance);
+      if (started === undefined) return `the device's points are kept in memory by gateway instance ${instance}, which is not in the cluster now (an instance that crashed lost them; one that comes back answers again)`;
+      if (span.first < started && q.from <= started) return `gateway instance ${instance} held the device before it restarted, and what it kept in memory went with the restart`;
+    }
+    return undefined;
   }
 
   private async serve(json: string): Promise<void> {
