@@ -15,7 +15,7 @@
  *      next flush
  *   5. acks.ts, here (ingest's onIngested): the device is queued; at the next flush, once
  *      durableTicket covers the ticket, its cursor goes to the cursor file and then the ack out
- *   (cluster/ also hears onIngested, to copy the bytes to other instances' live views.)
+ *   (No other cluster instance sees the frame: cluster/ tells them summaries, and live points by interest.)
  * Per frame the ledger touches only the device's own slot (DeviceState.ack): no lookup, no allocation
  * beyond the slot's first use and the growth of its small unsettled array.
  */
@@ -100,8 +100,9 @@ export class AckLedger {
 
   /**
    * Where the device's frames were safe when it left another instance. Its dedupe window here takes
-   * the cursor when it knows less (a window built from replicated frames usually knows more), and
-   * the durable position moves up to it, so an ack here can cover what the other instance stored.
+   * the cursor when it knows less (unless the device is held here and its frames were not waiting
+   * for this cursor), and the durable position moves up to it, so an ack here can cover what the
+   * other instance stored.
    */
   adopt(device: DeviceState, c: Cursor, heldHere: boolean): void {
     const cur = device.seq.current;
@@ -193,7 +194,7 @@ export class AckLedger {
     let lines = '';
     for (let i = 0; i < n; i++) {
       const s = q[i]!.ack!;
-      if (this.settle(s, durable, ranges, q[i]!.seq.current?.epoch)) s.unwritten = true;
+      if (this.settle(s, durable, ranges, q[i]!.seq.current?.epoch) || (ranges && this.settleWindow(q[i]!, s))) s.unwritten = true;
       if (s.unwritten) {
         s.owed = true;
         lines += this.cursors.set(q[i]!.id, s.epoch, s.contig);
@@ -290,6 +291,20 @@ export class AckLedger {
     }
     if (i > 0) u.splice(0, i);
     return advanced;
+  }
+
+  /**
+   * Bridge mode: range acks say nothing a restart could use, so once everything this gateway took of
+   * a device is settled, its dedupe position (every seq up to it taken here, or by the share group's
+   * other gateways) is what the cursor file keeps: resends of frames acked before a restart are
+   * duplicates after it. Returns true when the position moved.
+   */
+  private settleWindow(d: DeviceState, s: AckSlot): boolean {
+    const cur = d.seq.current;
+    if (cur === undefined || (s.unsettled?.length ?? 0) > 0 || (s.epoch === cur.epoch && s.contig === cur.contig)) return false;
+    s.epoch = cur.epoch;
+    s.contig = cur.contig;
+    return true;
   }
 
   private sendAck(epoch: number, seq: number, link: DeviceLink, now: number): void {

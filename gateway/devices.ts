@@ -29,6 +29,26 @@ export interface DeviceLink {
   readonly shared?: boolean;
 }
 
+/**
+ * What another cluster instance counted for a device: its share, from its periodic summary
+ * (cluster/fleet-view.ts). A device's record adds up the shares of every instance that took some
+ * of its frames (the one holding it, the ones that held it before, or every bridge gateway).
+ */
+export interface RemoteShare {
+  frames: number;
+  readings: number;
+  duplicates: number;
+  errors: number;
+  gaps: number;
+  connections: number;
+  lastSeen: number;
+  epoch: number | null;
+  ackedSeq: number | null;
+  lastError: string | null;
+  /** Last values, flat: channel, type, value, time, channel, … */
+  last: number[];
+}
+
 /** Last value per channel as parallel arrays: updated in place on the hot path, no allocation. */
 class LastValues {
   readonly channels: number[] = [];
@@ -61,6 +81,8 @@ export class DeviceState {
   readonly seq = new DeviceSequence();
   /** Last value per channel; created with the first reading. */
   last: LastValues | undefined;
+  /** Other cluster instances' shares, by instance: only cluster/fleet-view.ts writes it. */
+  elsewhere: Map<string, RemoteShare> | undefined;
 
   /** Names the device's channel schema (devices/device-types.ts). */
   readonly type: string | undefined;
@@ -98,16 +120,46 @@ export class DeviceState {
   /** `local`: this instance's id in a cluster, shown for connections held here. */
   toJSON(local?: string | null): DeviceSummary {
     const last: DeviceSummary['last'] = {};
+    const times: Record<string, number> = {};
+    const put = (ch: number, type: number, value: number, time: number) => {
+      const k = String(ch);
+      if (times[k] !== undefined && times[k]! > time) return;
+      times[k] = time;
+      last[k] = { value: type === 4 ? value === 1 : value, time };
+    };
     const l = this.last;
-    for (let i = 0; l !== undefined && i < l.channels.length; i++) {
-      const type = l.types[i]!;
-      last[String(l.channels[i])] = { value: type === 4 ? l.values[i] === 1 : l.values[i]!, time: l.times[i]! };
-    }
+    for (let i = 0; l !== undefined && i < l.channels.length; i++) put(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);
     const cur = this.seq.current;
+    const counters = { connections: this.connections, frames: this.frames, readings: this.readings, duplicates: this.duplicates, gaps: this.gaps, errors: this.errors };
+    let lastSeen = this.lastSeen;
+    let epoch = cur?.epoch ?? null;
+    let ackedSeq = this.ack?.ackedIn(cur?.epoch) ?? null;
+    let lastError = this.lastErrorCode ?? null;
+    // The dedupe position shown is the one of whoever took the device's newest frame.
+    let newest = this.frames > 0 ? this.lastSeen : -1;
+    if (this.elsewhere !== undefined) {
+      for (const r of this.elsewhere.values()) {
+        counters.frames += r.frames;
+        counters.readings += r.readings;
+        counters.duplicates += r.duplicates;
+        counters.gaps += r.gaps;
+        counters.errors += r.errors;
+        // Every instance hears of every connection through presence: the most any counted is the count.
+        counters.connections = Math.max(counters.connections, r.connections);
+        if (r.lastSeen > lastSeen) lastSeen = r.lastSeen;
+        if (r.frames > 0 && r.lastSeen > newest) {
+          newest = r.lastSeen;
+          epoch = r.epoch;
+          ackedSeq = r.ackedSeq;
+        }
+        if (r.lastError !== null && lastError === null) lastError = r.lastError;
+        for (let i = 0; i + 3 < r.last.length; i += 4) put(r.last[i]!, r.last[i + 1]!, r.last[i + 2]!, r.last[i + 3]!);
+      }
+    }
     return {
       id: this.id,
       online: this.online,
-      lastSeen: this.lastSeen || null,
+      lastSeen: lastSeen || null,
       type: this.type ?? null,
       name: this.entry?.name ?? null,
       transport: this.online ? this.link?.transport ?? null : null,
@@ -117,16 +169,30 @@ export class DeviceState {
       disconnectedAt: this.disconnectedAt || null,
       offlineCause: this.online ? null : this.offlineCause ?? null,
       offlineDetail: this.online ? null : this.offlineDetail ?? null,
+      epoch,
+      ackedSeq,
+      counters,
+      lastError,
+      last,
+    };
+  }
+
+  /** This instance's own share, for its summary (cluster/fleet-view.ts). */
+  share(): RemoteShare {
+    const cur = this.seq.current;
+    const last: number[] = [];
+    const l = this.last;
+    for (let i = 0; l !== undefined && i < l.channels.length; i++) last.push(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);
+    return {
+      frames: this.frames,
+      readings: this.readings,
+      duplicates: this.duplicates,
+      errors: this.errors,
+      gaps: this.gaps,
+      connections: this.connections,
+      lastSeen: this.lastSeen,
       epoch: cur?.epoch ?? null,
       ackedSeq: this.ack?.ackedIn(cur?.epoch) ?? null,
-      counters: {
-        connections: this.connections,
-        frames: this.frames,
-        readings: this.readings,
-        duplicates: this.duplicates,
-        gaps: this.gaps,
-        errors: this.errors,
-      },
       lastError: this.lastErrorCode ?? null,
       last,
     };

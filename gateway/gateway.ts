@@ -167,6 +167,11 @@ export class Gateway {
       budgetBytes: config.liveBudget,
     });
     this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands });
+    this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
+    this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
+      maxDevices: config.maxDevices,
+      duplicateId: config.duplicateId as 'replace' | 'reject',
+    });
     if (clusterUrl !== undefined && instance !== undefined) {
       const sameBroker = config.clusterUrl === undefined;
       const backbone = new Backbone(
@@ -177,7 +182,6 @@ export class Gateway {
           ca: sameBroker && config.mqttCa !== undefined ? readFileSync(config.mqttCa) : undefined,
           cluster: config.mqttShareGroup,
           instance,
-          flushMs: 20,
           setting: sameBroker ? '--mqtt-url' : '--cluster-url',
         },
         this.log,
@@ -187,18 +191,16 @@ export class Gateway {
         auth: this.auth,
         ingest: this.ingest,
         acks: this.acks,
+        storage: this.storage,
         presence: this.presence,
+        sessions: this.sessions,
         commands: this.commands,
-        storeReplicas: this.storage.kind === 'memory',
+        live: this.live,
+        summaryMs: config.clusterSummaryMs,
         log: this.log,
       });
       this.cluster.attach();
     }
-    this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
-    this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
-      maxDevices: config.maxDevices,
-      duplicateId: config.duplicateId as 'replace' | 'reject',
-    });
   }
 
   /** The URL the gateway answers on (with localhost for a wildcard host). */
@@ -267,13 +269,14 @@ export class Gateway {
         cursors: { failing: this.cursors.failure !== undefined, refused: this.cursors.refused },
         commandJournal: { failing: this.journal.failure !== undefined, refused: this.journal.refused },
       }),
-      ...(this.cluster ? { cluster: () => this.cluster!.backbone } : {}),
+      ...(this.cluster ? { cluster: () => this.cluster!.counters() } : {}),
     });
     const handler = httpHandler({
       devices: this.devices,
       access: this.access,
       loginCodes: this.loginCodes,
       storage: this.storage,
+      ...(this.cluster?.history ? { history: this.cluster.history } : {}),
       commands: this.commands,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
       sse: this.sse,
@@ -315,6 +318,7 @@ export class Gateway {
     }
     this.acks.start();
     this.live.start();
+    this.cluster?.start();
     this.state = 'running';
     this.log.info({ url: this.url, mqtt: this.mqttUrl ?? 'off', storage: this.storage.kind }, 'gateway listening');
   }
@@ -373,6 +377,8 @@ export class Gateway {
     await this.mqtt?.close();
     await this.bridge?.close();
     // After the devices' goodbyes, so the other instances hear where each one's frames were safe.
+    this.cluster?.stop();
+    await this.cluster?.settled();
     await this.cluster?.backbone.close();
     this.acks.stop();
     this.commands.close();

@@ -2,13 +2,13 @@
  * The operator's HTTP API under /api (operator token or login session required) and the
  * unauthenticated probes. Errors are `{ "error": { "code", "message" } }` with the matching status.
  */
-import type { DeviceList, HealthAnswer, HistoryAnswer, ReadyAnswer } from '../devices/api/json.js';
+import type { DeviceList, HealthAnswer, HistoryAnswer, HistoryBucket, ReadyAnswer } from '../devices/api/json.js';
 import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../devices/device-id.js';
 import { devicePage, parseDeviceListQuery } from './device-list-query.js';
 import { ApiError } from './errors.js';
 import type { DeviceTable } from './devices.js';
 import type { OperatorAccess } from './login/access.js';
-import type { Storage } from './storage/storage.js';
+import type { HistoryQuery, Storage } from './storage/storage.js';
 import type { Reply, RequestInfo } from './uws.js';
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
@@ -18,6 +18,8 @@ export interface ApiContext {
   devices: DeviceTable;
   access: OperatorAccess;
   storage: Storage;
+  /** Where history comes from when not from storage alone (a cluster on the memory store: cluster/remote-history.ts). */
+  history?: { history(q: HistoryQuery): Promise<HistoryBucket[]> } | undefined;
   ready(): { ready: boolean; checks: Record<string, string> };
 }
 
@@ -107,8 +109,9 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
       const points = intParam(q, 'points', 500, 1, MAX_HISTORY_POINTS);
       let buckets;
       try {
-        buckets = await ctx.storage.history({ device: device.id, channel, from, to, points });
+        buckets = await (ctx.history ?? ctx.storage).history({ device: device.id, channel, from, to, points });
       } catch (err) {
+        if (err instanceof ApiError) throw err;
         const e = err as { code?: string; retryable?: boolean; message?: string };
         throw new ApiError(e.retryable ? 503 : 500, e.code ?? 'STORAGE_ERROR', `history could not be read: ${e.message ?? String(err)}`);
       }

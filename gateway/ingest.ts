@@ -31,8 +31,8 @@ export interface IngestRefusal {
 }
 
 /**
- * Called for each new (not duplicate) telemetry frame applied here, taken from a device or another
- * cluster instance, after storage took it. `header` and `batch` are reused.
+ * Called for each new (not duplicate) telemetry frame taken from a device connected here, after
+ * storage took it. `header` and `batch` are reused.
  */
 export type TelemetryListener = (device: DeviceState, header: FrameHeader, batch: TelemetryBatch) => void;
 /**
@@ -50,8 +50,6 @@ export class IngestStats {
   duplicates = 0;
   errors = 0;
   readonly errorsByCode = new Map<string, number>();
-  /** Frames other instances ingested and this one applied to its device table and live views. */
-  replicated = 0;
 
   countError(code: string): void {
     this.errors++;
@@ -145,37 +143,19 @@ export class Ingest {
     }
     this.stats.frames++;
     this.stats.readings += batch.count;
-    const ticket = this.apply(device, h, batch, true);
+    const ticket = this.apply(device, h, batch);
     const ls = this.ingestedListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, ticket, bytes);
     return undefined;
   }
 
-  /**
-   * A telemetry frame another gateway instance ingested (and deduplicated, stored and acked):
-   * updates the device's state and the live views here, and stores it only when `store` (each
-   * instance keeps its own in-memory history). Bad bytes are ignored: the sender checked them.
-   * With `dedupe` its seq enters this instance's dedupe window, so a device that moves here does
-   * not get the frames it resends counted twice. Not for frames of a shared subscription: the
-   * broker gives each to one instance, in no order between them.
-   */
-  replica(device: DeviceState, bytes: Uint8Array, now: number, store: boolean, dedupe: boolean): void {
-    const h = this.header;
-    if (decodeHeader(bytes, h) !== undefined || h.type !== FrameType.Telemetry) return;
-    if (decodeTelemetryInto(bytes, this.batch) !== undefined) return;
-    if (dedupe && device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0) === Verdict.Duplicate) return;
-    device.lastSeen = now;
-    this.stats.replicated++;
-    this.apply(device, h, this.batch, store);
-  }
-
-  /** Counts, last values, storage and listeners for a new frame. Returns the storage ticket (0 when not stored). */
-  private apply(device: DeviceState, h: FrameHeader, batch: TelemetryBatch, store: boolean): number {
+  /** Counts, last values, storage and listeners for a new frame. Returns the storage ticket. */
+  private apply(device: DeviceState, h: FrameHeader, batch: TelemetryBatch): number {
     device.frames++;
     device.readings += batch.count;
     const t = h.timestamp;
     for (let i = 0; i < batch.count; i++) device.setLast(batch.channels[i]!, batch.types[i]!, batch.values[i]!, t + batch.offsets[i]!);
-    const ticket = store ? this.storage.write(device.id, device.type, t, batch) : 0;
+    const ticket = this.storage.write(device.id, device.type, t, batch);
     const ls = this.telemetryListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, batch);
     return ticket;

@@ -24,7 +24,13 @@ export interface MetricSources {
   /** The data folder's files (cursors, command journal): failing now, and writes that did not land. */
   files?: () => Record<string, { failing: boolean; refused: number }>;
   /** In a cluster: the backbone's counters. */
-  cluster?: () => { framesOut: number; framesDropped: number; resultsRelayed: number };
+  cluster?: () => {
+    resultsRelayed: number;
+    sent: Record<'summary' | 'live' | 'history', number>;
+    unsent: Record<'summary' | 'live' | 'history', number>;
+    handoverTimeouts: number;
+    historyUnavailable: number;
+  };
 }
 
 /** A counter whose value is another component's running total. */
@@ -112,11 +118,14 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       for (const [code, n] of s.errorsByCode) this.inc({ code }, n);
     },
   });
-  mirror(registry, 'gateway_replicated_frames_total', 'Frames other cluster instances ingested, applied here for live views', () => s.replicated);
   if (src.cluster) {
     const c = src.cluster;
-    mirror(registry, 'gateway_cluster_frames_sent_total', 'Ingested frames published to the other instances', () => c().framesOut);
-    mirror(registry, 'gateway_cluster_frames_dropped_total', 'Ingested frames not published because the backbone was down (stored and acked all the same; live views elsewhere miss them)', () => c().framesDropped);
+    for (const kind of ['summary', 'live', 'history'] as const) {
+      mirror(registry, `gateway_cluster_${kind}_messages_sent_total`, `Backbone messages of kind ${kind} published to the other instances`, () => c().sent[kind]);
+      mirror(registry, `gateway_cluster_${kind}_messages_unsent_total`, `Backbone messages of kind ${kind} not published because the backbone was down (live: the viewers elsewhere get too_old on resume; summary: sent again later)`, () => c().unsent[kind]);
+    }
+    mirror(registry, 'gateway_cluster_handover_timeouts_total', "Devices that moved here whose previous instance did not tell their cursor in time (their resent frames may count twice)", () => c().handoverTimeouts);
+    mirror(registry, 'gateway_cluster_history_unavailable_total', 'History requests answered HISTORY_OWNER_UNAVAILABLE (memory store: an instance holding part of it is gone or did not answer)', () => c().historyUnavailable);
     mirror(registry, 'gateway_cluster_results_relayed_total', 'Command results passed on to the instance owning the command', () => c().resultsRelayed);
   }
   mirror(registry, 'gateway_acks_sent_total', 'Ack frames sent to devices', src.acksSent);

@@ -8,7 +8,7 @@ import { DEVICE_TYPES } from '../devices/device-types.js';
 import type { CommandService } from './commands/commands.js';
 import { commandRoutes } from './commands/routes.js';
 import type { DeviceTable } from './devices.js';
-import { createApi, requireGet, sendJson, type RouteHandler } from './http-api.js';
+import { createApi, requireGet, sendJson, type ApiContext, type RouteHandler } from './http-api.js';
 import type { SseHub } from './live/sse.js';
 import type { OperatorAccess } from './login/access.js';
 import type { LoginCodes } from './login/codes.js';
@@ -23,6 +23,8 @@ export interface RouteContext {
   access: OperatorAccess;
   loginCodes: LoginCodes;
   storage: Storage;
+  /** History from more than local storage (cluster on the memory store). */
+  history?: ApiContext['history'];
   commands: CommandService;
   commandMaxArgsBytes: number;
   sse: SseHub;
@@ -52,7 +54,7 @@ function metricsRoute(registry: Pick<Registry, 'contentType' | 'metrics'>): Rout
 
 export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply) => void {
   const api = createApi(
-    { devices: ctx.devices, access: ctx.access, storage: ctx.storage, ready: ctx.ready },
+    { devices: ctx.devices, access: ctx.access, storage: ctx.storage, history: ctx.history, ready: ctx.ready },
     [
       commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
       ctx.sse.route(),

@@ -41,6 +41,8 @@ export class DeviceView {
   private readonly charts = new Map<number, ChannelChart>();
   private readonly chartGrid: HTMLElement;
   private readonly chartNote: HTMLElement;
+  /** Says when history could not be loaded (e.g. HISTORY_OWNER_UNAVAILABLE in a cluster): never a silently thin chart. */
+  private readonly historyNote: HTMLElement;
   private readonly title: HTMLElement;
   private readonly typeEl: HTMLElement;
   private readonly badge: HTMLElement;
@@ -98,7 +100,10 @@ export class DeviceView {
     const main = el('div', 'charts-col');
     this.chartNote = el('p', 'muted chart-note', 'Waiting for readings…');
     this.chartGrid = el('div', 'chart-grid');
-    main.append(this.chartNote, this.chartGrid);
+    this.historyNote = el('p', 'chart-note history-note');
+    this.historyNote.setAttribute('role', 'status');
+    this.historyNote.hidden = true;
+    main.append(this.chartNote, this.historyNote, this.chartGrid);
     const aside = el('aside', 'side-col');
     const stateCard = el('section', 'card device-state');
     stateCard.dataset.testid = 'device-state';
@@ -255,8 +260,13 @@ export class DeviceView {
         try {
           const buckets = await history(this.deviceId, chart.channel.id, start, end, points, this.abort.signal);
           for (const b of buckets) chart.add(b.t, b.mean);
+          if (from === undefined) this.historyNote.hidden = true;
         } catch (err) {
-          if ((err as Error).name !== 'AbortError') console.warn(`history for channel ${chart.channel.id} failed`, err);
+          if ((err as Error).name === 'AbortError') return;
+          console.warn(`history for channel ${chart.channel.id} failed`, err);
+          const e = err as Error & { code?: string };
+          this.historyNote.textContent = `History of ${chart.channel.name} could not be loaded${e.code ? ` (${e.code})` : ''}: ${e.message}. The chart shows live readings only.`;
+          this.historyNote.hidden = false;
         }
       }),
     );

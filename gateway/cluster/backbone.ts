@@ -4,14 +4,20 @@
  *
  *   instances/{instance}           retained JSON {online}; the will says offline when an instance dies
  *   presence/{deviceId}            retained JSON: which instance holds the device, or why it went offline
- *   telemetry/{instance}           batches of the raw frames an instance ingested (for live views elsewhere):
- *                                  [u8 flags][u8 id length][id][u32 LE frame length][frame]…
+ *   summary/{instance}             JSON: what an instance counted for the devices that changed since its last
+ *                                  summary (fleet-view.ts); at most one batch per --cluster-summary-ms
+ *   interest/{instance}            retained JSON: the devices that instance's live clients follow (live-relay.ts)
+ *   live/{deviceId}                JSON: a device's coalesced live points, published by whoever ingested them
+ *                                  while another instance is interested
+ *   history/{instance}             JSON history requests to that instance (memory store: it holds the points)
+ *   answers/{instance}             the answers to the history requests that instance sent
  *   commands/{deviceId}/{id}       retained JSON command records, published by the instance owning each
  *   deliver/{instance}             frames for a device that instance holds (commands from other owners)
  *   results                        result frames that reached an instance not owning the command
  *
- * Brokers without MQTT 5's noLocal (aedes) echo our own messages back: every handler ignores what
- * this instance sent.
+ * No instance sees another's frames: each decodes, stores and acks only what reaches it.
+ * Everything here travels at QoS 1. Brokers without MQTT 5's noLocal (aedes) echo our own messages
+ * back: every handler ignores what this instance sent.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
@@ -28,8 +34,6 @@ export interface BackboneOptions {
   cluster: string;
   /** This instance's id (topic-safe). */
   instance: string;
-  /** Ingested frames are batched for this long before they go to the other instances. */
-  flushMs: number;
   /** The setting the URL came from, for error messages. */
   setting: string;
 }
@@ -51,19 +55,23 @@ export type BackboneEvents = {
   /** `stale`: a retained message naming this instance, from before it (re)started. */
   presence: [deviceId: string, msg: PresenceMessage, stale: boolean];
   instance: [instance: string, online: boolean, cause: string | undefined];
-  /**
-   * A frame another instance ingested; `shared` when it came through the broker's shared
-   * subscription rather than a connection that instance holds. Bytes are valid during the call only.
-   */
-  telemetry: [deviceId: string, frame: Uint8Array, shared: boolean];
+  /** Another instance's summary (JSON text, fleet-view.ts reads it). */
+  summary: [instance: string, json: string];
+  /** Another instance's live interest: the device ids its clients follow now. */
+  interest: [instance: string, devices: string[]];
+  /** Coalesced live points of a device from another instance (JSON text, live-relay.ts reads it). */
+  live: [deviceId: string, json: string];
+  /** A history request for this instance (JSON text, remote-history.ts reads it). */
+  historyRequest: [json: string];
+  historyAnswer: [json: string];
+  /** The backbone came back after a loss: what other instances sent meanwhile is gone. */
+  rejoined: [];
   command: [record: CommandRecord];
   commandGone: [deviceId: string, commandId: string];
   deliver: [deviceId: string, frame: Uint8Array];
   result: [deviceId: string, frame: Uint8Array];
 };
 
-/** Most bytes of frames batched into one telemetry message. */
-const BATCH_BYTES = 64 * 1024;
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
@@ -72,23 +80,32 @@ type Listener<K extends keyof BackboneEvents> = (...args: BackboneEvents[K]) => 
 export class Backbone {
   private client: MqttClient | undefined;
   private readonly prefix: string;
-  private batch = Buffer.allocUnsafe(BATCH_BYTES);
-  private batchLength = 0;
-  private flushTimer: NodeJS.Timeout | undefined;
   private closing = false;
-  /** Frames replicated out and in, for metrics. */
-  framesOut = 0;
-  framesIn = 0;
-  /** Frames not replicated because the backbone was down (live views elsewhere miss them; storage does not). */
-  framesDropped = 0;
+  /** Set once the first connection is lost, so the next one counts as a rejoin. */
+  private lost = false;
+  /** Device live topics subscribed now (subscribed again after a reconnect). */
+  private readonly liveTopics = new Set<string>();
   /** Results this instance passed on to the owner of their command. */
   resultsRelayed = 0;
-  /** Other instances online now: with none, ingested frames are not replicated at all. */
+  /** Messages published on the backbone, by kind, for metrics. */
+  readonly sent = { summary: 0, live: 0, history: 0 };
+  /** Messages not published because the backbone was down, by kind (counted, for metrics). */
+  readonly unsent = { summary: 0, live: 0, history: 0 };
+  /** Other instances online now. */
   readonly peers = new Set<string>();
+  /** When each other instance (online now) started: what it kept in memory before is gone. */
+  readonly peerStartedAt = new Map<string, number>();
+  /** When this instance started (the same after a reconnect to the broker). */
+  readonly startedAt = Date.now();
   private readonly listeners: { [K in keyof BackboneEvents]: Listener<K>[] } = {
     presence: [],
     instance: [],
-    telemetry: [],
+    summary: [],
+    interest: [],
+    live: [],
+    historyRequest: [],
+    historyAnswer: [],
+    rejoined: [],
     command: [],
     commandGone: [],
     deliver: [],
@@ -108,8 +125,23 @@ export class Backbone {
   onInstance(l: Listener<'instance'>): void {
     this.listeners.instance.push(l);
   }
-  onTelemetry(l: Listener<'telemetry'>): void {
-    this.listeners.telemetry.push(l);
+  onSummary(l: Listener<'summary'>): void {
+    this.listeners.summary.push(l);
+  }
+  onInterest(l: Listener<'interest'>): void {
+    this.listeners.interest.push(l);
+  }
+  onLive(l: Listener<'live'>): void {
+    this.listeners.live.push(l);
+  }
+  onHistoryRequest(l: Listener<'historyRequest'>): void {
+    this.listeners.historyRequest.push(l);
+  }
+  onHistoryAnswer(l: Listener<'historyAnswer'>): void {
+    this.listeners.historyAnswer.push(l);
+  }
+  onRejoined(l: Listener<'rejoined'>): void {
+    this.listeners.rejoined.push(l);
   }
   onCommand(l: Listener<'command'>): void {
     this.listeners.command.push(l);
@@ -151,14 +183,19 @@ export class Backbone {
     this.client = client;
     client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
     client.on('error', (err) => !this.closing && this.log.warn({ err: err.message, url: redact(o.url) }, `cluster backbone error; reconnecting. Check ${o.setting} and its credentials`));
-    client.on('offline', () => this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back'));
+    client.on('offline', () => {
+      this.lost = true;
+      this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back');
+    });
     client.on('connect', () => {
-      client.subscribe([`${p}instances/+`, `${p}presence/+`, `${p}telemetry/+`, `${p}commands/+/+`, `${p}deliver/${o.instance}`, `${p}results`], { qos: 1 }, (err, granted) => {
+      const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, ...this.liveTopics];
+      client.subscribe(topics, { qos: 1 }, (err, granted) => {
         const refused = granted?.filter((g) => g.qos >= 128) ?? [];
         if (err || refused.length > 0) this.log.error({ err: err?.message, refused: refused.map((g) => g.topic) }, `the backbone broker refused subscriptions under ${p}#; let the gateway's user read and write ${p}#`);
       });
-      client.publish(`${p}instances/${o.instance}`, JSON.stringify({ online: true, startedAt: Date.now() }), { qos: 1, retain: true });
+      client.publish(`${p}instances/${o.instance}`, JSON.stringify({ online: true, startedAt: this.startedAt }), { qos: 1, retain: true });
       this.log.info({ url: redact(o.url), cluster: o.cluster, instance: o.instance }, 'joined the cluster backbone');
+      if (this.lost) for (const l of this.listeners.rejoined) l();
     });
     // In bridge mode the backbone is the bridge's broker and connects first: its failure is the bridge's (README).
     const code = o.setting === '--mqtt-url' ? 'MQTT_BRIDGE_CONNECT' : 'CLUSTER_CONNECT';
@@ -191,41 +228,50 @@ export class Backbone {
     this.client?.publish(`${this.prefix}results`, addressed(deviceId, frame, this.opts.instance), { qos: 1 });
   }
 
-  /** Queues an ingested frame for the other instances; copied, so the caller may reuse the bytes. */
-  replicate(deviceId: string, frame: Uint8Array, shared: boolean): void {
-    if (this.peers.size === 0) return;
-    if (!this.client?.connected) {
-      this.framesDropped++;
-      return;
-    }
-    const need = 2 + 128 * 3 + 4 + frame.byteLength;
-    if (this.batchLength + need > this.batch.length) this.flush();
-    if (need > this.batch.length) this.batch = Buffer.allocUnsafe(need);
-    const b = this.batch;
-    let p = this.batchLength;
-    b[p] = shared ? 1 : 0;
-    const idLen = b.write(deviceId, p + 2, 'utf8');
-    b[p + 1] = idLen;
-    p += 2 + idLen;
-    b.writeUInt32LE(frame.byteLength, p);
-    p += 4;
-    b.set(frame, p);
-    this.batchLength = p + frame.byteLength;
-    this.framesOut++;
-    this.flushTimer ??= setTimeout(() => this.flush(), this.opts.flushMs);
+  /** One summary batch (fleet-view.ts builds it). False (counted) when the backbone is down. */
+  publishSummary(json: string): boolean {
+    return this.send('summary', `summary/${this.opts.instance}`, json, false);
   }
 
-  private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (this.batchLength === 0) return;
-    // The client keeps the buffer until written: hand it over and start a new one.
-    const out = this.batch.subarray(0, this.batchLength);
-    this.batch = Buffer.allocUnsafe(BATCH_BYTES);
-    this.batchLength = 0;
-    // QoS 1: the other instances' counters and live views count on every frame (at QoS 0 a busy
-    // broker dropped some and the views drifted from what was stored).
-    this.client?.publish(`${this.prefix}telemetry/${this.opts.instance}`, out, { qos: 1 });
+  /** The devices this instance's live clients follow now (retained: instances joining later read it). */
+  publishInterest(devices: string[]): void {
+    this.client?.publish(`${this.prefix}interest/${this.opts.instance}`, JSON.stringify(devices), { qos: 1, retain: true });
+  }
+
+  /** A device's coalesced live points for the instances interested in it. */
+  publishLive(deviceId: string, json: string): boolean {
+    return this.send('live', `live/${deviceId}`, json, false);
+  }
+
+  /** Follows a device's live topic (what other instances publish of it). */
+  followLive(deviceId: string): void {
+    const topic = `${this.prefix}live/${deviceId}`;
+    if (this.liveTopics.has(topic)) return;
+    this.liveTopics.add(topic);
+    this.client?.subscribe(topic, { qos: 1 });
+  }
+
+  unfollowLive(deviceId: string): void {
+    const topic = `${this.prefix}live/${deviceId}`;
+    if (this.liveTopics.delete(topic)) this.client?.unsubscribe(topic);
+  }
+
+  requestHistory(instance: string, json: string): boolean {
+    return this.send('history', `history/${instance}`, json, false);
+  }
+
+  answerHistory(instance: string, json: string): boolean {
+    return this.send('history', `answers/${instance}`, json, false);
+  }
+
+  private send(kind: keyof Backbone['sent'], topic: string, payload: string, retain: boolean): boolean {
+    if (!this.client?.connected) {
+      this.unsent[kind]++;
+      return false;
+    }
+    this.sent[kind]++;
+    this.client.publish(this.prefix + topic, payload, { qos: 1, retain });
+    return true;
   }
 
   private onMessage(topic: string, payload: Buffer, retained: boolean): void {
@@ -236,8 +282,23 @@ export class Backbone {
     const arg = slash === -1 ? '' : rest.slice(slash + 1);
     try {
       switch (kind) {
-        case 'telemetry':
-          if (arg !== this.opts.instance) this.receiveTelemetry(payload);
+        case 'summary':
+          if (arg !== this.opts.instance) for (const l of this.listeners.summary) l(arg, payload.toString('utf8'));
+          return;
+        case 'interest': {
+          if (arg === this.opts.instance) return;
+          const ids = payload.length === 0 ? [] : (JSON.parse(payload.toString('utf8')) as unknown);
+          if (Array.isArray(ids)) for (const l of this.listeners.interest) l(arg, ids.filter((x): x is string => typeof x === 'string'));
+          return;
+        }
+        case 'live':
+          for (const l of this.listeners.live) l(arg, payload.toString('utf8'));
+          return;
+        case 'history':
+          for (const l of this.listeners.historyRequest) l(payload.toString('utf8'));
+          return;
+        case 'answers':
+          for (const l of this.listeners.historyAnswer) l(payload.toString('utf8'));
           return;
         case 'presence': {
           if (payload.length === 0) return;
@@ -249,10 +310,15 @@ export class Backbone {
         }
         case 'instances': {
           if (arg === this.opts.instance || payload.length === 0) return;
-          const m = JSON.parse(payload.toString('utf8')) as { online?: boolean; cause?: string };
+          const m = JSON.parse(payload.toString('utf8')) as { online?: boolean; cause?: string; startedAt?: number };
           const online = m.online === true;
-          if (online) this.peers.add(arg);
-          else this.peers.delete(arg);
+          if (online) {
+            this.peers.add(arg);
+            this.peerStartedAt.set(arg, typeof m.startedAt === 'number' ? m.startedAt : Date.now());
+          } else {
+            this.peers.delete(arg);
+            this.peerStartedAt.delete(arg);
+          }
           for (const l of this.listeners.instance) l(arg, online, m.cause);
           return;
         }
@@ -283,31 +349,13 @@ export class Backbone {
     }
   }
 
-  private receiveTelemetry(b: Buffer): void {
-    let p = 0;
-    while (p + 2 <= b.length) {
-      const shared = b[p] === 1;
-      const idLen = b[p + 1]!;
-      const id = b.toString('utf8', p + 2, p + 2 + idLen);
-      p += 2 + idLen;
-      if (p + 4 > b.length) return;
-      const len = b.readUInt32LE(p);
-      p += 4;
-      if (p + len > b.length) return;
-      this.framesIn++;
-      const frame = b.subarray(p, p + len);
-      for (const l of this.listeners.telemetry) l(id, frame, shared);
-      p += len;
-    }
-  }
-
   async close(): Promise<void> {
-    this.flush();
     this.closing = true;
     const c = this.client;
     this.client = undefined;
     if (!c) return;
     if (c.connected) {
+      await c.publishAsync(`${this.prefix}interest/${this.opts.instance}`, Buffer.alloc(0), { qos: 1, retain: true }).catch(() => {});
       await c.publishAsync(`${this.prefix}instances/${this.opts.instance}`, JSON.stringify({ online: false, cause: 'shutdown' }), { qos: 1, retain: true }).catch(() => {});
     }
     await c.endAsync();

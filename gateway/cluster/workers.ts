@@ -1,10 +1,12 @@
 /**
  * `--workers N`: N gateway processes on one machine, one cluster. Each worker is a whole gateway on
  * the same ports: uWS listens with SO_REUSEPORT, so the kernel spreads HTTP/WebSocket connections
- * over the workers; Node's cluster module shares the embedded MQTT listener. The workers share
- * presence, live streams and command routing over a backbone: an internal aedes broker the primary
- * runs on 127.0.0.1 with a generated password, or the cluster's own broker when there is one
- * (--cluster-url / --mqtt-url), so the workers of several machines form one cluster.
+ * over the workers; Node's cluster module shares the embedded MQTT listener. Each worker owns the
+ * devices connected to it, as any cluster instance does (cluster.ts): the workers share presence,
+ * summaries, live points by interest, history requests and command routing over a backbone: an
+ * internal aedes broker the primary runs on 127.0.0.1 with a generated password, or the cluster's
+ * own broker when there is one (--cluster-url / --mqtt-url), so the workers of several machines
+ * form one cluster.
  *
  * The primary only supervises: it starts the workers (for --port 0 it picks the free port they
  * all share: uWS does not share a port the kernel chose), restarts one that dies, answers /metrics

@@ -20,8 +20,15 @@ interface Pending {
   bools: boolean[];
 }
 
+/** Coalesced points of one flush: another instance's (live-relay.ts), or this one's to pass on. */
+export type Relayed = Pick<DeviceMessage, 'points' | 'downsampled'>;
+
 interface Stream {
   seq: number;
+  /** Points from other instances since the last flush: shown here, never relayed again. */
+  relayed: Relayed | undefined;
+  /** In this flush's active list already (local and relayed points both put it there). */
+  active: boolean;
   /** When the oldest pending point arrived (ms), for the latency metric. */
   pendingSince: number;
   watchers: number;
@@ -41,6 +48,8 @@ export interface FlushedMessage {
   json: string;
   /** ms the oldest point of this message waited in the gateway. */
   waitedMs: number;
+  /** The points ingested here (not relayed from another instance), when there are any: what live-relay.ts passes on. */
+  local: Relayed | undefined;
 }
 
 export class DeviceStreams {
@@ -72,7 +81,7 @@ export class DeviceStreams {
   watch(id: string): void {
     let s = this.streams.get(id);
     if (!s) {
-      s = { seq: 0, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
+      s = { seq: 0, relayed: undefined, active: false, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
       this.streams.set(id, s);
     }
     s.watchers++;
@@ -89,7 +98,8 @@ export class DeviceStreams {
     const s = this.streams.get(device.id);
     if (!s) return;
     const p = s.pending;
-    if (p.channels.length === 0) {
+    if (!s.active) {
+      s.active = true;
       s.pendingSince = Date.now();
       this.active.push(s);
       this.activeIds.push(device.id);
@@ -102,6 +112,44 @@ export class DeviceStreams {
     }
   }
 
+  /**
+   * Points of a watched device coalesced by another instance (live-relay.ts): they join this flush's
+   * message. Ignored when nobody here watches the device.
+   */
+  addRelayed(id: string, points: DeviceMessage['points'], downsampled: boolean, now: number): void {
+    const s = this.streams.get(id);
+    if (!s) return;
+    if (!s.active) {
+      s.active = true;
+      s.pendingSince = now;
+      this.active.push(s);
+      this.activeIds.push(id);
+    }
+    const r = (s.relayed ??= { points: {}, downsampled: false });
+    r.downsampled ||= downsampled;
+    for (const ch in points) {
+      const into = r.points[ch];
+      if (into) into.push(...points[ch]!);
+      else r.points[ch] = points[ch]!.slice();
+    }
+  }
+
+  /**
+   * Ends resume across this point: the next message's seq skips one, and the ring is emptied, so a
+   * client resuming from before now gets too_old (and fills the gap from history). For a stream
+   * whose points come from another instance and may have been missed (not followed, backbone lost).
+   */
+  breakAt(id: string): void {
+    const s = this.streams.get(id);
+    if (!s || s.seq === 0) return;
+    s.seq++;
+    for (let i = 0; i < s.ring.length; i++) {
+      this.ringBytes -= s.ring[i]?.length ?? 0;
+      s.ring[i] = undefined;
+    }
+    s.ringSize = 0;
+  }
+
   /** Builds this flush's messages and empties the pending points. */
   flush(now: number): FlushedMessage[] {
     const out: FlushedMessage[] = [];
@@ -109,7 +157,10 @@ export class DeviceStreams {
     for (let i = 0; i < this.active.length; i++) {
       const s = this.active[i]!;
       const id = this.activeIds[i]!;
-      const { points, downsampled } = this.points(s.pending);
+      const local = s.pending.channels.length > 0 || s.relayed === undefined ? this.points(s.pending) : undefined;
+      const { points, downsampled } = s.relayed === undefined ? local! : merge(local, s.relayed);
+      s.relayed = undefined;
+      s.active = false;
       s.seq++;
       const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled } satisfies DeviceMessage);
       this.meanBytes += (json.length - this.meanBytes) / 64;
@@ -126,7 +177,7 @@ export class DeviceStreams {
         s.ringSize--;
       }
       s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
-      out.push({ id, seq: s.seq, json, waitedMs: now - s.pendingSince });
+      out.push({ id, seq: s.seq, json, waitedMs: now - s.pendingSince, local });
     }
     this.active.length = 0;
     this.activeIds.length = 0;
@@ -186,10 +237,21 @@ export class DeviceStreams {
 
   private expire(now: number): void {
     for (const [id, s] of this.streams) {
-      if (s.watchers === 0 && now - s.unwatchedAt > GRACE_MS && s.pending.channels.length === 0) {
+      if (s.watchers === 0 && now - s.unwatchedAt > GRACE_MS && s.pending.channels.length === 0 && s.relayed === undefined) {
         for (const m of s.ring) this.ringBytes -= m?.length ?? 0;
         this.streams.delete(id);
       }
     }
   }
+}
+
+/** Local and relayed points of one flush in one message, each channel in time order. */
+function merge(local: Relayed | undefined, relayed: Relayed): Relayed {
+  if (local === undefined) return relayed;
+  const points: DeviceMessage['points'] = { ...local.points };
+  for (const ch in relayed.points) {
+    const a = points[ch];
+    points[ch] = a ? [...a, ...relayed.points[ch]!].sort((x, y) => x[0] - y[0]) : relayed.points[ch]!;
+  }
+  return { points, downsampled: local.downsampled || relayed.downsampled };
 }

@@ -9,7 +9,7 @@ import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMe
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
-import { DeviceStreams } from './device-streams.js';
+import { DeviceStreams, type Relayed } from './device-streams.js';
 
 export interface LiveOptions {
   flushMs: number;
@@ -49,7 +49,14 @@ export interface LiveSources {
   ingest?: { onTelemetry(l: (device: DeviceState, header: FrameHeader, batch: TelemetryBatch) => void): void };
   presence?: { onConnect(l: (device: DeviceState) => void): void; onDisconnect(l: (device: DeviceState) => void): void };
   commands?: { onChange(l: (c: CommandRecord) => void): void };
+  /** Devices whose shown state changed without a local event (cluster summaries, fleet-view.ts). */
+  fleet?: { onChange(l: (device: DeviceState) => void): void };
 }
+
+/** A device's live points ingested here, coalesced for one flush (what live-relay.ts passes on). */
+export type LocalPointsListener = (id: string, points: Relayed) => void;
+/** Local clients started (`true`) or stopped following a device. */
+export type InterestListener = (id: string, watching: boolean) => void;
 
 /** Something that wants each device message as it is built (Server-Sent Events). */
 export type DeviceMessageSink = (id: string, seq: number, json: string) => void;
@@ -70,6 +77,10 @@ export class LiveHub {
   dropped = 0;
   private readonly publishListeners: PublishListener[] = [];
   private readonly latencyListeners: ((seconds: number) => void)[] = [];
+  private readonly localPointsListeners: LocalPointsListener[] = [];
+  private readonly interestListeners: InterestListener[] = [];
+  /** Local clients (WebSocket and SSE) per followed device. */
+  private readonly localWatchers = new Map<string, number>();
 
   constructor(
     private readonly devices: DeviceTable,
@@ -99,6 +110,44 @@ export class LiveHub {
     from.presence?.onConnect((device) => this.touch(device));
     from.presence?.onDisconnect((device) => this.touch(device));
     from.commands?.onChange((c) => this.command(c));
+    from.fleet?.onChange((device) => this.touch(device));
+  }
+
+  /** The points of each device message ingested here (not those relayed from another instance). */
+  onLocalPoints(l: LocalPointsListener): void {
+    this.localPointsListeners.push(l);
+  }
+
+  /** Local clients begin or end following a device (the first one came, the last one left). */
+  onInterest(l: InterestListener): void {
+    this.interestListeners.push(l);
+  }
+
+  /** A local client (WebSocket or SSE) follows a device's stream. */
+  watchDevice(id: string): void {
+    const n = this.localWatchers.get(id) ?? 0;
+    this.localWatchers.set(id, n + 1);
+    this.streams.watch(id);
+    if (n === 0) for (const l of this.interestListeners) l(id, true);
+  }
+
+  unwatchDevice(id: string): void {
+    const n = this.localWatchers.get(id);
+    if (n === undefined) return;
+    if (n > 1) this.localWatchers.set(id, n - 1);
+    else this.localWatchers.delete(id);
+    this.streams.unwatch(id, Date.now());
+    if (n === 1) for (const l of this.interestListeners) l(id, false);
+  }
+
+  /** Devices local clients follow now. */
+  watchedDevices(): IterableIterator<string> {
+    return this.localWatchers.keys();
+  }
+
+  /** Points another instance ingested for a device followed here: they join its next message. */
+  relayed(id: string, points: Relayed): void {
+    this.streams.addRelayed(id, points.points, points.downsampled, Date.now());
   }
 
   onDeviceMessage(sink: DeviceMessageSink): void {
@@ -153,14 +202,14 @@ export class LiveHub {
     c.streams.add(stream);
     if (stream === 'fleet') this.fleetWatchers++;
     if (!c.congested) c.conn.subscribe(stream);
-    if (stream.startsWith('device:')) this.streams.watch(stream.slice(7));
+    if (stream.startsWith('device:')) this.watchDevice(stream.slice(7));
   }
 
   unsubscribe(c: LiveClient, stream: string): void {
     if (!c.streams.delete(stream)) return;
     if (stream === 'fleet') this.fleetWatchers--;
     if (!c.congested) c.conn.unsubscribe(stream);
-    if (stream.startsWith('device:')) this.streams.unwatch(stream.slice(7), Date.now());
+    if (stream.startsWith('device:')) this.unwatchDevice(stream.slice(7));
   }
 
   remove(c: LiveClient): void {
@@ -179,6 +228,7 @@ export class LiveHub {
       this.publish(`device:${m.id}`, m.json);
       for (const l of this.latencyListeners) l(m.waitedMs / 1000);
       for (const sink of this.sinks) sink(m.id, m.seq, m.json);
+      if (m.local !== undefined) for (const l of this.localPointsListeners) l(m.id, m.local);
     }
     if (this.fleetWatchers === 0) {
       // Nobody follows the fleet: a new follower starts from a full snapshot anyway.

@@ -66,7 +66,7 @@ export class SseHub {
         let set = this.byDevice.get(id);
         if (!set) this.byDevice.set(id, (set = new Set()));
         set.add(client);
-        this.hub.streams.watch(id);
+        this.hub.watchDevice(id);
         if (last && last[1] === id) {
           const replay = this.hub.replay(id, Number(last[2]), last[3]);
           this.send(client, `event: resume\ndata: ${JSON.stringify({ type: 'resume', stream: `device:${id}`, from: Number(last[2]), status: replay ? 'ok' : 'too_old' } satisfies ResumeMessage)}\n\n`);
@@ -82,7 +82,7 @@ export class SseHub {
         for (const id of ids) {
           this.byDevice.get(id)?.delete(client);
           if (this.byDevice.get(id)?.size === 0) this.byDevice.delete(id);
-          this.hub.streams.unwatch(id, Date.now());
+          this.hub.unwatchDevice(id);
         }
       });
       return true;

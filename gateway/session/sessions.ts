@@ -61,12 +61,26 @@ export class RefusalCounts {
   }
 }
 
+/**
+ * Asked as a device's connection opens, before it becomes the device's connection: a promise when its
+ * frames must wait (cluster/cluster.ts: the instance that held it until now has not yet said where
+ * its frames were safe), undefined when they may go straight to ingest.
+ */
+export type FrameGate = (device: DeviceState) => Promise<void> | undefined;
+
+/** Frames of one session kept while its gate is shut; over this the gate is given up (bounded memory). */
+export const MAX_HELD_FRAMES = 4096;
+
 /** How a refusal ends a session: the port closes it, the transport closes it itself, or it stays open. */
 export type RefusalEnd = 'close' | 'closed-by-transport' | 'stay';
 
 export class DeviceSessions {
   readonly refusals = new RefusalCounts();
   private stopping = false;
+  private gate: FrameGate | undefined;
+  /** Sessions whose frames waited at the gate, and those that gave up waiting (too many frames). */
+  held = 0;
+  heldOverflow = 0;
 
   constructor(
     private readonly devices: DeviceTable,
@@ -108,6 +122,17 @@ export class DeviceSessions {
     return new Session(this.devices.getOrCreate(req.id, entry), link, req.transport, this);
   }
 
+  /** Sets the one gate every opening session asks (the cluster's device handover). */
+  gateFrames(gate: FrameGate): void {
+    if (this.gate) throw new Error('the session frame gate is set already');
+    this.gate = gate;
+  }
+
+  /** @internal The gate's answer for a device whose connection opens. */
+  gateFor(device: DeviceState): Promise<void> | undefined {
+    return this.gate?.(device);
+  }
+
   /** A refusal before any session exists (a bad CONNECT, bytes that are not MQTT, a failed TLS handshake): counts and logs it. */
   turnAway(code: RefusalCode, message: string, peer: Peer): Refusal {
     const r = new Refusal(code, message);
@@ -132,6 +157,10 @@ export class DeviceSessions {
 export class Session {
   /** The refusal that ended this session, shown as the device's offlineDetail. */
   private endedBy: RefusalCode | undefined;
+  /** Copies of the frames that came while the gate was shut, in order; undefined once it opened. */
+  private held: Uint8Array[] | undefined;
+  /** The gate's answer, asked once, before this connection replaces any other. */
+  private gate: { wait: Promise<void> | undefined } | undefined;
 
   constructor(
     readonly device: DeviceState,
@@ -142,7 +171,26 @@ export class Session {
 
   /** The connection is up: the device is online on it (an older connection is replaced). */
   open(at?: number): void {
+    const wait = this.askGate();
     this.port.presence.connect(this.device, this.link, at);
+    if (wait === undefined) return;
+    this.held = [];
+    this.port.held++;
+    void wait.then(() => this.release());
+  }
+
+  private askGate(): Promise<void> | undefined {
+    this.gate ??= { wait: this.port.gateFor(this.device) };
+    return this.gate.wait;
+  }
+
+  /** The gate opened: the frames that waited are taken, in order, then every new one directly. */
+  private release(): void {
+    const held = this.held;
+    this.held = undefined;
+    if (held === undefined) return;
+    const now = Date.now();
+    for (const bytes of held) if (this.take(bytes, now) !== undefined) return;
   }
 
   /**
@@ -150,11 +198,25 @@ export class Session {
    * without a word (aedes does that with a duplicate client id).
    */
   takeOver(): void {
+    this.askGate();
     this.port.presence.replace(this.device, { transport: this.link.transport, remoteAddress: this.link.remoteAddress });
   }
 
   /** Takes one frame (bytes valid during the call only). A refused frame ends the session (error frame, close). */
   frame(bytes: Uint8Array, now: number): Refusal | undefined {
+    if (this.held !== undefined) {
+      if (this.held.length < MAX_HELD_FRAMES) {
+        // Transports reuse their buffers once this returns.
+        this.held.push(bytes.slice());
+        return undefined;
+      }
+      this.port.heldOverflow++;
+      this.release();
+    }
+    return this.take(bytes, now);
+  }
+
+  private take(bytes: Uint8Array, now: number): Refusal | undefined {
     const ir = this.port.ingest.handle(this.device, bytes, now);
     if (ir === undefined) return undefined;
     // Ingest charged the device and the totals already.

@@ -3,7 +3,8 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeTelemetry, ERROR_CODES, FrameType, type AckFrame } from '../../devices/codec/index.js';
 import { DeviceClient } from '../../devices/sdk/index.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { OPERATOR_TOKEN, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { LiveClient } from '../helpers/live-client.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -11,7 +12,9 @@ const hasMosquitto = mosquittoPath() !== undefined;
 let broker: Mosquitto | undefined;
 const gateways: TestGateway[] = [];
 const clients: mqtt.MqttClient[] = [];
+const lives: LiveClient[] = [];
 afterEach(async () => {
+  for (const l of lives.splice(0)) l.close();
   for (const c of clients.splice(0)) c.end(true);
   for (const g of gateways.splice(0)) await g.close();
   await broker?.stop();
@@ -22,8 +25,8 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
   it('two gateways on one shared subscription ingest 10,000 frames exactly once between them, and range-ack each', async () => {
     broker = await startMosquitto();
     for (let i = 0; i < 2; i++) gateways.push(await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'test-group', ackInterval: 10 }));
-    // The cluster has formed once each gateway has heard the other join: before that, a gateway
-    // replicates to nobody (no peer is known), and the other's views would start late.
+    // The cluster has formed once each gateway has heard the other join (each then tells the other
+    // its summaries; no frame travels between them).
     await waitFor(() => gateways.every((g) => g.gateway.cluster!.backbone.peers.size === 1), 'the two gateways to see each other');
     const DEVICES = 10;
     const PER_DEVICE = 1000;
@@ -63,11 +66,45 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
     expect(a!.errors + b!.errors).toBe(0);
     // Every device got an ack for every seq, from whichever gateway took it.
     await waitFor(() => [...acked.values()].every((s) => s.size === PER_DEVICE), 'every seq acked', 10_000);
-    // The two form a cluster: each shows every frame of a device, whichever of them took it.
-    const frames = async (g: TestGateway, id: string) => (await g.api(`/api/devices/${id}`)).body?.counters?.frames ?? 0;
-    await waitFor(async () => (await frames(gateways[0]!, 'bridged-0')) === PER_DEVICE && (await frames(gateways[1]!, 'bridged-0')) === PER_DEVICE, 'both gateways to show all frames');
-    const dev = (await gateways[0]!.api('/api/devices/bridged-0')).body;
-    expect(dev).toMatchObject({ online: true, transport: 'mqtt', instance: null, counters: { gaps: 0 } });
+    // The two form a cluster: each shows every frame of every device, whichever of them took it
+    // (its own share plus the other's, from the other's summaries).
+    const shown = async (g: TestGateway) => ((await g.api('/api/devices')).body.devices as { id: string; counters: { frames: number } }[]).filter((d) => d.id.startsWith('bridged-') && d.counters.frames === PER_DEVICE).length;
+    await waitFor(async () => (await shown(gateways[0]!)) === DEVICES && (await shown(gateways[1]!)) === DEVICES, 'both gateways to show all frames of every device');
+    for (const g of gateways) {
+      const dev = (await g.api('/api/devices/bridged-0')).body;
+      expect(dev).toMatchObject({ online: true, transport: 'mqtt', instance: null, counters: { frames: PER_DEVICE, readings: PER_DEVICE, duplicates: 0, gaps: 0 }, last: { '0': { value: PER_DEVICE - 1 } } });
+    }
+  });
+
+  it("a dashboard on one gateway follows a bridged device live with every point, whichever gateway took it", async () => {
+    broker = await startMosquitto();
+    // Every point shown (no min/max downsampling), so the test can count them.
+    for (let i = 0; i < 2; i++) gateways.push(await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'live-group', liveMaxPoints: 10_000 }));
+    await waitFor(() => gateways.every((g) => g.gateway.cluster!.backbone.peers.size === 1), 'the two gateways to see each other');
+    const [g0, g1] = gateways as [TestGateway, TestGateway];
+    const id = 'bridged-live';
+    const live = await LiveClient.connect(g0.ws, OPERATOR_TOKEN);
+    lives.push(live);
+    await live.waitFor((m) => m.type === 'hello', 'hello');
+    live.send({ op: 'subscribe', streams: [`device:${id}`] });
+    const c = await mqtt.connectAsync(broker.url, { clientId: id, protocolVersion: 5, reconnectPeriod: 0 });
+    clients.push(c);
+    const publish = (seq: number, value: number) => c.publish(`devices/${id}/telemetry`, Buffer.from(encodeTelemetry({ epoch: 1, seq, timestamp: 1_700_000_000_000 + seq }, [{ channel: 0, value }])), { qos: 1 });
+    // Probes until the other gateway has relayed points of the device: g0's interest has reached it.
+    let seq = 0;
+    await waitFor(() => {
+      publish(seq++, -1);
+      return g1.gateway.cluster!.relay.sent > 0;
+    }, 'the other gateway to relay the points it took', 10_000, 50);
+    const N = 300;
+    for (let i = 0; i < N; i++) publish(seq++, i);
+    const values = () => live.messages.filter((m) => m.type === 'device' && m.id === id).flatMap((m) => ((m.points['0'] ?? []) as [number, number][]).map((p) => p[1]).filter((v) => v >= 0));
+    await waitFor(() => values().length >= N, `the ${N} points on the dashboard`);
+    await new Promise((r) => setTimeout(r, 300));
+    expect([...values()].sort((x, y) => x - y)).toEqual(Array.from({ length: N }, (_, i) => i));
+    // Both took some: the view joined both shares.
+    expect(g0.gateway.ingest.stats.frames).toBeGreaterThan(N / 10);
+    expect(g1.gateway.ingest.stats.frames).toBeGreaterThan(N / 10);
   });
 
   it('answers a bad frame through the broker with an error frame, counts it for the bridge, and keeps the device', async () => {

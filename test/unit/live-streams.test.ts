@@ -26,6 +26,42 @@ function run(streams: DeviceStreams, devices: DeviceState[], flushes: number): v
 }
 
 describe('live device streams', () => {
+  it('joins points relayed from another instance with local ones in one message, and passes on only the local ones', () => {
+    const streams = new DeviceStreams(10, 50);
+    const d = new DeviceState('climate-9', undefined);
+    streams.watch(d.id);
+    streams.addRelayed(d.id, { '1': [[5, 50]] }, false, 0);
+    streams.add(d, { timestamp: 3 } as FrameHeader, batch(1));
+    streams.addRelayed(d.id, { '1': [[7, 70]], '9': [[6, 60]] }, false, 0);
+    const out = streams.flush(10);
+    expect(out).toHaveLength(1);
+    const m = JSON.parse(out[0]!.json);
+    expect(m.seq).toBe(1);
+    expect(m.points['1']).toEqual([[3, 1], [5, 50], [7, 70]]);
+    expect(m.points['9']).toEqual([[6, 60]]);
+    expect(Object.keys(out[0]!.local!.points).sort()).toEqual(['1', '2', '3', '4']);
+    expect(out[0]!.local!.points['1']).toEqual([[3, 1]]);
+    // Relayed points alone: shown, nothing to pass on.
+    streams.addRelayed(d.id, { '1': [[11, 110]] }, true, 0);
+    const next = streams.flush(20);
+    expect(JSON.parse(next[0]!.json)).toMatchObject({ seq: 2, downsampled: true, points: { '1': [[11, 110]] } });
+    expect(next[0]!.local).toBeUndefined();
+  });
+
+  it('breakAt ends resume across the point: older seqs answer too_old, the next message skips one', () => {
+    const streams = new DeviceStreams(2, 50);
+    const d = new DeviceState('climate-8', undefined);
+    streams.watch(d.id);
+    run(streams, [d], 3);
+    expect(streams.since(d.id, 1)).toHaveLength(2);
+    streams.breakAt(d.id);
+    expect(streams.since(d.id, 1)).toBeUndefined();
+    expect(streams.since(d.id, 3)).toBeUndefined();
+    expect(streams.since(d.id, 4)).toEqual([]);
+    run(streams, [d], 1);
+    expect(JSON.parse(streams.since(d.id, 4)![0]!).seq).toBe(5);
+  });
+
   it('keeps `replay` messages per stream while the budget allows, and resumes from any of them', () => {
     const streams = new DeviceStreams(2, 50, 64 * 1024 * 1024);
     const devices = [new DeviceState('climate-1', undefined), new DeviceState('climate-2', undefined)];
