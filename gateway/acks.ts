@@ -36,6 +36,14 @@ export interface IngestEvents {
 
 export interface AckOptions {
   intervalMs: number;
+  /**
+   * Adaptive acks: when a flush has more acks due than `stretchAbove`, acks cost the gateway one
+   * syscall each, so a slow sender's ack waits until it covers `stretchFrames` frames or its oldest
+   * frame waited `maxDelayMs`. A fast sender (≥ stretchFrames per interval) is acked every interval
+   * as before, and a device never holds more than max(stretchFrames, what it sends in maxDelayMs)
+   * frames for it. Replays are acked at once. Unset: every ack goes out at the next interval.
+   */
+  stretch?: { above: number; frames: number; maxDelayMs: number };
   /** Over this many buffered bytes toward a device, its ack waits for the next flush. */
   sendBudget: number;
   /** Range acks (bridge mode: other gateways take the other seqs) instead of cumulative ones. */
@@ -55,6 +63,11 @@ export class AckLedger {
   private readonly header = { epoch: 0, seq: 0, timestamp: 0 };
   acksSent = 0;
   acksDeferred = 0;
+  /** Acks held back by a stretched flush (each one later covered by a single ack). */
+  acksStretched = 0;
+  /** Acks the previous flush found due: above opts.stretch.above, this flush stretches. */
+  private dueLastFlush = 0;
+  private lastFlushAt = 0;
   /** Flushes whose cursor lines did not all reach the file: their acks wait for a later flush. */
   cursorFailures = 0;
 
@@ -111,6 +124,7 @@ export class AckLedger {
   ingested(device: DeviceState, epoch: number, seq: number, ticket: number): void {
     const s = this.slot(device);
     this.lastTicket = ticket;
+    if (s.unacked++ === 0) s.unackedSince = this.lastFlushAt;
     if (this.opts.ranges) this.noteRange(s, ticket, seq);
     else {
       const cur = device.seq.current!;
@@ -126,6 +140,7 @@ export class AckLedger {
   duplicate(device: DeviceState, seq: number): void {
     const s = this.slot(device);
     s.owed = true;
+    s.replayed = true;
     if (this.opts.ranges) this.noteRange(s, this.lastTicket, seq);
   }
 
@@ -151,9 +166,16 @@ export class AckLedger {
    */
   flush(now: number, final = false): void {
     this.tick++;
+    this.lastFlushAt = now;
     const q = this.queue;
     const n = q.length;
-    if (n === 0) return;
+    if (n === 0) {
+      this.dueLastFlush = 0;
+      return;
+    }
+    const st = this.opts.stretch;
+    const stretching = st !== undefined && !final && this.dueLastFlush > st.above;
+    let due = 0;
     // Only what storage has settled is acked, and only that reaches the cursor file: after a crash,
     // a frame that was ingested but never stored must come back as new, not as a duplicate.
     const durable = this.storage.durableTicket;
@@ -182,6 +204,13 @@ export class AckLedger {
       }
       const link = d.link;
       if (link && (s.owed || (s.ranges?.length ?? 0) > 0)) {
+        due++;
+        // A slow sender under load: the next ack covers this one's frames too (one syscall, not several).
+        if (stretching && !s.replayed && s.unacked < st.frames && now - s.unackedSince < st.maxDelayMs) {
+          q[kept++] = d;
+          this.acksStretched++;
+          continue;
+        }
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
         if (!final && link.bufferedAmount() > this.opts.sendBudget) {
           q[kept++] = d;
@@ -191,11 +220,14 @@ export class AckLedger {
         if (ranges) this.sendRanges(d, s, link, now);
         else if (s.epoch >= 0) this.sendAck(s, link, now);
         s.owed = false;
+        s.replayed = false;
+        s.unacked = 0;
       }
       if ((s.unsettled?.length ?? 0) > 0) q[kept++] = d;
       else s.queued = false;
     }
     q.length = kept;
+    this.dueLastFlush = due;
   }
 
   private slot(device: DeviceState): AckSlot {
