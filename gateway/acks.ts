@@ -54,6 +54,13 @@ export class AckLedger {
   private timer: NodeJS.Timeout | undefined;
   /** Devices with something to do, in the order they became so; flush() drains it. */
   private readonly queue: DeviceState[] = [];
+  /**
+   * Stretched acks by when they are due (slot = ms / intervalMs, at slot % length), so a flush
+   * touches only the devices due by then, not every held one.
+   */
+  private readonly held: DeviceState[][];
+  /** Slots up to this one were released. */
+  private releasedSlot = -1;
   /** Advanced at each flush; frames of one flush interval share an unsettled entry. */
   private tick = 0;
   /** Ticket of the newest storage write of an ingested frame. */
@@ -77,6 +84,8 @@ export class AckLedger {
     private readonly storage: Pick<Storage, 'durableTicket'>,
     private readonly opts: AckOptions,
   ) {
+    const st = opts.stretch;
+    this.held = Array.from({ length: st ? Math.ceil(st.maxDelayMs / opts.intervalMs) + 2 : 0 }, () => []);
     ingest.onIngested((device, h, ticket) => this.ingested(device, h.epoch, h.seq, ticket));
     ingest.onDuplicate((device, h) => this.duplicate(device, h.seq));
   }
@@ -125,6 +134,7 @@ export class AckLedger {
     const s = this.slot(device);
     this.lastTicket = ticket;
     if (s.unacked++ === 0) s.unackedSince = this.lastFlushAt;
+    if (s.held && s.unacked >= this.opts.stretch!.frames) this.release(device);
     if (this.opts.ranges) this.noteRange(s, ticket, seq);
     else {
       const cur = device.seq.current!;
@@ -141,6 +151,7 @@ export class AckLedger {
     const s = this.slot(device);
     s.owed = true;
     s.replayed = true;
+    if (s.held) this.release(device);
     if (this.opts.ranges) this.noteRange(s, this.lastTicket, seq);
   }
 
@@ -168,6 +179,7 @@ export class AckLedger {
     this.tick++;
     this.lastFlushAt = now;
     const q = this.queue;
+    if (this.held.length > 0) this.releaseDue(now, final);
     const n = q.length;
     if (n === 0) {
       this.dueLastFlush = 0;
@@ -207,7 +219,7 @@ export class AckLedger {
         due++;
         // A slow sender under load: the next ack covers this one's frames too (one syscall, not several).
         if (stretching && !s.replayed && s.unacked < st.frames && now - s.unackedSince < st.maxDelayMs) {
-          q[kept++] = d;
+          this.hold(d, s, s.unackedSince + st.maxDelayMs);
           this.acksStretched++;
           continue;
         }
@@ -228,6 +240,33 @@ export class AckLedger {
     }
     q.length = kept;
     this.dueLastFlush = due;
+  }
+
+  /** Takes a device out of the queue until the first flush at or after `dueAt` (or an earlier release). */
+  private hold(d: DeviceState, s: AckSlot, dueAt: number): void {
+    s.held = true;
+    const slot = Math.min(this.releasedSlot + this.held.length - 1, Math.max(this.releasedSlot + 1, Math.ceil(dueAt / this.opts.intervalMs)));
+    this.held[slot % this.held.length]!.push(d);
+  }
+
+  /** Stretched acks due by `now` (all of them at shutdown) rejoin the queue. */
+  private releaseDue(now: number, all: boolean): void {
+    const size = this.held.length;
+    const upTo = Math.floor(now / this.opts.intervalMs);
+    if (this.releasedSlot < 0) this.releasedSlot = upTo - 1;
+    const from = all ? upTo - size + 1 : Math.max(this.releasedSlot + 1, upTo - size + 1);
+    for (let slot = from; slot <= upTo + (all ? size : 0); slot++) {
+      const bucket = this.held[((slot % size) + size) % size]!;
+      for (let i = 0; i < bucket.length; i++) if (bucket[i]!.ack!.held) this.release(bucket[i]!);
+      bucket.length = 0;
+    }
+    this.releasedSlot = Math.max(this.releasedSlot, upTo);
+  }
+
+  /** A held device rejoins the queue (its ack is due, or it needs one now). */
+  private release(d: DeviceState): void {
+    d.ack!.held = false;
+    this.queue.push(d);
   }
 
   private slot(device: DeviceState): AckSlot {
