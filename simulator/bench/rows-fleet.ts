@@ -113,7 +113,8 @@ export function buildFleetRows(results: Results, missing: ReadonlyMap<string, st
         details:
           `${r.samples.toLocaleString('en-US')} latency samples from ${r.sentInWindow.toLocaleString('en-US')} frames sent in the window` +
           (r.samples > 0 ? `; p99.9 ${us(r.p999Us)}, max ${us(r.maxUs)}` : '') +
-          `; server ${r.serverCpu.toFixed(2)} cores, generator ${r.loadCpu.toFixed(2)} cores, other processes ${r.otherCpu.toFixed(2)} cores; sender fell behind in ${r.lagTicks} 1-ms ticks`,
+          `; server ${r.serverCpu.toFixed(2)} cores, generator ${r.loadCpu.toFixed(2)} cores, other processes ${r.otherCpu.toFixed(2)} cores; sender fell behind in ${r.lagTicks} 1-ms ticks` +
+          (r.closed > 0 ? `; ${r.closed.toLocaleString('en-US')} connections closed by the server` : ''),
       };
       const ratios: string[] = [];
       const met: boolean[] = [];

@@ -36,6 +36,8 @@ export interface LatencyResult extends LatencySummary {
   loadCpu: number;
   /** Cores used by processes outside the benchmark. */
   otherCpu: number;
+  /** Device connections the server closed by the end of the window (should be 0). */
+  closed: number;
 }
 
 /** A server under paced load: its pid, what the generator connects to, and its ingest count. */
@@ -91,7 +93,8 @@ export async function latency(o: LatencyOptions): Promise<LatencyResult> {
     const t0 = performance.now();
     const cpu0 = { s: cpuSeconds(server.pid), l: cpuSeconds(load.pid), all: allProcessCpu() };
     await sleep(o.windowMs - (performance.now() - t0));
-    const c1 = await server.count(await loadStats(load));
+    const s1 = await loadStats(load);
+    const c1 = await server.count(s1);
     const span = (performance.now() - t0) / 1000;
     const serverCpu = (cpuSeconds(server.pid) - cpu0.s) / span;
     const loadCpu = (cpuSeconds(load.pid) - cpu0.l) / span;
@@ -108,6 +111,7 @@ export async function latency(o: LatencyOptions): Promise<LatencyResult> {
       serverCpu,
       loadCpu,
       otherCpu: others,
+      closed: s1.closed,
     };
   } finally {
     await server.stop();
