@@ -98,7 +98,8 @@ writes (about 6 minutes, both cores). Prints markdown on stdout, progress on std
 
 Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}
 
-BENCH_PROFILE_DIR=DIR writes the gateway's V8 CPU profile there.`;
+BENCH_PROFILE_DIR=DIR writes the gateway's V8 CPU profile there.
+BENCH_GATEWAY_CLI=FILE runs that gateway/cli.js (another build) instead of this one's.`;
 
 interface Flags {
   only: string[] | undefined;
