@@ -209,7 +209,9 @@ export class LiveHub {
 
   /** `full` (the timer's): everything pending; else only what was not flushed within its gap. */
   flush(now: number, full = true): void {
-    this.checkBudgets();
+    // Every flush stops sending to a client over budget; bringing one back (a fleet snapshot) waits
+    // for the timer's flush or the client's drain, as before adaptive flushing.
+    this.checkBudgets(full);
     for (const m of this.streams.flush(now, full ? 0 : this.opts.flushMs)) {
       this.publish(`device:${m.id}`, m.json);
       for (const l of this.latencyListeners) l(m.waitedMs / 1000);
@@ -227,8 +229,8 @@ export class LiveHub {
     }
   }
 
-  /** Unsubscribes clients over budget; brings back those that caught up, telling them what they missed. */
-  checkBudgets(): void {
+  /** Unsubscribes clients over budget; brings back those that caught up (unless `recover` is false), telling them what they missed. */
+  checkBudgets(recover = true): void {
     const budget = this.opts.budgetBytes;
     for (const c of this.clients) {
       const buffered = c.conn.bufferedAmount();
@@ -238,7 +240,7 @@ export class LiveHub {
           c.conn.unsubscribe(s);
           c.missedFrom.set(s, this.topicCounts.get(s) ?? 0);
         }
-      } else if (c.congested && buffered <= budget / 2) {
+      } else if (recover && c.congested && buffered <= budget / 2) {
         this.recover(c);
       }
     }
