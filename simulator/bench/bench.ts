@@ -18,7 +18,7 @@ import { combine, type Sampled, type WindowPlan } from './measure/windows.js';
 import { findProgram, hasTaskset } from '../services/index.js';
 import { coreSpeeds, killAll } from './procs.js';
 import { buildRows, notes, WORKERS_DEVICES } from './rows.js';
-import { bigFleetWhyNot, buildFleetRows, FLEET_DEVICES, FLEET_RATES, fleetId, fleetKinds } from './rows-fleet.js';
+import { bigFleetWhyNot, buildFleetRows, FLEET_DEVICES, FLEET_RATES, FLEET_WINDOW_MS, fleetId, fleetKinds } from './rows-fleet.js';
 import { machine, render } from './report.js';
 import { HERE, type BenchKeys } from './servers.js';
 
@@ -40,7 +40,7 @@ interface Step {
 
 const keys: BenchKeys = { fleetKey: randomBytes(16).toString('hex'), operatorToken: randomBytes(16).toString('hex') };
 /** The headline (issue 14): paced, one frame per message; the rate is set per step. */
-const FLEET = { devices: FLEET_DEVICES, warmupMs: 2000, windowMs: 5000 };
+const FLEET = { devices: FLEET_DEVICES, warmupMs: 2000, windowMs: FLEET_WINDOW_MS };
 /** Ingest: one round of a 1.5 s warm-up and two 2 s windows (one round: the headline rows took the time). */
 const INGEST_PLAN: WindowPlan = { warmupMs: 1500, windowMs: 2000, windows: 2 };
 const ROUNDS = 1;
