@@ -10,6 +10,13 @@ export class AckSlot {
   owed = false;
   /** The durable position moved and its cursor line has not reached the file yet. */
   unwritten = false;
+  /** Its ack is stretched: out of the ledger's queue, in the bucket of the flush that releases it. */
+  held = false;
+  /** A replay is owed its ack: it goes out at the next flush, never stretched (the device is resending). */
+  replayed = false;
+  /** Frames ingested since the last ack went out, and the ledger's flush time when the first of them came. */
+  unacked = 0;
+  unackedSince = 0;
   /** Where the device's frames are safe in storage: what acks report and the cursor file records. */
   epoch = -1;
   contig = 0;

@@ -49,6 +49,14 @@ export interface IngestEvents {
 
 export interface AckOptions {
   intervalMs: number;
+  /**
+   * Adaptive acks: when a flush has more acks due than `stretchAbove`, acks cost the gateway one
+   * syscall each, so a slow sender's ack waits until it covers `stretchFrames` frames or its oldest
+   * frame waited `maxDelayMs`. A fast sender (≥ stretchFrames per interval) is acked every interval
+   * as before, and a device never holds more than max(stretchFrames, what it sends in maxDelayMs)
+   * frames for it. Replays are acked at once. Unset: every ack goes out at the next interval.
+   */
+  stretch?: { above: number; frames: number; maxDelayMs: number };
   /** Over this many buffered bytes toward a device, its ack waits for the next flush. */
   sendBudget: number;
   /** Range acks (bridge mode: other gateways take the other seqs) instead of cumulative ones. */
@@ -59,6 +67,13 @@ export class AckLedger {
   private timer: NodeJS.Timeout | undefined;
   /** Devices with something to do, in the order they became so; flush() drains it. */
   private readonly queue: DeviceState[] = [];
+  /**
+   * Stretched acks by when they are due (slot = ms / intervalMs, at slot % length), so a flush
+   * touches only the devices due by then, not every held one.
+   */
+  private readonly held: DeviceState[][];
+  /** Slots up to this one were released. */
+  private releasedSlot = -1;
   /** Advanced at each flush; frames of one flush interval share an unsettled entry. */
   private tick = 0;
   /** Ticket of the newest storage write of an ingested frame. */
@@ -68,6 +83,11 @@ export class AckLedger {
   private readonly header = { epoch: 0, seq: 0, timestamp: 0 };
   acksSent = 0;
   acksDeferred = 0;
+  /** Acks held back by a stretched flush (each one later covered by a single ack). */
+  acksStretched = 0;
+  /** Acks the previous flush found due: above opts.stretch.above, this flush stretches. */
+  private dueLastFlush = 0;
+  private lastFlushAt = 0;
   /** Flushes whose cursor lines did not all reach the file: their acks wait for a later flush. */
   cursorFailures = 0;
 
@@ -77,6 +97,8 @@ export class AckLedger {
     private readonly storage: Pick<Storage, 'durableTicket'>,
     private readonly opts: AckOptions,
   ) {
+    const st = opts.stretch;
+    this.held = Array.from({ length: st ? Math.ceil(st.maxDelayMs / opts.intervalMs) + 2 : 0 }, () => []);
     ingest.onIngested((device, h, ticket) => this.ingested(device, h.epoch, h.seq, ticket));
     ingest.onDuplicate((device, h) => this.duplicate(device, h.epoch, h.seq));
   }
@@ -125,6 +147,8 @@ export class AckLedger {
   ingested(device: DeviceState, epoch: number, seq: number, ticket: number): void {
     const s = this.slot(device);
     this.lastTicket = ticket;
+    if (s.unacked++ === 0) s.unackedSince = this.lastFlushAt;
+    if (s.held && s.unacked >= this.opts.stretch!.frames) this.release(device);
     if (this.opts.ranges) this.noteRange(s, ticket, epoch, seq);
     else {
       const cur = device.seq.current!;
@@ -143,6 +167,8 @@ export class AckLedger {
   duplicate(device: DeviceState, epoch: number, seq: number): void {
     const s = this.slot(device);
     s.owed = true;
+    s.replayed = true;
+    if (s.held) this.release(device);
     if (this.opts.ranges) {
       this.noteRange(s, this.lastTicket, epoch, seq);
       return;
@@ -184,9 +210,17 @@ export class AckLedger {
    */
   flush(now: number, final = false): void {
     this.tick++;
+    this.lastFlushAt = now;
     const q = this.queue;
+    if (this.held.length > 0) this.releaseDue(now, final);
     const n = q.length;
-    if (n === 0) return;
+    if (n === 0) {
+      this.dueLastFlush = 0;
+      return;
+    }
+    const st = this.opts.stretch;
+    const stretching = st !== undefined && !final && this.dueLastFlush > st.above;
+    let due = 0;
     // Only what storage has settled is acked, and only that reaches the cursor file: after a crash,
     // a frame that was ingested but never stored must come back as new, not as a duplicate.
     const durable = this.storage.durableTicket;
@@ -215,6 +249,13 @@ export class AckLedger {
       }
       const link = d.link;
       if (link && (s.owed || (s.ranges?.length ?? 0) > 0 || (s.old?.length ?? 0) > 0)) {
+        due++;
+        // A slow sender under load: the next ack covers this one's frames too (one syscall, not several).
+        if (stretching && !s.replayed && s.unacked < st.frames && now - s.unackedSince < st.maxDelayMs) {
+          this.hold(d, s, s.unackedSince + st.maxDelayMs);
+          this.acksStretched++;
+          continue;
+        }
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
         if (!final && link.bufferedAmount() > this.opts.sendBudget) {
           q[kept++] = d;
@@ -227,11 +268,41 @@ export class AckLedger {
           if (s.epoch >= 0) this.sendAck(s.epoch, s.contig, link, now);
         }
         s.owed = false;
+        s.replayed = false;
+        s.unacked = 0;
       }
       if ((s.unsettled?.length ?? 0) > 0) q[kept++] = d;
       else s.queued = false;
     }
     q.length = kept;
+    this.dueLastFlush = due;
+  }
+
+  /** Takes a device out of the queue until the first flush at or after `dueAt` (or an earlier release). */
+  private hold(d: DeviceState, s: AckSlot, dueAt: number): void {
+    s.held = true;
+    const slot = Math.min(this.releasedSlot + this.held.length - 1, Math.max(this.releasedSlot + 1, Math.ceil(dueAt / this.opts.intervalMs)));
+    this.held[slot % this.held.length]!.push(d);
+  }
+
+  /** Stretched acks due by `now` (all of them at shutdown) rejoin the queue. */
+  private releaseDue(now: number, all: boolean): void {
+    const size = this.held.length;
+    const upTo = Math.floor(now / this.opts.intervalMs);
+    if (this.releasedSlot < 0) this.releasedSlot = upTo - 1;
+    const from = all ? upTo - size + 1 : Math.max(this.releasedSlot + 1, upTo - size + 1);
+    for (let slot = from; slot <= upTo + (all ? size : 0); slot++) {
+      const bucket = this.held[((slot % size) + size) % size]!;
+      for (let i = 0; i < bucket.length; i++) if (bucket[i]!.ack!.held) this.release(bucket[i]!);
+      bucket.length = 0;
+    }
+    this.releasedSlot = Math.max(this.releasedSlot, upTo);
+  }
+
+  /** A held device rejoins the queue (its ack is due, or it needs one now). */
+  private release(d: DeviceState): void {
+    d.ack!.held = false;
+    this.queue.push(d);
   }
 
   private slot(device: DeviceState): AckSlot {

@@ -48,6 +48,11 @@ import { createStorage, type Storage } from './storage/index.js';
 import { HttpServer, loadUws } from './uws.js';
 import type { Registry } from 'prom-client';
 
+/** Acks due in one interval above which slow senders' acks are stretched (each costs a syscall). */
+const ACK_STRETCH_ABOVE = 100;
+/** A stretched ack goes out once it covers this many frames (or after --ack-max-delay). */
+const ACK_STRETCH_FRAMES = 8;
+
 export interface GatewayDeps {
   log?: Logger;
   storage?: Storage;
@@ -140,6 +145,7 @@ export class Gateway {
     this.cursors = new CursorStore(config.dataDir, { log: this.log });
     this.acks = new AckLedger(this.ingest, this.cursors, this.storage, {
       intervalMs: config.ackInterval,
+      ...(config.ackMaxDelay > 0 ? { stretch: { above: ACK_STRETCH_ABOVE, frames: ACK_STRETCH_FRAMES, maxDelayMs: config.ackMaxDelay } } : {}),
       sendBudget: Math.floor(config.deviceSendBudget / 2),
       // Bridge mode: the other gateways of the share group take the other seqs.
       ranges: config.mqttUrl !== undefined,

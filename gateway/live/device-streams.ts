@@ -29,6 +29,8 @@ interface Stream {
   relayed: Relayed | undefined;
   /** In this flush's active list already (local and relayed points both put it there). */
   active: boolean;
+  /** When its last message went out (ms): a stream gets at most one message per flush interval. */
+  sentAt: number;
   /** When the oldest pending point arrived (ms), for the latency metric. */
   pendingSince: number;
   watchers: number;
@@ -60,6 +62,8 @@ export class DeviceStreams {
   private meanBytes = 256;
   /** Characters of messages held in all rings now. */
   ringBytes = 0;
+  /** Streams nobody watches are dropped after their grace time: looked for once a second, not every flush. */
+  private expiredAt = 0;
 
   /**
    * `replay`: messages kept per stream; `replayBytes`: about the most kept over all streams. With
@@ -81,7 +85,7 @@ export class DeviceStreams {
   watch(id: string): void {
     let s = this.streams.get(id);
     if (!s) {
-      s = { seq: 0, relayed: undefined, active: false, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
+      s = { seq: 0, relayed: undefined, active: false, sentAt: -Infinity, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
       this.streams.set(id, s);
     }
     s.watchers++;
@@ -150,13 +154,23 @@ export class DeviceStreams {
     s.ringSize = 0;
   }
 
-  /** Builds this flush's messages and empties the pending points. */
-  flush(now: number): FlushedMessage[] {
+  /**
+   * Builds the messages of the streams whose last message is at least `minGapMs` old (all of them
+   * with 0) and empties their pending points; the others keep theirs for a later flush.
+   */
+  flush(now: number, minGapMs = 0): FlushedMessage[] {
     const out: FlushedMessage[] = [];
     const cap = this.ringCap();
+    let kept = 0;
     for (let i = 0; i < this.active.length; i++) {
       const s = this.active[i]!;
       const id = this.activeIds[i]!;
+      if (minGapMs > 0 && now - s.sentAt < minGapMs) {
+        this.active[kept] = s;
+        this.activeIds[kept++] = id;
+        continue;
+      }
+      s.sentAt = now;
       const local = s.pending.channels.length > 0 || s.relayed === undefined ? this.points(s.pending) : undefined;
       const { points, downsampled } = s.relayed === undefined ? local! : merge(local, s.relayed);
       s.relayed = undefined;
@@ -179,9 +193,12 @@ export class DeviceStreams {
       s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
       out.push({ id, seq: s.seq, json, waitedMs: now - s.pendingSince, local });
     }
-    this.active.length = 0;
-    this.activeIds.length = 0;
-    this.expire(now);
+    this.active.length = kept;
+    this.activeIds.length = kept;
+    if (now - this.expiredAt >= 1000) {
+      this.expiredAt = now;
+      this.expire(now);
+    }
     return out;
   }
 

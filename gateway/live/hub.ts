@@ -3,8 +3,16 @@
  * coalesced message per changed device stream and one fleet delta on uWS topics, so sending to
  * many browsers is uWS's native publish. Clients over their send budget are unsubscribed until
  * they catch up, then told how many messages they missed. Ingest never waits on any of this.
+ *
+ * Adaptive flush: while the event loop is not busy, a change is flushed at the next loop turn, so
+ * a reading reaches the dashboard at once; a device stream still gets at most one message per
+ * `flushMs` (plus one sooner after a quiet spell), and the fleet view at most one delta per
+ * FLEET_GAP of it: coalescing and downsampling start when a stream gets more than it can draw.
+ * When the loop is busy (utilization over BUSY in the last interval), only the `flushMs` timer
+ * flushes, as before: it stays the upper bound either way.
  */
 import { randomUUID } from 'node:crypto';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage } from '../../devices/api/json.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
@@ -41,6 +49,11 @@ export interface LiveClient {
 
 export type StatsSource = () => GatewayStats;
 
+/** Event-loop utilization over one flush interval above which the hub only flushes on its timer. */
+const BUSY = 0.7;
+/** Between fleet deltas outside the timer: this fraction of flushMs (a table needs no more). */
+const FLEET_GAP = 0.1;
+
 /** Gets every message for a topic, to send to its subscribers (uWS publish). */
 export type PublishListener = (topic: string, text: string) => void;
 
@@ -72,6 +85,12 @@ export class LiveHub {
   private readonly topicCounts = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
+  /** A flush at the next loop turn is scheduled. */
+  private soon: NodeJS.Immediate | undefined;
+  /** The loop was busy over the last interval: no flushes between the timer's. */
+  private busy = false;
+  private elu: EventLoopUtilization | undefined;
+  private fleetSentAt = -Infinity;
   private readonly sinks: DeviceMessageSink[] = [];
   /** Messages not sent to a client because it was over its budget. */
   dropped = 0;
@@ -91,12 +110,20 @@ export class LiveHub {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.flush(Date.now()), this.opts.flushMs);
+    this.elu = performance.eventLoopUtilization();
+    this.timer = setInterval(() => {
+      const e = performance.eventLoopUtilization();
+      this.busy = performance.eventLoopUtilization(e, this.elu).utilization > BUSY;
+      this.elu = e;
+      this.flush(Date.now());
+    }, this.opts.flushMs);
     this.statsTimer = setInterval(() => this.publish('stats', JSON.stringify({ type: 'stats', stats: this.stats() } satisfies StatsMessage)), 1000);
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.soon) clearImmediate(this.soon);
+    this.timer = this.soon = undefined;
     if (this.statsTimer) clearInterval(this.statsTimer);
     for (const c of this.clients) c.conn.close();
   }
@@ -167,7 +194,14 @@ export class LiveHub {
   /** A device's state changed (readings, presence): it goes in the next fleet delta. */
   touch(device: DeviceState): void {
     this.fleetDirty.add(device);
+    if (this.soon === undefined && !this.busy && this.timer !== undefined) this.soon = setImmediate(this.flushSoon);
   }
+
+  /** The next-loop-turn flush: only streams (and the fleet view) not flushed within their gap. */
+  private readonly flushSoon = (): void => {
+    this.soon = undefined;
+    this.flush(Date.now(), false);
+  };
 
   command(c: CommandRecord): void {
     this.publish('commands', JSON.stringify({ type: 'command', command: c } satisfies CommandMessage));
@@ -222,9 +256,12 @@ export class LiveHub {
     for (const l of this.publishListeners) l(topic, text);
   }
 
-  flush(now: number): void {
-    this.checkBudgets();
-    for (const m of this.streams.flush(now)) {
+  /** `full` (the timer's): everything pending; else only what was not flushed within its gap. */
+  flush(now: number, full = true): void {
+    // Every flush stops sending to a client over budget; bringing one back (a fleet snapshot) waits
+    // for the timer's flush or the client's drain, as before adaptive flushing.
+    this.checkBudgets(full);
+    for (const m of this.streams.flush(now, full ? 0 : this.opts.flushMs)) {
       this.publish(`device:${m.id}`, m.json);
       for (const l of this.latencyListeners) l(m.waitedMs / 1000);
       for (const sink of this.sinks) sink(m.id, m.seq, m.json);
@@ -233,7 +270,8 @@ export class LiveHub {
     if (this.fleetWatchers === 0) {
       // Nobody follows the fleet: a new follower starts from a full snapshot anyway.
       this.fleetDirty.clear();
-    } else if (this.fleetDirty.size > 0) {
+    } else if (this.fleetDirty.size > 0 && (full || now - this.fleetSentAt >= this.opts.flushMs * FLEET_GAP)) {
+      this.fleetSentAt = now;
       const devices = [];
       for (const d of this.fleetDirty) devices.push(d.toJSON(this.devices.instance));
       this.fleetDirty.clear();
@@ -241,8 +279,8 @@ export class LiveHub {
     }
   }
 
-  /** Unsubscribes clients over budget; brings back those that caught up, telling them what they missed. */
-  checkBudgets(): void {
+  /** Unsubscribes clients over budget; brings back those that caught up (unless `recover` is false), telling them what they missed. */
+  checkBudgets(recover = true): void {
     const budget = this.opts.budgetBytes;
     for (const c of this.clients) {
       const buffered = c.conn.bufferedAmount();
@@ -252,7 +290,7 @@ export class LiveHub {
           c.conn.unsubscribe(s);
           c.missedFrom.set(s, this.topicCounts.get(s) ?? 0);
         }
-      } else if (c.congested && buffered <= budget / 2) {
+      } else if (recover && c.congested && buffered <= budget / 2) {
         this.recover(c);
       }
     }

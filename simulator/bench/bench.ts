@@ -19,6 +19,7 @@ import { combine, type Sampled, type WindowPlan } from './measure/windows.js';
 import { findProgram, hasTaskset } from '../services/index.js';
 import { coreSpeeds, killAll } from './procs.js';
 import { buildRows, notes, WORKERS_DEVICES } from './rows.js';
+import { bigFleetWhyNot, buildFleetRows, FLEET_DEVICES, FLEET_RATES, FLEET_WINDOW_MS, fleetId, fleetKinds } from './rows-fleet.js';
 import { machine, render } from './report.js';
 import { HERE, type BenchKeys } from './servers.js';
 import { isScaleRun, type ScaleRun } from './scale/measure.js';
@@ -42,14 +43,27 @@ interface Step {
 }
 
 const keys: BenchKeys = { fleetKey: randomBytes(16).toString('hex'), operatorToken: randomBytes(16).toString('hex') };
-const LAT = { devices: 1000, ratePerSec: 50_000, warmupMs: 2000, windowMs: 8000 };
-/** Ingest: two rounds, interleaved, of a 1.5 s warm-up and two 2 s windows each. */
+/** The headline (issue 14): paced, one frame per message; the rate is set per step. */
+const FLEET = { devices: FLEET_DEVICES, warmupMs: 2000, windowMs: FLEET_WINDOW_MS };
+/** Ingest: one round of a 1.5 s warm-up and two 2 s windows (one round: the headline rows took the time). */
 const INGEST_PLAN: WindowPlan = { warmupMs: 1500, windowMs: 2000, windows: 2 };
-const ROUNDS = 2;
+const ROUNDS = 1;
 const noMosquitto = () => (findProgram('mosquitto') ? undefined : 'not measured: mosquitto is not installed (Debian package mosquitto)');
 const noInflux = () => (findProgram('influxd') ? undefined : 'not measured: influxd is not installed (Debian package influxdb)');
 
 const STEPS: Step[] = [
+  // The headline first: the realistic shape, every server under the same paced load.
+  ...FLEET_RATES.flatMap((ratePerSec) =>
+    fleetKinds(ratePerSec).map(
+      (kind): Step => ({
+        id: fleetId(kind, ratePerSec),
+        estimateS: 14,
+        ...(kind === 'mosquitto' ? { unavailable: noMosquitto } : {}),
+        run: () => latency({ kind, keys, ...FLEET, ratePerSec, ...(kind === 'gateway' ? { view: 'page' as const } : {}) }),
+      }),
+    ),
+  ),
+  { id: fleetId('gateway-all', FLEET_RATES[0]), estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...FLEET, ratePerSec: FLEET_RATES[0], view: 'all' }) },
   ...Array.from({ length: ROUNDS }, () =>
     ([100, 10_000] as const).flatMap((devices) =>
       (['sink', 'uws', 'ws', 'gateway'] as const).map(
@@ -57,12 +71,6 @@ const STEPS: Step[] = [
       ),
     ),
   ).flat(),
-  { id: 'latency-gateway', estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...LAT }) },
-  { id: 'latency-gateway-flush10', estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...LAT, gatewayArgs: ['--live-flush-ms', '10'] }) },
-  { id: 'latency-ws', estimateS: 14, run: () => latency({ kind: 'ws', keys, ...LAT }) },
-  // The same at a fifth of the rate, where neither server is near its limit (informational).
-  { id: 'latency-gateway-low', estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...LAT, ratePerSec: 10_000 }) },
-  { id: 'latency-ws-low', estimateS: 14, run: () => latency({ kind: 'ws', keys, ...LAT, ratePerSec: 10_000 }) },
   { id: 'memory-gateway', estimateS: 14, run: () => memoryPerConnection('gateway', keys, 10_000) },
   { id: 'memory-ws', estimateS: 14, run: () => memoryPerConnection('ws', keys, 10_000) },
   { id: 'memory-uws', estimateS: 14, run: () => memoryPerConnection('uws', keys, 10_000) },
@@ -98,7 +106,8 @@ writes (about 8 minutes, both cores). Prints markdown on stdout, progress on std
 
 Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}
 
-BENCH_PROFILE_DIR=DIR writes the gateway's V8 CPU profile there.`;
+BENCH_PROFILE_DIR=DIR writes the gateway's V8 CPU profile there.
+BENCH_GATEWAY_CLI=FILE runs that gateway/cli.js (another build) instead of this one's.`;
 
 interface Flags {
   only: string[] | undefined;
@@ -197,8 +206,8 @@ async function main(): Promise<void> {
   // A round that failed after another succeeded still counts as measured.
   for (const id of results.keys()) missing.delete(id);
   const durationS = (performance.now() - t0) / 1000;
-  const rows = [...buildRows(results, missing), ...scaleRows(results, missing, cpus().length)];
-  const md = render(rows, machine(ROOT), startedAt, durationS, [...notes(LAT, INGEST_PLAN, ROUNDS), ...scaleNotes(cpus().length)], speeds, others);
+  const rows = [...buildFleetRows(results, missing, bigFleetWhyNot()), ...buildRows(results, missing), ...scaleRows(results, missing, cpus().length)];
+  const md = render(rows, machine(ROOT), startedAt, durationS, [...notes(FLEET, INGEST_PLAN, ROUNDS), ...scaleNotes(cpus().length)], speeds, others);
   process.stdout.write(md + '\n');
   const out = flags.out ?? (only && !flags.write ? undefined : join(ROOT, 'BENCHMARKS.md'));
   if (out) {

@@ -13,7 +13,8 @@ import { connectDevices, downstream, type WsDevice } from './load/devices.js';
 import { RawLineWriter } from './load/influx-raw.js';
 import { LatencyRecorder } from './load/latency.js';
 import { CountingSubscriber, MqttPublishers } from './load/mqtt.js';
-import { PacedSender } from './load/paced.js';
+import { connectMqttDevices, ProbeSubscriber } from './load/mqtt-paced.js';
+import { PacedSender, wsPacedTarget, type PacedTarget } from './load/paced.js';
 import { WindowedFlood } from './load/window.js';
 import type { Command, LoadConfig, LoadStats, Report } from './protocol.js';
 
@@ -110,12 +111,53 @@ async function wsPaced(c: Extract<LoadConfig, { mode: 'ws-paced' }>): Promise<Lo
   const ledger = new AckLedger();
   const devices = await connectDevices(c, c.devices, Date.now(), ledger);
   const latency = new LatencyRecorder();
-  const dashboard = await Dashboard.open({ host: c.host, port: c.port, ...c.dashboard, deviceIds: devices.map((d) => d.id) }, latency);
-  const sender = new PacedSender(devices, c.ratePerSec, latency);
+  const dashboard = c.dashboard ? await Dashboard.open({ host: c.host, port: c.port, ...c.dashboard, deviceIds: devices.map((d) => d.id) }, latency) : undefined;
+  const paced = pacedRun(c, devices.map(wsPacedTarget), latency);
+  return {
+    ...paced,
+    stats: () => {
+      const down = downstream(devices);
+      return { sent: paced.sender.sent, delivered: dashboard?.reader.messages ?? 0, dashboardBytes: dashboard?.reader.bytes ?? 0, downstreamBytes: down.bytes, closed: down.closed, at: Date.now(), ...ackStats(ledger) };
+    },
+    close: () => {
+      dashboard?.close();
+      for (const d of devices) d.socket.destroy();
+    },
+  };
+}
+
+async function mqttPaced(c: Extract<LoadConfig, { mode: 'mqtt-paced' }>): Promise<Load> {
+  const latency = new LatencyRecorder();
+  const sub = await ProbeSubscriber.open(c.host, c.port, latency);
+  const devices = await connectMqttDevices(c.host, c.port, c.fleetKey, c.devices);
+  const paced = pacedRun(c, devices, latency);
+  return {
+    ...paced,
+    stats: () => ({
+      sent: paced.sender.sent,
+      delivered: sub.received,
+      dashboardBytes: sub.socket.bytesRead,
+      downstreamBytes: devices.reduce((n, d) => n + d.pubacks, 0),
+      closed: devices.filter((d) => d.socket.destroyed).length,
+      at: Date.now(),
+      acked: 0,
+      ackedAt: 0,
+    }),
+    close: () => {
+      sub.close();
+      for (const d of devices) d.socket.destroy();
+    },
+  };
+}
+
+/** The paced sender with its measurement window, shared by the WebSocket and MQTT paced modes. */
+function pacedRun(c: { ratePerSec: number; warmupMs: number; windowMs: number }, targets: PacedTarget[], latency: LatencyRecorder): Pick<Load, 'start' | 'stop'> & { sender: PacedSender } {
+  const sender = new PacedSender(targets, c.ratePerSec, latency);
   let sentAtStart = 0;
   let sentAtEnd = 0;
   const timers: NodeJS.Timeout[] = [];
   return {
+    sender,
     start: () => {
       sender.start();
       timers.push(
@@ -136,14 +178,6 @@ async function wsPaced(c: Extract<LoadConfig, { mode: 'ws-paced' }>): Promise<Lo
     stop: () => {
       sender.stop();
       timers.forEach(clearTimeout);
-    },
-    stats: () => {
-      const down = downstream(devices);
-      return { sent: sender.sent, delivered: dashboard.reader.messages, dashboardBytes: dashboard.reader.bytes, downstreamBytes: down.bytes, closed: down.closed, at: Date.now(), ...ackStats(ledger) };
-    },
-    close: () => {
-      dashboard.close();
-      for (const d of devices) d.socket.destroy();
     },
   };
 }
@@ -200,6 +234,8 @@ async function setUp(c: LoadConfig): Promise<Load> {
       return wsFlood(c);
     case 'ws-paced':
       return wsPaced(c);
+    case 'mqtt-paced':
+      return mqttPaced(c);
     case 'ws-idle':
       return wsIdle(c);
     case 'mqtt-flood':
@@ -220,7 +256,7 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(1), 100);
     return;
   }
-  const connected = config.mode === 'ws-flood' || config.mode === 'ws-paced' || config.mode === 'ws-idle' ? config.devices : config.mode === 'mqtt-flood' ? config.publishers : 0;
+  const connected = config.mode === 'ws-flood' || config.mode === 'ws-paced' || config.mode === 'mqtt-paced' || config.mode === 'ws-idle' ? config.devices : config.mode === 'mqtt-flood' ? config.publishers : 0;
   report({ type: 'ready', connected, connectMs: Math.round(performance.now() - t0) });
   process.on('message', (m: Command) => {
     switch (m.cmd) {

@@ -7,6 +7,8 @@ import type { LatencySummary } from './load/latency.js';
 export interface DashboardSpec {
   kind: 'live' | 'ws-baseline';
   operatorToken?: string;
+  /** Gateway only: a user's fleet view + one device page, or every device's stream (load/dashboard.ts). */
+  view?: 'all' | 'page';
 }
 
 export type LoadConfig =
@@ -37,7 +39,19 @@ export type LoadConfig =
       ratePerSec: number;
       warmupMs: number;
       windowMs: number;
-      dashboard: DashboardSpec;
+      /** None: the server has no dashboard (the count-only ceiling); only its CPU is measured. */
+      dashboard?: DashboardSpec;
+    }
+  | {
+      /** One QoS 1 PUBLISH per frame from each of `devices` MQTT clients; one subscriber times the probes. */
+      mode: 'mqtt-paced';
+      host: string;
+      port: number;
+      fleetKey: string;
+      devices: number;
+      ratePerSec: number;
+      warmupMs: number;
+      windowMs: number;
     }
   | { mode: 'ws-idle'; host: string; port: number; fleetKey: string; devices: number; /** Index of the first device id. */ first?: number }
   | {

@@ -15,7 +15,8 @@ import { httpGet, start, type Child } from './procs.js';
 import { parseCounterFile } from './hot-counter.js';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));
-export const GATEWAY_CLI = join(HERE, '../../gateway/cli.js');
+/** BENCH_GATEWAY_CLI: another build's gateway/cli.js, to compare two builds under the same load. */
+export const GATEWAY_CLI = process.env.BENCH_GATEWAY_CLI ?? join(HERE, '../../gateway/cli.js');
 export const SERVER_CORE = 0;
 export const LOAD_CORE = 1;
 

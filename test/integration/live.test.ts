@@ -39,7 +39,7 @@ describe('/live', () => {
     await expect(LiveClient.connect(gw.ws, '')).rejects.toMatchObject({ status: 401 });
   });
 
-  it('says hello, sends a fleet snapshot then deltas, and streams a device coalesced per flush', async () => {
+  it('says hello, sends a fleet snapshot then deltas, and streams a device: at once when quiet, then coalesced per flush', async () => {
     gw = await startGateway({ liveFlushMs: 100 });
     const d = await device('climate-0001');
     const c = await live();
@@ -49,13 +49,32 @@ describe('/live', () => {
     expect(snap.devices.map((x: { id: string }) => x.id)).toEqual(['climate-0001']);
     expect(snap.devices[0]).toMatchObject({ online: true, type: 'climate' });
     d.send(frame(0, 20.5));
+    const first = await c.waitFor((m) => m.type === 'device', 'a device message');
+    expect(first).toMatchObject({ id: 'climate-0001', seq: 1, downsampled: false });
+    expect(first.points['1'].map((p: [number, number]) => p[1])).toEqual([20.5]);
     d.send(frame(1, 21.5));
-    const msg = await c.waitFor((m) => m.type === 'device', 'a device message');
-    expect(msg).toMatchObject({ id: 'climate-0001', seq: 1, downsampled: false });
-    expect(msg.points['1'].map((p: [number, number]) => p[1])).toEqual([20.5, 21.5]);
-    await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices[0]?.last?.['1']?.value === 21.5, 'a fleet delta');
+    d.send(frame(2, 22.5));
+    // Whatever messages they come in, each reading arrives once, in order, with the seq growing by one.
+    await c.waitFor((m) => m.type === 'device' && m.points['1']?.some((p: [number, number]) => p[1] === 22.5), 'the last reading');
+    const msgs = c.messages.filter((m) => m.type === 'device');
+    expect(msgs.map((m) => m.seq)).toEqual(msgs.map((_, i) => i + 1));
+    expect(msgs.flatMap((m) => m.points['1'].map((p: [number, number]) => p[1]))).toEqual([20.5, 21.5, 22.5]);
+    await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices[0]?.last?.['1']?.value === 22.5, 'a fleet delta');
     const stats = await c.waitFor((m) => m.type === 'stats', 'stats', 3000);
-    expect(stats.stats).toMatchObject({ devicesOnline: 1, frames: 2 });
+    expect(stats.stats).toMatchObject({ devicesOnline: 1, frames: 3 });
+  });
+
+  it('sends the reading of a quiet device at once, not at the next flush interval (adaptive flush)', async () => {
+    // A 10 s interval: the message can only come within waitFor's 5 s through the next-turn flush.
+    gw = await startGateway({ liveFlushMs: 10_000 });
+    const d = await device('quiet');
+    const c = await live();
+    c.send({ op: 'subscribe', streams: ['fleet', 'device:quiet'] });
+    await c.waitFor((m) => m.type === 'fleet' && m.full, 'fleet snapshot');
+    d.send(frame(0, 7.5));
+    const msg = await c.waitFor((m) => m.type === 'device', 'the device message before the 10 s flush');
+    expect(msg.points['1']).toEqual([[expect.any(Number), 7.5]]);
+    await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices[0]?.last?.['1']?.value === 7.5, 'the fleet delta before the 10 s flush');
   });
 
   it('downsamples a fast device to the min and max of each flush', async () => {
@@ -64,9 +83,12 @@ describe('/live', () => {
     const c = await live();
     c.send({ op: 'subscribe', streams: ['device:fast'] });
     await new Promise((r) => setTimeout(r, 50));
+    // The first reading of a quiet stream goes out at once; what follows within the interval is coalesced.
+    d.send(frame(0, 10));
+    await c.waitFor((m) => m.type === 'device', 'the first device message');
     const t0 = Date.now();
-    for (let i = 0; i < 50; i++) d.send(frame(i, i === 17 ? -5 : i === 33 ? 99 : 10, t0 + i));
-    const msg = await c.waitFor((m) => m.type === 'device', 'a device message');
+    for (let i = 1; i <= 50; i++) d.send(frame(i, i === 17 ? -5 : i === 33 ? 99 : 10, t0 + i));
+    const msg = await c.waitFor((m) => m.type === 'device' && m.seq === 2, 'the coalesced device message');
     expect(msg.downsampled).toBe(true);
     expect(msg.points['1']).toEqual([[t0 + 17, -5], [t0 + 33, 99]]);
   });

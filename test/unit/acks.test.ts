@@ -42,14 +42,14 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function setup(opts: { ranges?: boolean; dir?: string } = {}) {
+function setup(opts: { ranges?: boolean; dir?: string; stretch?: { above: number; frames: number; maxDelayMs: number } } = {}) {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'acks-test-'));
   if (!opts.dir) dirs.push(dir);
   const storage = new MemoryStorage(100);
   const settled = { durableTicket: 0 };
   const ingest = new Ingest(storage, { maxFrameBytes: 4096, maxReadings: 64 });
   const cursors = new FlakyCursors(dir);
-  const ledger = new AckLedger(ingest, cursors, settled, { intervalMs: 50, sendBudget: 1 << 20, ranges: opts.ranges ?? false });
+  const ledger = new AckLedger(ingest, cursors, settled, { intervalMs: 50, sendBudget: 1 << 20, ranges: opts.ranges ?? false, ...(opts.stretch ? { stretch: opts.stretch } : {}) });
   const devices = new Map<string, DeviceState>();
   const device = (id: string) => {
     let d = devices.get(id);
@@ -218,5 +218,51 @@ describe('AckLedger', () => {
     // An older cursor moves nothing back.
     t.ledger.adopt(t.d, { epoch: 4, contig: 5 }, false);
     expect(t.ledger.position(t.d)).toEqual({ epoch: 4, contig: 11 });
+  });
+
+  it('under load, a slow sender\'s ack is stretched to cover several frames, at most maxDelayMs late; replays are acked at once', () => {
+    // above: 0, so any ack due in the previous flush makes the next one stretch.
+    const t = setup({ stretch: { above: 0, frames: 3, maxDelayMs: 1000 } });
+    const acked = () => t.link.acks.map((a) => a.seq);
+    t.frame(7, 1);
+    t.settled.durableTicket = Infinity;
+    t.ledger.flush(0); // nothing was due before: not stretched
+    expect(acked()).toEqual([1]);
+    t.frame(7, 2);
+    t.ledger.flush(50);
+    t.ledger.flush(100);
+    expect(acked()).toEqual([1]); // held: 1 frame of 3, waited < 1000 ms
+    t.frame(7, 3);
+    t.frame(7, 4);
+    t.ledger.flush(150);
+    expect(acked()).toEqual([1, 4]); // one ack for 3 frames
+    t.frame(7, 5);
+    t.ledger.flush(200);
+    expect(acked()).toEqual([1, 4]);
+    t.ledger.flush(1149);
+    expect(acked()).toEqual([1, 4]);
+    t.ledger.flush(1150); // its frame came at the flush of 150: 1000 ms ago
+    expect(acked()).toEqual([1, 4, 5]);
+    t.frame(7, 6);
+    t.ledger.flush(1200);
+    expect(acked()).toEqual([1, 4, 5]);
+    // The device resends 6 (it did not get an ack, e.g. after a reconnect): acked at the next flush.
+    expect(t.ingest.handle(t.d, encodeTelemetry({ epoch: 7, seq: 6, timestamp: 1_700_000_000_006 }, [{ channel: 1, value: 6 }]), Date.now())).toBeUndefined();
+    t.ledger.flush(1250);
+    expect(acked()).toEqual([1, 4, 5, 6]);
+    // Shutdown's final flush sends whatever is held.
+    t.frame(7, 7);
+    t.ledger.flush(1300, true);
+    expect(acked()).toEqual([1, 4, 5, 6, 7]);
+  });
+
+  it('without load (few acks due), every ack goes out at the next interval', () => {
+    const t = setup({ stretch: { above: 100, frames: 8, maxDelayMs: 2000 } });
+    t.settled.durableTicket = Infinity;
+    for (let seq = 1; seq <= 3; seq++) {
+      t.frame(7, seq);
+      t.ledger.flush(seq * 50);
+    }
+    expect(t.link.acks.map((a) => a.seq)).toEqual([1, 2, 3]);
   });
 });

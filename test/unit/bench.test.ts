@@ -5,7 +5,7 @@ import { decodeFrame, encodeAck, FrameType, type TelemetryFrame } from '../../de
 import { FRAME_BYTES, FrameBlock, probeId, probeValue, PROBE_IDS, templateFrame, WS_FRAME_HEADER } from '../../simulator/bench/frames.js';
 import { parseCounterFile } from '../../simulator/bench/hot-counter.js';
 import { AckLedger } from '../../simulator/bench/load/acks.js';
-import { quantile } from '../../simulator/bench/load/latency.js';
+import { LatencyRecorder, quantile } from '../../simulator/bench/load/latency.js';
 import { MQTT_TYPE, MqttPacketCounter, PublishBlock } from '../../simulator/bench/mqtt-wire.js';
 import { OPCODE, ServerFrameReader } from '../../simulator/bench/ws-wire.js';
 import { ackedBetween, ackRates, TimelineLedger } from '../../simulator/bench/scale/ack-timeline.js';
@@ -283,5 +283,20 @@ describe('scaling section: steps and rows', () => {
     const two = on2.find((r) => r.measurement === 'Scale-out: saturation, `--workers 2`')!;
     expect(two.met).toBeUndefined();
     expect(two.target).toMatch(/needs 3 cores/);
+  });
+});
+
+describe('bench latency recorder', () => {
+  it('counts a probe once, at its first arrival (a reading can come in a device message and in a fleet delta)', () => {
+    const r = new LatencyRecorder();
+    r.windowStart = 0;
+    r.sent(5, 10);
+    r.received(probeValue(5), 12); // 2 ms
+    r.received(probeValue(5), 50); // the same reading again, later: not a sample
+    r.received(probeValue(6), 60); // never sent: unknown
+    const s = r.summary();
+    expect(s.samples).toBe(1);
+    expect(s.maxUs).toBe(2000);
+    expect(r.unknown).toBe(1);
   });
 });

@@ -1,8 +1,10 @@
 /**
- * The one dashboard of each run. For the gateway: a /live client (operator token) subscribed to
- * everything: `fleet`, `stats`, `commands` and the `device:<id>` stream of every device (LIVE.md
- * has no wildcard). For the ws baseline: a client on /dashboard that gets every frame as JSON.
- * Throughput runs only count what arrives; latency runs parse the messages for probe readings.
+ * The one dashboard of each run. For the gateway: a /live client (operator token) subscribed either
+ * as a user's browser is (`view: 'page'`: the fleet view plus one device page: `fleet`, `stats`,
+ * `commands` and one `device:<id>`), or to everything as a stress (`view: 'all'`: the `device:<id>`
+ * stream of every device too; LIVE.md has no wildcard). For the ws baseline: a client on /dashboard
+ * that gets every frame as JSON. Throughput runs only count what arrives; latency runs parse the
+ * messages for probe readings (in `device` messages' points and in the fleet view's last values).
  */
 import type { Socket } from 'node:net';
 import type { LatencyRecorder } from './latency.js';
@@ -14,11 +16,15 @@ export interface DashboardTarget {
   kind: 'live' | 'ws-baseline';
   operatorToken?: string;
   deviceIds: readonly string[];
+  /** Gateway only: what the client follows (default 'all'). */
+  view?: 'all' | 'page';
 }
 
 const POINTS_1 = Buffer.from('"points":{"1":[');
 const CHANNEL_1 = Buffer.from('{"channel":1,');
 const VALUE = Buffer.from('"value":');
+/** A device summary's channel-1 last value in a `fleet` message (channels are ordered by number). */
+const LAST_1 = Buffer.from('"last":{"1":{"value":');
 
 /** /live takes messages up to 64 KiB: subscribe in chunks. */
 const STREAMS_PER_MESSAGE = 1000;
@@ -56,7 +62,8 @@ export class Dashboard {
     });
     const d = new Dashboard(u.socket, u.rest, t.kind, latency);
     if (live) {
-      const streams = ['fleet', 'stats', 'commands', ...t.deviceIds.map((id) => `device:${id}`)];
+      const followed = t.view === 'page' ? t.deviceIds.slice(0, 1) : t.deviceIds;
+      const streams = ['fleet', 'stats', 'commands', ...followed.map((id) => `device:${id}`)];
       for (let i = 0; i < streams.length; i += STREAMS_PER_MESSAGE) {
         const msg = JSON.stringify({ op: 'subscribe', streams: streams.slice(i, i + STREAMS_PER_MESSAGE) });
         u.socket.write(maskedFrame(OPCODE.text, Buffer.from(msg)));
@@ -75,7 +82,10 @@ export class Dashboard {
     if (!lat) return;
     const at = this.recvAt;
     if (this.kind === 'live') {
-      if (payload.length < 16 || payload.toString('latin1', 0, 16) !== '{"type":"device"') return;
+      if (payload.length < 16) return;
+      const type = payload.toString('latin1', 0, 16);
+      if (type === '{"type":"fleet",') return this.fleetValues(payload, at);
+      if (type !== '{"type":"device"') return;
       let p = payload.indexOf(POINTS_1);
       if (p === -1) return;
       p += POINTS_1.length;
@@ -97,6 +107,17 @@ export class Dashboard {
     while (end < payload.length && payload[end] !== 44 && payload[end] !== 125) end++;
     const v = Number(payload.toString('latin1', p, end));
     if (Number.isFinite(v)) lat.received(v, at);
+  }
+
+  /** Every device summary's channel-1 value in a fleet snapshot or delta. */
+  private fleetValues(payload: Buffer, at: number): void {
+    for (let p = payload.indexOf(LAST_1); p !== -1; p = payload.indexOf(LAST_1, p)) {
+      p += LAST_1.length;
+      let end = p;
+      while (end < payload.length && payload[end] !== 44 && payload[end] !== 125) end++;
+      const v = Number(payload.toString('latin1', p, end));
+      if (Number.isFinite(v)) this.latency!.received(v, at);
+    }
   }
 
   close(): void {

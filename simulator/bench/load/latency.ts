@@ -6,6 +6,8 @@
 import { PROBE_IDS, probeId } from '../frames.js';
 
 const SLOTS = 1 << 21;
+/** sentAt of a probe whose first arrival was counted. */
+const SEEN = -2;
 
 export interface LatencySummary {
   samples: number;
@@ -32,14 +34,19 @@ export class LatencyRecorder {
     this.sentAt[id & (SLOTS - 1)] = at;
   }
 
-  /** A probe value arrived at `at`. */
+  /**
+   * A probe value arrived at `at`. Only its first arrival counts: a dashboard may see one reading
+   * twice (in the device's stream and in the fleet view), and the second is not a new sample.
+   */
   received(value: number, at: number): void {
     const slot = probeId(value) & (SLOTS - 1);
     const sent = this.sentAt[slot]!;
+    if (sent === SEEN) return;
     if (sent < 0) {
       this.unknown++;
       return;
     }
+    this.sentAt[slot] = SEEN;
     if (sent < this.windowStart || sent >= this.windowEnd) return;
     if (this.n === this.samples.length) {
       const bigger = new Float64Array(this.samples.length * 2);

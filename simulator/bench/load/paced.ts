@@ -1,11 +1,34 @@
 /**
  * A fixed total rate spread evenly over the devices (round robin, one frame per write, as a real
  * device sends), paced every millisecond from the elapsed time so timer jitter does not change the
- * rate. Each frame carries a probe id in channel 1 and the wall-clock ms as its timestamp.
+ * rate. Each frame carries a probe id in channel 1 and the wall-clock ms as its timestamp. The
+ * transport (a WebSocket message or an MQTT PUBLISH) is the target's: see PacedTarget.
  */
 import { FRAME_BYTES, probeValue, SEQ_OFFSET, STAMP_OFFSET, TIMESTAMP_OFFSET, WS_FRAME_HEADER } from '../frames.js';
 import type { LatencyRecorder } from './latency.js';
 import type { WsDevice } from './devices.js';
+
+/** One device as the paced sender sees it: writes one frame with this timestamp and probe value. */
+export interface PacedTarget {
+  send(wall: number, probe: number): void;
+}
+
+/** A WebSocket device: one zero-masked binary message per write. */
+export function wsPacedTarget(d: WsDevice): PacedTarget {
+  const hl = WS_FRAME_HEADER.length;
+  return {
+    send(wall, probe) {
+      const out = Buffer.allocUnsafe(hl + FRAME_BYTES);
+      WS_FRAME_HEADER.copy(out, 0);
+      d.template.copy(out, hl);
+      out.writeUInt32LE(d.seq, hl + SEQ_OFFSET);
+      d.seq = (d.seq + 1) >>> 0;
+      out.writeDoubleLE(wall, hl + TIMESTAMP_OFFSET);
+      out.writeFloatLE(probe, hl + STAMP_OFFSET);
+      d.socket.write(out);
+    },
+  };
+}
 
 export class PacedSender {
   sent = 0;
@@ -17,7 +40,7 @@ export class PacedSender {
   private t0 = 0;
 
   constructor(
-    private readonly devices: readonly WsDevice[],
+    private readonly targets: readonly PacedTarget[],
     private readonly ratePerSec: number,
     private readonly latency: LatencyRecorder,
     private readonly maxBurst = 2000,
@@ -41,20 +64,12 @@ export class PacedSender {
       this.lagTicks++;
     }
     const wall = Date.now();
-    const hl = WS_FRAME_HEADER.length;
     for (let k = 0; k < n; k++) {
-      const d = this.devices[this.next]!;
-      this.next = (this.next + 1) % this.devices.length;
-      const out = Buffer.allocUnsafe(hl + FRAME_BYTES);
-      WS_FRAME_HEADER.copy(out, 0);
-      d.template.copy(out, hl);
-      out.writeUInt32LE(d.seq, hl + SEQ_OFFSET);
-      d.seq = (d.seq + 1) >>> 0;
-      out.writeDoubleLE(wall, hl + TIMESTAMP_OFFSET);
+      const t = this.targets[this.next]!;
+      this.next = (this.next + 1) % this.targets.length;
       const id = this.probe++;
-      out.writeFloatLE(probeValue(id), hl + STAMP_OFFSET);
       this.latency.sent(id, performance.now());
-      d.socket.write(out);
+      t.send(wall, probeValue(id));
     }
     this.sent += n;
   }

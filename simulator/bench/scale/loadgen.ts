@@ -9,7 +9,7 @@
 import { FrameBlock, WS_FRAME_HEADER } from '../frames.js';
 import { connectDevices, downstream, type WsDevice } from '../load/devices.js';
 import { LatencyRecorder } from '../load/latency.js';
-import { PacedSender } from '../load/paced.js';
+import { PacedSender, wsPacedTarget } from '../load/paced.js';
 import { WindowedFlood } from '../load/window.js';
 import type { Command, Report } from '../protocol.js';
 import { TimelineLedger } from './ack-timeline.js';
@@ -46,7 +46,7 @@ async function connectFleet(c: ScaleLoadConfig, ledger: TimelineLedger, base: nu
 function sender(c: ScaleLoadConfig, devices: WsDevice[], ledger: TimelineLedger, base: number): Sender {
   if (c.mode === 'paced') {
     // The recorder only notes send times here; nobody reads latencies in this section.
-    const paced = new PacedSender(devices, c.ratePerSec, new LatencyRecorder());
+    const paced = new PacedSender(devices.map(wsPacedTarget), c.ratePerSec, new LatencyRecorder());
     return {
       start: () => paced.start(),
       stop: () => paced.stop(),
