@@ -3,35 +3,18 @@
  * on another instance that is gone: the device page says so (HISTORY_OWNER_UNAVAILABLE) instead of
  * showing a silently empty chart.
  */
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTelemetry } from '../../devices/codec/index.js';
-import { deviceToken, OPERATOR_TOKEN, ROOT, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { deviceToken, OPERATOR_TOKEN, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { RawDevice } from '../helpers/raw-device.js';
+import { buildDashboard } from '../helpers/dashboard-build.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CHROMIUM = requireProgram('chromium', 'chromium');
-const DASHBOARD = join(ROOT, 'dashboard');
-
-function newest(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let max = 0;
-  for (const name of readdirSync(path)) max = Math.max(max, newest(join(path, name)));
-  return max;
-}
-
-async function buildDashboard(): Promise<void> {
-  const index = join(DASHBOARD, 'dist/index.html');
-  const sources = Math.max(newest(join(DASHBOARD, 'src')), newest(join(DASHBOARD, 'index.html')), newest(join(DASHBOARD, 'vite.config.ts')));
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  await build({ root: DASHBOARD, logLevel: 'error' });
-}
 
 describe.skipIf(!CHROMIUM || mosquittoPath() === undefined)('the dashboard on one instance of a cluster', () => {
   let broker: Mosquitto;

@@ -5,14 +5,12 @@
  * unreachable; the fleet table on a 390 px phone, an error code whole in the State column, and
  * "1 device".
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceClient } from '../../devices/sdk/index.js';
-import { deviceToken, ROOT, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawDevice } from '../helpers/raw-device.js';
+import { buildDashboard } from '../helpers/dashboard-build.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -20,23 +18,6 @@ import { waitFor } from '../helpers/wait.js';
 type ChartTextHook = { chartText(channel: number): { axis: string[]; value: string } | undefined };
 
 const CHROMIUM = requireProgram('chromium', 'chromium');
-const DASHBOARD = join(ROOT, 'dashboard');
-
-function newest(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let max = 0;
-  for (const name of readdirSync(path)) max = Math.max(max, newest(join(path, name)));
-  return max;
-}
-
-/** Builds dashboard/dist unless it is newer than every source. */
-async function buildDashboard(): Promise<void> {
-  const index = join(DASHBOARD, 'dist/index.html');
-  const sources = Math.max(newest(join(DASHBOARD, 'src')), newest(join(DASHBOARD, 'index.html')), newest(join(DASHBOARD, 'vite.config.ts')));
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  await build({ root: DASHBOARD, logLevel: 'error' });
-}
 
 describe.skipIf(!CHROMIUM)('dashboard defects of issue 16', () => {
   let gw: TestGateway;

@@ -5,14 +5,14 @@
  * from the ring, and reloaded from history when the ring is too short), logout, and then the
  * profile searched for the operator token and the login code (README "Operator login").
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { DeviceClient } from '../../devices/sdk/index.js';
 import { deviceToken, OPERATOR_TOKEN, ROOT, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { buildDashboard } from '../helpers/dashboard-build.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -25,29 +25,11 @@ declare global {
 }
 
 const CHROMIUM = requireProgram('chromium', 'chromium');
-const DASHBOARD = join(ROOT, 'dashboard');
 const SCREENSHOTS = join(ROOT, 'artifacts/screenshots');
 const SEND_EVERY_MS = 100;
 /** The replay ring per device stream: 20 messages = 2 s at the 100 ms flush, so a longer outage is `too_old`. */
 const LIVE_REPLAY = 20;
 const COMMAND_DEVICE = 'climate-0001';
-
-/** Newest modification time under `path` (files only). */
-function newest(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let max = 0;
-  for (const name of readdirSync(path)) max = Math.max(max, newest(join(path, name)));
-  return max;
-}
-
-/** Builds dashboard/dist unless it is newer than every source. */
-async function buildDashboard(): Promise<void> {
-  const index = join(DASHBOARD, 'dist/index.html');
-  const sources = Math.max(newest(join(DASHBOARD, 'src')), newest(join(DASHBOARD, 'index.html')), newest(join(DASHBOARD, 'vite.config.ts')));
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  await build({ root: DASHBOARD, logLevel: 'error' });
-}
 
 /**
  * Holes in a chart: steps between consecutive chart timestamps (from `from` on) longer than
