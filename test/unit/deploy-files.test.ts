@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../gateway/config.js';
 import { STORAGE_DEFAULTS } from '../../gateway/storage/defaults.js';
-import { findProgram } from '../helpers/services.js';
+import { requireProgram } from '../helpers/services.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -48,7 +48,7 @@ describe('deploy/gateway.service', () => {
     expect(unit).toMatch(/^RestartPreventExitStatus=2$/m);
   });
 
-  it.skipIf(!findProgram('systemd-analyze'))('passes systemd-analyze verify (ExecStart pointed at a program that exists here)', () => {
+  it.skipIf(!requireProgram('systemd-analyze', 'systemd'))('passes systemd-analyze verify (ExecStart pointed at a program that exists here)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'unit-'));
     const copy = join(dir, 'telemetry-gateway.service');
     writeFileSync(copy, unit.replace('ExecStart=/usr/local/bin/gateway', `ExecStart=${process.execPath} ${join(ROOT, 'bin/gateway.js')}`).replace('EnvironmentFile=', 'EnvironmentFile=-'));
