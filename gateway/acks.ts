@@ -20,26 +20,10 @@
  * beyond the slot's first use and the growth of its small unsettled array.
  */
 import { encodeAck, FrameType, HEADER_BYTES, writeHeader, type FrameHeader } from '../devices/codec/index.js';
-import { AckSlot } from './ack-slot.js';
+import { after, AckSlot } from './ack-slot.js';
 import type { Cursor, CursorStore } from './cursors.js';
 import type { DeviceLink, DeviceState } from './devices.js';
 import type { Storage } from './storage/storage.js';
-
-/** True when u32 seq `a` is after `b` (wrap-aware). */
-const after = (a: number, b: number): boolean => a !== b && ((a - b) >>> 0) < 0x80000000;
-
-/** Records an old epoch's ack position in `old` (flat [epoch, contig]): one entry per epoch, a few epochs at most. */
-function noteOld(old: number[], epoch: number, contig: number): void {
-  for (let i = 0; i < old.length; i += 2) {
-    if (old[i] === epoch) {
-      if (after(contig, old[i + 1]!)) old[i + 1] = contig;
-      return;
-    }
-  }
-  // A device that reboots over and over within one interval: its oldest boots wait for a resend.
-  if (old.length >= 8) old.splice(0, 2);
-  old.push(epoch, contig);
-}
 
 /** What the ledger hears from ingest. */
 export interface IngestEvents {
@@ -149,10 +133,10 @@ export class AckLedger {
     this.lastTicket = ticket;
     if (s.unacked++ === 0) s.unackedSince = this.lastFlushAt;
     if (s.held && s.unacked >= this.opts.stretch!.frames) this.release(device);
-    if (this.opts.ranges) this.noteRange(s, ticket, epoch, seq);
+    if (this.opts.ranges) s.noteRange(this.tick, ticket, epoch, seq);
     else {
       const cur = device.seq.current!;
-      if (cur.epoch === epoch) this.noteCumulative(s, ticket, cur.epoch, cur.contig);
+      if (cur.epoch === epoch) s.noteCumulative(this.tick, ticket, cur.epoch, cur.contig);
       // A frame of the previous boot (kept across a reboot and resent): acked by its own epoch.
       else this.noteOldEpoch(device, s, ticket, epoch);
     }
@@ -170,12 +154,12 @@ export class AckLedger {
     s.replayed = true;
     if (s.held) this.release(device);
     if (this.opts.ranges) {
-      this.noteRange(s, this.lastTicket, epoch, seq);
+      s.noteRange(this.tick, this.lastTicket, epoch, seq);
       return;
     }
     const cur = device.seq.current!;
     if (cur.epoch !== epoch) this.noteOldEpoch(device, s, this.lastTicket, epoch);
-    else if (s.epoch !== epoch || after(cur.contig, s.contig)) this.noteCumulative(s, this.lastTicket, epoch, cur.contig);
+    else if (s.epoch !== epoch || after(cur.contig, s.contig)) s.noteCumulative(this.tick, this.lastTicket, epoch, cur.contig);
   }
 
   /**
@@ -185,7 +169,7 @@ export class AckLedger {
    */
   private noteOldEpoch(device: DeviceState, s: AckSlot, ticket: number, epoch: number): void {
     const prev = device.seq.previous;
-    if (prev !== undefined && prev.epoch === epoch) this.noteCumulative(s, ticket, epoch, prev.contig);
+    if (prev !== undefined && prev.epoch === epoch) s.noteCumulative(this.tick, ticket, epoch, prev.contig);
   }
 
   /** The newest ticket an ack waits for: shutdown lets storage settle up to it. */
@@ -228,7 +212,7 @@ export class AckLedger {
     let lines = '';
     for (let i = 0; i < n; i++) {
       const s = q[i]!.ack!;
-      if (this.settle(s, durable, ranges, q[i]!.seq.current?.epoch) || (ranges && this.settleWindow(q[i]!, s))) s.unwritten = true;
+      if (s.settle(durable, ranges, q[i]!.seq.current?.epoch) || (ranges && s.settleWindow(q[i]!.seq.current))) s.unwritten = true;
       if (s.unwritten) {
         s.owed = true;
         lines += this.cursors.set(q[i]!.id, s.epoch, s.contig);
@@ -312,70 +296,6 @@ export class AckLedger {
       this.queue.push(device);
     }
     return s;
-  }
-
-  /**
-   * Frames of one flush interval collapse into one entry; a later interval starts a new one, so an
-   * entry's ticket stops growing and settles while new frames keep coming.
-   */
-  private noteCumulative(s: AckSlot, ticket: number, epoch: number, contig: number): void {
-    const u = (s.unsettled ??= []);
-    const n = u.length;
-    if (n > 0 && u[n - 4] === this.tick && u[n - 2] === epoch) {
-      u[n - 3] = ticket;
-      u[n - 1] = contig;
-    } else u.push(this.tick, ticket, epoch, contig);
-  }
-
-  /** Bridge mode: a seq to range-ack once `ticket` is settled (runs of seqs of one epoch within an interval collapse). */
-  private noteRange(s: AckSlot, ticket: number, epoch: number, seq: number): void {
-    const u = (s.unsettled ??= []);
-    const n = u.length;
-    if (n > 0 && u[n - 5] === this.tick && u[n - 3] === epoch && ((u[n - 1]! + 1) >>> 0) === seq) {
-      u[n - 4] = ticket;
-      u[n - 1] = seq;
-    } else u.push(this.tick, ticket, epoch, seq, seq);
-  }
-
-  /**
-   * Moves what storage has settled (tickets ≤ durable) into the durable position (or the ranges to
-   * ack). An entry of an epoch that is no longer the device's newest (`current`) becomes an ack of
-   * its own epoch instead: a reboot within one interval must not hide the old boot's frames.
-   * Returns true when the durable position advanced.
-   */
-  private settle(s: AckSlot, durable: number, ranges: boolean, current: number | undefined): boolean {
-    const u = s.unsettled;
-    if (u === undefined) return false;
-    const width = ranges ? 5 : 4;
-    let i = 0;
-    let advanced = false;
-    while (i < u.length && u[i + 1]! <= durable) {
-      if (ranges) (s.ranges ??= []).push(u[i + 2]!, u[i + 3]!, u[i + 4]!);
-      else if (u[i + 2] === current) {
-        // A re-ack still owed for the boot this one replaces goes out by its own epoch.
-        if (s.owed && s.epoch >= 0 && s.epoch !== current) noteOld((s.old ??= []), s.epoch, s.contig);
-        s.epoch = u[i + 2]!;
-        s.contig = u[i + 3]!;
-        advanced = true;
-      } else noteOld((s.old ??= []), u[i + 2]!, u[i + 3]!);
-      i += width;
-    }
-    if (i > 0) u.splice(0, i);
-    return advanced;
-  }
-
-  /**
-   * Bridge mode: range acks say nothing a restart could use, so once everything this gateway took of
-   * a device is settled, its dedupe position (every seq up to it taken here, or by the share group's
-   * other gateways) is what the cursor file keeps: resends of frames acked before a restart are
-   * duplicates after it. Returns true when the position moved.
-   */
-  private settleWindow(d: DeviceState, s: AckSlot): boolean {
-    const cur = d.seq.current;
-    if (cur === undefined || (s.unsettled?.length ?? 0) > 0 || (s.epoch === cur.epoch && s.contig === cur.contig)) return false;
-    s.epoch = cur.epoch;
-    s.contig = cur.contig;
-    return true;
   }
 
   private sendAck(epoch: number, seq: number, link: DeviceLink, now: number): void {
