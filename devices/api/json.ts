@@ -358,7 +358,100 @@ export interface LiveErrorMessage {
 }
 
 /** Gateway → client on /live. */
-export type LiveMessage = HelloMessage | FleetMessage | StatsMessage | DeviceMessage | CommandMessage | MissedMessage | ResumeMessage | LiveErrorMessage;
+export type LiveMessage =
+  | HelloMessage
+  | FleetMessage
+  | StatsMessage
+  | DeviceMessage
+  | CommandMessage
+  | AlarmMessage
+  | MissedMessage
+  | ResumeMessage
+  | LiveErrorMessage;
 
 /** The SSE `missed` event's data: an SSE client follows device streams only, so no stream list. */
 export type SseMissedMessage = Omit<MissedMessage, 'streams'>;
+
+// ─── Alarms ───────────────────────────────────────────────────────────────────────────────────
+
+export type AlarmSeverity = 'critical' | 'major' | 'minor' | 'warning';
+export type AlarmState = 'active' | 'acknowledged' | 'cleared';
+
+/**
+ * One rule. `above`/`below`: the channel's value crosses `threshold` (clears once back past
+ * `threshold ∓ hysteresis`), for at least `forMs` when given ("above 8 °C for 5 min").
+ * `outside`: the value leaves [min, max] for at least `forMs`. `rate`: the value changes faster than
+ * `perSecond` (absolute units per second) between two readings. `silent`: no reading from the device
+ * for `forMs` (also raised while it is offline). `true`: a bool channel becomes true (clears when false).
+ */
+export type AlarmCondition =
+  | { kind: 'above' | 'below'; channel: number; threshold: number; hysteresis?: number; forMs?: number }
+  | { kind: 'outside'; channel: number; min: number; max: number; hysteresis?: number; forMs?: number }
+  | { kind: 'rate'; channel: number; perSecond: number }
+  | { kind: 'silent'; forMs: number }
+  | { kind: 'true'; channel: number };
+
+/** `GET /api/alarm-rules` items; `POST /api/alarm-rules` takes one without `id`/`source`. */
+export interface AlarmRule {
+  /** Stable: `type:<type>:<name>` for rules from the types file, else given by the API. */
+  id: string;
+  name: string;
+  severity: AlarmSeverity;
+  /** Exactly one of `deviceType` / `deviceId` says which devices the rule watches. */
+  deviceType?: string;
+  deviceId?: string;
+  condition: AlarmCondition;
+  /** Webhook URL for this rule's transitions (besides the global `--alarm-webhook`). */
+  webhook?: string;
+  /** Where it came from: the device types file, or the API (kept in the data folder). */
+  source: 'types' | 'api';
+}
+
+export interface AlarmTransition {
+  state: AlarmState;
+  at: number;
+  /** `operator` for acknowledge and clear by hand, `rule` when the condition cleared it. */
+  by: 'rule' | 'operator';
+  note?: string;
+}
+
+/** One alarm: at most one not cleared per (rule, device). */
+export interface Alarm {
+  id: string;
+  ruleId: string;
+  ruleName: string;
+  deviceId: string;
+  severity: AlarmSeverity;
+  state: AlarmState;
+  /** Channel id the rule watches (null for `silent`). */
+  channel: number | null;
+  /** The reading that raised it (null for `silent`). */
+  value: number | boolean | null;
+  /** Device time of that reading, or the gateway time for `silent`. */
+  raisedAt: number;
+  /** Human line: "temperature 9.2 °C above 8 for 5 min". */
+  message: string;
+  /** Every transition, oldest first (the first is `active`). */
+  transitions: AlarmTransition[];
+}
+
+/** `GET /api/alarms[?state=active,acknowledged][&severity=critical,major][&device=ID][&limit=N]`, newest first. */
+export interface AlarmList {
+  alarms: Alarm[];
+}
+
+/** `POST /api/alarms/{id}/acknowledge` and `/clear` bodies; both answer the updated `Alarm`. */
+export interface AlarmActionRequest {
+  note?: string;
+}
+
+/**
+ * The `alarms` live stream: on subscribe every alarm not cleared (`full: true`), then each alarm
+ * as it changes (raised, acknowledged, cleared). Also the SSE `alarm` event's data, and the body
+ * POSTed to webhooks and published on MQTT `alarms/{deviceId}` (QoS 1).
+ */
+export interface AlarmMessage {
+  type: 'alarm';
+  full: boolean;
+  alarms: Alarm[];
+}
