@@ -112,7 +112,7 @@ export class CommandPanel {
 
     this.nameInput.addEventListener('input', () => {
       const s = this.suggestions.find((x) => x.name === this.nameInput.value);
-      if (s && this.argsInput.value.trim() === '') this.argsInput.value = JSON.stringify(s.args);
+      if (s && this.argsInput.value.trim() === '') this.argsInput.value = JSON.stringify(s.example);
       this.validate();
     });
     this.argsInput.addEventListener('input', () => this.validate());
@@ -163,18 +163,19 @@ export class CommandPanel {
   }
 
   /**
-   * Offers the commands the device's type accepts (devices/device-types.ts), each with arguments
+   * Offers the commands the device's type accepts (the types file, GET /api/device-types), each with arguments
    * the device accepts as they are; a device of no known type gets no suggestions.
    */
   offer(commands: readonly CommandSpec[]): void {
-    const key = commands.map((c) => c.name).join(',');
+    // The whole list: a types file reload may change a hint or an example, not only the names.
+    const key = JSON.stringify(commands);
     if (key === this.offered) return;
     this.offered = key;
     this.suggestions = commands;
     this.chips.replaceChildren();
     this.datalist.replaceChildren();
     for (const c of commands) {
-      const args = JSON.stringify(c.args);
+      const args = JSON.stringify(c.example);
       const b = el('button', 'chip', c.name);
       b.type = 'button';
       b.title = c.hint;

@@ -12,7 +12,7 @@
  * Times are ms since 1970 (UTC); `null` means "not known" or "not now", and is always sent rather
  * than leaving a field out.
  */
-import type { DeviceTypeSpec } from '../device-types.js';
+import type { DeviceTypeSpec } from '../types/spec.js';
 
 // ─── Devices ──────────────────────────────────────────────────────────────────────────────────
 
