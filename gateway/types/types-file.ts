@@ -47,11 +47,20 @@ export function readTypesFile(path: string): DeviceTypeSpec[] {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new TypesFileError('TYPES_INVALID', `types file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new TypesFileError('TYPES_INVALID', `types file ${path} is not valid JSON: ${(err as Error).message}${lineOf(text, (err as Error).message)}`);
   }
   const parsed = parseDeviceTypes(doc);
   if (!parsed.ok) throw new TypesFileError('TYPES_INVALID', `types file ${path}: ${describeProblems(parsed.problems)}`);
   return parsed.types;
+}
+
+/** " (line L, column C)" for a JSON.parse message that gives a position, so an editor can go there. */
+function lineOf(text: string, message: string): string {
+  const at = /position (\d+)/.exec(message);
+  if (!at) return '';
+  const before = text.slice(0, Number(at[1]));
+  const line = before.split('\n').length;
+  return ` (line ${line}, column ${before.length - before.lastIndexOf('\n')})`;
 }
 
 export class TypesFile {

@@ -10,7 +10,9 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deviceToken, gatewayArgs, OPERATOR_TOKEN, ROOT, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
+import { parseDeviceTypes } from '../../devices/types/parse.js';
+import { Simulation, simulatorOptions } from '../../simulator/index.js';
+import { deviceToken, FLEET_KEY, gatewayArgs, OPERATOR_TOKEN, ROOT, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { waitFor } from '../helpers/wait.js';
@@ -26,9 +28,12 @@ const PRESSURE = { id: 2, name: 'pressure', unit: 'bar', type: 'f32', min: 0, ma
 
 let child: ChildGateway | undefined;
 let gw: TestGateway | undefined;
+let sim: Simulation | undefined;
 const closers: (() => void)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0)) c();
+  await sim?.stop();
+  sim = undefined;
   await child?.stop();
   await gw?.close();
   child = gw = undefined;
@@ -153,5 +158,41 @@ describe('command arguments against the type (demo types)', () => {
     expect((await post(gw, 'vibration-0001', { name: 'reboot' })).status).toBe(201);
     // A device of no known type gets any command, as before.
     expect((await post(gw, 'gadget', { name: 'self-destruct', args: [1] })).status).toBe(201);
+  });
+});
+
+describe('the simulator on the same types file', () => {
+  it("sends every channel of the file's types, in range, to a gateway that knows them", async () => {
+    const doc = {
+      types: [
+        { type: 'climate', name: 'Climate+', channels: [{ id: 1, name: 'temperature', unit: '°C', type: 'f32', min: -20, max: 45 }, { id: 7, name: 'co2', unit: 'ppm', type: 'i32', min: 400, max: 2000 }] },
+        tank([LEVEL, PRESSURE]),
+      ],
+    };
+    const file = tempFile(doc);
+    gw = await startGateway({ types: file.path });
+    const parsed = parseDeviceTypes(doc);
+    if (!parsed.ok) throw new Error('the test document is invalid');
+    sim = Simulation.start(simulatorOptions({ url: gw.ws, fleetKey: FLEET_KEY, devices: 2, types: ['climate', 'tank'], deviceTypes: parsed.types, rate: 5, durationS: 0, workers: 0, faults: false }));
+    await sim.ready;
+    const g = gw;
+    const last = async (id: string) => (await g.api(`/api/devices/${id}`)).body?.last ?? {};
+    const tankLast = await waitFor(async () => {
+      const l = await last('tank-0001');
+      return l['1'] && l['2'] ? l : undefined;
+    }, 'tank-0001 to send both channels');
+    expect(tankLast['1'].value).toBeGreaterThanOrEqual(0);
+    expect(tankLast['1'].value).toBeLessThanOrEqual(100);
+    expect(tankLast['2'].value).toBeGreaterThanOrEqual(0);
+    expect(tankLast['2'].value).toBeLessThanOrEqual(6);
+    const climateLast = await waitFor(async () => {
+      const l = await last('climate-0001');
+      return l['1'] && l['7'] ? l : undefined;
+    }, 'climate-0001 to send its channels');
+    expect(Object.keys(climateLast).sort()).toEqual(['1', '7']);
+    expect(Number.isInteger(climateLast['7'].value)).toBe(true);
+    expect(climateLast['7'].value).toBeGreaterThanOrEqual(400);
+    expect(climateLast['7'].value).toBeLessThanOrEqual(2000);
+    expect((await g.api('/api/devices/tank-0001')).body.type).toBe('tank');
   });
 });
