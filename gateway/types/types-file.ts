@@ -31,6 +31,8 @@ export interface TypesFileOptions {
   debounceMs?: number;
   /** How often the file's stat is compared, in case fs.watch misses a change. */
   pollMs?: number;
+  /** False: notice changes by polling alone (where fs.watch is known not to work; tests of the fallback). */
+  watch?: boolean;
 }
 
 export type TypesListener = (types: readonly DeviceTypeSpec[]) => void;
@@ -79,6 +81,7 @@ export class TypesFile {
   private text = '';
   private readonly debounceMs: number;
   private readonly pollMs: number;
+  private readonly useWatch: boolean;
 
   constructor(
     path: string,
@@ -88,6 +91,7 @@ export class TypesFile {
     this.path = resolve(path);
     this.debounceMs = opts.debounceMs ?? 200;
     this.pollMs = opts.pollMs ?? 2000;
+    this.useWatch = opts.watch ?? true;
   }
 
   /** Every change of the types in force (after a successful reload). */
@@ -105,6 +109,14 @@ export class TypesFile {
 
   /** Watches for changes until close(). */
   start(): void {
+    if (this.useWatch) this.watchFolder();
+    this.pollTimer = setInterval(() => {
+      if (this.stat() !== this.seen) this.schedule();
+    }, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  private watchFolder(): void {
     try {
       this.watcher = watch(dirname(this.path), { persistent: false }, (_event, name) => {
         if (name === null || name === basename(this.path)) this.schedule();
@@ -117,10 +129,6 @@ export class TypesFile {
     } catch (err) {
       this.log.warn({ file: this.path, err: (err as Error).message }, 'cannot watch the types file; changes are noticed by polling');
     }
-    this.pollTimer = setInterval(() => {
-      if (this.stat() !== this.seen) this.schedule();
-    }, this.pollMs);
-    this.pollTimer.unref();
   }
 
   close(): void {
