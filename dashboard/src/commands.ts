@@ -1,8 +1,10 @@
 /**
  * The device page's command console and its recent commands. The console checks the arguments are
- * JSON before sending; each command shows its lifecycle (queued → sent → delivered → acked, or
+ * JSON, and fit the schema of a command the device's type lists (the gateway's own check, run
+ * here first so the operator sees what is wrong while typing), before sending; each command shows its lifecycle (queued → sent → delivered → acked, or
  * failed / expired / timed_out) with times, updated live from the `commands` stream.
  */
+import { checkArgs } from '../../devices/types/args.js';
 import { ApiError, listCommands, sendCommand } from './api.js';
 import { clockMs, duration } from './format.js';
 import { FINAL_COMMAND_STATES, type CommandRecord, type CommandSpec } from './types.js';
@@ -88,6 +90,7 @@ export class CommandPanel {
     this.argsInput.placeholder = '{ "ms": 1000 }   (empty = null)';
     this.argsInput.dataset.testid = 'command-args';
     this.argsNote = el('div', 'field-note');
+    this.argsNote.dataset.testid = 'command-args-note';
     this.argsNote.setAttribute('aria-live', 'polite');
     argsLabel.append(this.argsInput);
 
@@ -192,17 +195,23 @@ export class CommandPanel {
       o.label = c.hint;
       this.datalist.append(o);
     }
+    // The schema of what is typed may have changed with the types.
+    this.validate();
   }
 
   private validate(): boolean {
     const args = this.parseArgs();
     const ttl = this.ttlMs();
     const name = this.nameInput.value.trim();
-    this.argsInput.classList.toggle('invalid', !args.ok);
-    this.argsInput.setAttribute('aria-invalid', String(!args.ok));
     this.ttlInput.classList.toggle('invalid', Number.isNaN(ttl));
+    // A command the type lists: its schema says what fits (a name it does not list is for the gateway to answer).
+    const spec = this.suggestions.find((c) => c.name === name);
+    const misfit = args.ok && spec ? checkArgs(spec.schema, args.value) : undefined;
     if (!args.ok) {
       this.argsNote.textContent = `Not valid JSON: ${args.message}`;
+      this.argsNote.className = 'field-note error';
+    } else if (misfit !== undefined) {
+      this.argsNote.textContent = `Does not fit ${name}: ${misfit}.`;
       this.argsNote.className = 'field-note error';
     } else if (Number.isNaN(ttl)) {
       this.argsNote.textContent = 'TTL must be a whole number of seconds from 1 to 604800 (7 days).';
@@ -211,7 +220,9 @@ export class CommandPanel {
       this.argsNote.textContent = this.argsInput.value.trim() === '' ? 'No arguments: the device gets null.' : 'Valid JSON.';
       this.argsNote.className = 'field-note muted';
     }
-    const ok = args.ok && !Number.isNaN(ttl) && name !== '';
+    this.argsInput.classList.toggle('invalid', !args.ok || misfit !== undefined);
+    this.argsInput.setAttribute('aria-invalid', String(!args.ok || misfit !== undefined));
+    const ok = args.ok && misfit === undefined && !Number.isNaN(ttl) && name !== '';
     this.sendButton.disabled = !ok || this.sending;
     return ok;
   }

@@ -1,7 +1,7 @@
 /**
  * A device type edited while the gateway runs (issue 17): in real Chromium, the device page shows
- * the new channel with its unit, the changed unit of another, and the new command chip, without a
- * reload of the page or a restart of the gateway.
+ * the new channel with its unit, the changed unit of another, and the new command chip (whose
+ * argument schema the console checks), without a reload of the page or a restart of the gateway.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,6 +72,13 @@ describe.skipIf(!CHROMIUM)('device types edited while the gateway runs', () => {
     expect(await caption(2).textContent()).toMatch(/pressure\s*\(bar\)/);
     await waitFor(async () => /level\s*\(cm\)/.test((await caption(1).textContent()) ?? ''), 'the changed unit of channel 1');
     await waitFor(async () => (await page.locator('[data-testid=command-chip]').allTextContents()).join(',') === 'drain,fill', 'the new command chip');
+    // Its schema is checked while typing, as the gateway would.
+    await page.click('[data-testid=command-chip]:text-is("fill")');
+    expect(await page.inputValue('[data-testid=command-args]')).toBe('{"to":80}');
+    expect(await page.isDisabled('[data-testid=command-send]')).toBe(false);
+    await page.fill('[data-testid=command-args]', '{"to": 500}');
+    expect(await page.textContent('[data-testid=command-args-note]')).toContain('args.to must be from 0 to 100, not 500');
+    expect(await page.isDisabled('[data-testid=command-send]')).toBe(true);
     // Readings on the new channel reach its chart.
     const t1 = Date.now();
     client.send([{ channel: 2, value: 2.5, type: 'f32' }], t1);
