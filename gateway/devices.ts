@@ -84,10 +84,10 @@ export class DeviceState {
   /** Other cluster instances' shares, by instance: only cluster/fleet-view.ts writes it. */
   elsewhere: Map<string, RemoteShare> | undefined;
 
-  /** The type as of `typesSeen` and `entrySeen`: worked out again when the types file or the entry changes. */
+  /** The type as of `typesSeen` and `entryTypeSeen`: worked out again when the types or the registry's type change. */
   private typeOf: string | undefined;
   private typesSeen: readonly unknown[] | undefined;
-  private entrySeen: RegistryEntry | undefined;
+  private entryTypeSeen: string | undefined;
 
   constructor(
     readonly id: string,
@@ -100,10 +100,11 @@ export class DeviceState {
    */
   get type(): string | undefined {
     const types = deviceTypes();
-    if (this.typesSeen !== types || this.entrySeen !== this.entry) {
-      this.typeOf = typeOfDevice(this.id, this.entry?.type);
+    const entryType = this.entry?.type;
+    if (this.typesSeen !== types || this.entryTypeSeen !== entryType) {
+      this.typeOf = typeOfDevice(this.id, entryType);
       this.typesSeen = types;
-      this.entrySeen = this.entry;
+      this.entryTypeSeen = entryType;
     }
     return this.typeOf;
   }
