@@ -1,81 +1,44 @@
 /**
- * Device types: what each channel of a device means (name, unit, value type, plausible range).
- * One declarative table shared by the gateway (channel names and units in the API and dashboard)
- * and the simulator (which models believable readings from it).
+ * Device types: what each channel of a device means and which commands it accepts. The table comes
+ * from a types file (README "Device types"): the gateway loads and watches it (gateway/types/), the
+ * simulator reads it; until one is loaded, the built-in demo types (devices/types/demo.json) apply.
+ *
+ * One table per process (a gateway process serves one types file), replaced whole by
+ * useDeviceTypes(), never edited: look types up at call time with deviceType() / typeOfDevice()
+ * and do not keep a type's channels, so a reload reaches every reader. No I/O here.
  */
-import type { ValueTypeName } from './codec/types.js';
+import demo from './types/demo.json' with { type: 'json' };
+import { describeProblems, parseDeviceTypes } from './types/parse.js';
+import type { DeviceTypeSpec } from './types/spec.js';
 
-export interface ChannelSpec {
-  id: number;
-  name: string;
-  unit: string;
-  type: ValueTypeName;
-  /** Plausible range, for charts and the simulator. */
-  min?: number;
-  max?: number;
+export type { ArgSchema, ArgsSchema, ChannelSpec, CommandSpec, DeviceTypeSpec } from './types/spec.js';
+
+function parseDemo(): readonly DeviceTypeSpec[] {
+  const parsed = parseDeviceTypes(demo);
+  // Ours and covered by a test: a broken demo file is a build defect, not a user's error.
+  if (!parsed.ok) throw new Error(`devices/types/demo.json is invalid: ${describeProblems(parsed.problems)}`);
+  return parsed.types;
 }
 
-/** A command a device of the type accepts, with arguments it accepts (the dashboard offers it as a chip). */
-export interface CommandSpec {
-  name: string;
-  /** Example arguments, valid for the device as they are. */
-  args: unknown;
-  hint: string;
+/** The built-in demo types (climate, power, vibration): what the simulator models. */
+export const DEMO_DEVICE_TYPES: readonly DeviceTypeSpec[] = parseDemo();
+
+let current: readonly DeviceTypeSpec[] = DEMO_DEVICE_TYPES;
+let byType = new Map(current.map((t) => [t.type, t]));
+
+/** The types in force now. */
+export function deviceTypes(): readonly DeviceTypeSpec[] {
+  return current;
 }
 
-export interface DeviceTypeSpec {
-  type: string;
-  name: string;
-  channels: ChannelSpec[];
-  /** What the type's devices answer (the simulator's devices accept exactly these, with these arguments). */
-  commands: CommandSpec[];
+/** Puts a checked table (parseDeviceTypes) in force; only the loaders (gateway/types/, simulator) call it. */
+export function useDeviceTypes(types: readonly DeviceTypeSpec[]): void {
+  current = types;
+  byType = new Map(types.map((t) => [t.type, t]));
 }
-
-/** Every simulated device answers these (simulator/device.ts). */
-const COMMON_COMMANDS: CommandSpec[] = [
-  { name: 'set-interval', args: { ms: 1000 }, hint: 'change the sampling interval: {"ms": N} or {"hz": N}' },
-  { name: 'reboot', args: null, hint: 'restart the device' },
-];
-
-export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
-  {
-    type: 'climate',
-    name: 'Climate sensor',
-    channels: [
-      { id: 1, name: 'temperature', unit: '°C', type: 'f32', min: -20, max: 45 },
-      { id: 2, name: 'humidity', unit: '%', type: 'f32', min: 0, max: 100 },
-      { id: 3, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
-    ],
-    commands: COMMON_COMMANDS,
-  },
-  {
-    type: 'power',
-    name: 'Power meter',
-    channels: [
-      { id: 1, name: 'voltage', unit: 'V', type: 'f32', min: 210, max: 250 },
-      { id: 2, name: 'current', unit: 'A', type: 'f32', min: 0, max: 32 },
-      { id: 3, name: 'power', unit: 'W', type: 'f32', min: 0, max: 7500 },
-      { id: 4, name: 'energy', unit: 'kWh', type: 'f64', min: 0 },
-    ],
-    commands: COMMON_COMMANDS,
-  },
-  {
-    type: 'vibration',
-    name: 'Vibration monitor',
-    channels: [
-      { id: 1, name: 'velocity', unit: 'mm/s', type: 'f32', min: 0, max: 50 },
-      { id: 2, name: 'peak', unit: 'g', type: 'f32', min: 0, max: 16 },
-      { id: 3, name: 'alarm', unit: '', type: 'bool' },
-      { id: 4, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
-    ],
-    commands: [...COMMON_COMMANDS, { name: 'set-threshold', args: { value: 12 }, hint: 'raise the alarm above this velocity (mm/s, 0 to 50)' }],
-  },
-];
-
-const BY_TYPE = new Map(DEVICE_TYPES.map((t) => [t.type, t]));
 
 export function deviceType(type: string | undefined): DeviceTypeSpec | undefined {
-  return type === undefined ? undefined : BY_TYPE.get(type);
+  return type === undefined ? undefined : byType.get(type);
 }
 
 /**
@@ -86,5 +49,5 @@ export function typeOfDevice(id: string, registryType?: string): string | undefi
   if (registryType) return registryType;
   const dash = id.indexOf('-');
   const prefix = dash > 0 ? id.slice(0, dash) : undefined;
-  return prefix && BY_TYPE.has(prefix) ? prefix : undefined;
+  return prefix && byType.has(prefix) ? prefix : undefined;
 }

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
+import { readTypesFile } from './types/types-file.js';
 import { STORAGE_DEFAULTS as SD } from './storage/defaults.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'enum';
@@ -38,6 +39,7 @@ const SPECS = {
   clusterSummaryMs: { flag: 'cluster-summary-ms', env: 'GATEWAY_CLUSTER_SUMMARY_MS', kind: 'int', default: 1000, min: 50, max: 60000, doc: 'in a cluster: each instance tells the others its devices\' counters and last values at most this often (how stale another instance\'s fleet view may be)' },
   instanceId: { flag: 'instance-id', env: 'GATEWAY_INSTANCE_ID', kind: 'string', default: undefined, doc: 'this instance\'s name in the cluster, [A-Za-z0-9._-] (default: host name and process id)' },
   workers: { flag: 'workers', env: 'GATEWAY_WORKERS', kind: 'int', default: 1, min: 1, max: 64, doc: 'gateway processes sharing the ports on this machine (SO_REUSEPORT), one cluster, each owning the devices connected to it; use it when one process keeps its core busy, up to one per core left after the broker, database and kernel (on 2 cores it gains little)' },
+  types: { flag: 'types', env: 'GATEWAY_TYPES', kind: 'string', default: undefined, doc: 'device types file (JSON: channels, units, commands and their argument schemas), hot-reloaded on change (default: the built-in demo types, devices/types/demo.json)' },
   registry: { flag: 'registry', env: 'GATEWAY_REGISTRY', kind: 'string', default: undefined, doc: 'device registry JSON file (ids, sha256 token hashes, types)' },
   fleetKey: { flag: 'fleet-key', env: 'GATEWAY_FLEET_KEY', kind: 'string', default: undefined, secret: true, doc: 'fleet key: any device whose token is hex HMAC-SHA256(fleetKey, deviceId) may connect' },
   operatorToken: { flag: 'operator-token', env: 'GATEWAY_OPERATOR_TOKEN', kind: 'string', default: undefined, secret: true, doc: 'token for the dashboard and /api (generated and printed at start when unset)' },
@@ -212,6 +214,13 @@ function checkSources(c: GatewayConfig): void {
   if (c.influx !== undefined && !/^https?:\/\//i.test(c.influx)) {
     // The URL may carry a password: only its scheme is shown.
     throw new ConfigError(`--influx (GATEWAY_INFLUX) must be an http:// or https:// URL of InfluxDB 1.x, like http://localhost:8086/telemetry (got a ${/^[a-z][a-z0-9+.-]*:/i.exec(c.influx)?.[0] ?? 'scheme-less'} URL)`);
+  }
+  if (c.types !== undefined) {
+    try {
+      readTypesFile(c.types);
+    } catch (err) {
+      throw new ConfigError(`--types (GATEWAY_TYPES): [${(err as { code?: string }).code}] ${(err as Error).message}`);
+    }
   }
   if (c.registry !== undefined) {
     try {

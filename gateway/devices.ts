@@ -3,7 +3,7 @@
  * connection it is reachable on, counters, the last value per channel and its dedupe state.
  */
 import type { DeviceSummary, OfflineCause } from '../devices/api/json.js';
-import { typeOfDevice } from '../devices/device-types.js';
+import { deviceTypes, typeOfDevice } from '../devices/device-types.js';
 import { DeviceSequence } from './dedupe.js';
 import type { AckSlot } from './ack-slot.js';
 import type { RegistryEntry } from './auth.js';
@@ -84,14 +84,29 @@ export class DeviceState {
   /** Other cluster instances' shares, by instance: only cluster/fleet-view.ts writes it. */
   elsewhere: Map<string, RemoteShare> | undefined;
 
-  /** Names the device's channel schema (devices/device-types.ts). */
-  readonly type: string | undefined;
+  /** The type as of `typesSeen` and `entryTypeSeen`: worked out again when the types or the registry's type change. */
+  private typeOf: string | undefined;
+  private typesSeen: readonly unknown[] | undefined;
+  private entryTypeSeen: string | undefined;
 
   constructor(
     readonly id: string,
     public entry: RegistryEntry | undefined,
-  ) {
-    this.type = typeOfDevice(id, entry?.type);
+  ) {}
+
+  /**
+   * Names the device's channel schema in the types in force (devices/device-types.ts): a reload of
+   * the types file may give a device a type (its id's prefix became one) or take it away.
+   */
+  get type(): string | undefined {
+    const types = deviceTypes();
+    const entryType = this.entry?.type;
+    if (this.typesSeen !== types || this.entryTypeSeen !== entryType) {
+      this.typeOf = typeOfDevice(this.id, entryType);
+      this.typesSeen = types;
+      this.entryTypeSeen = entryType;
+    }
+    return this.typeOf;
   }
 
   setLast(channel: number, type: number, value: number, time: number): void {

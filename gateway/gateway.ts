@@ -45,6 +45,7 @@ import { Presence } from './presence.js';
 import { RefusalLog } from './session/refusal-log.js';
 import { DeviceSessions } from './session/sessions.js';
 import { createStorage, type Storage } from './storage/index.js';
+import { DEMO_TYPES_FILE, TypesFile } from './types/types-file.js';
 import { HttpServer, loadUws } from './uws.js';
 import type { Registry } from 'prom-client';
 
@@ -81,6 +82,8 @@ export class Gateway {
   readonly commands: CommandService;
   readonly live: LiveHub;
   readonly stats: GatewayStats;
+  /** The device types file in force, watched for changes. */
+  readonly types: TypesFile;
   private sse: SseHub | undefined;
   private readonly auth: Authenticator;
   private readonly access: OperatorAccess;
@@ -114,6 +117,9 @@ export class Gateway {
   ) {
     this.log = deps.log ?? silentLogger();
     this.sharedPorts = deps.sharedPorts ?? false;
+    // First: a bad types file is a config error (TYPES_INVALID), and devices get their types from it.
+    this.types = new TypesFile(config.types ?? DEMO_TYPES_FILE, this.log);
+    this.types.load();
     const registry: Map<string, RegistryEntry> = config.registry ? loadRegistry(config.registry) : new Map();
     this.operatorTokenGenerated = !config.operatorToken;
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
@@ -172,7 +178,7 @@ export class Gateway {
       replayBytes: config.liveReplayBytes,
       budgetBytes: config.liveBudget,
     });
-    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands });
+    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands, types: this.types });
     this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
     this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
       maxDevices: config.maxDevices,
@@ -276,6 +282,7 @@ export class Gateway {
         commandJournal: { failing: this.journal.failure !== undefined, refused: this.journal.refused },
       }),
       ...(this.cluster ? { cluster: () => this.cluster!.counters() } : {}),
+      types: () => ({ ...this.types.counts, valid: this.types.lastError === undefined }),
     });
     const handler = httpHandler({
       devices: this.devices,
@@ -324,6 +331,7 @@ export class Gateway {
     }
     this.acks.start();
     this.live.start();
+    this.types.start();
     this.cluster?.start();
     this.state = 'running';
     this.log.info({ url: this.url, mqtt: this.mqttUrl ?? 'off', storage: this.storage.kind }, 'gateway listening');
@@ -378,6 +386,7 @@ export class Gateway {
       // Let the close frames go out before the process may exit.
       await new Promise((r) => setTimeout(r, 50));
     }
+    this.types.close();
     this.live.stop();
     this.sse?.close();
     await this.mqtt?.close();

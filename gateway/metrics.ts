@@ -23,6 +23,8 @@ export interface MetricSources {
   storage(): Record<string, unknown> & { status: string };
   /** The data folder's files (cursors, command journal): failing now, and writes that did not land. */
   files?: () => Record<string, { failing: boolean; refused: number }>;
+  /** The device types file: reloads that took effect, reloads refused, and whether the file on disk is valid now. */
+  types?: () => { reloads: number; failures: number; valid: boolean };
   /** In a cluster: the backbone's counters. */
   cluster?: () => {
     resultsRelayed: number;
@@ -179,6 +181,29 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       collect() {
         this.reset();
         for (const [file, f] of Object.entries(files())) this.inc({ file }, f.refused);
+      },
+    });
+  }
+  if (src.types) {
+    const types = src.types;
+    new Counter({
+      name: 'gateway_types_reloads_total',
+      help: 'Reloads of the device types file (--types): ok put new types in force, failed kept the previous ones (the log says why: TYPES_INVALID)',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const t = types();
+        this.inc({ result: 'ok' }, t.reloads);
+        this.inc({ result: 'failed' }, t.failures);
+      },
+    });
+    new Gauge({
+      name: 'gateway_types_file_valid',
+      help: 'The device types file on disk is valid and in force (1), or its last reload failed and older types are in force (0)',
+      registers: [registry],
+      collect() {
+        this.set(types().valid ? 1 : 0);
       },
     });
   }

@@ -4,7 +4,7 @@
  * operator check, public ones before, the dashboard last.
  */
 import type { ApiErrorBody, DeviceTypeList } from '../devices/api/json.js';
-import { DEVICE_TYPES } from '../devices/device-types.js';
+import { deviceTypes } from '../devices/device-types.js';
 import type { CommandService } from './commands/commands.js';
 import { commandRoutes } from './commands/routes.js';
 import type { DeviceTable } from './devices.js';
@@ -36,10 +36,10 @@ export interface RouteContext {
   running(): boolean;
 }
 
-const deviceTypes: RouteHandler = (req, reply, seg) => {
+const deviceTypesRoute: RouteHandler = (req, reply, seg) => {
   if (seg.length !== 2 || seg[0] !== 'api' || seg[1] !== 'device-types') return false;
   requireGet(req);
-  sendJson(reply, 200, { types: DEVICE_TYPES } satisfies DeviceTypeList);
+  sendJson(reply, 200, { types: deviceTypes() } satisfies DeviceTypeList);
   return true;
 };
 
@@ -58,7 +58,7 @@ export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply)
     [
       commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
       ctx.sse.route(),
-      deviceTypes,
+      deviceTypesRoute,
       metricsRoute(ctx.metrics),
       (req, reply, seg) => seg[0] !== 'api' && ctx.dashboard.serve(req, reply),
     ],

@@ -11,7 +11,8 @@
 import { DeviceClient, mqttTransport, wsTransport, type DeviceClientStats, type DeviceReading, type TransportFactory } from '../devices/sdk/index.js';
 import { countError, type FleetCounters } from './counters.js';
 import { Wire, type WireContext } from './chaos.js';
-import { createModel, Faults, VibrationModel, type ModeledType, type SensorModel } from './models/index.js';
+import type { DeviceTypeSpec } from '../devices/device-types.js';
+import { createModel, Faults, modelFor, TypesFileModel, VibrationModel, type ModeledType, type SensorModel } from './models/index.js';
 import type { TransportName } from './options.js';
 
 /** What every device of a fleet shares. */
@@ -37,7 +38,9 @@ export interface DeviceEnv {
 export interface DeviceSetup {
   index: number;
   id: string;
-  type: ModeledType;
+  type: string;
+  /** The type from a types file (simulate --types-file); without one, `type` is one the simulator models. */
+  spec?: DeviceTypeSpec | undefined;
   token: string;
   seed: number;
   intervalMs: number;
@@ -59,7 +62,7 @@ const BOOT_MS = 250;
 export class VirtualDevice {
   readonly id: string;
   readonly index: number;
-  readonly type: ModeledType;
+  readonly type: string;
   readonly model: SensorModel;
   readonly skewMs: number;
   intervalMs: number;
@@ -94,7 +97,8 @@ export class VirtualDevice {
     this.type = setup.type;
     this.skewMs = setup.skewMs;
     this.intervalMs = setup.intervalMs;
-    this.model = createModel(setup.type, setup.seed, Date.now() + setup.skewMs);
+    const start = Date.now() + setup.skewMs;
+    this.model = setup.spec ? modelFor(setup.spec, setup.seed, start) : createModel(setup.type as ModeledType, setup.seed, start);
     const channels = this.model.spec.channels;
     this.#values = new Float64Array(channels.length);
     this.#readings = channels.map((c) => ({ channel: c.id, value: 0, type: c.type }));
@@ -143,8 +147,9 @@ export class VirtualDevice {
     });
     client.onCommand('set-interval', (args) => this.#setInterval(args));
     client.onCommand('reboot', () => this.#reboot());
-    if (this.model instanceof VibrationModel) {
-      const model = this.model;
+    const own = this.model instanceof TypesFileModel ? this.model.base : this.model;
+    if (own instanceof VibrationModel) {
+      const model = own;
       client.onCommand('set-threshold', (args) => {
         const value = (args as { value?: unknown } | null)?.value;
         if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 50) throw new Error('set-threshold needs {"value": mm/s from 0 to 50}');

@@ -73,11 +73,13 @@ export class Fleet {
     const phaseSeed = derive(o.seed, 0xf4a5e);
     for (let i = plan.from; i < plan.to; i++) {
       const id = deviceIdOf(o.types, i, o.idPrefix);
+      const type = typeOfIndex(o.types, i);
       const d = new VirtualDevice(
         {
           index: i,
           id,
-          type: typeOfIndex(o.types, i),
+          type,
+          spec: o.deviceTypes?.find((t) => t.type === type),
           token: fleetToken(o.fleetKey, id),
           seed: derive(o.seed, i),
           intervalMs: 1000 / o.rate,

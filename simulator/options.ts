@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DEVICE_ID_PATTERN } from '../devices/device-id.js';
-import { isModeledType, MODELED_TYPES, type ModeledType } from './models/index.js';
+import type { DeviceTypeSpec } from '../devices/device-types.js';
+import { describeProblems, parseDeviceTypes } from '../devices/types/parse.js';
+import { isModeledType, MODELED_TYPES } from './models/index.js';
 
 export type TransportName = 'ws' | 'mqtt';
 
@@ -29,7 +31,9 @@ export interface SimulatorOptions {
   /** Seconds to send for; 0 = until stopped (Ctrl-C). */
   durationS: number;
   /** Device types, assigned round-robin. */
-  types: ModeledType[];
+  types: string[];
+  /** The types of --types-file, when given; without it the simulator's own models' demo types. */
+  deviceTypes: DeviceTypeSpec[] | undefined;
   /** Inserted after the type: ids are `<type>-<idPrefix><n, 4 digits>`. */
   idPrefix: string;
   /** The SDK's batchMs: 0 seals each round's readings into a frame at once. */
@@ -85,7 +89,8 @@ const SPECS = {
   devices: { flag: 'devices', env: 'SIMULATE_DEVICES', kind: 'int', default: 100, min: 1, max: 1_000_000, doc: 'virtual devices' },
   rate: { flag: 'rate', env: 'SIMULATE_RATE', kind: 'number', default: 1, min: 0.001, max: 1000, doc: 'reading rounds (frames) per second per device' },
   durationS: { flag: 'duration', env: 'SIMULATE_DURATION', kind: 'number', default: 0, min: 0, max: 31_536_000, doc: 'seconds to send for, then drain and print the summary (0 = until Ctrl-C)' },
-  types: { flag: 'types', env: 'SIMULATE_TYPES', kind: 'types', default: MODELED_TYPES.join(','), doc: 'device types, comma-separated, assigned round-robin' },
+  types: { flag: 'types', env: 'SIMULATE_TYPES', kind: 'types', default: MODELED_TYPES.join(','), shown: `${MODELED_TYPES.join(',')}, or every type of --types-file`, doc: 'device types, comma-separated, assigned round-robin (a value ending in .json is a types file, as --types-file)' },
+  typesFile: { flag: 'types-file', env: 'SIMULATE_TYPES_FILE', kind: 'string', default: undefined, shown: 'none (the demo types)', doc: "a gateway types file (its --types): simulate its types; channels the simulator models keep their models, others get plausible values from their min and max" },
   idPrefix: { flag: 'id-prefix', env: 'SIMULATE_ID_PREFIX', kind: 'string', default: '', doc: 'put after the type in device ids: <type>-<prefix><n, 4 digits> (keeps fleets apart)' },
   batchMs: { flag: 'batch-ms', env: 'SIMULATE_BATCH_MS', kind: 'int', default: 0, min: 0, max: 60_000, doc: "the SDK's batchMs; 0 = each round's readings become one frame at once" },
   workers: { flag: 'workers', env: 'SIMULATE_WORKERS', kind: 'int', default: availableParallelism(), shown: `one per core (${availableParallelism()} here)`, min: 0, max: 256, doc: 'worker threads the devices are split across (0 = the main thread)' },
@@ -140,9 +145,9 @@ function coerce(spec: Spec, raw: string | boolean, source: string): unknown {
       if (!spec.choices!.includes(s)) throw new OptionError(`${at}: "${s}" is not one of ${spec.choices!.join(', ')}`);
       return s;
     case 'types': {
+      // Which names are types is known once --types-file is read (finish()).
       const list = s.split(',').map((t) => t.trim()).filter((t) => t !== '');
       if (list.length === 0) throw new OptionError(`${at}: needs at least one type (${MODELED_TYPES.join(', ')})`);
-      for (const t of list) if (!isModeledType(t)) throw new OptionError(`${at}: unknown device type "${t}" (known: ${MODELED_TYPES.join(', ')})`);
       return list;
     }
     case 'window': {
@@ -195,6 +200,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
   }
   const explicit = (k: Key): boolean => given[k] !== undefined || env[SPECS[k].env] !== undefined;
   if (raw.demo === true) for (const [k, v] of Object.entries(DEMO_PRESET)) if (!explicit(k as Key)) raw[k] = v;
+  raw.typesGiven = explicit('types');
   return { options: help ? (raw as unknown as SimulatorOptions) : finish(raw), help };
 }
 
@@ -216,6 +222,7 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
   const idPrefix = raw.idPrefix as string;
   if (idPrefix !== '' && !DEVICE_ID_PATTERN.test(idPrefix)) throw new OptionError(`--id-prefix / SIMULATE_ID_PREFIX: "${idPrefix}" may hold only A-Z a-z 0-9 . _ : -`);
   const devices = raw.devices as number;
+  const { types, deviceTypes } = typesOf(raw.types as string[], raw.typesFile as string | undefined, raw.typesGiven === true);
   return {
     transport,
     url: url ?? DEFAULT_URLS[transport],
@@ -224,7 +231,8 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
     devices,
     rate: raw.rate as number,
     durationS: raw.durationS as number,
-    types: raw.types as ModeledType[],
+    types,
+    deviceTypes,
     idPrefix,
     batchMs: raw.batchMs as number,
     workers: Math.min(raw.workers as number, devices),
@@ -243,6 +251,28 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
     outage: raw.outage as OutageWindow | undefined,
     demo: raw.demo as boolean,
   };
+}
+
+/** The fleet's types: from the types file when there is one (all of them unless --types picks), else modeled ones. */
+function typesOf(list: string[], file: string | undefined, given: boolean): { types: string[]; deviceTypes: DeviceTypeSpec[] | undefined } {
+  if (file === undefined && list.length === 1 && list[0]!.endsWith('.json')) [file, given] = [list[0], false];
+  if (file === undefined) {
+    for (const t of list) if (!isModeledType(t)) throw new OptionError(`--types / SIMULATE_TYPES: unknown device type "${t}" (known: ${MODELED_TYPES.join(', ')}; others come with --types-file)`);
+    return { types: list, deviceTypes: undefined };
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new OptionError(`--types-file / SIMULATE_TYPES_FILE: ${file} cannot be read as JSON: ${(err as Error).message}`);
+  }
+  const parsed = parseDeviceTypes(doc);
+  if (!parsed.ok) throw new OptionError(`--types-file / SIMULATE_TYPES_FILE: [TYPES_INVALID] ${file}: ${describeProblems(parsed.problems)}`);
+  const known = parsed.types.map((t) => t.type);
+  if (known.length === 0) throw new OptionError(`--types-file / SIMULATE_TYPES_FILE: ${file} declares no types`);
+  if (!given) return { types: known, deviceTypes: parsed.types };
+  for (const t of list) if (!known.includes(t)) throw new OptionError(`--types / SIMULATE_TYPES: "${t}" is not a type of ${file} (it has ${known.join(', ')})`);
+  return { types: list, deviceTypes: parsed.types };
 }
 
 function readCa(file: string | undefined): string | undefined {

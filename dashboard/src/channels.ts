@@ -1,6 +1,7 @@
 /**
- * Channel names and units from the gateway's device types (GET /api/device-types). A device without
- * a known type still shows its channels, as "channel N".
+ * Channel names and units from the gateway's device types (GET /api/device-types at start, then the
+ * live `types` stream after every reload of the gateway's types file). A device without a known
+ * type still shows its channels, as "channel N".
  */
 import { listDeviceTypes } from './api.js';
 import type { ChannelSpec, CommandSpec, DeviceTypeSpec } from './types.js';
@@ -15,15 +16,28 @@ export interface ChannelInfo {
   max?: number;
 }
 
-const types = new Map<string, DeviceTypeSpec>();
+let types = new Map<string, DeviceTypeSpec>();
+const listeners = new Set<() => void>();
 
-/** Loads the types once; without them (older gateway) every channel is "channel N". */
+/** Loads the types at start; without them (older gateway) every channel is "channel N". */
 export async function loadDeviceTypes(): Promise<void> {
   try {
-    for (const t of await listDeviceTypes()) types.set(t.type, t);
+    applyDeviceTypes(await listDeviceTypes());
   } catch (err) {
     console.warn('device types unavailable; channels are shown by number', err);
   }
+}
+
+/** Puts the gateway's current types in force (a `types` live message) and tells the views. */
+export function applyDeviceTypes(list: readonly DeviceTypeSpec[]): void {
+  types = new Map(list.map((t) => [t.type, t]));
+  for (const l of [...listeners]) l();
+}
+
+/** Called after every change of the types; returns the function that stops it. */
+export function onDeviceTypes(listener: () => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
 }
 
 /** The commands a type's devices accept (none for an unknown type). */

@@ -1,8 +1,10 @@
 /**
  * The device page's command console and its recent commands. The console checks the arguments are
- * JSON before sending; each command shows its lifecycle (queued → sent → delivered → acked, or
+ * JSON, and fit the schema of a command the device's type lists (the gateway's own check, run
+ * here first so the operator sees what is wrong while typing), before sending; each command shows its lifecycle (queued → sent → delivered → acked, or
  * failed / expired / timed_out) with times, updated live from the `commands` stream.
  */
+import { checkArgs } from '../../devices/types/args.js';
 import { ApiError, listCommands, sendCommand } from './api.js';
 import { clockMs, duration } from './format.js';
 import { FINAL_COMMAND_STATES, type CommandRecord, type CommandSpec } from './types.js';
@@ -88,6 +90,7 @@ export class CommandPanel {
     this.argsInput.placeholder = '{ "ms": 1000 }   (empty = null)';
     this.argsInput.dataset.testid = 'command-args';
     this.argsNote = el('div', 'field-note');
+    this.argsNote.dataset.testid = 'command-args-note';
     this.argsNote.setAttribute('aria-live', 'polite');
     argsLabel.append(this.argsInput);
 
@@ -112,7 +115,7 @@ export class CommandPanel {
 
     this.nameInput.addEventListener('input', () => {
       const s = this.suggestions.find((x) => x.name === this.nameInput.value);
-      if (s && this.argsInput.value.trim() === '') this.argsInput.value = JSON.stringify(s.args);
+      if (s && this.argsInput.value.trim() === '') this.argsInput.value = JSON.stringify(s.example);
       this.validate();
     });
     this.argsInput.addEventListener('input', () => this.validate());
@@ -163,18 +166,19 @@ export class CommandPanel {
   }
 
   /**
-   * Offers the commands the device's type accepts (devices/device-types.ts), each with arguments
+   * Offers the commands the device's type accepts (the types file, GET /api/device-types), each with arguments
    * the device accepts as they are; a device of no known type gets no suggestions.
    */
   offer(commands: readonly CommandSpec[]): void {
-    const key = commands.map((c) => c.name).join(',');
+    // The whole list: a types file reload may change a hint or an example, not only the names.
+    const key = JSON.stringify(commands);
     if (key === this.offered) return;
     this.offered = key;
     this.suggestions = commands;
     this.chips.replaceChildren();
     this.datalist.replaceChildren();
     for (const c of commands) {
-      const args = JSON.stringify(c.args);
+      const args = JSON.stringify(c.example);
       const b = el('button', 'chip', c.name);
       b.type = 'button';
       b.title = c.hint;
@@ -191,17 +195,23 @@ export class CommandPanel {
       o.label = c.hint;
       this.datalist.append(o);
     }
+    // The schema of what is typed may have changed with the types.
+    this.validate();
   }
 
   private validate(): boolean {
     const args = this.parseArgs();
     const ttl = this.ttlMs();
     const name = this.nameInput.value.trim();
-    this.argsInput.classList.toggle('invalid', !args.ok);
-    this.argsInput.setAttribute('aria-invalid', String(!args.ok));
     this.ttlInput.classList.toggle('invalid', Number.isNaN(ttl));
+    // A command the type lists: its schema says what fits (a name it does not list is for the gateway to answer).
+    const spec = this.suggestions.find((c) => c.name === name);
+    const misfit = args.ok && spec ? checkArgs(spec.schema, args.value) : undefined;
     if (!args.ok) {
       this.argsNote.textContent = `Not valid JSON: ${args.message}`;
+      this.argsNote.className = 'field-note error';
+    } else if (misfit !== undefined) {
+      this.argsNote.textContent = `Does not fit ${name}: ${misfit}.`;
       this.argsNote.className = 'field-note error';
     } else if (Number.isNaN(ttl)) {
       this.argsNote.textContent = 'TTL must be a whole number of seconds from 1 to 604800 (7 days).';
@@ -210,7 +220,9 @@ export class CommandPanel {
       this.argsNote.textContent = this.argsInput.value.trim() === '' ? 'No arguments: the device gets null.' : 'Valid JSON.';
       this.argsNote.className = 'field-note muted';
     }
-    const ok = args.ok && !Number.isNaN(ttl) && name !== '';
+    this.argsInput.classList.toggle('invalid', !args.ok || misfit !== undefined);
+    this.argsInput.setAttribute('aria-invalid', String(!args.ok || misfit !== undefined));
+    const ok = args.ok && misfit === undefined && !Number.isNaN(ttl) && name !== '';
     this.sendButton.disabled = !ok || this.sending;
     return ok;
   }

@@ -5,7 +5,7 @@
  * (`too_old`), the gap is loaded from history, so the charts stay gap-free.
  */
 import { ApiError, getDevice, history } from './api.js';
-import { channelsOf, commandsOf, typeName } from './channels.js';
+import { channelsOf, commandsOf, onDeviceTypes, typeName, type ChannelInfo } from './channels.js';
 import { ChannelChart } from './charts.js';
 import { CommandPanel } from './commands.js';
 import type { FleetState } from './fleet-state.js';
@@ -129,6 +129,7 @@ export class DeviceView {
         const s = this.fleet.get(this.deviceId)?.summary;
         if (s) schedule(this.stateTask);
       }),
+      onDeviceTypes(() => this.typesChanged()),
       this.live.on('device', (m) => m.id === this.deviceId && this.onPoints(m)),
       this.live.on('command', (c) => this.commands.update(c)),
       this.live.on('connection', (info) => {
@@ -231,6 +232,29 @@ export class DeviceView {
     }
     this.chartNote.hidden = this.charts.size > 0;
     return added;
+  }
+
+  /**
+   * The gateway's types changed: a channel the type now declares gets its chart, one whose name,
+   * unit or range changed is drawn anew (keeping its points), and the commands offered follow.
+   */
+  private typesChanged(): void {
+    if (this.destroyed) return;
+    const s = this.fleet.get(this.deviceId)?.summary;
+    const now = new Map(channelsOf(s?.type, [...this.charts.keys()]).map((c) => [c.id, c]));
+    for (const [id, old] of [...this.charts]) {
+      const info = now.get(id);
+      if (!info || sameChannel(old.channel, info)) continue;
+      if (info.type === '' && old.channel.type === 'bool') info.type = 'bool';
+      const chart = new ChannelChart(info, this.windowMs, [...this.charts.keys()].indexOf(id));
+      for (const p of old.series.points) chart.add(p.x, p.y);
+      this.chartGrid.replaceChild(chart.root, old.root);
+      old.destroy();
+      this.charts.set(id, chart);
+    }
+    if (this.ensureCharts(s) && this.historyLoaded) void this.loadHistory([...now.keys()].filter((id) => !this.charts.get(id)?.series.length));
+    if (s) this.showState(s);
+    schedule(this.renderNow);
   }
 
   private onPoints(m: DeviceMessage): void {
@@ -408,4 +432,8 @@ export class DeviceView {
       if (dd.textContent !== value) dd.textContent = value;
     });
   }
+}
+
+function sameChannel(a: ChannelInfo, b: ChannelInfo): boolean {
+  return a.name === b.name && a.unit === b.unit && a.type === b.type && a.min === b.min && a.max === b.max;
 }

@@ -7,7 +7,7 @@
  */
 import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
-import type { CommandRecord, DeviceMessage, DeviceSummary, GatewayStats, LiveMessage } from './types.js';
+import type { CommandRecord, DeviceMessage, DeviceSummary, DeviceTypeSpec, GatewayStats, LiveMessage } from './types.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'unauthorized';
 
@@ -29,6 +29,8 @@ export interface LiveEvents {
   stats: [GatewayStats];
   device: [DeviceMessage];
   command: [CommandRecord];
+  /** The device types in force, on subscribe and after each reload of the gateway's types file. */
+  types: [readonly DeviceTypeSpec[]];
   /** The answer to a resume: `ok` false when the gateway could not replay the gap (ring too short, or it restarted): reload it from history. */
   resumed: [{ deviceId: string; ok: boolean; reason: string }];
   /** The gateway dropped messages for this client (it fell behind); `commands` listeners should reload. */
@@ -271,6 +273,9 @@ export class LiveClient extends Emitter<LiveEvents> {
         return;
       case 'command':
         if (msg.command) this.emit('command', msg.command);
+        return;
+      case 'types':
+        if (Array.isArray(msg.types)) this.emit('types', msg.types);
         return;
       case 'device':
         return this.device(msg);

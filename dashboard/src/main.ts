@@ -5,7 +5,7 @@
 import './style.css';
 import { ApiError, checkSession, listDevices, logOut, onUnauthorized, sessionRefused } from './api.js';
 import { showAuthPage, type AuthProblem } from './auth-page.js';
-import { loadDeviceTypes } from './channels.js';
+import { applyDeviceTypes, loadDeviceTypes } from './channels.js';
 import { ConnectionIndicator } from './connection.js';
 import { DeviceView } from './device.js';
 import { FleetState } from './fleet-state.js';
@@ -65,6 +65,7 @@ function start(): void {
   live.on('connection', (c) => (document.body.dataset.live = c.state === 'connected' ? 'live' : 'stale'));
   live.on('hello', (h) => (clockOffset = Math.abs(h.clockOffsetMs) > 1000 ? h.clockOffsetMs : 0));
   live.on('fleet', (f) => fleet.apply(f.devices, f.full));
+  live.on('types', (t) => applyDeviceTypes(t));
 
   // The shell: header with the connection state, the gateway panel, then the current view.
   const header = el('header', 'topbar');
@@ -136,7 +137,7 @@ function start(): void {
       live.on('fleet', () => (banner.hidden = true));
     }
     if (failed) return;
-    live.subscribe('fleet', 'stats');
+    live.subscribe('fleet', 'stats', 'types');
     live.start();
     route();
   })();

@@ -23,7 +23,7 @@ export type {
 } from '../../devices/api/json.js';
 
 /** The device-type schema, shared with the gateway and the simulator. */
-export type { ChannelSpec, CommandSpec, DeviceTypeSpec } from '../../devices/device-types.js';
+export type { ArgsSchema, ChannelSpec, CommandSpec, DeviceTypeSpec } from '../../devices/types/spec.js';
 
 /** A bucket of GET /api/devices/{id}/history. */
 export type HistoryPoint = HistoryBucket;

@@ -12,7 +12,7 @@
  * Times are ms since 1970 (UTC); `null` means "not known" or "not now", and is always sent rather
  * than leaving a field out.
  */
-import type { DeviceTypeSpec } from '../device-types.js';
+import type { DeviceTypeSpec } from '../types/spec.js';
 
 // ─── Devices ──────────────────────────────────────────────────────────────────────────────────
 
@@ -278,7 +278,7 @@ export interface GatewayStats {
 /** Client → gateway on /live. */
 export interface SubscribeRequest {
   op: 'subscribe';
-  /** fleet, stats, commands, device:<id> */
+  /** fleet, stats, commands, types, device:<id> */
   streams: string[];
   /** Per device stream: the last seq the client applied; the gateway replays what follows. */
   resume?: Record<string, number>;
@@ -330,6 +330,15 @@ export interface DeviceMessage {
   downsampled: boolean;
 }
 
+/**
+ * The `types` stream: the device types in force (what `GET /api/device-types` answers), on
+ * subscribe and again after every reload of the types file.
+ */
+export interface TypesMessage {
+  type: 'types';
+  types: readonly DeviceTypeSpec[];
+}
+
 export interface CommandMessage {
   type: 'command';
   command: CommandRecord;
@@ -364,6 +373,7 @@ export type LiveMessage =
   | StatsMessage
   | DeviceMessage
   | CommandMessage
+  | TypesMessage
   | AlarmMessage
   | MissedMessage
   | ResumeMessage

@@ -141,7 +141,7 @@ export function mqttChecks(): Check[] {
         const m = await device(ctx, c);
         try {
           const posted = await api(ctx, `/api/devices/${encodeURIComponent(c.id)}/commands`, { name: 'conformance-puback', ttlMs: 60_000, timeoutMs: 60_000 });
-          expectThat(posted.status === 201, `POST command: HTTP ${posted.status}`);
+          expectThat(posted.status === 201, `POST command: HTTP ${posted.status} ${JSON.stringify(posted.body)}${posted.status === 400 ? ' (a device whose type lists its commands gets no others: use a device id of no declared type)' : ''}`);
           const id = (posted.body as { id: string }).id;
           const p = await waitUntil(() => m.of(PUBLISH).find((x) => ((x.flags >> 1) & 3) === 1), 'the command as a QoS 1 PUBLISH', ctx.timeoutMs);
           m.write(Buffer.from([0x40, 0x02, ...p.body.subarray(2 + p.body.readUInt16BE(0), 4 + p.body.readUInt16BE(0))]));

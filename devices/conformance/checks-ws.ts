@@ -223,7 +223,7 @@ export function wsChecks(): Check[] {
         const d = await open(ctx, c);
         try {
           const posted = await api(ctx, `/api/devices/${encodeURIComponent(c.id)}/commands`, { name: 'conformance-ping', args: { n: 1 }, ttlMs: 60_000 });
-          expectThat(posted.status === 201, `POST command: HTTP ${posted.status}`);
+          expectThat(posted.status === 201, `POST command: HTTP ${posted.status} ${JSON.stringify(posted.body)}${posted.status === 400 ? ' (a device whose type lists its commands gets no others: use a device id of no declared type)' : ''}`);
           const id = (posted.body as { id: string }).id;
           const cmd = await waitUntil(() => d.frames.find((f): f is CommandFrame => f.type === FrameType.Command && f.commandId === id), 'command frame', ctx.timeoutMs);
           expectThat(cmd.name === 'conformance-ping' && cmd.args === '{"n":1}', `command frame ${cmd.name} ${cmd.args}`);

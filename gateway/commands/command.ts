@@ -12,7 +12,7 @@ export function isFinal(c: CommandRecord): boolean {
 }
 
 /** Why the command service refused a request. The HTTP layer (routes.ts) maps each code to a status. */
-export type CommandErrorCode = 'DEVICE_NOT_FOUND' | 'BAD_COMMAND' | 'COMMAND_TOO_LARGE' | 'COMMAND_QUEUE_FULL';
+export type CommandErrorCode = 'DEVICE_NOT_FOUND' | 'BAD_COMMAND' | 'UNKNOWN_COMMAND' | 'BAD_COMMAND_ARGS' | 'COMMAND_TOO_LARGE' | 'COMMAND_QUEUE_FULL';
 
 /** A command the service will not take, with a stable code (the README lists them). */
 export class CommandError extends GatewayError {

@@ -9,6 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import type { CommandRequest } from '../../devices/api/json.js';
 import { CommandStatus, encodeCommand, encodeCommandResult, MAX_NAME_BYTES, type CommandResultFrame } from '../../devices/codec/index.js';
+import { deviceType } from '../../devices/device-types.js';
+import { checkArgs } from '../../devices/types/args.js';
 import type { DeviceLink, DeviceState, DeviceTable } from '../devices.js';
 import type { Ingest } from '../ingest.js';
 import type { Logger } from '../log.js';
@@ -55,6 +57,22 @@ function intIn(v: unknown, name: string, fallback: number, min: number, max: num
     throw new CommandError('BAD_COMMAND', `${name} must be a whole number of ms from ${min} to ${max}`);
   }
   return v;
+}
+
+/**
+ * A device whose type lists its commands gets only those, with arguments that fit their schema
+ * (the types in force now: a reload applies to the next command). Other devices get any command.
+ */
+function checkDeclared(device: DeviceState, name: string, args: unknown): void {
+  const spec = deviceType(device.type);
+  if (spec?.commands === undefined) return;
+  const command = spec.commands.find((c) => c.name === name);
+  if (command === undefined) {
+    const names = spec.commands.map((c) => c.name);
+    throw new CommandError('UNKNOWN_COMMAND', `"${name}" is not a command of type "${spec.type}" (device "${device.id}"): it takes ${names.length ? names.join(', ') : 'no commands'} (GET /api/device-types)`);
+  }
+  const wrong = checkArgs(command.schema, args);
+  if (wrong !== undefined) throw new CommandError('BAD_COMMAND_ARGS', `${name} for type "${spec.type}": ${wrong}`);
 }
 
 export class CommandService {
@@ -195,6 +213,7 @@ export class CommandService {
     if (utf8.encode(argsText).byteLength > this.opts.maxArgsBytes) {
       throw new CommandError('COMMAND_TOO_LARGE', `args are ${utf8.encode(argsText).byteLength} bytes as JSON; the limit is ${this.opts.maxArgsBytes} (--command-max-args-bytes)`);
     }
+    checkDeclared(device, name, args);
     const ttlMs = intIn(input.ttlMs, 'ttlMs', this.opts.defaultTtlMs, 1, MAX_TTL_MS);
     const timeoutMs = intIn(input.timeoutMs, 'timeoutMs', this.opts.defaultTimeoutMs, 100, 24 * 3600_000);
     const queued = this.pending.get(deviceId)?.length ?? 0;

@@ -12,6 +12,8 @@ import type { CommandService, NewCommand } from './commands.js';
 /** The HTTP status of each refusal of the command service. */
 const STATUS: Record<CommandErrorCode, number> = {
   BAD_COMMAND: 400,
+  UNKNOWN_COMMAND: 400,
+  BAD_COMMAND_ARGS: 400,
   DEVICE_NOT_FOUND: 404,
   COMMAND_TOO_LARGE: 413,
   COMMAND_QUEUE_FULL: 429,

@@ -13,7 +13,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage } from '../../devices/api/json.js';
+import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
+import { deviceTypes, type DeviceTypeSpec } from '../../devices/device-types.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
@@ -64,6 +65,8 @@ export interface LiveSources {
   commands?: { onChange(l: (c: CommandRecord) => void): void };
   /** Devices whose shown state changed without a local event (cluster summaries, fleet-view.ts). */
   fleet?: { onChange(l: (device: DeviceState) => void): void };
+  /** The device types file was reloaded (gateway/types/types-file.ts). */
+  types?: { onChange(l: (types: readonly DeviceTypeSpec[]) => void): void };
 }
 
 /** A device's live points ingested here, coalesced for one flush (what live-relay.ts passes on). */
@@ -138,6 +141,21 @@ export class LiveHub {
     from.presence?.onDisconnect((device) => this.touch(device));
     from.commands?.onChange((c) => this.command(c));
     from.fleet?.onChange((device) => this.touch(device));
+    from.types?.onChange(() => this.typesChanged());
+  }
+
+  /** The types message of the types in force: what a `types` subscriber gets first. */
+  typesMessage(): string {
+    return JSON.stringify({ type: 'types', types: deviceTypes() } satisfies TypesMessage);
+  }
+
+  /**
+   * New types: their followers get them, and every device goes in the next fleet delta, since a
+   * device's type may have come or gone with the file (its id's prefix).
+   */
+  private typesChanged(): void {
+    this.publish('types', this.typesMessage());
+    for (const d of this.devices.all()) this.touch(d);
   }
 
   /** The points of each device message ingested here (not those relayed from another instance). */
@@ -311,5 +329,7 @@ export class LiveHub {
     c.missedDirect = 0;
     if (count > 0) c.conn.send(JSON.stringify({ type: 'missed', count, streams: affected } satisfies MissedMessage));
     if (c.streams.has('fleet')) c.conn.send(this.fleetSnapshot());
+    // A reload it missed: the types message is whole, so the current one repairs it.
+    if (c.streams.has('types') && affected.includes('types')) c.conn.send(this.typesMessage());
   }
 }

@@ -3,7 +3,7 @@
  * weather drift and sensor noise; relative humidity moving against temperature (warm air holds
  * more water, so the same air reads drier); a slowly draining battery.
  */
-import { deviceType, type DeviceTypeSpec } from '../../devices/device-types.js';
+import { DEMO_DEVICE_TYPES, type DeviceTypeSpec } from '../../devices/device-types.js';
 import { batteryAt, batteryProfile, type BatteryProfile } from './battery.js';
 import type { SensorModel } from './model.js';
 import { clamp, DAY, derive, gauss, HOUR, smooth, unit } from './noise.js';
@@ -59,7 +59,7 @@ export function humidityAt(p: ClimateProfile, t: number): number {
 }
 
 export class ClimateModel implements SensorModel {
-  readonly spec: DeviceTypeSpec = deviceType('climate')!;
+  readonly spec: DeviceTypeSpec = DEMO_DEVICE_TYPES.find((s) => s.type === 'climate')!;
   readonly profile: ClimateProfile;
 
   constructor(seed: number, start: number) {

@@ -3,7 +3,7 @@
  * current that steps between appliance levels (standby, light, heavy) and is busier by day, power
  * = V·I, and an energy register that integrates power over time (the one piece of state).
  */
-import { deviceType, type DeviceTypeSpec } from '../../devices/device-types.js';
+import { DEMO_DEVICE_TYPES, type DeviceTypeSpec } from '../../devices/device-types.js';
 import type { SensorModel } from './model.js';
 import { clamp, derive, gauss, HOUR, MINUTE, smooth, unit } from './noise.js';
 
@@ -62,7 +62,7 @@ const MAX_INTEGRATION_MS = HOUR;
 const MS_PER_HOUR = 3_600_000;
 
 export class PowerModel implements SensorModel {
-  readonly spec: DeviceTypeSpec = deviceType('power')!;
+  readonly spec: DeviceTypeSpec = DEMO_DEVICE_TYPES.find((s) => s.type === 'power')!;
   readonly profile: PowerProfile;
   /** The energy register, kWh. */
   energyKWh: number;

@@ -5,7 +5,7 @@
  * the threshold (ISO 10816-3 "unsatisfactory" for medium machines: 4.5 mm/s; we default to a less
  * chatty 11.2, "unacceptable"), which the set-threshold command changes. Battery drains slowly.
  */
-import { deviceType, type DeviceTypeSpec } from '../../devices/device-types.js';
+import { DEMO_DEVICE_TYPES, type DeviceTypeSpec } from '../../devices/device-types.js';
 import { batteryAt, batteryProfile, type BatteryProfile } from './battery.js';
 import type { SensorModel } from './model.js';
 import { clamp, derive, gauss, MINUTE, smooth, unit } from './noise.js';
@@ -57,7 +57,7 @@ export function peakAt(p: VibrationProfile, t: number, velocity: number): number
 }
 
 export class VibrationModel implements SensorModel {
-  readonly spec: DeviceTypeSpec = deviceType('vibration')!;
+  readonly spec: DeviceTypeSpec = DEMO_DEVICE_TYPES.find((s) => s.type === 'vibration')!;
   readonly profile: VibrationProfile;
   /** Velocity (mm/s) above which the alarm channel is on. */
   threshold = DEFAULT_ALARM_THRESHOLD;

@@ -127,8 +127,8 @@ describe.skipIf(!hasMosquitto)('two gateway instances over a Mosquitto backbone'
     broker = await startMosquitto();
     const a = await instance('gw-a');
     const b = await instance('gw-b');
-    const id = 'climate-0100';
-    // A device that receives commands and never answers them: they stay `sent`.
+    // Of no declared type, so it takes any command. It receives commands and never answers them: they stay `sent`.
+    const id = 'probe-0100';
     const onA = await RawDevice.connect(a.ws, id, deviceToken(id));
     await waitFor(async () => (await api(b.http, `/api/devices/${id}`)).body?.instance === 'gw-a', 'B to see the device on A');
     const created = await api(b.http, `/api/devices/${id}/commands`, { method: 'POST', body: JSON.stringify({ name: 'open-valve', args: { valve: 2 }, ttlMs: 60_000 }) });

@@ -73,17 +73,18 @@ describe('gateway --workers 2', () => {
     const pids = await workerPids(g.http);
     expect([...pids.values()].sort()).toEqual(['worker-0', 'worker-1']);
 
-    const ids = Array.from({ length: 8 }, (_, i) => `climate-${String(i + 1).padStart(4, '0')}`);
+    // Devices of no declared type: they take any command (here `ping`, which no demo type lists).
+    const ids = Array.from({ length: 8 }, (_, i) => `probe-${String(i + 1).padStart(4, '0')}`);
     const clients = ids.map((id) => {
       const c = device(g.ws, id);
       c.onCommand('ping', (args) => ({ pong: args }));
       return c;
     });
     // An MQTT device too, through the embedded broker the workers share.
-    const mq = device(`mqtt://127.0.0.1:${mqttPort}`, 'power-0001');
+    const mq = device(`mqtt://127.0.0.1:${mqttPort}`, 'probe-mqtt');
     mq.onCommand('ping', (args) => ({ pong: args }));
     await Promise.all([...clients, mq].map((c) => c.connect()));
-    const all = [...ids, 'power-0001'];
+    const all = [...ids, 'probe-mqtt'];
 
     // Every worker lists every device online, and between them they hold all of them.
     const holders = new Set<string>();
