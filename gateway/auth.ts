@@ -17,6 +17,20 @@ export interface RegistryEntry {
   /** Device type: names the schema of its channels (units, names). */
   type?: string;
   name?: string;
+  /** Key/value labels, e.g. { site: "north" } (registry/labels.ts has the rules). */
+  labels?: Record<string, string>;
+  /** Set once the device has a token of its own from the management API: the fleet-derived one no longer works. */
+  ownToken?: boolean;
+  /** The token before the last rotation, still valid until `previousUntil` (ms since 1970). */
+  previousTokenHash?: string;
+  previousUntil?: number;
+  /** A disabled device is refused at connect (DEVICE_DISABLED) whatever its token. */
+  disabled?: boolean;
+}
+
+/** Where the Authenticator looks devices up: the live registry (registry/registry.ts), or a plain Map. */
+export interface RegistryLookup {
+  get(id: string): RegistryEntry | undefined;
 }
 
 export function hashToken(token: string): string {
@@ -53,11 +67,16 @@ function equalHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export type DeviceAuthResult = { ok: true; entry: RegistryEntry | undefined } | { ok: false; code: 'BAD_DEVICE_ID' | 'UNAUTHORIZED'; message: string };
+export type DeviceAuthResult =
+  | { ok: true; entry: RegistryEntry | undefined }
+  | { ok: false; code: 'BAD_DEVICE_ID' | 'UNAUTHORIZED' | 'DEVICE_DISABLED'; message: string };
+
+/** The message of a DEVICE_DISABLED refusal, one wording for every transport. */
+export const DISABLED_MESSAGE = 'this device is disabled by an operator (POST /api/devices/{id}/enable lets it in again)';
 
 export class Authenticator {
   constructor(
-    private readonly registry: Map<string, RegistryEntry>,
+    private readonly registry: RegistryLookup,
     private readonly fleetKey: string | undefined,
     private readonly operatorToken: string,
   ) {}
@@ -72,14 +91,24 @@ export class Authenticator {
       return { ok: false, code: 'BAD_DEVICE_ID', message: `device id must be ${DEVICE_ID_RULE}` };
     }
     const entry = this.registry.get(id);
-    if (token) {
-      if (entry?.tokenHash && equalHex(hashToken(token), entry.tokenHash)) return { ok: true, entry };
-      if (this.fleetKey !== undefined) {
-        const derived = createHmac('sha256', Buffer.from(this.fleetKey, 'utf8')).update(Buffer.from(id, 'utf8')).digest('hex');
-        if (equalHex(token.toLowerCase(), derived)) return { ok: true, entry };
-      }
+    if (token && this.tokenValid(id, token, entry)) {
+      // Checked after the token, so only the device itself learns that it is disabled.
+      if (entry?.disabled) return { ok: false, code: 'DEVICE_DISABLED', message: DISABLED_MESSAGE };
+      return { ok: true, entry };
     }
     return { ok: false, code: 'UNAUTHORIZED', message: token ? 'the token is not valid for this device id' : 'no token: send Authorization: Bearer <token> or ?token=' };
+  }
+
+  private tokenValid(id: string, token: string, entry: RegistryEntry | undefined): boolean {
+    if (entry?.tokenHash || entry?.previousTokenHash) {
+      const hash = hashToken(token);
+      if (entry.tokenHash && equalHex(hash, entry.tokenHash)) return true;
+      // The token before a rotation, during its grace period.
+      if (entry.previousTokenHash && Date.now() < (entry.previousUntil ?? 0) && equalHex(hash, entry.previousTokenHash)) return true;
+    }
+    if (this.fleetKey === undefined || entry?.ownToken) return false;
+    const derived = createHmac('sha256', Buffer.from(this.fleetKey, 'utf8')).update(Buffer.from(id, 'utf8')).digest('hex');
+    return equalHex(token.toLowerCase(), derived);
   }
 
   operator(token: string): boolean {

@@ -84,14 +84,22 @@ export class DeviceState {
   /** Other cluster instances' shares, by instance: only cluster/fleet-view.ts writes it. */
   elsewhere: Map<string, RemoteShare> | undefined;
 
-  /** Names the device's channel schema (devices/device-types.ts). */
-  readonly type: string | undefined;
+  /** Names the device's channel schema (devices/device-types.ts); follows the registry entry (setEntry). */
+  type: string | undefined;
+  /** Set once the device is deleted (DeviceTable.remove): whoever still holds this state lets it go. */
+  retired = false;
 
   constructor(
     readonly id: string,
     public entry: RegistryEntry | undefined,
   ) {
     this.type = typeOfDevice(id, entry?.type);
+  }
+
+  /** The registry entry changed (the management API): name, type, labels and the rest follow it. */
+  setEntry(entry: RegistryEntry | undefined): void {
+    this.entry = entry;
+    this.type = typeOfDevice(this.id, entry?.type);
   }
 
   setLast(channel: number, type: number, value: number, time: number): void {
@@ -162,6 +170,8 @@ export class DeviceState {
       lastSeen: lastSeen || null,
       type: this.type ?? null,
       name: this.entry?.name ?? null,
+      labels: this.entry?.labels ?? {},
+      disabled: this.entry?.disabled === true,
       transport: this.online ? this.link?.transport ?? null : null,
       // A bridged device's connection is the external broker's: no instance holds it.
       instance: this.online && !this.link?.shared ? this.link?.instance ?? (local || null) : null,
@@ -221,6 +231,18 @@ export class DeviceTable {
       d = new DeviceState(id, entry);
       this.byId.set(id, d);
     }
+    return d;
+  }
+
+  /**
+   * Forgets a deleted device: a new connection of the same id starts a fresh state. The old state
+   * is marked retired; its connection (closed by the caller) still reports its disconnect on it.
+   */
+  remove(id: string): DeviceState | undefined {
+    const d = this.byId.get(id);
+    if (d === undefined) return undefined;
+    this.byId.delete(id);
+    d.retired = true;
     return d;
   }
 
