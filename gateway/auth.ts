@@ -5,6 +5,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
+import { validateLabels } from './registry/labels.js';
 
 import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../devices/device-id.js';
 
@@ -37,7 +38,7 @@ export function hashToken(token: string): string {
   return 'sha256:' + createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** Reads and validates a registry file: `{ "devices": [ { "id", "tokenHash", "type"?, "name"? } ] }`. */
+/** Reads and validates a registry file: `{ "devices": [ { "id", "tokenHash", "type"?, "name"?, "labels"? } ] }`. */
 export function loadRegistry(path: string): Map<string, RegistryEntry> {
   let doc: unknown;
   try {
@@ -56,7 +57,15 @@ export function loadRegistry(path: string): Map<string, RegistryEntry> {
       throw new ConfigError(`registry ${path}: devices[${i}].tokenHash must be "sha256:" + 64 lowercase hex digits (sha256 of the token)`);
     }
     if (out.has(e.id)) throw new ConfigError(`registry ${path}: device id "${e.id}" is listed twice`);
-    out.set(e.id, { id: e.id, tokenHash: e.tokenHash, type: e.type, name: e.name });
+    let labels: Record<string, string> | undefined;
+    if (e.labels !== undefined) {
+      try {
+        labels = validateLabels(e.labels);
+      } catch (err) {
+        throw new ConfigError(`registry ${path}: devices[${i}].labels: ${(err as Error).message}`);
+      }
+    }
+    out.set(e.id, { id: e.id, tokenHash: e.tokenHash, type: e.type, name: e.name, ...(labels ? { labels } : {}) });
   });
   return out;
 }
