@@ -223,6 +223,9 @@ export class Gateway {
         log: this.log,
       });
       this.cluster.attach();
+      // Device management made on any instance holds on all of them.
+      this.admin.onCommit((change) => backbone.publishRegistry(change));
+      backbone.onRegistry((change) => this.admin.applyRemote(change));
     }
   }
 

@@ -170,7 +170,7 @@ export class DeviceAdmin {
   applyRemote(change: StoredDevice): void {
     if (!this.registry.isNewer(change)) return;
     try {
-      this.apply(change, false);
+      this.apply(change);
     } catch (err) {
       this.opts.log.error({ device: change.id, err: (err as Error).message }, 'could not store a device change made on another instance; this instance keeps the device as it was until the change comes again');
       return;
@@ -191,7 +191,7 @@ export class DeviceAdmin {
   }
 
   private commit(action: AdminAction, change: StoredDevice): RegistryEntry | undefined {
-    const entry = this.apply(change, true);
+    const entry = this.apply(change);
     const d = this.devices.get(change.id);
     // Never the token: what changed, on which device.
     this.opts.log.info({ device: change.id, action, disabled: entry?.disabled === true, online: d?.online === true }, `device ${change.id}: ${DONE[action]} by an operator`);
@@ -200,7 +200,7 @@ export class DeviceAdmin {
   }
 
   /** Stores the change (throws FileWriteError first when the disk refuses), then makes it take effect. */
-  private apply(change: StoredDevice, local: boolean): RegistryEntry | undefined {
+  private apply(change: StoredDevice): RegistryEntry | undefined {
     const entry = this.registry.commit(change);
     if (change.deleted) {
       const d = this.devices.get(change.id);
@@ -210,9 +210,8 @@ export class DeviceAdmin {
       for (const l of this.changeListeners) l(d);
       return undefined;
     }
-    // A device never seen appears in the fleet once it is added (as the registry file's do).
-    const d = local || this.devices.get(change.id) !== undefined ? this.devices.getOrCreate(change.id, entry) : undefined;
-    if (d === undefined) return entry;
+    // A device never seen appears in the fleet once it is managed (as the registry file's do).
+    const d = this.devices.getOrCreate(change.id, entry);
     d.setEntry(entry);
     if (entry?.disabled) this.sessions.evict(d, 'DEVICE_DISABLED', DISABLED_MESSAGE);
     for (const l of this.changeListeners) l(d);
