@@ -353,6 +353,8 @@ export interface FleetMessage {
   type: 'fleet';
   full: boolean;
   devices: DeviceSummary[];
+  /** In a delta: ids of devices deleted since (`DELETE /api/devices/{id}`); apply before `devices`. */
+  removed?: string[];
 }
 
 export interface StatsMessage {
