@@ -146,7 +146,8 @@ export class DeviceSessions {
    * Ends a device's connection held here because an operator said so (DEVICE_DISABLED,
    * DEVICE_DELETED): counted and logged as a refusal, the error frame when the code has one, then
    * the code's close. False when nothing was closed here: the device is offline, its connection
-   * is another instance's (which hears of the change and closes it), or an external broker's.
+   * is another instance's (which hears of the change and closes it), or an external broker's
+   * (then it is only marked offline, and its next message is refused).
    */
   evict(device: DeviceState, code: RefusalCode, message: string): boolean {
     const link = device.link;
@@ -154,8 +155,12 @@ export class DeviceSessions {
     const r = new Refusal(code, message);
     this.record(r, { transport: link.shared ? 'bridge' : link.transport, device: device.id, remote: link.remoteAddress });
     if (r.spec.wire !== undefined) link.send(encodeError({ timestamp: Date.now() }, { code: r.spec.wire, message: message.slice(0, 1024) }));
-    if (link.shared) return false;
     link.closingCause = 'kicked';
+    if (link.shared) {
+      // The external broker holds the connection: the device is offline to us, and its next message is refused at admission.
+      this.presence.disconnect(device, link, 'kicked', code);
+      return false;
+    }
     link.close(r.spec.close ?? CLOSE_CODES.BAD_FRAME, code);
     return true;
   }
