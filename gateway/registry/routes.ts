@@ -60,6 +60,7 @@ export function deviceAdminRoutes(admin: DeviceAdmin, devices: DeviceTable): Rou
       if (s[3] === 'token') {
         const body = (await readOptionalJson(reply)) as TokenRotation;
         return answer('rotate', () => {
+          for (const k of Object.keys(body)) if (k !== 'graceSeconds') throw new AdminError('BAD_DEVICE', `unknown field "${k.slice(0, 64)}": the body takes graceSeconds`);
           const { entry, token } = admin.rotate(s[2]!, body.graceSeconds);
           sendJson(reply, 200, tokenAnswer(entry, token));
         });

@@ -15,6 +15,12 @@ import { waitFor } from '../helpers/wait.js';
 
 const CHROMIUM = requireProgram('chromium', 'chromium');
 
+/** A promise that must settle within `ms` (a test never waits unbounded). */
+function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))]).finally(() => clearTimeout(t));
+}
+
 describe.skipIf(!CHROMIUM)('device management in the dashboard', () => {
   let gw: TestGateway;
   let browser: Browser;
@@ -83,7 +89,7 @@ describe.skipIf(!CHROMIUM)('device management in the dashboard', () => {
     expect(status).toBe(101);
     await waitFor(async () => (await row('ui-dev-1').locator('[data-testid=admin-state]').textContent()) === 'online', 'the row to say online');
     device!.close();
-    await device!.closed;
+    await within(device!.closed, 'the socket to close');
     (globalThis as { uiToken?: string }).uiToken = token;
   });
 
@@ -100,7 +106,7 @@ describe.skipIf(!CHROMIUM)('device management in the dashboard', () => {
     const withOld = await connect('ui-dev-1', old);
     expect(withOld.status).toBe(101);
     withOld.device!.close();
-    await withOld.device!.closed;
+    await within(withOld.device!.closed, 'the socket to close');
     const withNew = await connect('ui-dev-1', fresh);
     expect(withNew.status).toBe(101);
     (globalThis as { uiDevice?: RawDevice; uiToken?: string }).uiDevice = withNew.device;
@@ -111,7 +117,7 @@ describe.skipIf(!CHROMIUM)('device management in the dashboard', () => {
     const device = (globalThis as { uiDevice?: RawDevice }).uiDevice!;
     const token = (globalThis as { uiToken?: string }).uiToken!;
     await row('ui-dev-1').locator('[data-testid=admin-disable]').click();
-    expect((await device.closed).code).toBe(4410);
+    expect((await within(device.closed, 'the disabled device to be closed')).code).toBe(4410);
     await waitFor(async () => (await row('ui-dev-1').locator('[data-testid=admin-state]').textContent()) === 'disabled', 'the row to say disabled');
     expect((await connect('ui-dev-1', token)).status).toBe(403);
     expect((await summary('ui-dev-1')).disabled).toBe(true);

@@ -12,6 +12,12 @@ import { RawDevice } from '../helpers/raw-device.js';
 import { waitFor } from '../helpers/wait.js';
 
 const hasMosquitto = mosquittoPath() !== undefined;
+
+/** A promise that must settle within `ms` (a test never waits unbounded). */
+function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))]).finally(() => clearTimeout(t));
+}
 let broker: Mosquitto | undefined;
 const gateways: ChildGateway[] = [];
 const sockets: RawDevice[] = [];
@@ -33,7 +39,7 @@ async function upgrade(base: string, id: string, token: string): Promise<number>
   try {
     const d = await RawDevice.connect(base, id, token);
     d.close();
-    await d.closed;
+    await within(d.closed, 'the socket to close');
     return 101;
   } catch (err) {
     return (err as { status?: number }).status ?? -1;
@@ -58,7 +64,7 @@ describe.skipIf(!hasMosquitto)('device management across instances (Mosquitto ba
     const dev = await RawDevice.connect(a.ws, 'mgmt-1', added.body.token);
     sockets.push(dev);
     expect((await api(b.http, '/api/devices/mgmt-1/disable', post())).status).toBe(200);
-    expect((await dev.closed).code).toBe(4410);
+    expect((await within(dev.closed, 'A to close the device disabled on B')).code).toBe(4410);
     expect(await upgrade(a.ws, 'mgmt-1', added.body.token)).toBe(403);
 
     // An instance that starts now reads the retained changes.

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceList, DeviceSummary, DeviceTokenAnswer } from '../../devices/api/json.js';
 import { encodeTelemetry } from '../../devices/codec/index.js';
 import { hashToken } from '../../gateway/auth.js';
-import { deviceToken, gatewayArgs, spawnGateway, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { deviceToken, gatewayArgs, OPERATOR_TOKEN, spawnGateway, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { RawDevice, waitAcked } from '../helpers/raw-device.js';
 import { RawMqttDevice } from '../helpers/raw-mqtt-device.js';
@@ -39,7 +39,7 @@ async function wsStatus(id: string, token: string): Promise<number> {
   try {
     const d = await RawDevice.connect(gw.ws, id, token);
     d.close();
-    await d.closed;
+    await within(d.closed, `${id}'s socket to close`);
     return 101;
   } catch (err) {
     return (err as { status?: number }).status ?? -1;
@@ -61,6 +61,12 @@ async function mqttConnack(id: string, token: string): Promise<number> {
   } catch (err) {
     return (err as { code?: number }).code ?? -1;
   }
+}
+
+/** A promise that must settle within `ms` (a test never waits unbounded). */
+function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)))]).finally(() => clearTimeout(t));
 }
 
 function telemetry(seq: number, value: number): Uint8Array {
@@ -134,18 +140,24 @@ describe('PATCH /api/devices/{id} and the label filter', () => {
 
 describe('POST /api/devices/{id}/token', () => {
   it('keeps the old token working during the grace period and refuses it after; the new one works at once', async () => {
-    const added = (await gw.api<DeviceTokenAnswer>('/api/devices', json('POST', { id: 'rot-1' }))).body;
+    const first = (await gw.api<DeviceTokenAnswer>('/api/devices', json('POST', { id: 'rot-1' }))).body;
     const before = Date.now();
-    const { status, body } = await gw.api<DeviceTokenAnswer>('/api/devices/rot-1/token', json('POST', { graceSeconds: 2 }));
-    expect(status).toBe(200);
-    expect(body.token).not.toBe(added.token);
-    expect(body.previousTokenValidUntil).toBeGreaterThanOrEqual(before + 2000);
-    expect(await wsStatus('rot-1', body.token)).toBe(101);
-    // Inside the grace period (it ends at previousTokenValidUntil by the gateway's clock).
-    if (Date.now() < body.previousTokenValidUntil! - 500) expect(await wsStatus('rot-1', added.token)).toBe(101);
-    await waitFor(async () => Date.now() > body.previousTokenValidUntil! && (await wsStatus('rot-1', added.token)) === 401, 'the old token to be refused after its grace', 15_000, 200);
-    expect(await mqttConnack('rot-1', added.token)).toBe(4);
-    expect(await wsStatus('rot-1', body.token)).toBe(101);
+    const second = await gw.api<DeviceTokenAnswer>('/api/devices/rot-1/token', json('POST', { graceSeconds: 600 }));
+    expect(second.status).toBe(200);
+    expect(second.body.token).not.toBe(first.token);
+    expect(second.body.previousTokenValidUntil).toBeGreaterThanOrEqual(before + 600_000);
+    // Both work in the grace period, on both transports.
+    for (const token of [first.token, second.body.token]) {
+      expect(await wsStatus('rot-1', token)).toBe(101);
+      expect(await mqttConnack('rot-1', token)).toBe(0);
+    }
+    // A short grace, waited out: only one token before the newest is kept, so the first one ends now.
+    const third = (await gw.api<DeviceTokenAnswer>('/api/devices/rot-1/token', json('POST', { graceSeconds: 1 }))).body;
+    expect(await wsStatus('rot-1', first.token)).toBe(401);
+    expect(await wsStatus('rot-1', third.token)).toBe(101);
+    await waitFor(async () => Date.now() > third.previousTokenValidUntil! && (await wsStatus('rot-1', second.body.token)) === 401, 'the old token to be refused after its grace', 15_000, 200);
+    expect(await mqttConnack('rot-1', second.body.token)).toBe(4);
+    expect(await wsStatus('rot-1', third.token)).toBe(101);
   });
 
   it('with graceSeconds 0 refuses the old token at once; a fleet-key device rotates off its derived token', async () => {
@@ -159,8 +171,8 @@ describe('POST /api/devices/{id}/token', () => {
     expect(await wsStatus('fleet-rot2', deviceToken('fleet-rot2'))).toBe(101);
   });
 
-  it.each([[-1], [1.5], [604801], ['60']])('refuses graceSeconds %j with 400 BAD_DEVICE', async (grace) => {
-    const r = await gw.api('/api/devices/rot-1/token', json('POST', { graceSeconds: grace }));
+  it.each([[{ graceSeconds: -1 }], [{ graceSeconds: 1.5 }], [{ graceSeconds: 604801 }], [{ graceSeconds: '60' }], [{ grace: 60 }]])('refuses %j with 400 BAD_DEVICE', async (body) => {
+    const r = await gw.api('/api/devices/rot-1/token', json('POST', body));
     expect([r.status, r.body.error.code]).toEqual([400, 'BAD_DEVICE']);
   });
 });
@@ -174,7 +186,7 @@ describe('disable and enable', () => {
     const r = await gw.api<DeviceSummary>('/api/devices/dis-ws/disable', { method: 'POST' });
     expect(r.status).toBe(200);
     expect(r.body.disabled).toBe(true);
-    expect(await d.closed).toEqual({ code: 4410, reason: 'DEVICE_DISABLED' });
+    expect(await within(d.closed, 'the disabled device to be closed')).toEqual({ code: 4410, reason: 'DEVICE_DISABLED' });
     await waitFor(async () => (await gw.api<DeviceSummary>('/api/devices/dis-ws')).body.online === false, 'dis-ws offline');
     const refused = await RawDevice.connect(gw.ws, 'dis-ws', token).catch((err: { status: number; body: string }) => err);
     expect((refused as { status: number }).status).toBe(403);
@@ -192,7 +204,7 @@ describe('disable and enable', () => {
     open.push(d);
     await waitFor(async () => (await gw.api<DeviceSummary>('/api/devices/dis-mqtt')).body.online, 'dis-mqtt online');
     await gw.api('/api/devices/dis-mqtt/disable', { method: 'POST' });
-    await d.closed;
+    await within(d.closed, 'the disabled MQTT device to be disconnected');
     const summary = await waitFor(async () => {
       const b = (await gw.api<DeviceSummary>('/api/devices/dis-mqtt')).body;
       return b.online ? undefined : b;
@@ -213,13 +225,27 @@ describe('DELETE /api/devices/{id}', () => {
     expect((await hist()).points.length).toBe(1);
     const r = await gw.api('/api/devices/del-1?history=true', { method: 'DELETE' });
     expect(r).toEqual({ status: 200, body: { id: 'del-1', deleted: true, history: true } });
-    expect(await d.closed).toEqual({ code: 4411, reason: 'DEVICE_DELETED' });
+    expect(await within(d.closed, 'the deleted device to be closed')).toEqual({ code: 4411, reason: 'DEVICE_DELETED' });
     expect((await gw.api('/api/devices/del-1')).status).toBe(404);
     expect(await wsStatus('del-1', token)).toBe(401);
     // Its readings are gone: a device of the same id starts with no history.
     expect(await gw.gateway.storage.channels('del-1')).toEqual([]);
     expect((await gw.api('/api/devices/del-1', { method: 'DELETE' })).body.error.code).toBe('DEVICE_NOT_FOUND');
     expect((await gw.api('/api/devices/del-1?history=maybe', { method: 'DELETE' })).body.error.code).toBe('BAD_QUERY');
+  });
+});
+
+describe('browser sessions', () => {
+  it('may change devices only from the gateway\'s own origin (403 CROSS_ORIGIN otherwise)', async () => {
+    const login = await fetch(`${gw.http}/api/session`, { method: 'POST', headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, connection: 'close' } });
+    expect(login.status).toBe(201);
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const change = (origin: string) =>
+      fetch(`${gw.http}/api/devices/lbl-a`, { method: 'PATCH', headers: { cookie, origin, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ name: 'from ' + origin }) });
+    const foreign = await change('http://evil.example');
+    expect(foreign.status).toBe(403);
+    expect(((await foreign.json()) as { error: { code: string } }).error.code).toBe('CROSS_ORIGIN');
+    expect((await change(gw.http)).status).toBe(200);
   });
 });
 
@@ -242,7 +268,7 @@ describe('the device registry on disk', () => {
     const fileToken = 'file-token-1';
     writeFileSync(registry, JSON.stringify({ devices: [{ id: 'file-1', tokenHash: hashToken(fileToken), name: 'From the file' }, { id: 'file-2', tokenHash: hashToken('file-token-2') }] }));
     const args = gatewayArgs(dataDir, '--registry', registry);
-    let g = await spawnGateway(args);
+    let g = await spawnGateway(args, { GATEWAY_LOG_LEVEL: 'info' });
     let added: DeviceTokenAnswer;
     let rotated: DeviceTokenAnswer;
     try {
@@ -255,6 +281,11 @@ describe('the device registry on disk', () => {
       // No goodbye: what was answered must be on disk already.
       await g.stop('SIGKILL');
     }
+    // One log line per change, naming the device and the action; never a token.
+    const log = g.output();
+    for (const line of ['device kept-1: added', 'device file-1: got a new token', 'device file-1: changed', 'device kept-1: disabled', 'device file-2: deleted']) expect(log).toContain(line);
+    expect(log).not.toContain(added!.token);
+    expect(log).not.toContain(rotated!.token);
     g = await spawnGateway(args);
     try {
       const list = (await g.api<DeviceList>('/api/devices')).body.devices;
