@@ -7,13 +7,16 @@
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceSummary } from '../../devices/api/json.js';
-import { deviceToken, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { deviceToken, ROOT, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { buildDashboard } from '../helpers/dashboard-build.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CHROMIUM = requireProgram('chromium', 'chromium');
+const SCREENSHOTS = join(ROOT, 'artifacts/screenshots');
 
 /** A promise that must settle within `ms` (a test never waits unbounded). */
 function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
@@ -80,6 +83,8 @@ describe.skipIf(!CHROMIUM)('device management in the dashboard', () => {
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(token);
     expect(await summary('ui-dev-1')).toMatchObject({ type: 'climate', name: 'Lobby sensor', labels: { site: 'north', floor: '1' } });
     await row('ui-dev-1').waitFor();
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(SCREENSHOTS, 'device-admin.png') });
     // Shown once: the list and the API never show it again.
     await page.click('[data-testid=admin-token-done]');
     expect(await page.locator('[data-testid=admin-token]').count()).toBe(0);
