@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeviceTokenAnswer } from '../../devices/api/json.js';
-import { api, gatewayArgs, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
+import { Agent, get } from 'node:http';
+import { api, gatewayArgs, OPERATOR_TOKEN, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { waitFor } from '../helpers/wait.js';
@@ -78,5 +79,41 @@ describe.skipIf(!hasMosquitto)('device management across instances (Mosquitto ba
       await waitFor(async () => (await api(g.http, '/api/devices/mgmt-1')).status === 404, `${g.http} to forget the deleted device`);
       expect(await upgrade(g.ws, 'mgmt-1', added.body.token)).toBe(401);
     }
+  });
+});
+
+/** GET over one kept-alive connection (so the health answer and the request reach the same worker). */
+function getOn(agent: Agent, url: string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent, headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(JSON.parse(body)));
+    }).on('error', reject);
+  });
+}
+
+describe('device management with --workers 2 (the internal backbone)', () => {
+  it('a device added through one worker is known, with its labels, to the other', async () => {
+    const g = await spawnGateway(gatewayArgs(tempDir('devmgmt-workers-'), '--workers', '2'));
+    gateways.push(g);
+    const post = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'wk-1', labels: { site: 'west' } }) };
+    const added = await api(g.http, '/api/devices', post);
+    expect(added.status).toBe(201);
+    // Ask both workers (new connections until each pid answered): each lists the device.
+    const seen = new Map<number, string[]>();
+    await waitFor(async () => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const pid = (await getOn(agent, `${g.http}/healthz`)).pid as number;
+        const ids = ((await getOn(agent, `${g.http}/api/devices?label=site=west`)).devices as { id: string }[]).map((d) => d.id);
+        seen.set(pid, ids);
+      } finally {
+        agent.destroy();
+      }
+      return seen.size === 2 && [...seen.values()].every((ids) => ids.includes('wk-1'));
+    }, 'both workers to list the added device', 20_000, 20);
+    // And each lets it in with its token (the kernel spreads the connections over the workers).
+    for (let i = 0; i < 6; i++) expect(await upgrade(g.ws, 'wk-1', added.body.token)).toBe(101);
   });
 });
