@@ -277,15 +277,16 @@ describe('the device registry on disk', () => {
       expect((await g.api('/api/devices/file-1', json('PATCH', { labels: { site: 'west' } }))).status).toBe(200);
       expect((await g.api('/api/devices/kept-1/disable', { method: 'POST' })).status).toBe(200);
       expect((await g.api('/api/devices/file-2', { method: 'DELETE' })).status).toBe(200);
+      // One log line per change, naming the device and the action; never a token. (The logger
+      // writes asynchronously: wait for the lines before the kill, which would lose unwritten ones.)
+      const lines = ['device kept-1: added', 'device file-1: got a new token', 'device file-1: changed', 'device kept-1: disabled', 'device file-2: deleted'];
+      const log = await waitFor(() => (lines.every((l) => g.output().includes(l)) ? g.output() : undefined), 'a log line per change');
+      expect(log).not.toContain(added.token);
+      expect(log).not.toContain(rotated.token);
     } finally {
       // No goodbye: what was answered must be on disk already.
       await g.stop('SIGKILL');
     }
-    // One log line per change, naming the device and the action; never a token.
-    const log = g.output();
-    for (const line of ['device kept-1: added', 'device file-1: got a new token', 'device file-1: changed', 'device kept-1: disabled', 'device file-2: deleted']) expect(log).toContain(line);
-    expect(log).not.toContain(added!.token);
-    expect(log).not.toContain(rotated!.token);
     g = await spawnGateway(args);
     try {
       const list = (await g.api<DeviceList>('/api/devices')).body.devices;
