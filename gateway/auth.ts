@@ -5,6 +5,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
+import { validateLabels } from './registry/labels.js';
 
 import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../devices/device-id.js';
 
@@ -17,13 +18,27 @@ export interface RegistryEntry {
   /** Device type: names the schema of its channels (units, names). */
   type?: string;
   name?: string;
+  /** Key/value labels, e.g. { site: "north" } (registry/labels.ts has the rules). */
+  labels?: Record<string, string>;
+  /** Set once the device has a token of its own from the management API: the fleet-derived one no longer works. */
+  ownToken?: boolean;
+  /** The token before the last rotation, still valid until `previousUntil` (ms since 1970). */
+  previousTokenHash?: string;
+  previousUntil?: number;
+  /** A disabled device is refused at connect (DEVICE_DISABLED) whatever its token. */
+  disabled?: boolean;
+}
+
+/** Where the Authenticator looks devices up: the live registry (registry/registry.ts), or a plain Map. */
+export interface RegistryLookup {
+  get(id: string): RegistryEntry | undefined;
 }
 
 export function hashToken(token: string): string {
   return 'sha256:' + createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** Reads and validates a registry file: `{ "devices": [ { "id", "tokenHash", "type"?, "name"? } ] }`. */
+/** Reads and validates a registry file: `{ "devices": [ { "id", "tokenHash", "type"?, "name"?, "labels"? } ] }`. */
 export function loadRegistry(path: string): Map<string, RegistryEntry> {
   let doc: unknown;
   try {
@@ -42,7 +57,15 @@ export function loadRegistry(path: string): Map<string, RegistryEntry> {
       throw new ConfigError(`registry ${path}: devices[${i}].tokenHash must be "sha256:" + 64 lowercase hex digits (sha256 of the token)`);
     }
     if (out.has(e.id)) throw new ConfigError(`registry ${path}: device id "${e.id}" is listed twice`);
-    out.set(e.id, { id: e.id, tokenHash: e.tokenHash, type: e.type, name: e.name });
+    let labels: Record<string, string> | undefined;
+    if (e.labels !== undefined) {
+      try {
+        labels = validateLabels(e.labels);
+      } catch (err) {
+        throw new ConfigError(`registry ${path}: devices[${i}].labels: ${(err as Error).message}`);
+      }
+    }
+    out.set(e.id, { id: e.id, tokenHash: e.tokenHash, type: e.type, name: e.name, ...(labels ? { labels } : {}) });
   });
   return out;
 }
@@ -53,11 +76,16 @@ function equalHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export type DeviceAuthResult = { ok: true; entry: RegistryEntry | undefined } | { ok: false; code: 'BAD_DEVICE_ID' | 'UNAUTHORIZED'; message: string };
+export type DeviceAuthResult =
+  | { ok: true; entry: RegistryEntry | undefined }
+  | { ok: false; code: 'BAD_DEVICE_ID' | 'UNAUTHORIZED' | 'DEVICE_DISABLED'; message: string };
+
+/** The message of a DEVICE_DISABLED refusal, one wording for every transport. */
+export const DISABLED_MESSAGE = 'this device is disabled by an operator (POST /api/devices/{id}/enable lets it in again)';
 
 export class Authenticator {
   constructor(
-    private readonly registry: Map<string, RegistryEntry>,
+    private readonly registry: RegistryLookup,
     private readonly fleetKey: string | undefined,
     private readonly operatorToken: string,
   ) {}
@@ -72,14 +100,24 @@ export class Authenticator {
       return { ok: false, code: 'BAD_DEVICE_ID', message: `device id must be ${DEVICE_ID_RULE}` };
     }
     const entry = this.registry.get(id);
-    if (token) {
-      if (entry?.tokenHash && equalHex(hashToken(token), entry.tokenHash)) return { ok: true, entry };
-      if (this.fleetKey !== undefined) {
-        const derived = createHmac('sha256', Buffer.from(this.fleetKey, 'utf8')).update(Buffer.from(id, 'utf8')).digest('hex');
-        if (equalHex(token.toLowerCase(), derived)) return { ok: true, entry };
-      }
+    if (token && this.tokenValid(id, token, entry)) {
+      // Checked after the token, so only the device itself learns that it is disabled.
+      if (entry?.disabled) return { ok: false, code: 'DEVICE_DISABLED', message: DISABLED_MESSAGE };
+      return { ok: true, entry };
     }
     return { ok: false, code: 'UNAUTHORIZED', message: token ? 'the token is not valid for this device id' : 'no token: send Authorization: Bearer <token> or ?token=' };
+  }
+
+  private tokenValid(id: string, token: string, entry: RegistryEntry | undefined): boolean {
+    if (entry?.tokenHash || entry?.previousTokenHash) {
+      const hash = hashToken(token);
+      if (entry.tokenHash && equalHex(hash, entry.tokenHash)) return true;
+      // The token before a rotation, during its grace period.
+      if (entry.previousTokenHash && Date.now() < (entry.previousUntil ?? 0) && equalHex(hash, entry.previousTokenHash)) return true;
+    }
+    if (this.fleetKey === undefined || entry?.ownToken) return false;
+    const derived = createHmac('sha256', Buffer.from(this.fleetKey, 'utf8')).update(Buffer.from(id, 'utf8')).digest('hex');
+    return equalHex(token.toLowerCase(), derived);
   }
 
   operator(token: string): boolean {

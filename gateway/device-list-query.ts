@@ -1,5 +1,6 @@
 /**
- * The query of `GET /api/devices`: `online=true|false`, and pages of `limit` devices in id order,
+ * The query of `GET /api/devices`: `online=true|false`, `label=key=value` (repeatable: all must
+ * match), and pages of `limit` devices in id order,
  * the next one after `cursor` (the `nextCursor` of the page before). Anything else is a 400
  * BAD_QUERY naming the parameter: a filter the gateway would silently ignore answers a question
  * the caller did not ask.
@@ -7,14 +8,17 @@
 import type { DeviceList, DeviceSummary } from '../devices/api/json.js';
 import { DEVICE_ID_PATTERN } from '../devices/device-id.js';
 import { ApiError } from './errors.js';
+import { LabelError, parseLabelFilter } from './registry/labels.js';
 
 export const MAX_DEVICE_PAGE = 10_000;
 /** `token` authenticates (it is read before this); the rest are the list's own. */
 // `_` is the usual cache-buster (`?_=<time>`): taken and ignored, so such clients keep working.
-const KNOWN = new Set(['token', 'online', 'limit', 'cursor', '_']);
+const KNOWN = new Set(['token', 'online', 'label', 'limit', 'cursor', '_']);
 
 export interface DeviceListQuery {
   online: boolean | undefined;
+  /** key=value pairs a device's labels must all have. */
+  labels: [string, string][];
   /** Devices per page; undefined = all (the dashboard's request). */
   limit: number | undefined;
   /** Start after this id. */
@@ -23,7 +27,7 @@ export interface DeviceListQuery {
 
 export function parseDeviceListQuery(q: URLSearchParams): DeviceListQuery {
   for (const name of q.keys()) {
-    if (!KNOWN.has(name)) throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name}": GET /api/devices takes online, limit and cursor`);
+    if (!KNOWN.has(name)) throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name}": GET /api/devices takes online, label, limit and cursor`);
   }
   const online = q.get('online');
   if (online !== null && online !== 'true' && online !== 'false') throw new ApiError(400, 'BAD_QUERY', `online must be true or false, got "${online}"`);
@@ -35,7 +39,16 @@ export function parseDeviceListQuery(q: URLSearchParams): DeviceListQuery {
   }
   const cursor = q.get('cursor') ?? undefined;
   if (cursor !== undefined && !DEVICE_ID_PATTERN.test(cursor)) throw new ApiError(400, 'BAD_QUERY', 'cursor must be the nextCursor of the previous page (a device id)');
-  return { online: online === null ? undefined : online === 'true', limit, cursor };
+  const labels: [string, string][] = [];
+  for (const raw of q.getAll('label')) {
+    try {
+      labels.push(parseLabelFilter(raw));
+    } catch (err) {
+      if (err instanceof LabelError) throw new ApiError(400, 'BAD_QUERY', err.message);
+      throw err;
+    }
+  }
+  return { online: online === null ? undefined : online === 'true', labels, limit, cursor };
 }
 
 /** One page of `sorted` (id order) as the query asks: `nextCursor` is set when more follow. */

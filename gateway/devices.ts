@@ -88,6 +88,8 @@ export class DeviceState {
   private typeOf: string | undefined;
   private typesSeen: readonly unknown[] | undefined;
   private entryTypeSeen: string | undefined;
+  /** Set once the device is deleted (DeviceTable.remove): whoever still holds this state lets it go. */
+  retired = false;
 
   constructor(
     readonly id: string,
@@ -107,6 +109,11 @@ export class DeviceState {
       this.entryTypeSeen = entryType;
     }
     return this.typeOf;
+  }
+
+  /** The registry entry changed (the management API): name, type, labels and the rest follow it. */
+  setEntry(entry: RegistryEntry | undefined): void {
+    this.entry = entry;
   }
 
   setLast(channel: number, type: number, value: number, time: number): void {
@@ -177,6 +184,8 @@ export class DeviceState {
       lastSeen: lastSeen || null,
       type: this.type ?? null,
       name: this.entry?.name ?? null,
+      labels: this.entry?.labels ?? {},
+      disabled: this.entry?.disabled === true,
       transport: this.online ? this.link?.transport ?? null : null,
       // A bridged device's connection is the external broker's: no instance holds it.
       instance: this.online && !this.link?.shared ? this.link?.instance ?? (local || null) : null,
@@ -236,6 +245,18 @@ export class DeviceTable {
       d = new DeviceState(id, entry);
       this.byId.set(id, d);
     }
+    return d;
+  }
+
+  /**
+   * Forgets a deleted device: a new connection of the same id starts a fresh state. The old state
+   * is marked retired; its connection (closed by the caller) still reports its disconnect on it.
+   */
+  remove(id: string): DeviceState | undefined {
+    const d = this.byId.get(id);
+    if (d === undefined) return undefined;
+    this.byId.delete(id);
+    d.retired = true;
     return d;
   }
 

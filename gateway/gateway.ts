@@ -18,6 +18,10 @@ import { AckLedger } from './acks.js';
 import { Backbone } from './cluster/backbone.js';
 import { Cluster } from './cluster/cluster.js';
 import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
+import { deviceType } from '../devices/device-types.js';
+import { DeviceAdmin } from './registry/admin.js';
+import { DeviceRegistry } from './registry/registry.js';
+import { RegistryStore } from './registry/store.js';
 import type { GatewayConfig } from './config.js';
 import { CursorStore } from './cursors.js';
 import { deviceSocketRoute } from './device-socket.js';
@@ -86,6 +90,11 @@ export class Gateway {
   readonly types: TypesFile;
   private sse: SseHub | undefined;
   private readonly auth: Authenticator;
+  /** The device registry: the --registry file as import, with the management API's changes on top. */
+  private readonly registry: DeviceRegistry;
+  private readonly registryStore: RegistryStore;
+  /** Device management (add, edit, rotate, disable, delete) without restarts. */
+  readonly admin: DeviceAdmin;
   private readonly access: OperatorAccess;
   private readonly loginCodes: LoginCodes;
   private readonly cursors: CursorStore;
@@ -120,16 +129,18 @@ export class Gateway {
     // First: a bad types file is a config error (TYPES_INVALID), and devices get their types from it.
     this.types = new TypesFile(config.types ?? DEMO_TYPES_FILE, this.log);
     this.types.load();
-    const registry: Map<string, RegistryEntry> = config.registry ? loadRegistry(config.registry) : new Map();
+    const fromFile: Map<string, RegistryEntry> = config.registry ? loadRegistry(config.registry) : new Map();
+    this.registryStore = new RegistryStore(config.dataDir, { log: this.log });
+    this.registry = new DeviceRegistry(fromFile, this.registryStore);
     this.operatorTokenGenerated = !config.operatorToken;
     this.operatorToken = config.operatorToken ?? randomBytes(24).toString('hex');
-    this.auth = new Authenticator(registry, config.fleetKey, this.operatorToken);
+    this.auth = new Authenticator(this.registry, config.fleetKey, this.operatorToken);
     const signer = new Signer(this.operatorToken);
     this.loginCodes = new LoginCodes(signer, deps.loginSync);
     this.access = new OperatorAccess(this.auth, new Sessions(signer, config.sessionIdle * 1000, deps.loginSync));
     const clusterUrl = config.clusterUrl ?? config.mqttUrl;
     const instance = clusterUrl === undefined ? undefined : config.instanceId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${process.pid}-${randomBytes(2).toString('hex')}`;
-    this.devices = new DeviceTable(registry.values(), instance ?? null);
+    this.devices = new DeviceTable(this.registry.values(), instance ?? null);
     this.presence = new Presence(this.devices, this.log);
     this.storage =
       deps.storage ??
@@ -184,6 +195,12 @@ export class Gateway {
       maxDevices: config.maxDevices,
       duplicateId: config.duplicateId as 'replace' | 'reject',
     });
+    this.admin = new DeviceAdmin(this.registry, this.devices, this.sessions, this.storage, {
+      fleetKey: config.fleetKey,
+      knownType: (type) => deviceType(type) !== undefined,
+      log: this.log,
+    });
+    this.live.listen({ fleet: this.admin });
     if (clusterUrl !== undefined && instance !== undefined) {
       const sameBroker = config.clusterUrl === undefined;
       const backbone = new Backbone(
@@ -212,6 +229,9 @@ export class Gateway {
         log: this.log,
       });
       this.cluster.attach();
+      // Device management made on any instance holds on all of them.
+      this.admin.onCommit((change) => backbone.publishRegistry(change));
+      backbone.onRegistry((change) => this.admin.applyRemote(change));
     }
   }
 
@@ -280,7 +300,9 @@ export class Gateway {
       files: () => ({
         cursors: { failing: this.cursors.failure !== undefined, refused: this.cursors.refused },
         commandJournal: { failing: this.journal.failure !== undefined, refused: this.journal.refused },
+        deviceRegistry: { failing: this.registryStore.failure !== undefined, refused: this.registryStore.refused },
       }),
+      deviceAdmin: () => this.admin.outcomes(),
       ...(this.cluster ? { cluster: () => this.cluster!.counters() } : {}),
       types: () => ({ ...this.types.counts, valid: this.types.lastError === undefined }),
     });
@@ -291,6 +313,7 @@ export class Gateway {
       storage: this.storage,
       ...(this.cluster?.history ? { history: this.cluster.history } : {}),
       commands: this.commands,
+      admin: this.admin,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
       sse: this.sse,
       metrics: this.metricsFrom ? { contentType: metrics.registry.contentType, metrics: this.metricsFrom(metrics.registry) } : metrics.registry,
@@ -354,6 +377,9 @@ export class Gateway {
     // The data folder's files: while one cannot be written, acks (cursors) or new commands (journal) wait.
     const files = { cursors: this.cursors.failure, commandJournal: this.journal.failure };
     for (const [name, failure] of Object.entries(files)) checks[name] = failure ? `failing: ${failure.message}` : 'ok';
+    // Shown, but not a reason to stop traffic: only device changes wait for it (REGISTRY_NOT_PERSISTED).
+    const reg = this.registryStore.failure;
+    checks.deviceRegistry = reg ? `failing: ${reg.message}` : 'ok';
     return {
       ready: listening && broker !== 'disconnected' && health.status !== 'down' && checks.cluster !== 'disconnected' && !files.cursors && !files.commandJournal,
       checks,
@@ -398,6 +424,7 @@ export class Gateway {
     this.acks.stop();
     this.commands.close();
     this.cursors.close();
+    this.registryStore.close();
     if (this.ownsStorage) await this.storage.close();
     this.refusalLog.close();
     this.state = 'closed';

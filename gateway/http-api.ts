@@ -8,6 +8,7 @@ import { devicePage, parseDeviceListQuery } from './device-list-query.js';
 import { ApiError } from './errors.js';
 import type { DeviceTable } from './devices.js';
 import type { OperatorAccess } from './login/access.js';
+import { matchesLabels } from './registry/labels.js';
 import type { HistoryQuery, Storage } from './storage/storage.js';
 import type { Reply, RequestInfo } from './uws.js';
 
@@ -72,7 +73,8 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
     if (s[0] === 'api') {
       for (const h of beforeAuth) if (await h(req, reply, s)) return;
       ctx.access.request(req, reply);
-      if (s[1] === 'devices' && (s.length <= 3 || s[3] === 'history')) return devicesRoute(req, reply, s);
+      // Other methods on /api/devices[/{id}] are the management API's (registry/routes.ts).
+      if (s[1] === 'devices' && (s.length <= 3 || s[3] === 'history') && (req.method === 'GET' || req.method === 'HEAD' || s.length === 4)) return devicesRoute(req, reply, s);
     }
     for (const h of extra) if (await h(req, reply, s)) return;
     throw new ApiError(404, 'NOT_FOUND', `no route for ${req.method} ${req.path}`);
@@ -85,6 +87,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
       const list = [];
       for (const d of ctx.devices.all()) {
         if (query.online !== undefined && d.online !== query.online) continue;
+        if (query.labels.length > 0 && !matchesLabels(d.entry?.labels, query.labels)) continue;
         list.push(d.toJSON(ctx.devices.instance));
       }
       list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -25,6 +25,8 @@ export interface MetricSources {
   files?: () => Record<string, { failing: boolean; refused: number }>;
   /** The device types file: reloads that took effect, reloads refused, and whether the file on disk is valid now. */
   types?: () => { reloads: number; failures: number; valid: boolean };
+  /** Device management requests by action and outcome (registry/admin.ts). */
+  deviceAdmin?: () => Iterable<{ action: string; result: string; n: number }>;
   /** In a cluster: the backbone's counters. */
   cluster?: () => {
     resultsRelayed: number;
@@ -162,11 +164,24 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       for (const [outcome, n] of Object.entries(src.commands.outcomes)) this.inc({ outcome }, n);
     },
   });
+  if (src.deviceAdmin) {
+    const outcomes = src.deviceAdmin;
+    new Counter({
+      name: 'gateway_device_admin_total',
+      help: 'Device management requests (add, update, rotate, disable, enable, delete) by outcome: ok, or the refusal code (REGISTRY_NOT_PERSISTED: the disk refused, nothing changed)',
+      labelNames: ['action', 'result'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const o of outcomes()) this.inc({ action: o.action, result: o.result }, o.n);
+      },
+    });
+  }
   if (src.files) {
     const files = src.files;
     new Gauge({
       name: 'gateway_file_failing',
-      help: 'A data-folder file the disk refuses (1) until it is rewritten: cursors hold acks back, commandJournal refuses new commands',
+      help: 'A data-folder file the disk refuses (1) until it is rewritten: cursors hold acks back, commandJournal refuses new commands, deviceRegistry refuses device changes',
       labelNames: ['file'],
       registers: [registry],
       collect() {

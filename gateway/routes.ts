@@ -1,5 +1,5 @@
 /**
- * Every HTTP route in one place: the operator API (devices, history, commands, live SSE, device
+ * Every HTTP route in one place: the operator API (devices and their management, history, commands, live SSE, device
  * types), the probes, /metrics, and the dashboard files. The order matters: /api routes after the
  * operator check, public ones before, the dashboard last.
  */
@@ -7,6 +7,8 @@ import type { ApiErrorBody, DeviceTypeList } from '../devices/api/json.js';
 import { deviceTypes } from '../devices/device-types.js';
 import type { CommandService } from './commands/commands.js';
 import { commandRoutes } from './commands/routes.js';
+import type { DeviceAdmin } from './registry/admin.js';
+import { deviceAdminRoutes } from './registry/routes.js';
 import type { DeviceTable } from './devices.js';
 import { createApi, requireGet, sendJson, type ApiContext, type RouteHandler } from './http-api.js';
 import type { SseHub } from './live/sse.js';
@@ -26,6 +28,7 @@ export interface RouteContext {
   /** History from more than local storage (cluster on the memory store). */
   history?: ApiContext['history'];
   commands: CommandService;
+  admin: DeviceAdmin;
   commandMaxArgsBytes: number;
   sse: SseHub;
   /** Where /metrics text comes from: the registry, or a sum over workers. */
@@ -57,6 +60,7 @@ export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply)
     { devices: ctx.devices, access: ctx.access, storage: ctx.storage, history: ctx.history, ready: ctx.ready },
     [
       commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
+      deviceAdminRoutes(ctx.admin, ctx.devices),
       ctx.sse.route(),
       deviceTypesRoute,
       metricsRoute(ctx.metrics),

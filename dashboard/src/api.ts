@@ -2,7 +2,20 @@
  * The gateway's HTTP API (README "HTTP API"). The browser sends the session cookie by itself
  * (same origin) and an Origin header with every change, which is what the gateway checks.
  */
-import type { CommandList, CommandRecord, CommandRequest, DeviceList, DeviceSummary, DeviceTypeSpec, HistoryAnswer, HistoryPoint } from './types.js';
+import type {
+  CommandList,
+  CommandRecord,
+  CommandRequest,
+  DeviceDeleted,
+  DeviceList,
+  DevicePatch,
+  DeviceSummary,
+  DeviceTokenAnswer,
+  DeviceTypeSpec,
+  HistoryAnswer,
+  HistoryPoint,
+  NewDeviceRequest,
+} from './types.js';
 
 /** An `{ error: { code, message } }` answer, or a network failure (status 0, code NETWORK). */
 export class ApiError extends Error {
@@ -78,6 +91,28 @@ export type NewCommand = CommandRequest;
 
 export function sendCommand(id: string, command: NewCommand): Promise<CommandRecord> {
   return request('POST', `/api/devices/${enc(id)}/commands`, command);
+}
+
+// Device management (README "Managing devices").
+
+export function addDevice(device: NewDeviceRequest): Promise<DeviceTokenAnswer> {
+  return request('POST', '/api/devices', device);
+}
+
+export function updateDevice(id: string, patch: DevicePatch): Promise<DeviceSummary> {
+  return request('PATCH', `/api/devices/${enc(id)}`, patch);
+}
+
+export function rotateToken(id: string, graceSeconds: number): Promise<DeviceTokenAnswer> {
+  return request('POST', `/api/devices/${enc(id)}/token`, { graceSeconds });
+}
+
+export function setDisabled(id: string, disabled: boolean): Promise<DeviceSummary> {
+  return request('POST', `/api/devices/${enc(id)}/${disabled ? 'disable' : 'enable'}`);
+}
+
+export function deleteDevice(id: string, history: boolean): Promise<DeviceDeleted> {
+  return request('DELETE', `/api/devices/${enc(id)}${history ? '?history=true' : ''}`);
 }
 
 /** Exchanges a one-time login code, or the operator token once, for the session cookie. */

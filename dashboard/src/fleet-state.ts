@@ -59,6 +59,15 @@ export class FleetState extends Emitter<{ change: [FleetChange] }> {
     if (ids.size > 0 || membership) this.emit('change', { ids, membership });
   }
 
+  /** Devices deleted at the gateway leave the page. */
+  remove(ids: readonly string[]): void {
+    let membership = false;
+    for (const id of ids) membership = this.entries.delete(id) || membership;
+    if (!membership) return;
+    this.countOnline();
+    this.emit('change', { ids: new Set(ids), membership: true });
+  }
+
   private countOnline(): void {
     let n = 0;
     for (const e of this.entries.values()) if (e.summary.online) n++;

@@ -1,6 +1,6 @@
 /**
  * The fleet overview (`#/`): one row per device with presence, last seen, last values and a
- * sparkline; search and an online/offline filter. Only the rows in view exist in the DOM (fixed row
+ * sparkline; search, a label filter (`site=north`) and an online/offline filter. Only the rows in view exist in the DOM (fixed row
  * height, rows recycled as they scroll), and only rows whose device changed are rewritten, in one
  * animation frame at most four times a second, so a thousand devices reporting ten times a second
  * stay smooth. Scrolling, search and filter redraw at once.
@@ -9,6 +9,7 @@ import { channelInfo, typeName } from './channels.js';
 import type { FleetChange, FleetEntry, FleetState } from './fleet-state.js';
 import { ago, offlineCauseText, reading } from './format.js';
 import { schedule } from './frame.js';
+import { labelsText, matchesLabels, parseLabels, type LabelPairs } from './label-filter.js';
 import { drawSparkline, sparkCanvas } from './sparkline.js';
 import type { DeviceSummary } from './types.js';
 
@@ -64,6 +65,8 @@ export class FleetView {
   private allDirty = true;
   private filter: Filter = 'all';
   private query = '';
+  private labelPairs: LabelPairs = [];
+  private readonly labelInput: HTMLInputElement;
   private mounted = false;
   private clockTimer: number | undefined;
   private readonly unsubscribe: () => void;
@@ -94,6 +97,22 @@ export class FleetView {
       this.query = this.search.value.trim().toLowerCase();
       this.invalidateList();
     });
+    this.labelInput = el('input', 'search label-filter');
+    this.labelInput.type = 'search';
+    this.labelInput.placeholder = 'Labels, e.g. site=north';
+    this.labelInput.setAttribute('aria-label', 'Show devices with all these labels (key=value, comma separated)');
+    this.labelInput.dataset.testid = 'fleet-label-filter';
+    this.labelInput.addEventListener('input', () => {
+      const parsed = parseLabels(this.labelInput.value);
+      // A half-typed pair filters nothing yet; the field says so.
+      this.labelInput.classList.toggle('invalid', 'error' in parsed);
+      this.labelInput.title = 'error' in parsed ? parsed.error : '';
+      this.labelPairs = 'error' in parsed ? [] : parsed.pairs;
+      this.invalidateList();
+    });
+    const manage = el('a', 'manage-link', 'Manage devices');
+    manage.href = '#/devices';
+    manage.dataset.testid = 'manage-devices';
     const seg = el('div', 'segmented');
     seg.setAttribute('role', 'group');
     seg.setAttribute('aria-label', 'Show');
@@ -106,7 +125,7 @@ export class FleetView {
       seg.append(b);
       this.filterButtons.set(f, b);
     }
-    toolbar.append(title, this.summaryText, el('span', 'spacer'), this.search, seg);
+    toolbar.append(title, this.summaryText, el('span', 'spacer'), this.search, this.labelInput, seg, manage);
 
     const table = el('div', 'fleet-table');
     table.setAttribute('role', 'table');
@@ -192,6 +211,7 @@ export class FleetView {
     const s = e.summary;
     if (this.filter === 'online' && !s.online) return false;
     if (this.filter === 'offline' && s.online) return false;
+    if (this.labelPairs.length > 0 && !matchesLabels(s.labels, this.labelPairs)) return false;
     if (!this.query) return true;
     const q = this.query;
     return s.id.toLowerCase().includes(q) || (s.type ?? '').toLowerCase().includes(q) || typeName(s.type).toLowerCase().includes(q) || (s.name ?? '').toLowerCase().includes(q);
@@ -307,7 +327,7 @@ export class FleetView {
       row.name.textContent = s.id;
       row.el.title = `Open ${s.id}`;
     }
-    const sub = s.name ?? '';
+    const sub = [s.name ?? '', labelsText(s.labels), s.disabled ? 'disabled' : ''].filter(Boolean).join(' · ');
     if (sh.sub !== sub) {
       row.sub.textContent = sub;
       row.sub.hidden = !sub;

@@ -25,7 +25,7 @@ export interface LiveEvents {
   connection: [ConnectionInfo];
   /** The gateway's clock minus ours, from `hello`. */
   hello: [{ clockOffsetMs: number; flushMs: number }];
-  fleet: [{ full: boolean; devices: DeviceSummary[] }];
+  fleet: [{ full: boolean; devices: DeviceSummary[]; removed: string[] }];
   stats: [GatewayStats];
   device: [DeviceMessage];
   command: [CommandRecord];
@@ -266,7 +266,7 @@ export class LiveClient extends Emitter<LiveEvents> {
         this.emit('hello', { clockOffsetMs: typeof msg.serverTime === 'number' ? msg.serverTime - Date.now() : 0, flushMs: msg.flushMs ?? 100 });
         return;
       case 'fleet':
-        if (this.streams.has('fleet')) this.emit('fleet', { full: msg.full === true, devices: msg.devices ?? [] });
+        if (this.streams.has('fleet')) this.emit('fleet', { full: msg.full === true, devices: msg.devices ?? [], removed: msg.removed ?? [] });
         return;
       case 'stats':
         this.emit('stats', msg.stats ?? {});

@@ -1,12 +1,14 @@
 /**
  * Starts the dashboard: logs in with what the link brought (or the session the browser has), opens
- * the live stream, and routes between the fleet overview (`#/`) and a device page (`#/device/<id>`).
+ * the live stream, and routes between the fleet overview (`#/`), a device page (`#/device/<id>`) and
+ * the device admin view (`#/devices`).
  */
 import './style.css';
 import { ApiError, checkSession, listDevices, logOut, onUnauthorized, sessionRefused } from './api.js';
 import { showAuthPage, type AuthProblem } from './auth-page.js';
 import { applyDeviceTypes, loadDeviceTypes } from './channels.js';
 import { ConnectionIndicator } from './connection.js';
+import { DeviceAdminView } from './device-admin.js';
 import { DeviceView } from './device.js';
 import { FleetState } from './fleet-state.js';
 import { FleetView } from './fleet.js';
@@ -19,7 +21,7 @@ declare global {
     /** Test hooks: the live client and what the page shows. */
     __live?: LiveClient;
     __dashboard?: {
-      view(): 'fleet' | 'device';
+      view(): 'fleet' | 'device' | 'admin';
       chartChannels(): number[];
       chartTimes(channel: number): number[];
       chartText(channel: number): { axis: string[]; value: string } | undefined;
@@ -64,7 +66,10 @@ function start(): void {
   // grey out "online" (fleet dots and states; the device page also says "last known").
   live.on('connection', (c) => (document.body.dataset.live = c.state === 'connected' ? 'live' : 'stale'));
   live.on('hello', (h) => (clockOffset = Math.abs(h.clockOffsetMs) > 1000 ? h.clockOffsetMs : 0));
-  live.on('fleet', (f) => fleet.apply(f.devices, f.full));
+  live.on('fleet', (f) => {
+    if (f.removed.length > 0) fleet.remove(f.removed);
+    fleet.apply(f.devices, f.full);
+  });
   live.on('types', (t) => applyDeviceTypes(t));
 
   // The shell: header with the connection state, the gateway panel, then the current view.
@@ -95,14 +100,24 @@ function start(): void {
 
   const fleetView = new FleetView(fleet, now);
   let deviceView: DeviceView | undefined;
+  let adminView: DeviceAdminView | undefined;
   const route = () => {
     if (failed) return;
     const m = /^#\/device\/(.+)$/.exec(window.location.hash);
     const id = m ? decodeURIComponent(m[1]!) : undefined;
+    const admin = window.location.hash === '#/devices';
     if (deviceView && deviceView.deviceId === id) return;
+    if (adminView && admin) return;
     deviceView?.destroy();
     deviceView = undefined;
-    if (id !== undefined) {
+    adminView?.destroy();
+    adminView = undefined;
+    if (admin) {
+      fleetView.unmount();
+      adminView = new DeviceAdminView(fleet);
+      adminView.mount(viewEl);
+      document.title = `Devices · ${APP_TITLE}`;
+    } else if (id !== undefined) {
       fleetView.unmount();
       deviceView = new DeviceView(id, fleet, live, now);
       deviceView.mount(viewEl);
@@ -117,7 +132,7 @@ function start(): void {
 
   window.__live = live;
   window.__dashboard = {
-    view: () => (deviceView ? 'device' : 'fleet'),
+    view: () => (deviceView ? 'device' : adminView ? 'admin' : 'fleet'),
     chartChannels: () => deviceView?.channels ?? [],
     chartTimes: (ch) => deviceView?.chartTimes(ch) ?? [],
     chartText: (ch) => deviceView?.chartText(ch),

@@ -53,6 +53,10 @@ export interface DeviceSummary {
   type: string | null;
   /** From the registry. */
   name: string | null;
+  /** Key/value labels from the registry (e.g. `{ "site": "north" }`); `{}` when none. */
+  labels: Record<string, string>;
+  /** An operator disabled it: it is refused at connect (DEVICE_DISABLED) until enabled. */
+  disabled: boolean;
   /** How it is connected now; null when offline. */
   transport: 'ws' | 'mqtt' | null;
   /** In a cluster: the gateway instance holding the connection (null for a bridged device). */
@@ -83,6 +87,45 @@ export interface DeviceList {
   total?: number;
   /** With limit or cursor: the cursor of the next page, null when this is the last. */
   nextCursor?: string | null;
+}
+
+// ─── Device management (README "Managing devices") ────────────────────────────────────────────
+
+/** `POST /api/devices`: a new device; answered 201 with a DeviceTokenAnswer (the token shown once). */
+export interface NewDeviceRequest {
+  id: string;
+  type?: string;
+  name?: string;
+  labels?: Record<string, string>;
+}
+
+/** `PATCH /api/devices/{id}`: what is given changes (`null` clears type or name; labels replace the set). */
+export interface DevicePatch {
+  type?: string | null;
+  name?: string | null;
+  labels?: Record<string, string>;
+}
+
+/** `POST /api/devices/{id}/token` body: how long the old token keeps working (default 3600, at most 604800; 0: not at all). */
+export interface TokenRotation {
+  graceSeconds?: number;
+}
+
+/** The answer of `POST /api/devices` and `POST /api/devices/{id}/token`: the only time the token is shown. */
+export interface DeviceTokenAnswer {
+  device: DeviceSummary;
+  /** 64 lowercase hex digits (32 random bytes); the gateway keeps only its hash. */
+  token: string;
+  /** Until when (ms since 1970) the token before this one still works; null when none does. */
+  previousTokenValidUntil: number | null;
+}
+
+/** `DELETE /api/devices/{id}[?history=true]` */
+export interface DeviceDeleted {
+  id: string;
+  deleted: true;
+  /** Whether its stored history was deleted too. */
+  history: boolean;
 }
 
 /** `GET /api/device-types` */
@@ -310,6 +353,8 @@ export interface FleetMessage {
   type: 'fleet';
   full: boolean;
   devices: DeviceSummary[];
+  /** In a delta: ids of devices deleted since (`DELETE /api/devices/{id}`); apply before `devices`. */
+  removed?: string[];
 }
 
 export interface StatsMessage {

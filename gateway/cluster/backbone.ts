@@ -14,6 +14,8 @@
  *   commands/{deviceId}/{id}       retained JSON command records, published by the instance owning each
  *   deliver/{instance}             frames for a device that instance holds (commands from other owners)
  *   results                        result frames that reached an instance not owning the command
+ *   registry/{deviceId}            retained JSON: a device's last management change (registry/store.ts
+ *                                  StoredDevice: token hashes, never tokens); the newest rev wins everywhere
  *
  * No instance sees another's frames: each decodes, stores and acks only what reaches it.
  * Everything here travels at QoS 1. Brokers without MQTT 5's noLocal (aedes) echo our own messages
@@ -24,6 +26,7 @@ import type { Logger } from '../log.js';
 import { firstConnect, redact } from '../mqtt/first-connect.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { OfflineCause } from '../devices.js';
+import type { StoredDevice } from '../registry/store.js';
 
 export interface BackboneOptions {
   url: string;
@@ -70,6 +73,8 @@ export type BackboneEvents = {
   commandGone: [deviceId: string, commandId: string];
   deliver: [deviceId: string, frame: Uint8Array];
   result: [deviceId: string, frame: Uint8Array];
+  /** A device management change (this instance's own come back too: the registry ignores what it has). */
+  registry: [change: StoredDevice];
 };
 
 const utf8 = new TextEncoder();
@@ -110,6 +115,7 @@ export class Backbone {
     commandGone: [],
     deliver: [],
     result: [],
+    registry: [],
   };
 
   constructor(
@@ -155,6 +161,9 @@ export class Backbone {
   onResult(l: Listener<'result'>): void {
     this.listeners.result.push(l);
   }
+  onRegistry(l: Listener<'registry'>): void {
+    this.listeners.registry.push(l);
+  }
 
   get instance(): string {
     return this.opts.instance;
@@ -188,7 +197,7 @@ export class Backbone {
       this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back');
     });
     client.on('connect', () => {
-      const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, ...this.liveTopics];
+      const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}registry/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, ...this.liveTopics];
       client.subscribe(topics, { qos: 1 }, (err, granted) => {
         const refused = granted?.filter((g) => g.qos >= 128) ?? [];
         if (err || refused.length > 0) this.log.error({ err: err?.message, refused: refused.map((g) => g.topic) }, `the backbone broker refused subscriptions under ${p}#; let the gateway's user read and write ${p}#`);
@@ -208,6 +217,11 @@ export class Backbone {
 
   publishCommand(c: CommandRecord): void {
     this.client?.publish(`${this.prefix}commands/${c.deviceId}/${c.id}`, JSON.stringify(c), { qos: 1, retain: true });
+  }
+
+  /** A device management change made here, for every instance (retained: instances starting later read it). */
+  publishRegistry(change: StoredDevice): void {
+    this.client?.publish(`${this.prefix}registry/${change.id}`, JSON.stringify(change), { qos: 1, retain: true });
   }
 
   /** Clears a finished command the owner no longer keeps (an empty retained message deletes it). */
@@ -331,6 +345,12 @@ export class Backbone {
             const record = JSON.parse(payload.toString('utf8')) as CommandRecord;
             for (const l of this.listeners.command) l(record);
           }
+          return;
+        }
+        case 'registry': {
+          if (payload.length === 0) return;
+          const change = JSON.parse(payload.toString('utf8')) as StoredDevice;
+          if (typeof change?.id === 'string' && change.id === arg && typeof change.rev === 'number') for (const l of this.listeners.registry) l(change);
           return;
         }
         case 'deliver': {

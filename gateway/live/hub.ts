@@ -291,9 +291,14 @@ export class LiveHub {
     } else if (this.fleetDirty.size > 0 && (full || now - this.fleetSentAt >= this.opts.flushMs * FLEET_GAP)) {
       this.fleetSentAt = now;
       const devices = [];
-      for (const d of this.fleetDirty) devices.push(d.toJSON(this.devices.instance));
+      let removed: string[] | undefined;
+      for (const d of this.fleetDirty) {
+        // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
+        if (d.retired) (removed ??= []).push(d.id);
+        else devices.push(d.toJSON(this.devices.instance));
+      }
       this.fleetDirty.clear();
-      this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices } satisfies FleetMessage));
+      this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices, ...(removed ? { removed } : {}) } satisfies FleetMessage));
     }
   }
 

@@ -109,7 +109,12 @@ export class MqttBridge {
   /** The device's session, admitted on its first message (the broker authenticated it). */
   private session(id: string): Session | Refusal {
     const known = this.sessions.get(id);
-    if (known) return known;
+    // A device disabled or deleted by an operator since: admitted afresh (a disabled one is refused).
+    if (known && !known.device.retired && !known.device.entry?.disabled) return known;
+    if (known) {
+      known.end('kicked', known.device.retired ? 'DEVICE_DELETED' : 'DEVICE_DISABLED');
+      this.sessions.delete(id);
+    }
     const s = this.port.admit({ transport: 'bridge', id, remote: 'via broker', credentials: 'broker' }, new BridgeLink(this.client!, id));
     if (s instanceof Refusal) return s;
     s.device.seq.sparse = true;

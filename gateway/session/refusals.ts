@@ -41,10 +41,16 @@ const ADMISSION = {
   BAD_DEVICE_ID: { http: 400, connack: CONNACK.IDENTIFIER_REJECTED, doc: 'the id is not 1–128 characters of `A-Z a-z 0-9 . _ : -`' },
   MQTT_CLIENT_ID_MISMATCH: { connack: CONNACK.IDENTIFIER_REJECTED, doc: 'MQTT: the client id is not the user name (both must be the device id)' },
   UNAUTHORIZED: { http: 401, connack: CONNACK.BAD_USERNAME_OR_PASSWORD, doc: 'no token, or a token not valid for this device id (the SDK stops retrying)' },
+  DEVICE_DISABLED: { http: 403, connack: CONNACK.NOT_AUTHORIZED, close: 4410, doc: 'an operator disabled the device (`POST /api/devices/{id}/disable`): a connected one is closed with 4410 (MQTT: disconnected), every new connection refused until `…/enable`' },
   DEVICE_ALREADY_CONNECTED: { http: 409, connack: CONNACK.IDENTIFIER_REJECTED, doc: 'the id is connected already and the gateway runs with `--duplicate-id reject`' },
   TOO_MANY_DEVICES: { http: 503, connack: CONNACK.SERVER_UNAVAILABLE, doc: '`--max-devices` devices are connected; retry with backoff' },
   SHUTTING_DOWN: { http: 503, connack: CONNACK.SERVER_UNAVAILABLE, wire: ERROR_CODES.SHUTTING_DOWN, close: CLOSE_CODES.SHUTTING_DOWN, doc: 'the gateway is stopping; retry with backoff (another instance may take the device)' },
   MQTT_CONNECT_ABANDONED: { connack: CONNACK.SERVER_UNAVAILABLE, doc: 'MQTT: the connection closed before its CONNECT was answered (the device gave up on it and retried)' },
+} as const satisfies Record<string, RefusalSpec>;
+
+/** Ends of a session the operator asked for (the management API), beside the device's own refusals. */
+const MANAGEMENT = {
+  DEVICE_DELETED: { close: 4411, doc: 'an operator deleted the device (`DELETE /api/devices/{id}`): its connection is closed with 4411 (MQTT: disconnected); its token no longer works' },
 } as const satisfies Record<string, RefusalSpec>;
 
 const MQTT_PROTOCOL = {
@@ -78,7 +84,7 @@ const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {
   TIMESTAMP_OUT_OF_RANGE: frame('TIMESTAMP_OUT_OF_RANGE', "a reading's time is older than storage keeps (the retention policy) or after 2262: drop that frame and set the device's clock"),
 };
 
-export const REFUSALS = { ...ADMISSION, ...MQTT_PROTOCOL, ...SESSION } as const satisfies Record<string, RefusalSpec>;
+export const REFUSALS = { ...ADMISSION, ...MANAGEMENT, ...MQTT_PROTOCOL, ...SESSION } as const satisfies Record<string, RefusalSpec>;
 
 export type RefusalCode = keyof typeof REFUSALS;
 

@@ -7,7 +7,7 @@
  * bridge's subscription.
  */
 import { CLOSE_CODES, encodeError } from '../../devices/codec/index.js';
-import { DEVICE_ID_PATTERN, type Authenticator, type RegistryEntry } from '../auth.js';
+import { DEVICE_ID_PATTERN, DISABLED_MESSAGE, type Authenticator, type RegistryEntry } from '../auth.js';
 import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from '../devices.js';
 import type { Ingest } from '../ingest.js';
 import type { Presence } from '../presence.js';
@@ -103,6 +103,7 @@ export class DeviceSessions {
     if (req.credentials === 'broker') {
       if (!DEVICE_ID_PATTERN.test(req.id)) return this.turnAway('BAD_DEVICE_ID', 'the device id in the topic is not a valid id', peer);
       entry = this.auth.entry(req.id);
+      if (entry?.disabled) return this.turnAway('DEVICE_DISABLED', DISABLED_MESSAGE, peer);
     } else {
       const result = this.auth.device(req.id, req.credentials.token);
       if (!result.ok) return this.turnAway(result.code, result.message, peer);
@@ -139,6 +140,29 @@ export class DeviceSessions {
     this.ingest.stats.countError(code);
     this.record(r, peer);
     return r;
+  }
+
+  /**
+   * Ends a device's connection held here because an operator said so (DEVICE_DISABLED,
+   * DEVICE_DELETED): counted and logged as a refusal, the error frame when the code has one, then
+   * the code's close. False when nothing was closed here: the device is offline, its connection
+   * is another instance's (which hears of the change and closes it), or an external broker's
+   * (then it is only marked offline, and its next message is refused).
+   */
+  evict(device: DeviceState, code: RefusalCode, message: string): boolean {
+    const link = device.link;
+    if (!device.online || link === undefined || link.instance !== undefined) return false;
+    const r = new Refusal(code, message);
+    this.record(r, { transport: link.shared ? 'bridge' : link.transport, device: device.id, remote: link.remoteAddress });
+    if (r.spec.wire !== undefined) link.send(encodeError({ timestamp: Date.now() }, { code: r.spec.wire, message: message.slice(0, 1024) }));
+    link.closingCause = 'kicked';
+    if (link.shared) {
+      // The external broker holds the connection: the device is offline to us, and its next message is refused at admission.
+      this.presence.disconnect(device, link, 'kicked', code);
+      return false;
+    }
+    link.close(r.spec.close ?? CLOSE_CODES.BAD_FRAME, code);
+    return true;
   }
 
   /** From now on every admission is refused with SHUTTING_DOWN. */

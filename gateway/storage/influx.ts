@@ -202,6 +202,18 @@ export class InfluxStorage implements Storage {
     return out;
   }
 
+  /** Drops the device's series in every retention policy of the database (InfluxQL DROP SERIES, a POST). */
+  async deleteDevice(device: string): Promise<void> {
+    let res: any;
+    try {
+      res = await this.client.queryRaw(`DROP SERIES FROM ${ident(this.measurement)} WHERE "device" = ${literal(device)}`, { database: this.target.database, method: 'POST' } as never);
+    } catch (err) {
+      throw toStorageError(err, 'STORAGE_QUERY_FAILED');
+    }
+    const error = res?.results?.[0]?.error;
+    if (error && !/database not found/.test(String(error))) throw new StorageError('STORAGE_QUERY_FAILED', `InfluxDB refused to drop the series of ${device}: ${error}`);
+  }
+
   /** Channels with data for the device: one count(*) over its series (reads its data; not for hot paths). */
   async channels(device: string): Promise<number[]> {
     const res = await this.queryRaw(`SELECT count(*) FROM ${this.from} WHERE "device" = ${literal(device)} AND time >= ${ns(MIN_TIME_MS)} AND time <= ${ns(MAX_TIME_MS)}`);

@@ -70,6 +70,13 @@ export class MemoryStorage implements Storage {
     return s ? s.buckets(q.from, q.to, q.points) : [];
   }
 
+  async deleteDevice(device: string): Promise<void> {
+    const channels = this.devices.get(device);
+    if (channels === undefined) return;
+    for (const s of channels.values()) s.release();
+    this.devices.delete(device);
+  }
+
   async channels(device: string): Promise<number[]> {
     return [...(this.devices.get(device)?.keys() ?? [])].sort((a, b) => a - b);
   }

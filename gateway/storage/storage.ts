@@ -65,6 +65,12 @@ export interface Storage {
   onDurable?(cb: (durableTicket: number) => void): void;
   health(): StorageHealth;
   history(q: HistoryQuery): Promise<HistoryBucket[]>;
+  /**
+   * Deletes every stored reading of a device (`DELETE /api/devices/{id}?history=true`). Readings
+   * of it still waiting in a write buffer or the spill file may land after this; nothing of the
+   * device is written after it is deleted, as its connection is closed first.
+   */
+  deleteDevice(device: string): Promise<void>;
   /** Channels that have data for a device, ascending. */
   channels(device: string): Promise<number[]>;
   /** Flushes (to the database or the spill file, within a bounded time) and releases everything. Idempotent. */

@@ -165,6 +165,21 @@ function storageContract(a: Adapter): void {
       expect(await hist('vibration-0002', 7, T0 + 1, T0 + DAY, 10)).toEqual([]);
     });
 
+    it('deletes every reading of one device, and only of that device (DELETE /api/devices/{id}?history=true)', async () => {
+      w('gone-0001', 'climate', T0, [{ ch: 1, v: 1 }, { ch: 2, v: 2 }]);
+      w('gone-0001', 'power', T0 + 1000, [{ ch: 3, v: 3 }]);
+      w('kept-0001', 'climate', T0, [{ ch: 1, v: 4 }]);
+      await settled();
+      expect(await s.channels('gone-0001')).toEqual([1, 2, 3]);
+      await s.deleteDevice('gone-0001');
+      expect(await s.channels('gone-0001')).toEqual([]);
+      expect(await hist('gone-0001', 1, T0 - DAY, T0 + DAY, 10)).toEqual([]);
+      expect((await hist('kept-0001', 1, T0 - DAY, T0 + DAY, 10)).map((b) => b.mean)).toEqual([4]);
+      // Deleting what is not there is not an error (a repeated DELETE).
+      await s.deleteDevice('gone-0001');
+      await s.deleteDevice('nobody');
+    });
+
     it('round-trips bools and float64 values exactly', async () => {
       const f64 = [Number.MAX_VALUE, Number.MIN_VALUE, -0, -1.5e-300, 0.1, Math.PI, 2 ** 53 + 2, -123456789.98765433, 1e21, 123e-20];
       f64.forEach((v, i) => w('dev.f64:1', 'x', T0 + i, [{ ch: 0, v, type: 'f64' }, { ch: 255, v: i % 3 === 0, type: 'bool' }]));

@@ -47,7 +47,7 @@ describe('the refusal table', () => {
   it('says for every code where it can happen, and closes only in the do-not-reconnect range unless the gateway is the cause', () => {
     for (const [code, s] of rows) {
       expect(s.http !== undefined || s.connack !== undefined || s.close !== undefined || code.startsWith('MQTT_'), code).toBe(true);
-      if (s.http !== undefined) expect([400, 401, 409, 503]).toContain(s.http);
+      if (s.http !== undefined) expect([400, 401, 403, 409, 503]).toContain(s.http);
       if (typeof s.connack === 'number') expect([1, 2, 3, 4, 5]).toContain(s.connack);
       // TIMESTAMP_OUT_OF_RANGE is the device's (its clock) but only that frame is bad: the device
       // drops it and reconnects to send the rest, so it closes in the reconnect range.
