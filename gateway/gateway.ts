@@ -23,6 +23,10 @@ import { CursorStore } from './cursors.js';
 import { deviceSocketRoute } from './device-socket.js';
 import { DeviceTable } from './devices.js';
 import { Ingest } from './ingest.js';
+import { jsonTelemetryRoute } from './json/http-route.js';
+import { DeviceRate } from './json/rate.js';
+import { SafeWaits } from './json/safety.js';
+import { JsonTelemetry } from './json/telemetry.js';
 import { silentLogger, type Logger } from './log.js';
 import { CommandJournal } from './commands/journal.js';
 import { CommandService } from './commands/commands.js';
@@ -52,6 +56,8 @@ import type { Registry } from 'prom-client';
 const ACK_STRETCH_ABOVE = 100;
 /** A stretched ack goes out once it covers this many frames (or after --ack-max-delay). */
 const ACK_STRETCH_FRAMES = 8;
+/** A JSON message not safe by then is answered ACK_TIMEOUT (HTTP 503; MQTT: closed without PUBACK). */
+const JSON_SAFE_TIMEOUT_MS = 10_000;
 
 export interface GatewayDeps {
   log?: Logger;
@@ -88,6 +94,9 @@ export class Gateway {
   private readonly cursors: CursorStore;
   private readonly journal: CommandJournal;
   private readonly acks: AckLedger;
+  /** JSON telemetry (MQTT `…/telemetry/json`, POST /api/devices/{id}/telemetry) and when its answers may go out. */
+  readonly json: JsonTelemetry;
+  private readonly jsonWaits: SafeWaits;
   private servers: HttpServer[] = [];
   /** Plain HTTP/WebSocket port beside TLS (--plaintext-port), 0 when none. */
   plaintextPort = 0;
@@ -174,10 +183,17 @@ export class Gateway {
     });
     this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands });
     this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
-    this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
-      maxDevices: config.maxDevices,
-      duplicateId: config.duplicateId as 'replace' | 'reject',
-    });
+    this.jsonWaits = new SafeWaits(this.acks, this.storage, JSON_SAFE_TIMEOUT_MS);
+    this.json = new JsonTelemetry(this.ingest, this.jsonWaits, { maxBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
+    this.sessions = new DeviceSessions(
+      this.devices,
+      this.auth,
+      this.ingest,
+      this.presence,
+      this.refusalLog,
+      { maxDevices: config.maxDevices, duplicateId: config.duplicateId as 'replace' | 'reject' },
+      this.json,
+    );
     if (clusterUrl !== undefined && instance !== undefined) {
       const sameBroker = config.clusterUrl === undefined;
       const backbone = new Backbone(
@@ -285,6 +301,7 @@ export class Gateway {
       ...(this.cluster?.history ? { history: this.cluster.history } : {}),
       commands: this.commands,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
+      jsonTelemetry: jsonTelemetryRoute({ sessions: this.sessions, json: this.json, rate: new DeviceRate(c.httpTelemetryRate), maxBytes: c.maxFrameBytes }),
       sse: this.sse,
       metrics: this.metricsFrom ? { contentType: metrics.registry.contentType, metrics: this.metricsFrom(metrics.registry) } : metrics.registry,
       dashboard,
@@ -373,6 +390,8 @@ export class Gateway {
       let target = this.acks.newestTicket;
       while ((await this.storage.whenDurable(target, deadline - Date.now())) && this.acks.newestTicket > target) target = this.acks.newestTicket;
       this.acks.flush(Date.now(), true);
+      // What that flush made safe was answered; JSON messages still waiting get ACK_TIMEOUT (resend).
+      this.jsonWaits.close();
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
       this.mqtt?.markShutdown();
       // Let the close frames go out before the process may exit.

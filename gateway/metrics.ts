@@ -100,7 +100,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   });
   new Counter({
     name: 'gateway_refusals_total',
-    help: 'Devices turned away or ended for bad input, by refusal code (README: Refusals) and transport (ws, mqtt, bridge)',
+    help: 'Devices turned away or ended for bad input, by refusal code (README: Refusals) and transport (ws, mqtt, bridge, http)',
     labelNames: ['code', 'transport'],
     registers: [registry],
     collect() {

@@ -1,0 +1,277 @@
+/**
+ * JSON telemetry through the one ingest path: a plain `mosquitto_pub -m '{"temperature":21.5}'`
+ * and a plain `curl -d` device show up in GET /api/devices/{id} with their values (units from the
+ * type); every refusal answers its code and loses nothing else; PUBACK and 202 wait until the
+ * readings are safe; with seq, exactly once across a gateway kill -9.
+ */
+import { execFile } from 'node:child_process';
+import mqtt from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeFrame, ERROR_CODES, FrameType, type ErrorFrame, type Frame } from '../../devices/codec/index.js';
+import { MemoryStorage } from '../../gateway/storage/memory.js';
+import { api, deviceToken, gatewayArgs, historyValues, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/ports.js';
+import { requireProgram } from '../helpers/services.js';
+import { waitFor } from '../helpers/wait.js';
+
+const mosquittoPub = requireProgram('mosquitto_pub', 'mosquitto-clients');
+const curl = requireProgram('curl', 'curl');
+
+const gws: TestGateway[] = [];
+const children: ChildGateway[] = [];
+const mqttClients: mqtt.MqttClient[] = [];
+afterEach(async () => {
+  for (const c of mqttClients.splice(0)) c.end(true);
+  for (const g of gws.splice(0)) await g.close();
+  for (const c of children.splice(0)) await c.stop('SIGKILL');
+});
+
+/** Runs a program to its end (killed by PID after 20 s): its exit code and output. */
+function run(file: string, args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = execFile(file, args, { timeout: 20_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+    });
+    p.stdin?.end();
+  });
+}
+
+async function gatewayWithMqtt(overrides: Parameters<typeof startGateway>[0] = {}, deps: Parameters<typeof startGateway>[1] = {}): Promise<TestGateway & { mqttPort: number }> {
+  const g = await startGateway({ mqttPort: await freePort(), ackInterval: 10, ...overrides }, deps);
+  gws.push(g);
+  return Object.assign(g, { mqttPort: g.gateway.mqttPort });
+}
+
+/** POSTs JSON telemetry as the device (fetch; the curl test below uses the real curl). */
+async function post(base: string, id: string, body: string, token = deviceToken(id)): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(`${base}/api/devices/${id}/telemetry`, { method: 'POST', body, headers: { authorization: `Bearer ${token}`, connection: 'close' } });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
+  it('a plain mosquitto_pub of {"temperature":21.5} shows in the device record, the unit from its type', async () => {
+    const g = await gatewayWithMqtt();
+    const id = 'climate-0001';
+    const { code, out } = await run(mosquittoPub!, ['-d', '-h', '127.0.0.1', '-p', String(g.mqttPort), '-i', id, '-u', id, '-P', deviceToken(id), '-q', '1', '-t', `devices/${id}/telemetry/json`, '-m', '{"temperature":21.5}']);
+    expect(code, out).toBe(0);
+    // QoS 1: mosquitto_pub exits after its PUBACK, which the gateway sends once the reading is safe.
+    expect(out).toContain('received PUBACK');
+    const { body } = await g.api(`/api/devices/${id}`);
+    expect(body.last['1'].value).toBe(21.5);
+    expect(body.counters).toMatchObject({ frames: 1, readings: 1, errors: 0 });
+    const types = (await g.api('/api/device-types')).body.types;
+    const ch = types.find((t: { type: string }) => t.type === body.type).channels.find((c: { id: number }) => c.id === 1);
+    expect(ch).toMatchObject({ name: 'temperature', unit: '°C' });
+  });
+
+  it('refuses an unknown channel with UNKNOWN_CHANNEL: error frame on the commands topic, connection closed, no PUBACK', async () => {
+    const g = await gatewayWithMqtt();
+    const id = 'climate-0002';
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0, protocolVersion: 4 });
+    mqttClients.push(c);
+    const got: Frame[] = [];
+    c.on('message', (_t, p) => {
+      const f = decodeFrame(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+      if (!(f instanceof Error)) got.push(f);
+    });
+    c.on('error', () => {});
+    await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
+    let pubacked = false;
+    c.publish(`devices/${id}/telemetry/json`, '{"temperature": 20, "pressure": 1013}', { qos: 1 }, (err) => (pubacked = !err));
+    await closed;
+    const e = got.find((f): f is ErrorFrame => f.type === FrameType.Error);
+    expect(e?.code).toBe(ERROR_CODES.UNKNOWN_CHANNEL);
+    expect(e?.message).toContain('pressure');
+    expect(pubacked).toBe(false);
+    const { body } = await g.api(`/api/devices/${id}`);
+    // The message is refused whole: its good reading is not stored either.
+    expect(body.last).toEqual({});
+    expect(body.lastError).toBe('UNKNOWN_CHANNEL');
+    const metrics = await (await fetch(`${g.http}/metrics`)).text();
+    expect(metrics).toMatch(/gateway_refusals_total\{code="UNKNOWN_CHANNEL",transport="mqtt"\} 1/);
+  });
+
+  it('holds the PUBACK until the reading is in the cursor file (seq) or settled in storage (no seq)', async () => {
+    // Storage that settles nothing until told: the PUBACK must wait for it.
+    class HeldStorage extends MemoryStorage {
+      held = true;
+      override get durableTicket(): number {
+        return this.held ? 0 : super.durableTicket;
+      }
+    }
+    const storage = new HeldStorage(1000);
+    const g = await gatewayWithMqtt({}, { storage });
+    const id = 'climate-0003';
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0 });
+    mqttClients.push(c);
+    c.on('error', () => {});
+    let acked = 0;
+    c.publish(`devices/${id}/telemetry/json`, '{"temperature": 1}', { qos: 1 }, (err) => !err && acked++);
+    c.publish(`devices/${id}/telemetry/json`, '{"seq": 0, "epoch": 7, "values": {"temperature": 2}}', { qos: 1 }, (err) => !err && acked++);
+    await waitFor(async () => (await g.api(`/api/devices/${id}`)).body.counters.frames === 2, 'both messages taken');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(acked).toBe(0);
+    storage.held = false;
+    await waitFor(() => acked === 2, 'both PUBACKs once storage settled them');
+  });
+});
+
+describe('JSON telemetry over HTTP', () => {
+  it.skipIf(!curl)('a plain curl -d shows in the device record: 202 {accepted, duplicates}', async () => {
+    const g = await startGateway({ ackInterval: 10 });
+    gws.push(g);
+    const id = 'climate-0010';
+    const { code, out } = await run(curl!, ['-sS', '-w', '\n%{http_code}', '-H', `Authorization: Bearer ${deviceToken(id)}`, '-d', '{"temperature":21.5,"humidity":40}', `${g.http}/api/devices/${id}/telemetry`]);
+    expect(code, out).toBe(0);
+    const [answer, status] = out.trim().split('\n');
+    expect(status).toBe('202');
+    expect(JSON.parse(answer!)).toEqual({ accepted: 1, duplicates: 0 });
+    const { body } = await g.api(`/api/devices/${id}`);
+    expect(body.last['1'].value).toBe(21.5);
+    expect(body.last['2'].value).toBe(40);
+    expect(body.online).toBe(false);
+    expect(body.lastSeen).toBeGreaterThan(0);
+  });
+
+  it('takes the long form and arrays: ts as given, seq deduped, no seq never deduped; bool channels', async () => {
+    const g = await startGateway({ ackInterval: 10 });
+    gws.push(g);
+    const id = 'vibration-0001';
+    const t0 = Date.now() - 60_000;
+    const msgs = [
+      { ts: t0, seq: 1, epoch: 9, values: { velocity: 3.5, alarm: false } },
+      { ts: new Date(t0 + 1000).toISOString(), seq: 2, epoch: 9, values: { velocity: 4.5, alarm: true } },
+    ];
+    expect((await post(g.http, id, JSON.stringify(msgs))).body).toEqual({ accepted: 2, duplicates: 0 });
+    // The same again: duplicates, stored once.
+    expect((await post(g.http, id, JSON.stringify(msgs))).body).toEqual({ accepted: 0, duplicates: 2 });
+    // Without seq: taken every time (at least once).
+    expect((await post(g.http, id, JSON.stringify({ ts: t0 + 2000, values: { velocity: 5 } }))).body).toEqual({ accepted: 1, duplicates: 0 });
+    expect((await post(g.http, id, JSON.stringify({ ts: t0 + 2000, values: { velocity: 5 } }))).body).toEqual({ accepted: 1, duplicates: 0 });
+    const { body } = await g.api(`/api/devices/${id}`);
+    expect(body.counters).toMatchObject({ frames: 4, duplicates: 2, readings: 6 });
+    expect(body.last['3']).toEqual({ value: true, time: t0 + 1000 });
+    expect(body.epoch).toBe(9);
+    expect(body.ackedSeq).toBe(2);
+    expect(await historyValues(g.http, id, 1, t0, 3000)).toEqual([3.5, 4.5, 5]);
+  });
+
+  it('answers each refusal with its code and status, and loses nothing else', async () => {
+    const g = await startGateway({ ackInterval: 10, httpTelemetryRate: 1000, maxFrameBytes: 1024, maxReadings: 2 });
+    gws.push(g);
+    const id = 'climate-0020';
+    const cases: [string, string | undefined, number, string][] = [
+      ['{"temperature": 21', undefined, 400, 'JSON_MALFORMED'],
+      ['"hello"', undefined, 400, 'JSON_MALFORMED'],
+      ['{"temperature": "warm"}', undefined, 400, 'JSON_BAD_VALUE'],
+      ['{"temperature": 1e999}', undefined, 400, 'JSON_BAD_VALUE'],
+      ['{"temperature": true}', undefined, 400, 'JSON_BAD_VALUE'],
+      ['{"temperature": 1e39}', undefined, 400, 'JSON_BAD_VALUE'],
+      ['{"pressure": 1013}', undefined, 400, 'UNKNOWN_CHANNEL'],
+      ['{"ts": 1717171717000, "temperature": 1}', undefined, 400, 'UNKNOWN_CHANNEL'],
+      ['{"seq": -1, "values": {"temperature": 1}}', undefined, 400, 'JSON_BAD_FIELD'],
+      ['{"epoch": 3, "values": {"temperature": 1}}', undefined, 400, 'JSON_BAD_FIELD'],
+      ['{"ts": "yesterday", "values": {"temperature": 1}}', undefined, 400, 'JSON_BAD_FIELD'],
+      ['{"values": {"temperature": 1}, "unit": "C"}', undefined, 400, 'JSON_BAD_FIELD'],
+      ['{"temperature": 1, "humidity": 2, "battery": 3}', undefined, 413, 'TOO_MANY_READINGS'],
+      [JSON.stringify({ temperature: 1, pad: 'x'.repeat(2000) }), undefined, 413, 'FRAME_TOO_LARGE'],
+      // A bad message anywhere in an array refuses the whole array.
+      ['[{"temperature": 5}, {"temperature": null}]', undefined, 400, 'JSON_BAD_VALUE'],
+      ['{"temperature": 1}', 'wrong-token', 401, 'UNAUTHORIZED'],
+      ['{"temperature": 1}', '', 401, 'UNAUTHORIZED'],
+    ];
+    for (const [body, token, status, code] of cases) {
+      const r = await post(g.http, id, body, token ?? deviceToken(id));
+      expect([r.status, r.body?.error?.code], body.slice(0, 60)).toEqual([status, code]);
+      expect(r.body.error.message.length, code).toBeGreaterThan(10);
+    }
+    const bad = await post(g.http, 'not a valid id', '{"temperature": 1}', 'x');
+    expect([bad.status, bad.body.error.code]).toEqual([400, 'BAD_DEVICE_ID']);
+    const get = await fetch(`${g.http}/api/devices/${id}/telemetry`, { headers: { authorization: `Bearer ${deviceToken(id)}` } });
+    expect(get.status).toBe(405);
+    // Nothing of the refused bodies was stored; a good one after them is.
+    let dev = (await g.api(`/api/devices/${id}`)).body;
+    expect(dev.last).toEqual({});
+    expect(dev.counters.frames).toBe(0);
+    expect((await post(g.http, id, '{"temperature": 19.5}')).status).toBe(202);
+    dev = (await g.api(`/api/devices/${id}`)).body;
+    expect(dev.last['1'].value).toBe(19.5);
+    const metrics = await (await fetch(`${g.http}/metrics`)).text();
+    expect(metrics).toMatch(/gateway_refusals_total\{code="JSON_BAD_VALUE",transport="http"\} 5/);
+    expect(metrics).toMatch(/gateway_refusals_total\{code="UNAUTHORIZED",transport="http"\} 2/);
+  });
+
+  it('429 RATE_LIMITED with Retry-After past --http-telemetry-rate, per device', async () => {
+    const g = await startGateway({ ackInterval: 10, httpTelemetryRate: 2 });
+    gws.push(g);
+    const statuses: number[] = [];
+    let limited: Awaited<ReturnType<typeof post>> | undefined;
+    for (let i = 0; i < 6; i++) {
+      const r = await post(g.http, 'climate-0030', `{"temperature": ${i}}`);
+      statuses.push(r.status);
+      if (r.status === 429) limited ??= r;
+    }
+    expect(statuses.filter((s) => s === 202).length).toBeGreaterThanOrEqual(2);
+    expect(limited?.body.error.code).toBe('RATE_LIMITED');
+    expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Another device has its own budget.
+    expect((await post(g.http, 'climate-0031', '{"temperature": 1}')).status).toBe(202);
+  });
+
+  it('holds the 202 until storage settled the readings', async () => {
+    class HeldStorage extends MemoryStorage {
+      held = true;
+      override get durableTicket(): number {
+        return this.held ? 0 : super.durableTicket;
+      }
+    }
+    const storage = new HeldStorage(1000);
+    const g = await startGateway({ ackInterval: 10 }, { storage });
+    gws.push(g);
+    let answered = 0;
+    const pending = post(g.http, 'climate-0040', '{"seq": 0, "values": {"temperature": 1}}').then((r) => ((answered = r.status), r));
+    await waitFor(async () => (await g.api('/api/devices/climate-0040')).body?.counters.frames === 1, 'the message taken');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toBe(0);
+    storage.held = false;
+    expect((await pending).status).toBe(202);
+  });
+
+  it('with seq: exactly once across a gateway kill -9, the resent acked messages are duplicates', { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    const dataDir = tempDir();
+    const args = gatewayArgs(dataDir, '--port', String(port), '--ack-interval', '10');
+    const first = await spawnGateway(args);
+    children.push(first);
+    const id = 'climate-0050';
+    const base = 1_700_000_000_000;
+    const N = 300;
+    const KILL_AT = 200;
+    const RESEND = 50;
+    const message = (i: number) => JSON.stringify({ ts: base + i, seq: i, epoch: 42, values: { temperature: i } });
+    /** Sends message i until a 202 (bounded): a refused connection (the gateway is down) is retried. */
+    const send = async (i: number, gw: () => ChildGateway | undefined) => {
+      for (let attempt = 0; attempt < 200; attempt++) {
+        const r = await post(gw()?.http ?? `http://127.0.0.1:${port}`, id, message(i)).catch(() => undefined);
+        if (r?.status === 202) return r.body as { accepted: number; duplicates: number };
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      throw new Error(`message ${i} never got a 202`);
+    };
+    let second: ChildGateway | undefined;
+    for (let i = 0; i < KILL_AT; i++) expect(await send(i, () => first)).toEqual({ accepted: 1, duplicates: 0 });
+    await first.stop('SIGKILL');
+    second = await spawnGateway(args);
+    children.push(second);
+    // The device did not hear the last answers (say): it resends them. The cursor file says they are taken.
+    for (let i = KILL_AT - RESEND; i < KILL_AT; i++) expect(await send(i, () => second)).toEqual({ accepted: 0, duplicates: 1 });
+    for (let i = KILL_AT; i < N; i++) expect(await send(i, () => second)).toEqual({ accepted: 1, duplicates: 0 });
+    const dev = (await api(second.http, `/api/devices/${id}`)).body;
+    expect(dev.counters).toMatchObject({ frames: N - KILL_AT, duplicates: RESEND, gaps: 0 });
+    expect(dev.ackedSeq).toBe(N - 1);
+    // The memory store died with the first process: the second holds exactly the rest, once each.
+    expect(await historyValues(second.http, id, 1, base, N)).toEqual(Array.from({ length: N - KILL_AT }, (_, k) => KILL_AT + k));
+  });
+});
