@@ -56,8 +56,11 @@ import type { Registry } from 'prom-client';
 const ACK_STRETCH_ABOVE = 100;
 /** A stretched ack goes out once it covers this many frames (or after --ack-max-delay). */
 const ACK_STRETCH_FRAMES = 8;
-/** A JSON message not safe by then is answered ACK_TIMEOUT (HTTP 503; MQTT: closed without PUBACK). */
-const JSON_SAFE_TIMEOUT_MS = 10_000;
+/**
+ * A JSON message not safe by then is answered ACK_TIMEOUT (HTTP 503; MQTT: closed without PUBACK).
+ * Longer than an InfluxDB write request may hang (10 s) before its batch goes to the spill file.
+ */
+const JSON_SAFE_TIMEOUT_MS = 20_000;
 
 export interface GatewayDeps {
   log?: Logger;

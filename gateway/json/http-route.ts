@@ -66,8 +66,8 @@ export function jsonTelemetryRoute(d: JsonRouteDeps): RouteHandler {
     }
     if (await t.safe) sendJson(reply, 202, { accepted: t.accepted, duplicates: t.duplicates } satisfies JsonTelemetryAnswer);
     else {
-      const r = d.sessions.refuseRequest(device, 'ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 10 s (storage slow, the cursor file failing, or an earlier seq of this epoch missing): resend; with seq the resend is a duplicate', peer);
-      answer(reply, r);
+      const r = d.sessions.refuseRequest(device, 'ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 20 s (storage slow, the cursor file failing, or an earlier seq of this epoch missing): resend; with seq the resend is a duplicate', peer);
+      answer(reply, r, { accepted: t.accepted + t.duplicates });
     }
     return true;
   };

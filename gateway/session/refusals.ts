@@ -67,7 +67,7 @@ const MQTT_PROTOCOL = {
 /** Refusals of JSON telemetry over HTTP only (POST /api/devices/{id}/telemetry). */
 const HTTP_TELEMETRY = {
   RATE_LIMITED: { post: 429, doc: 'HTTP telemetry: the device sent more requests than `--http-telemetry-rate` per second; wait the `Retry-After` seconds' },
-  ACK_TIMEOUT: { post: 503, doc: 'JSON telemetry: the readings were taken but not confirmed safe (stored durably, cursor written) within 10 s: storage slow, the cursor file failing, or an earlier seq of the epoch missing. Resend (with `seq` the resend is a duplicate); MQTT: the connection closes without PUBACK' },
+  ACK_TIMEOUT: { post: 503, doc: 'JSON telemetry: the readings were taken but not confirmed safe (stored durably, cursor written) within 20 s (more than an InfluxDB write may take before it goes to the spill file): storage slow, the cursor file failing, or an earlier seq of the epoch missing. Resend (with `seq` the resend is a duplicate); MQTT: the connection closes without PUBACK' },
 } as const satisfies Record<string, RefusalSpec>;
 
 const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {

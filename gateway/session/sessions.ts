@@ -296,7 +296,7 @@ export class Session {
     const t = json.take(this.device, bytes, now, this.transport === 'bridge' ? 'bridge' : 'mqtt');
     if ('refusal' in t) return this.ended(t.refusal);
     return t.safe.then((safe) => {
-      if (!safe) this.refuse('ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 10 s: reconnect and resend (with seq the resend is a duplicate)');
+      if (!safe) this.refuse('ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 20 s: reconnect and resend (with seq the resend is a duplicate)');
       return safe;
     });
   }

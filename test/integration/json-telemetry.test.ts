@@ -8,8 +8,8 @@ import { execFile } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, ERROR_CODES, FrameType, type ErrorFrame, type Frame } from '../../devices/codec/index.js';
-import { MemoryStorage } from '../../gateway/storage/memory.js';
 import { api, deviceToken, gatewayArgs, historyValues, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
+import { influxdPath, startInfluxd, type Influxd } from '../helpers/influxd.js';
 import { freePort } from '../helpers/ports.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
@@ -17,6 +17,8 @@ import { waitFor } from '../helpers/wait.js';
 const mosquittoPub = requireProgram('mosquitto_pub', 'mosquitto-clients');
 const curl = requireProgram('curl', 'curl');
 
+const hasInfluxd = influxdPath() !== undefined;
+let influxd: Influxd | undefined;
 const gws: TestGateway[] = [];
 const children: ChildGateway[] = [];
 const mqttClients: mqtt.MqttClient[] = [];
@@ -24,6 +26,9 @@ afterEach(async () => {
   for (const c of mqttClients.splice(0)) c.end(true);
   for (const g of gws.splice(0)) await g.close();
   for (const c of children.splice(0)) await c.stop('SIGKILL');
+  influxd?.resume();
+  await influxd?.destroy();
+  influxd = undefined;
 });
 
 /** Runs a program to its end (killed by PID after 20 s): its exit code and output. */
@@ -91,30 +96,6 @@ describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
     expect(body.lastError).toBe('UNKNOWN_CHANNEL');
     const metrics = await (await fetch(`${g.http}/metrics`)).text();
     expect(metrics).toMatch(/gateway_refusals_total\{code="UNKNOWN_CHANNEL",transport="mqtt"\} 1/);
-  });
-
-  it('holds the PUBACK until the reading is in the cursor file (seq) or settled in storage (no seq)', async () => {
-    // Storage that settles nothing until told: the PUBACK must wait for it.
-    class HeldStorage extends MemoryStorage {
-      held = true;
-      override get durableTicket(): number {
-        return this.held ? 0 : super.durableTicket;
-      }
-    }
-    const storage = new HeldStorage(1000);
-    const g = await gatewayWithMqtt({}, { storage });
-    const id = 'climate-0003';
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0 });
-    mqttClients.push(c);
-    c.on('error', () => {});
-    let acked = 0;
-    c.publish(`devices/${id}/telemetry/json`, '{"temperature": 1}', { qos: 1 }, (err) => !err && acked++);
-    c.publish(`devices/${id}/telemetry/json`, '{"seq": 0, "epoch": 7, "values": {"temperature": 2}}', { qos: 1 }, (err) => !err && acked++);
-    await waitFor(async () => (await g.api(`/api/devices/${id}`)).body.counters.frames === 2, 'both messages taken');
-    await new Promise((r) => setTimeout(r, 200));
-    expect(acked).toBe(0);
-    storage.held = false;
-    await waitFor(() => acked === 2, 'both PUBACKs once storage settled them');
   });
 });
 
@@ -220,25 +201,6 @@ describe('JSON telemetry over HTTP', () => {
     expect((await post(g.http, 'climate-0031', '{"temperature": 1}')).status).toBe(202);
   });
 
-  it('holds the 202 until storage settled the readings', async () => {
-    class HeldStorage extends MemoryStorage {
-      held = true;
-      override get durableTicket(): number {
-        return this.held ? 0 : super.durableTicket;
-      }
-    }
-    const storage = new HeldStorage(1000);
-    const g = await startGateway({ ackInterval: 10 }, { storage });
-    gws.push(g);
-    let answered = 0;
-    const pending = post(g.http, 'climate-0040', '{"seq": 0, "values": {"temperature": 1}}').then((r) => ((answered = r.status), r));
-    await waitFor(async () => (await g.api('/api/devices/climate-0040')).body?.counters.frames === 1, 'the message taken');
-    await new Promise((r) => setTimeout(r, 200));
-    expect(answered).toBe(0);
-    storage.held = false;
-    expect((await pending).status).toBe(202);
-  });
-
   it('with seq: exactly once across a gateway kill -9, the resent acked messages are duplicates', { timeout: 60_000 }, async () => {
     const port = await freePort();
     const dataDir = tempDir();
@@ -273,5 +235,90 @@ describe('JSON telemetry over HTTP', () => {
     expect(dev.ackedSeq).toBe(N - 1);
     // The memory store died with the first process: the second holds exactly the rest, once each.
     expect(await historyValues(second.http, id, 1, base, N)).toEqual(Array.from({ length: N - KILL_AT }, (_, k) => KILL_AT + k));
+  });
+});
+
+describe.skipIf(!hasInfluxd)('JSON telemetry with InfluxDB', () => {
+  const BASE = 1_700_000_000_000;
+
+  async function count(db: string, id: string): Promise<number> {
+    const r = await influxd!.query(`SELECT count("c1") FROM "gateway"."telemetry" WHERE "device" = '${id}'`, db);
+    return (r.results?.[0]?.series?.[0]?.values?.[0]?.[1] as number | undefined) ?? 0;
+  }
+
+  it('holds the PUBACK and the 202 until InfluxDB has the readings', { timeout: 60_000 }, async () => {
+    influxd = await startInfluxd();
+    const g = await gatewayWithMqtt({ influx: `${influxd.url}/held`, influxRetention: 'INF' });
+    // Let the gateway create its database, then freeze InfluxDB: writes wait in memory, not yet safe.
+    await waitFor(async () => JSON.stringify((await influxd!.query('SHOW DATABASES')).results).includes('held'), 'the database to exist');
+    influxd.pause();
+    const id = 'climate-0060';
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0 });
+    mqttClients.push(c);
+    c.on('error', () => {});
+    let pubacks = 0;
+    c.publish(`devices/${id}/telemetry/json`, JSON.stringify({ ts: BASE, values: { temperature: 1 } }), { qos: 1 }, (err) => !err && pubacks++);
+    c.publish(`devices/${id}/telemetry/json`, JSON.stringify({ ts: BASE + 1, seq: 0, epoch: 7, values: { temperature: 2 } }), { qos: 1 }, (err) => !err && pubacks++);
+    let answered = 0;
+    const posted = post(g.http, id, JSON.stringify({ ts: BASE + 2, values: { temperature: 3 } })).then((r) => ((answered = r.status), r));
+    await waitFor(async () => (await g.api(`/api/devices/${id}`)).body.counters.frames === 3, 'the three messages taken');
+    // Several ack flushes pass while InfluxDB is frozen and nothing is in the spill (far below --storage-buffer-points).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(g.gateway.storage.health().spilledPoints).toBe(0);
+    expect([pubacks, answered]).toEqual([0, 0]);
+    influxd.resume();
+    expect((await posted).status).toBe(202);
+    await waitFor(() => pubacks === 2, 'both PUBACKs once InfluxDB took the readings', 20_000);
+    expect(await count('held', id)).toBe(3);
+  });
+
+  it('503 STORAGE_FULL (with Retry-After and how many were taken) when storage is full; every message answered 202 or counted in accepted is stored', { timeout: 90_000 }, async () => {
+    influxd = await startInfluxd();
+    const db = 'full';
+    const g = await startGateway({ influx: `${influxd.url}/${db}`, influxRetention: 'INF', storageBufferPoints: 100, spillMaxBytes: 65_536, ackInterval: 10, httpTelemetryRate: 0 });
+    gws.push(g);
+    await waitFor(async () => JSON.stringify((await influxd!.query('SHOW DATABASES')).results).includes(db), 'the database to exist');
+    influxd.pause();
+    const id = 'climate-0070';
+    let next = 0;
+    let taken = 0;
+    let full: Awaited<ReturnType<typeof post>> | undefined;
+    // Arrays of 200 messages (one point each) until storage refuses: room is ~1,400 points.
+    for (let round = 0; round < 100 && full === undefined; round++) {
+      const msgs = Array.from({ length: 200 }, (_, k) => ({ ts: BASE + next + k, values: { temperature: next + k } }));
+      next += 200;
+      const r = await post(g.http, id, JSON.stringify(msgs));
+      if (r.status === 202) taken += r.body.accepted;
+      // Taken but not confirmed in time (a write to the frozen InfluxDB hangs until its timeout): stored all the same.
+      else if (r.body?.error?.code === 'ACK_TIMEOUT') taken += r.body.accepted;
+      else full = r;
+    }
+    expect(full?.status).toBe(503);
+    expect(full?.body.error.code).toBe('STORAGE_FULL');
+    expect(full?.headers.get('retry-after')).toBe('1');
+    taken += full?.body.accepted ?? 0;
+    expect(taken).toBeGreaterThan(0);
+    influxd.resume();
+    // Nothing promised is lost, nothing refused was half-stored: InfluxDB ends with exactly what was taken.
+    await waitFor(async () => (await count(db, id)) === taken, `${taken} points in InfluxDB`, 30_000, 250);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await count(db, id)).toBe(taken);
+    expect(g.gateway.storage.health()).toMatchObject({ lost: 0 });
+  });
+
+  it('400 TIMESTAMP_OUT_OF_RANGE for a ts older than the retention policy, nothing of the body stored', { timeout: 60_000 }, async () => {
+    influxd = await startInfluxd();
+    const g = await startGateway({ influx: `${influxd.url}/retention`, influxRetention: '1h', ackInterval: 10 });
+    gws.push(g);
+    const id = 'climate-0080';
+    const now = Date.now();
+    const r = await post(g.http, id, JSON.stringify({ ts: now - 2 * 3_600_000, seq: 0, values: { temperature: 1 } }));
+    expect([r.status, r.body.error.code]).toEqual([400, 'TIMESTAMP_OUT_OF_RANGE']);
+    // The refused message did not use up its seq: the next one may carry it.
+    expect((await post(g.http, id, JSON.stringify({ ts: now, seq: 0, values: { temperature: 2 } }))).body).toEqual({ accepted: 1, duplicates: 0 });
+    const dev = (await g.api(`/api/devices/${id}`)).body;
+    expect(dev.last['1'].value).toBe(2);
+    expect(dev.counters).toMatchObject({ frames: 1, errors: 1 });
+    expect(dev.lastError).toBe('TIMESTAMP_OUT_OF_RANGE');
   });
 });
