@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, ERROR_CODES, FrameType, type ErrorFrame, type Frame } from '../../devices/codec/index.js';
 import { api, deviceToken, gatewayArgs, historyValues, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
 import { influxdPath, startInfluxd, type Influxd } from '../helpers/influxd.js';
+import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/ports.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
@@ -19,6 +20,7 @@ const curl = requireProgram('curl', 'curl');
 
 const hasInfluxd = influxdPath() !== undefined;
 let influxd: Influxd | undefined;
+let broker: Mosquitto | undefined;
 const gws: TestGateway[] = [];
 const children: ChildGateway[] = [];
 const mqttClients: mqtt.MqttClient[] = [];
@@ -29,6 +31,8 @@ afterEach(async () => {
   influxd?.resume();
   await influxd?.destroy();
   influxd = undefined;
+  await broker?.stop();
+  broker = undefined;
 });
 
 /** Runs a program to its end (killed by PID after 20 s): its exit code and output. */
@@ -96,6 +100,27 @@ describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
     expect(body.lastError).toBe('UNKNOWN_CHANNEL');
     const metrics = await (await fetch(`${g.http}/metrics`)).text();
     expect(metrics).toMatch(/gateway_refusals_total\{code="UNKNOWN_CHANNEL",transport="mqtt"\} 1/);
+  });
+});
+
+describe.skipIf(!mosquittoPub || !mosquittoPath())('JSON telemetry in bridge mode', () => {
+  it('takes JSON published to an external Mosquitto through the shared subscription, deduped by seq', async () => {
+    broker = await startMosquitto();
+    const g = await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'json-group', ackInterval: 10 });
+    gws.push(g);
+    await waitFor(() => g.gateway.readiness().checks.broker === 'ok', 'the bridge to connect');
+    const id = 'climate-0090';
+    const msg = JSON.stringify({ ts: 1_700_000_000_000, seq: 5, epoch: 3, values: { temperature: 18.5, humidity: 55 } });
+    for (let i = 0; i < 2; i++) {
+      const { code, out } = await run(mosquittoPub!, ['-h', '127.0.0.1', '-p', String(broker.port), '-i', `pub-${i}`, '-q', '1', '-t', `devices/${id}/telemetry/json`, '-m', msg]);
+      expect(code, out).toBe(0);
+    }
+    const dev = await waitFor(async () => {
+      const { body } = await g.api(`/api/devices/${id}`);
+      return body?.counters?.frames === 1 && body.counters.duplicates === 1 ? body : undefined;
+    }, 'the message taken once and its resend as a duplicate');
+    expect(dev.last['1'].value).toBe(18.5);
+    expect(dev.last['2'].value).toBe(55);
   });
 });
 
