@@ -294,6 +294,7 @@ export class Gateway {
         cursors: { failing: this.cursors.failure !== undefined, refused: this.cursors.refused },
         commandJournal: { failing: this.journal.failure !== undefined, refused: this.journal.refused },
       }),
+      json: () => ({ messages: this.json.messages, timedOut: this.jsonWaits.timedOut }),
       ...(this.cluster ? { cluster: () => this.cluster!.counters() } : {}),
     });
     const handler = httpHandler({

@@ -23,6 +23,8 @@ export interface MetricSources {
   storage(): Record<string, unknown> & { status: string };
   /** The data folder's files (cursors, command journal): failing now, and writes that did not land. */
   files?: () => Record<string, { failing: boolean; refused: number }>;
+  /** JSON telemetry: messages taken by transport, and answers that waited in vain (ACK_TIMEOUT). */
+  json?: () => { messages: Record<string, number>; timedOut: number };
   /** In a cluster: the backbone's counters. */
   cluster?: () => {
     resultsRelayed: number;
@@ -118,6 +120,20 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       for (const [code, n] of s.errorsByCode) this.inc({ code }, n);
     },
   });
+  if (src.json) {
+    const j = src.json;
+    new Counter({
+      name: 'gateway_json_messages_total',
+      help: 'JSON telemetry messages taken, by transport (mqtt, bridge, http): new ones count in gateway_frames_total too, duplicates in gateway_duplicates_total',
+      labelNames: ['transport'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [transport, n] of Object.entries(j().messages)) this.inc({ transport }, n);
+      },
+    });
+    mirror(registry, 'gateway_json_answers_timed_out_total', 'JSON telemetry answers (PUBACK, HTTP 202) not given because the readings were not safe in time (ACK_TIMEOUT)', () => j().timedOut);
+  }
   if (src.cluster) {
     const c = src.cluster;
     for (const kind of ['summary', 'live', 'history'] as const) {

@@ -207,6 +207,7 @@ describe('JSON telemetry over HTTP', () => {
     const metrics = await (await fetch(`${g.http}/metrics`)).text();
     expect(metrics).toMatch(/gateway_refusals_total\{code="JSON_BAD_VALUE",transport="http"\} 5/);
     expect(metrics).toMatch(/gateway_refusals_total\{code="UNAUTHORIZED",transport="http"\} 2/);
+    expect(metrics).toMatch(/gateway_json_messages_total\{transport="http"\} 1$/m);
   });
 
   it('429 RATE_LIMITED with Retry-After past --http-telemetry-rate, per device', async () => {
