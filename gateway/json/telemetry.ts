@@ -32,6 +32,8 @@ export interface JsonRefused {
   accepted: number;
 }
 
+const ANSWERED = Promise.resolve(true);
+
 export class JsonTelemetry {
   private readonly header: FrameHeader = { version: PROTOCOL_VERSION, type: FrameType.Telemetry, flags: 0, epoch: 0, seq: 0, timestamp: 0 };
   private readonly batch: TelemetryBatch;
@@ -59,9 +61,9 @@ export class JsonTelemetry {
     if (!Array.isArray(list)) return this.refused(ingest.refuse(device, list.code, list.message), 0);
     const batch = this.batch;
     // Every message is checked before any is taken: a bad one refuses the body, and nothing of it is stored.
-    for (const m of list) {
-      const p = fillReadings(device.type, device.id, m, batch);
-      if (p) return this.refused(ingest.refuse(device, p.code, list.length > 1 ? `message ${list.indexOf(m)}: ${p.message}` : p.message), 0);
+    for (let i = 0; i < list.length; i++) {
+      const p = fillReadings(device.type, device.id, list[i]!, batch);
+      if (p) return this.refused(ingest.refuse(device, p.code, list.length > 1 ? `message ${i}: ${p.message}` : p.message), 0);
     }
     const h = this.header;
     const marks: SafeMark[] = [];
@@ -80,7 +82,8 @@ export class JsonTelemetry {
       this.messages[transport]++;
       marks.push({ device, sequenced, epoch: h.epoch, seq: h.seq, ticket: ingest.taken });
     }
-    return { accepted, duplicates, safe: this.waits.wait(marks, now) };
+    // Behind an external broker the broker PUBACKed already: nothing waits for an answer.
+    return { accepted, duplicates, safe: transport === 'bridge' ? ANSWERED : this.waits.wait(marks, now) };
   }
 
   private refused(refusal: IngestRefusal, accepted: number): JsonRefused {

@@ -203,14 +203,12 @@ export function buildRows(results: Results, missing: ReadonlyMap<string, string>
       rows.push({ measurement, setup, missing: absent(id) });
       continue;
     }
-    const mqtt = get<Sampled>('mqtt-gateway-qos1');
     rows.push({
       measurement,
       setup,
       rate: r.rate,
       unit: 'msgs/s',
       readings: r.readingsRate,
-      ...(id === 'json-mqtt' && mqtt ? { ratio: ratioText(r.rate / mqtt.rate, 'binary frames over MQTT QoS 1') } : {}),
       result: `${limit(r)}; ${((r.serverCpu / r.rate) * 1e6).toFixed(1)} µs of gateway CPU per message`,
       details: sampledDetails(r, `; counted by the gateway’s answers (${id === 'json-mqtt' ? 'PUBACKs' : '202s'}), sent once the readings are safe`),
     });

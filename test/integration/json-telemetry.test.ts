@@ -74,32 +74,40 @@ describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
     expect(ch).toMatchObject({ name: 'temperature', unit: '°C' });
   });
 
-  it('refuses an unknown channel with UNKNOWN_CHANNEL: error frame on the commands topic, connection closed, no PUBACK', async () => {
+  it('refuses a bad message as a bad frame: error frame with the code on the commands topic, connection closed, no PUBACK, nothing stored', async () => {
     const g = await gatewayWithMqtt();
-    const id = 'climate-0002';
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0, protocolVersion: 4 });
-    mqttClients.push(c);
-    const got: Frame[] = [];
-    c.on('message', (_t, p) => {
-      const f = decodeFrame(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
-      if (!(f instanceof Error)) got.push(f);
-    });
-    c.on('error', () => {});
-    await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
-    const closed = new Promise<void>((r) => c.once('close', () => r()));
-    let pubacked = false;
-    c.publish(`devices/${id}/telemetry/json`, '{"temperature": 20, "pressure": 1013}', { qos: 1 }, (err) => (pubacked = !err));
-    await closed;
-    const e = got.find((f): f is ErrorFrame => f.type === FrameType.Error);
-    expect(e?.code).toBe(ERROR_CODES.UNKNOWN_CHANNEL);
-    expect(e?.message).toContain('pressure');
-    expect(pubacked).toBe(false);
-    const { body } = await g.api(`/api/devices/${id}`);
-    // The message is refused whole: its good reading is not stored either.
-    expect(body.last).toEqual({});
-    expect(body.lastError).toBe('UNKNOWN_CHANNEL');
+    const cases: [string, keyof typeof ERROR_CODES, string][] = [
+      ['{"temperature": 20, "pressure": 1013}', 'UNKNOWN_CHANNEL', 'pressure'],
+      ['temperature=20', 'JSON_MALFORMED', 'not JSON'],
+      ['{"temperature": "warm"}', 'JSON_BAD_VALUE', 'temperature'],
+      ['{"seq": 1.5, "values": {"temperature": 1}}', 'JSON_BAD_FIELD', 'seq'],
+    ];
+    for (const [i, [payload, code, says]] of cases.entries()) {
+      const id = `climate-010${i}`;
+      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0, protocolVersion: 4 });
+      mqttClients.push(c);
+      const got: Frame[] = [];
+      c.on('message', (_t, p) => {
+        const f = decodeFrame(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+        if (!(f instanceof Error)) got.push(f);
+      });
+      c.on('error', () => {});
+      await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+      const closed = new Promise<void>((r) => c.once('close', () => r()));
+      let pubacked = false;
+      c.publish(`devices/${id}/telemetry/json`, payload, { qos: 1 }, (err) => (pubacked = !err));
+      await closed;
+      const e = got.find((f): f is ErrorFrame => f.type === FrameType.Error);
+      expect(e?.code, code).toBe(ERROR_CODES[code]);
+      expect(e?.message, code).toContain(says);
+      expect(pubacked, code).toBe(false);
+      const { body } = await g.api(`/api/devices/${id}`);
+      // The message is refused whole: a good reading beside the bad one is not stored either.
+      expect(body.last, code).toEqual({});
+      expect(body.lastError).toBe(code);
+    }
     const metrics = await (await fetch(`${g.http}/metrics`)).text();
-    expect(metrics).toMatch(/gateway_refusals_total\{code="UNKNOWN_CHANNEL",transport="mqtt"\} 1/);
+    for (const [, code] of cases) expect(metrics).toMatch(new RegExp(`gateway_refusals_total\\{code="${code}",transport="mqtt"\\} 1`));
   });
 });
 
