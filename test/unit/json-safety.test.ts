@@ -7,10 +7,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeTelemetry } from '../../devices/codec/index.js';
+import { fleetToken } from '../../devices/token.js';
 import { AckLedger } from '../../gateway/acks.js';
+import { Authenticator } from '../../gateway/auth.js';
 import { CursorStore } from '../../gateway/cursors.js';
-import { DeviceState } from '../../gateway/devices.js';
+import { DeviceState, DeviceTable, type DeviceLink } from '../../gateway/devices.js';
 import { Ingest } from '../../gateway/ingest.js';
+import { silentLogger } from '../../gateway/log.js';
+import { Presence } from '../../gateway/presence.js';
+import { RefusalLog } from '../../gateway/session/refusal-log.js';
+import { Refusal } from '../../gateway/session/refusals.js';
+import { DeviceSessions } from '../../gateway/session/sessions.js';
 import { SafeWaits } from '../../gateway/json/safety.js';
 import { JsonTelemetry, type JsonTaken } from '../../gateway/json/telemetry.js';
 import { MemoryStorage } from '../../gateway/storage/memory.js';
@@ -130,5 +138,57 @@ describe('JSON answers wait until the readings are safe', () => {
     t.ledger.flush(2);
     await t.tick();
     expect(m.answered).toBe(true);
+  });
+});
+
+describe('JSON on a device session', () => {
+  class Link implements DeviceLink {
+    readonly transport = 'mqtt';
+    readonly remoteAddress = '10.0.0.1';
+    readonly sent: Uint8Array[] = [];
+    closed = false;
+    send(bytes: Uint8Array): 'sent' {
+      this.sent.push(bytes.slice());
+      return 'sent';
+    }
+    close(): void {
+      this.closed = true;
+    }
+    bufferedAmount(): number {
+      return 0;
+    }
+  }
+
+  it('waits with the frames while the session gate is shut (cluster handover), then is taken in order and answered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'json-session-'));
+    dirs.push(dir);
+    const devices = new DeviceTable([]);
+    const storage = new MemoryStorage(100);
+    const ingest = new Ingest(storage, { maxFrameBytes: 4096, maxReadings: 64 });
+    const ledger = new AckLedger(ingest, new CursorStore(dir), storage, { intervalMs: 50, sendBudget: 1 << 20, ranges: false });
+    ledger.restore((id) => devices.getOrCreate(id, undefined));
+    const json = new JsonTelemetry(ingest, new SafeWaits(ledger, storage, TIMEOUT_MS), { maxBytes: 4096, maxReadings: 64 });
+    const sessions = new DeviceSessions(devices, new Authenticator(new Map(), 'k', 'op'), ingest, new Presence(devices, silentLogger()), new RefusalLog(silentLogger(), 10_000), { maxDevices: 10, duplicateId: 'replace' }, json);
+    let open!: () => void;
+    sessions.gateFrames(() => new Promise<void>((r) => (open = r)));
+    const s = sessions.admit({ transport: 'mqtt', id: 'climate-7', remote: '10.0.0.1', credentials: { token: fleetToken('k', 'climate-7') } }, new Link());
+    if (s instanceof Refusal) throw new Error(s.code);
+    s.open();
+    const enc = new TextEncoder();
+    expect(s.frame(encodeTelemetry({ epoch: 1, seq: 0, timestamp: 1000 }, [{ channel: 1, type: 'f32', value: 1 }]), 0)).toBeUndefined();
+    const answer = s.json(enc.encode('{"seq": 1, "epoch": 1, "ts": 2000, "values": {"temperature": 2}}'), 0);
+    expect(answer).toBeInstanceOf(Promise);
+    let answered: boolean | undefined;
+    void (answer as Promise<boolean>).then((ok) => (answered = ok));
+    await new Promise((r) => setImmediate(r));
+    expect([s.device.frames, answered]).toEqual([0, undefined]);
+    open();
+    await new Promise((r) => setImmediate(r));
+    // Taken after the frame before it: one contiguous sequence of the device.
+    expect(s.device.frames).toBe(2);
+    expect(s.device.seq.current?.contig).toBe(1);
+    ledger.flush(1);
+    await new Promise((r) => setImmediate(r));
+    expect(answered).toBe(true);
   });
 });
