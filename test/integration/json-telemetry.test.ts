@@ -4,7 +4,7 @@
  * type); every refusal answers its code and loses nothing else; PUBACK and 202 wait until the
  * readings are safe; with seq, exactly once across a gateway kill -9.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, ERROR_CODES, FrameType, type ErrorFrame, type Frame } from '../../devices/codec/index.js';
@@ -12,6 +12,7 @@ import { api, deviceToken, gatewayArgs, historyValues, spawnGateway, startGatewa
 import { influxdPath, startInfluxd, type Influxd } from '../helpers/influxd.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/ports.js';
+import { readmeBlock } from '../helpers/readme.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -108,6 +109,35 @@ describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
     }
     const metrics = await (await fetch(`${g.http}/metrics`)).text();
     for (const [, code] of cases) expect(metrics).toMatch(new RegExp(`gateway_refusals_total\\{code="${code}",transport="mqtt"\\} 1`));
+  });
+});
+
+describe.skipIf(!mosquittoPub || !curl || !requireProgram('openssl', 'openssl'))("README's JSON recipe", () => {
+  it('runs as written (mosquitto_pub and curl) and both readings show in the device record', async () => {
+    const mqttPort = await freePort();
+    const gw = await spawnGateway(gatewayArgs(tempDir(), '--fleet-key', 'my-fleet-secret', '--mqtt-port', String(mqttPort)));
+    children.push(gw);
+    const recipe = readmeBlock('json-recipe');
+    expect(recipe.match(/-p 1883 /g)).toHaveLength(1);
+    expect(recipe.match(/localhost:8080/g)).toHaveLength(1);
+    const script = recipe.replace('-p 1883 ', `-p ${mqttPort} `).replace('localhost:8080', `127.0.0.1:${gw.port}`);
+    const out = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn('bash', ['-euo', 'pipefail', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      p.stdout.on('data', (b: Buffer) => (text += b.toString()));
+      p.stderr.on('data', (b: Buffer) => (text += b.toString()));
+      const kill = setTimeout(() => p.kill('SIGKILL'), 20_000);
+      p.once('exit', (code) => {
+        clearTimeout(kill);
+        resolve({ code, out: text });
+      });
+    });
+    expect(out.code, out.out).toBe(0);
+    expect(out.out).toContain('{"accepted":1,"duplicates":0}');
+    const { body } = await gw.api('/api/devices/climate-0001');
+    expect(body.counters.frames).toBe(2);
+    expect(body.last['1'].value).toBe(21.5);
+    expect(body.last['2'].value).toBe(40);
   });
 });
 
