@@ -302,6 +302,37 @@ describe('JSON telemetry over HTTP', () => {
   });
 });
 
+describe('JSON telemetry over MQTT across a kill -9', () => {
+  it('with seq: every PUBACKed message is known to the restarted gateway; resent, each is a duplicate', { timeout: 60_000 }, async () => {
+    const [port, mqttPort, dataDir] = [await freePort(), await freePort(), tempDir()];
+    const args = gatewayArgs(dataDir, '--port', String(port), '--mqtt-port', String(mqttPort), '--ack-interval', '10');
+    const first = await spawnGateway(args);
+    children.push(first);
+    const id = 'climate-0055';
+    const base = 1_700_000_000_000;
+    const N = 200;
+    const KILL_AT = 120;
+    const RESEND = 40;
+    const connect = () => mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0, connectTimeout: 5000 });
+    const publish = (c: mqtt.MqttClient, i: number) => c.publishAsync(`devices/${id}/telemetry/json`, JSON.stringify({ ts: base + i, seq: i, epoch: 77, values: { temperature: i } }), { qos: 1 });
+    const c1 = await connect();
+    mqttClients.push(c1);
+    c1.on('error', () => {});
+    // One at a time: each PUBACK is the gateway's promise that message i is safe.
+    for (let i = 0; i < KILL_AT; i++) await publish(c1, i);
+    await first.stop('SIGKILL');
+    const second = await spawnGateway(args);
+    children.push(second);
+    const c2 = await connect();
+    mqttClients.push(c2);
+    c2.on('error', () => {});
+    for (let i = KILL_AT - RESEND; i < N; i++) await publish(c2, i);
+    const dev = (await api(second.http, `/api/devices/${id}`)).body;
+    expect(dev.counters).toMatchObject({ frames: N - KILL_AT, duplicates: RESEND, gaps: 0 });
+    expect(await historyValues(second.http, id, 1, base, N)).toEqual(Array.from({ length: N - KILL_AT }, (_, k) => KILL_AT + k));
+  });
+});
+
 describe.skipIf(!hasInfluxd)('JSON telemetry with InfluxDB', () => {
   const BASE = 1_700_000_000_000;
 
