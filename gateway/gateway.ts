@@ -410,6 +410,7 @@ export class Gateway {
     await this.cluster?.settled();
     await this.cluster?.backbone.close();
     this.acks.stop();
+    this.jsonWaits.close();
     this.commands.close();
     this.cursors.close();
     if (this.ownsStorage) await this.storage.close();
