@@ -69,6 +69,8 @@ export interface GatewayDeps {
   metrics?: (local: Registry) => () => Promise<string>;
   /** Refusals are logged as one line per this many ms (default 10 s; tests shorten it). */
   refusalLogIntervalMs?: number;
+  /** A JSON message not safe within this many ms is answered ACK_TIMEOUT (default 20 s; tests shorten it). */
+  jsonSafeTimeoutMs?: number;
   /** Spent login codes and logouts shared with the other workers (--workers); default: this process alone. */
   loginSync?: LoginSync;
   /** A worker of one --workers gateway shares the HTTP ports with its siblings; any other gateway takes them exclusively. */
@@ -186,7 +188,7 @@ export class Gateway {
     });
     this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands });
     this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
-    this.jsonWaits = new SafeWaits(this.acks, this.storage, JSON_SAFE_TIMEOUT_MS);
+    this.jsonWaits = new SafeWaits(this.acks, this.storage, deps.jsonSafeTimeoutMs ?? JSON_SAFE_TIMEOUT_MS);
     this.json = new JsonTelemetry(this.ingest, this.jsonWaits, { maxBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
     this.sessions = new DeviceSessions(
       this.devices,

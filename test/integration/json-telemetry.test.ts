@@ -367,6 +367,33 @@ describe.skipIf(!hasInfluxd)('JSON telemetry with InfluxDB', () => {
     expect(await count('held', id)).toBe(3);
   });
 
+  it('ACK_TIMEOUT when the readings are not safe in time: HTTP 503 saying how many were taken, MQTT closed without PUBACK', { timeout: 60_000 }, async () => {
+    influxd = await startInfluxd();
+    const g = await gatewayWithMqtt({ influx: `${influxd.url}/slow`, influxRetention: 'INF' }, { jsonSafeTimeoutMs: 300 });
+    await waitFor(async () => JSON.stringify((await influxd!.query('SHOW DATABASES')).results).includes('slow'), 'the database to exist');
+    // Frozen: the write hangs (10 s request timeout) far past the 300 ms the answers may wait here.
+    influxd.pause();
+    const id = 'climate-0065';
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0 });
+    mqttClients.push(c);
+    c.on('error', () => {});
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
+    let pubacked = false;
+    c.publish(`devices/${id}/telemetry/json`, JSON.stringify({ ts: BASE, seq: 0, values: { temperature: 1 } }), { qos: 1 }, (err) => (pubacked = !err));
+    const r = await post(g.http, id, JSON.stringify([{ ts: BASE + 1, values: { temperature: 2 } }, { ts: BASE + 2, values: { temperature: 3 } }]));
+    expect([r.status, r.body.error.code, r.body.accepted]).toEqual([503, 'ACK_TIMEOUT', 2]);
+    expect(r.headers.get('retry-after')).toBe('1');
+    await closed;
+    expect(pubacked).toBe(false);
+    const metrics = await (await fetch(`${g.http}/metrics`)).text();
+    expect(metrics).toMatch(/gateway_refusals_total\{code="ACK_TIMEOUT",transport="http"\} 1/);
+    expect(metrics).toMatch(/gateway_refusals_total\{code="ACK_TIMEOUT",transport="mqtt"\} 1/);
+    expect(metrics).toMatch(/^gateway_json_answers_timed_out_total 2$/m);
+    // Taken all the same: once InfluxDB is back, every reading is stored.
+    influxd.resume();
+    await waitFor(async () => (await count('slow', id)) === 3, 'the three readings in InfluxDB', 30_000, 250);
+  });
+
   it('503 STORAGE_FULL (with Retry-After and how many were taken) when storage is full; every message answered 202 or counted in accepted is stored', { timeout: 90_000 }, async () => {
     influxd = await startInfluxd();
     const db = 'full';
