@@ -74,6 +74,7 @@ export class AckLedger {
   private lastFlushAt = 0;
   /** Flushes whose cursor lines did not all reach the file: their acks wait for a later flush. */
   cursorFailures = 0;
+  private readonly flushedListeners: ((now: number) => void)[] = [];
 
   constructor(
     ingest: IngestEvents,
@@ -125,6 +126,20 @@ export class AckLedger {
   position(device: DeviceState): Cursor | undefined {
     const s = device.ack;
     return s !== undefined && s.epoch >= 0 ? { epoch: s.epoch, contig: s.contig } : undefined;
+  }
+
+  /**
+   * True when the device's position in the cursor file covers (epoch, seq): what an ack for it
+   * promises. JSON telemetry answers with it (gateway/json/safety.ts).
+   */
+  covers(device: DeviceState, epoch: number, seq: number): boolean {
+    const s = device.ack;
+    return s !== undefined && s.epoch === epoch && !s.unwritten && !after(seq, s.contig);
+  }
+
+  /** Calls `listener(now)` after each flush, once its cursors and acks went out. */
+  onFlushed(listener: (now: number) => void): void {
+    this.flushedListeners.push(listener);
   }
 
   /** A new frame was handed to storage under `ticket`: ack it once settled. */
@@ -200,6 +215,7 @@ export class AckLedger {
     const n = q.length;
     if (n === 0) {
       this.dueLastFlush = 0;
+      this.flushed(now);
       return;
     }
     const st = this.opts.stretch;
@@ -260,6 +276,12 @@ export class AckLedger {
     }
     q.length = kept;
     this.dueLastFlush = due;
+    this.flushed(now);
+  }
+
+  private flushed(now: number): void {
+    const ls = this.flushedListeners;
+    for (let i = 0; i < ls.length; i++) ls[i]!(now);
   }
 
   /** Takes a device out of the queue until the first flush at or after `dueAt` (or an earlier release). */

@@ -47,6 +47,7 @@ const SPECS = {
   dataDir: { flag: 'data-dir', env: 'GATEWAY_DATA_DIR', kind: 'string', default: '.data', doc: 'folder for state that survives restarts (dedupe cursors)' },
   maxFrameBytes: { flag: 'max-frame-bytes', env: 'GATEWAY_MAX_FRAME_BYTES', kind: 'int', default: 65536, min: 64, max: 16 * 1024 * 1024, doc: 'largest device frame accepted; larger gets FRAME_TOO_LARGE and close 4401' },
   maxReadings: { flag: 'max-readings', env: 'GATEWAY_MAX_READINGS', kind: 'int', default: 1024, min: 1, max: 65535, doc: 'most readings in one frame; more gets TOO_MANY_READINGS and close 4402' },
+  httpTelemetryRate: { flag: 'http-telemetry-rate', env: 'GATEWAY_HTTP_TELEMETRY_RATE', kind: 'int', default: 100, min: 0, max: 1_000_000, doc: 'JSON telemetry over HTTP: requests per second one device may make (bursts of as many); more get 429 RATE_LIMITED with Retry-After; 0 = no limit' },
   maxDevices: { flag: 'max-devices', env: 'GATEWAY_MAX_DEVICES', kind: 'int', default: 100000, min: 1, max: 10_000_000, doc: 'most devices connected at once; more are refused with HTTP 503' },
   duplicateId: { flag: 'duplicate-id', env: 'GATEWAY_DUPLICATE_ID', kind: 'enum', default: 'replace', choices: ['replace', 'reject'], doc: 'a device id connecting while already connected: replace (old one closed with 4409) or reject (new one gets HTTP 409)' },
   idleTimeout: { flag: 'idle-timeout', env: 'GATEWAY_IDLE_TIMEOUT', kind: 'int', default: 60, min: 8, max: 960, doc: 'seconds of silence before a device is pinged and then dropped as offline (uWS rounds to 4 s)' },

@@ -27,6 +27,10 @@ import { CursorStore } from './cursors.js';
 import { deviceSocketRoute } from './device-socket.js';
 import { DeviceTable } from './devices.js';
 import { Ingest } from './ingest.js';
+import { jsonTelemetryRoute } from './json/http-route.js';
+import { DeviceRate } from './json/rate.js';
+import { SafeWaits } from './json/safety.js';
+import { JsonTelemetry } from './json/telemetry.js';
 import { silentLogger, type Logger } from './log.js';
 import { CommandJournal } from './commands/journal.js';
 import { CommandService } from './commands/commands.js';
@@ -57,6 +61,11 @@ import type { Registry } from 'prom-client';
 const ACK_STRETCH_ABOVE = 100;
 /** A stretched ack goes out once it covers this many frames (or after --ack-max-delay). */
 const ACK_STRETCH_FRAMES = 8;
+/**
+ * A JSON message not safe by then is answered ACK_TIMEOUT (HTTP 503; MQTT: closed without PUBACK).
+ * Longer than an InfluxDB write request may hang (10 s) before its batch goes to the spill file.
+ */
+const JSON_SAFE_TIMEOUT_MS = 20_000;
 
 export interface GatewayDeps {
   log?: Logger;
@@ -65,6 +74,8 @@ export interface GatewayDeps {
   metrics?: (local: Registry) => () => Promise<string>;
   /** Refusals are logged as one line per this many ms (default 10 s; tests shorten it). */
   refusalLogIntervalMs?: number;
+  /** A JSON message not safe within this many ms is answered ACK_TIMEOUT (default 20 s; tests shorten it). */
+  jsonSafeTimeoutMs?: number;
   /** Spent login codes and logouts shared with the other workers (--workers); default: this process alone. */
   loginSync?: LoginSync;
   /** A worker of one --workers gateway shares the HTTP ports with its siblings; any other gateway takes them exclusively. */
@@ -100,6 +111,9 @@ export class Gateway {
   private readonly cursors: CursorStore;
   private readonly journal: CommandJournal;
   private readonly acks: AckLedger;
+  /** JSON telemetry (MQTT `…/telemetry/json`, POST /api/devices/{id}/telemetry) and when its answers may go out. */
+  readonly json: JsonTelemetry;
+  private readonly jsonWaits: SafeWaits;
   private servers: HttpServer[] = [];
   /** Plain HTTP/WebSocket port beside TLS (--plaintext-port), 0 when none. */
   plaintextPort = 0;
@@ -191,10 +205,17 @@ export class Gateway {
     });
     this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands, types: this.types });
     this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
-    this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
-      maxDevices: config.maxDevices,
-      duplicateId: config.duplicateId as 'replace' | 'reject',
-    });
+    this.jsonWaits = new SafeWaits(this.acks, this.storage, deps.jsonSafeTimeoutMs ?? JSON_SAFE_TIMEOUT_MS);
+    this.json = new JsonTelemetry(this.ingest, this.jsonWaits, { maxBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
+    this.sessions = new DeviceSessions(
+      this.devices,
+      this.auth,
+      this.ingest,
+      this.presence,
+      this.refusalLog,
+      { maxDevices: config.maxDevices, duplicateId: config.duplicateId as 'replace' | 'reject' },
+      this.json,
+    );
     this.admin = new DeviceAdmin(this.registry, this.devices, this.sessions, this.storage, {
       fleetKey: config.fleetKey,
       knownType: (type) => deviceType(type) !== undefined,
@@ -303,6 +324,7 @@ export class Gateway {
         deviceRegistry: { failing: this.registryStore.failure !== undefined, refused: this.registryStore.refused },
       }),
       deviceAdmin: () => this.admin.outcomes(),
+      json: () => ({ messages: this.json.messages, timedOut: this.jsonWaits.timedOut }),
       ...(this.cluster ? { cluster: () => this.cluster!.counters() } : {}),
       types: () => ({ ...this.types.counts, valid: this.types.lastError === undefined }),
     });
@@ -315,6 +337,7 @@ export class Gateway {
       commands: this.commands,
       admin: this.admin,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
+      jsonTelemetry: jsonTelemetryRoute({ sessions: this.sessions, json: this.json, rate: new DeviceRate(c.httpTelemetryRate), maxBytes: c.maxFrameBytes }),
       sse: this.sse,
       metrics: this.metricsFrom ? { contentType: metrics.registry.contentType, metrics: this.metricsFrom(metrics.registry) } : metrics.registry,
       dashboard,
@@ -407,6 +430,8 @@ export class Gateway {
       let target = this.acks.newestTicket;
       while ((await this.storage.whenDurable(target, deadline - Date.now())) && this.acks.newestTicket > target) target = this.acks.newestTicket;
       this.acks.flush(Date.now(), true);
+      // What that flush made safe was answered; JSON messages still waiting get ACK_TIMEOUT (resend).
+      this.jsonWaits.close();
       this.deviceRoute?.closeAll(CLOSE_CODES.GOING_AWAY, 'gateway shutting down', 'shutdown');
       this.mqtt?.markShutdown();
       // Let the close frames go out before the process may exit.
@@ -422,6 +447,7 @@ export class Gateway {
     await this.cluster?.settled();
     await this.cluster?.backbone.close();
     this.acks.stop();
+    this.jsonWaits.close();
     this.commands.close();
     this.cursors.close();
     this.registryStore.close();

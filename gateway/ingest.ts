@@ -37,12 +37,17 @@ export interface IngestRefusal {
 export type TelemetryListener = (device: DeviceState, header: FrameHeader, batch: TelemetryBatch) => void;
 /**
  * Called for each new telemetry frame taken from a device connected here, after the listeners above,
- * with its storage ticket and its bytes (valid during the call only).
+ * with its storage ticket and its bytes (valid during the call only; empty for a JSON message).
+ * Not called for a JSON message without seq: nothing is acked for it.
  */
 export type IngestedListener = (device: DeviceState, header: FrameHeader, ticket: number, bytes: Uint8Array) => void;
 /** Called for a frame already taken (the device resent it). */
 export type DuplicateListener = (device: DeviceState, header: FrameHeader) => void;
 export type ResultListener = (device: DeviceState, result: CommandResultFrame) => void;
+
+/** `Ingest.taken` after a frame or message that was a duplicate. */
+export const DUPLICATE = -1;
+const NO_BYTES = new Uint8Array(0);
 
 export class IngestStats {
   frames = 0;
@@ -129,12 +134,34 @@ export class Ingest {
     const batch = this.batch;
     const err = decodeTelemetryInto(bytes, batch);
     if (err) return this.refuse(device, err.code, err.message);
+    return this.take(device, h, batch, bytes, true);
+  }
+
+  /**
+   * Takes readings that came in another encoding than a binary frame (JSON telemetry,
+   * gateway/json/): the caller filled `h` (a telemetry header) and `batch`, and both stay the
+   * caller's. `sequenced` false (a message without seq): no dedupe and no ack, so it is taken every
+   * time it comes (at least once). Afterwards `taken` is the storage ticket, or DUPLICATE.
+   */
+  readings(device: DeviceState, h: FrameHeader, batch: TelemetryBatch, sequenced: boolean, now: number): IngestRefusal | undefined {
+    device.lastSeen = now;
+    if (batch.count > this.limits.maxReadings) {
+      return this.refuse(device, 'TOO_MANY_READINGS', `the message has ${batch.count} readings; the limit is ${this.limits.maxReadings} (--max-readings)`);
+    }
+    return this.take(device, h, batch, NO_BYTES, sequenced);
+  }
+
+  /** The storage ticket of the last frame or message taken, or DUPLICATE when it was one. */
+  taken = DUPLICATE;
+
+  /** The one tail of every telemetry frame or message: time range, admission, dedupe, state, storage, events. */
+  private take(device: DeviceState, h: FrameHeader, batch: TelemetryBatch, bytes: Uint8Array, sequenced: boolean): IngestRefusal | undefined {
     // Before dedupe sees the seq: a refused frame must come back as new, and nothing is acked for it.
     const late = this.outOfRange(h.timestamp, batch);
     if (late !== undefined) return this.refuseFrame(device, h, 'TIMESTAMP_OUT_OF_RANGE', late);
     if (!this.storage.admit()) return this.refuseFrame(device, h, 'STORAGE_FULL', 'the gateway cannot store more now (database away, memory and spill file full): keep the frame and resend it after reconnecting');
-    const verdict = device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0);
-    if (verdict === Verdict.Duplicate) {
+    if (sequenced && device.seq.accept(h.epoch, h.seq, (h.flags & FrameFlag.GapBefore) !== 0) === Verdict.Duplicate) {
+      this.taken = DUPLICATE;
       device.duplicates++;
       this.stats.duplicates++;
       const ds = this.duplicateListeners;
@@ -143,7 +170,8 @@ export class Ingest {
     }
     this.stats.frames++;
     this.stats.readings += batch.count;
-    const ticket = this.apply(device, h, batch);
+    const ticket = (this.taken = this.apply(device, h, batch));
+    if (!sequenced) return undefined;
     const ls = this.ingestedListeners;
     for (let i = 0; i < ls.length; i++) ls[i]!(device, h, ticket, bytes);
     return undefined;

@@ -27,6 +27,8 @@ export interface MetricSources {
   types?: () => { reloads: number; failures: number; valid: boolean };
   /** Device management requests by action and outcome (registry/admin.ts). */
   deviceAdmin?: () => Iterable<{ action: string; result: string; n: number }>;
+  /** JSON telemetry: messages taken by transport, and answers that waited in vain (ACK_TIMEOUT). */
+  json?: () => { messages: Record<string, number>; timedOut: number };
   /** In a cluster: the backbone's counters. */
   cluster?: () => {
     resultsRelayed: number;
@@ -104,7 +106,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   });
   new Counter({
     name: 'gateway_refusals_total',
-    help: 'Devices turned away or ended for bad input, by refusal code (README: Refusals) and transport (ws, mqtt, bridge)',
+    help: 'Devices turned away or ended for bad input, by refusal code (README: Refusals) and transport (ws, mqtt, bridge, http)',
     labelNames: ['code', 'transport'],
     registers: [registry],
     collect() {
@@ -122,6 +124,20 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       for (const [code, n] of s.errorsByCode) this.inc({ code }, n);
     },
   });
+  if (src.json) {
+    const j = src.json;
+    new Counter({
+      name: 'gateway_json_messages_total',
+      help: 'JSON telemetry messages taken, by transport (mqtt, bridge, http): new ones count in gateway_frames_total too, duplicates in gateway_duplicates_total',
+      labelNames: ['transport'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [transport, n] of Object.entries(j().messages)) this.inc({ transport }, n);
+      },
+    });
+    mirror(registry, 'gateway_json_answers_timed_out_total', 'JSON telemetry answers (PUBACK, HTTP 202) not given because the readings were not safe in time (ACK_TIMEOUT)', () => j().timedOut);
+  }
   if (src.cluster) {
     const c = src.cluster;
     for (const kind of ['summary', 'live', 'history'] as const) {

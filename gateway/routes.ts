@@ -30,6 +30,8 @@ export interface RouteContext {
   commands: CommandService;
   admin: DeviceAdmin;
   commandMaxArgsBytes: number;
+  /** POST /api/devices/{id}/telemetry (gateway/json/http-route.ts): devices' own token, before the operator check. */
+  jsonTelemetry: RouteHandler;
   sse: SseHub;
   /** Where /metrics text comes from: the registry, or a sum over workers. */
   metrics: Pick<Registry, 'contentType' | 'metrics'>;
@@ -66,7 +68,7 @@ export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply)
       metricsRoute(ctx.metrics),
       (req, reply, seg) => seg[0] !== 'api' && ctx.dashboard.serve(req, reply),
     ],
-    [loginRoutes(ctx.access, ctx.loginCodes)],
+    [loginRoutes(ctx.access, ctx.loginCodes), ctx.jsonTelemetry],
   );
   return (req, reply) => {
     // uWS cannot close an app's open keep-alive connections: after close(), refuse and hang up.

@@ -257,6 +257,15 @@ export interface ApiErrorBody {
   error: { code: string; message: string };
 }
 
+/**
+ * 202 answer of `POST /api/devices/{id}/telemetry` (JSON telemetry), sent once the readings are as
+ * safe as an ack makes them: messages taken as new, and messages with a seq taken before (not stored again).
+ */
+export interface JsonTelemetryAnswer {
+  accepted: number;
+  duplicates: number;
+}
+
 /** What /readyz, /metrics and the dashboard's gateway panel show about storage. */
 export interface StorageHealth {
   /**

@@ -24,6 +24,11 @@ export const ERROR_CODES = {
   // Storage: the frame is fine but the gateway cannot keep it now (STORAGE_FULL) or ever (TIMESTAMP_OUT_OF_RANGE).
   STORAGE_FULL: 106,
   TIMESTAMP_OUT_OF_RANGE: 107,
+  // JSON telemetry (devices/{id}/telemetry/json, POST /api/devices/{id}/telemetry): the message is refused as a whole.
+  JSON_MALFORMED: 108,
+  JSON_BAD_FIELD: 109,
+  JSON_BAD_VALUE: 110,
+  UNKNOWN_CHANNEL: 111,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -92,7 +92,7 @@ export class MqttBridge {
       this.log.info({ url: redact(url), group: shareGroup }, 'MQTT bridge connected');
       // (Re)subscribe after every connect: the session is clean.
       client.subscribe(
-        [`$share/${shareGroup}/devices/+/telemetry`, `$share/${shareGroup}/devices/+/results`],
+        [`$share/${shareGroup}/devices/+/telemetry`, `$share/${shareGroup}/devices/+/telemetry/json`, `$share/${shareGroup}/devices/+/results`],
         { qos: 1 },
         (err, granted) => {
           const refused = granted?.filter((g) => g.qos >= 128) ?? [];
@@ -134,7 +134,8 @@ export class MqttBridge {
     const device = s.device;
     if (!device.online || device.link !== s.link) s.open();
     // A refused frame gets an error frame and is dropped: the broker holds the connection.
-    s.frame(payload, Date.now());
+    if (up.kind === 'json') s.json(payload, Date.now());
+    else s.frame(payload, Date.now());
   }
 
   private markSilentOffline(now: number): void {

@@ -3,7 +3,7 @@
  * (session/sessions.ts) over aedes hooks, so identity, limits, presence, ingest and refusals are
  * the same as for WebSocket devices. What is left here is the wire: CONNACK codes, the MQTT 3.1.1
  * must-close rules, the topic ACL. Telemetry and results are taken in authorizePublish, straight
- * from the parsed packet.
+ * from the parsed packet; so is JSON telemetry, whose PUBACK waits until its readings are safe.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -220,13 +220,22 @@ export class EmbeddedBroker {
     const s = this.byClient.get(client);
     const up = parseUplink(packet.topic);
     if (!s || !up || up.id !== client.id) {
-      this.refuseOnSession(client, 'MQTT_FOREIGN_TOPIC', `published to ${packet.topic.slice(0, 200)}, outside devices/${client.id}/telemetry|results: connection closed`);
+      this.refuseOnSession(client, 'MQTT_FOREIGN_TOPIC', `published to ${packet.topic.slice(0, 200)}, outside devices/${client.id}/telemetry|telemetry/json|results: connection closed`);
       return cb(new Error(`publishing to ${packet.topic} is not allowed`));
     }
     // PROTOCOL.md: the retain flag is ignored; no retained copy of a device's frame is kept.
     packet.retain = false;
     const payload = packet.payload;
-    const refusal = s.frame(typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload, Date.now());
+    const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+    if (up.kind === 'json') {
+      // A JSON message has no ack frame of its own: its PUBACK waits until its readings are safe
+      // (aedes reads no more of this connection meanwhile). A failure closes the connection unacked.
+      const r = s.json(bytes, Date.now());
+      if (r instanceof Refusal) return cb(new Error(r.code));
+      void r.then((safe) => cb(safe ? null : new Error('ACK_TIMEOUT')));
+      return;
+    }
+    const refusal = s.frame(bytes, Date.now());
     cb(refusal ? new Error(refusal.code) : null);
   }
 

@@ -1,19 +1,22 @@
 /** The MQTT topic contract (DESIGN.md "Interfaces people touch"). */
 
 export const telemetryTopic = (id: string): string => `devices/${id}/telemetry`;
+/** JSON telemetry (gateway/json/): `{"temperature": 21.5}` or `{"ts", "seq", "epoch", "values"}`. */
+export const jsonTelemetryTopic = (id: string): string => `devices/${id}/telemetry/json`;
 export const commandsTopic = (id: string): string => `devices/${id}/commands`;
 export const resultsTopic = (id: string): string => `devices/${id}/results`;
 
-export type UplinkKind = 'telemetry' | 'results';
+export type UplinkKind = 'telemetry' | 'results' | 'json';
 
-/** Parses `devices/{id}/telemetry|results`; undefined for any other topic. */
+/** Parses `devices/{id}/telemetry|results|telemetry/json`; undefined for any other topic. */
 export function parseUplink(topic: string): { id: string; kind: UplinkKind } | undefined {
   if (!topic.startsWith('devices/')) return undefined;
   const slash = topic.indexOf('/', 8);
   if (slash === -1) return undefined;
   const kind = topic.slice(slash + 1);
-  if (kind !== 'telemetry' && kind !== 'results') return undefined;
-  return { id: topic.slice(8, slash), kind };
+  if (kind === 'telemetry' || kind === 'results') return { id: topic.slice(8, slash), kind };
+  if (kind === 'telemetry/json') return { id: topic.slice(8, slash), kind: 'json' };
+  return undefined;
 }
 
 /**

@@ -25,6 +25,11 @@ export interface RefusalSpec {
   readonly close?: number;
   /** The error frame's number on the wire (devices/PROTOCOL.md), for codes a device receives as a frame. */
   readonly wire?: number;
+  /**
+   * HTTP status of a refused `POST /api/devices/{id}/telemetry` (JSON telemetry) when it is not the
+   * upgrade's status above (`http`) or 400.
+   */
+  readonly post?: number;
   /** True when the device sent bad input: counted against the device too (its `errors`, `lastError`). */
   readonly input?: boolean;
   /** One line for the README. */
@@ -60,9 +65,15 @@ const MQTT_PROTOCOL = {
   MQTT_UNSOLICITED_PUBACK: { input: true, doc: 'MQTT: a PUBACK for nothing the gateway sent; the connection is closed' },
   MQTT_PROTOCOL_ERROR: { connack: 'none', input: true, doc: 'MQTT: the connection failed before its CONNECT completed (no CONNECT within 10 s, unsupported protocol level, a broken packet)' },
   MQTT_TLS_HANDSHAKE: { connack: 'none', doc: 'mqtts: the TLS handshake failed (untrusted certificate, plain MQTT on the TLS port)' },
-  MQTT_FOREIGN_TOPIC: { connack: CONNACK.NOT_AUTHORIZED, input: true, doc: 'MQTT: a publish outside `devices/{id}/telemetry` and `…/results` closes the connection; at CONNECT, a will outside `devices/{id}/`' },
+  MQTT_FOREIGN_TOPIC: { connack: CONNACK.NOT_AUTHORIZED, input: true, doc: 'MQTT: a publish outside `devices/{id}/telemetry`, `…/telemetry/json` and `…/results` closes the connection; at CONNECT, a will outside `devices/{id}/`' },
   MQTT_UNSUPPORTED_PROTOCOL: { connack: CONNACK.UNACCEPTABLE_PROTOCOL_VERSION, input: true, doc: 'MQTT: a protocol level other than 3.1.1 (`MQTT`, 4) or 3.1 (`MQIsdp`, 3), MQTT 5 included: CONNACK 1, then the connection is closed' },
   MQTT_SUBSCRIBE_REFUSED: { input: true, doc: 'MQTT: a subscription other than `devices/{id}/commands` gets SUBACK 0x80; the connection stays' },
+} as const satisfies Record<string, RefusalSpec>;
+
+/** Refusals of JSON telemetry over HTTP only (POST /api/devices/{id}/telemetry). */
+const HTTP_TELEMETRY = {
+  RATE_LIMITED: { post: 429, doc: 'HTTP telemetry: the device sent more requests than `--http-telemetry-rate` per second; wait the `Retry-After` seconds' },
+  ACK_TIMEOUT: { post: 503, doc: 'JSON telemetry: the readings were taken but not confirmed safe (stored durably, cursor written) within 20 s (more than an InfluxDB write may take before it goes to the spill file): storage slow, the cursor file failing, or an earlier seq of the epoch missing. Resend (with `seq` the resend is a duplicate); MQTT: the connection closes without PUBACK' },
 } as const satisfies Record<string, RefusalSpec>;
 
 const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {
@@ -75,21 +86,25 @@ const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {
   FRAME_BAD_TIMESTAMP: frame('FRAME_BAD_TIMESTAMP', 'a timestamp is not whole milliseconds in 0 … 9999-12-31'),
   FRAME_BAD_STRING: frame('FRAME_BAD_STRING', 'a string over its maximum length or not valid UTF-8'),
   FRAME_WRONG_DIRECTION: frame('FRAME_WRONG_DIRECTION', 'a device sent a gateway → device frame type'),
-  FRAME_TOO_LARGE: frame('FRAME_TOO_LARGE', 'a frame over `--max-frame-bytes`; over 4× the limit a WebSocket is dropped at once (1006)'),
-  TOO_MANY_READINGS: frame('TOO_MANY_READINGS', 'a frame with more than `--max-readings` readings'),
+  FRAME_TOO_LARGE: { ...frame('FRAME_TOO_LARGE', 'a frame over `--max-frame-bytes`; over 4× the limit a WebSocket is dropped at once (1006)'), post: 413 },
+  TOO_MANY_READINGS: { ...frame('TOO_MANY_READINGS', 'a frame with more than `--max-readings` readings'), post: 413 },
   NOT_BINARY: frame('NOT_BINARY', 'a WebSocket text message; frames are binary messages'),
   REPLACED: frame('REPLACED', 'the same id connected again and took over (newest wins; shown as offline cause `replaced`, not counted)', false),
   SLOW_CONSUMER: frame('SLOW_CONSUMER', 'the device does not read what the gateway sends fast enough', false),
-  STORAGE_FULL: frame('STORAGE_FULL', 'storage cannot take more now (database away, memory and spill file full): the frame is not taken or acked; keep it, reconnect with backoff and resend', false),
+  STORAGE_FULL: { ...frame('STORAGE_FULL', 'storage cannot take more now (database away, memory and spill file full): the frame is not taken or acked; keep it, reconnect with backoff and resend', false), post: 503 },
   TIMESTAMP_OUT_OF_RANGE: frame('TIMESTAMP_OUT_OF_RANGE', "a reading's time is older than storage keeps (the retention policy) or after 2262: drop that frame and set the device's clock"),
+  JSON_MALFORMED: frame('JSON_MALFORMED', 'JSON telemetry: not UTF-8 JSON, or not an object (or an array of objects); HTTP 400'),
+  JSON_BAD_FIELD: frame('JSON_BAD_FIELD', 'JSON telemetry: `ts`, `seq` or `epoch` is not a whole number in range (`ts` may be ISO 8601), `epoch` without `seq`, `values` not an object, or another key beside them; HTTP 400'),
+  JSON_BAD_VALUE: frame('JSON_BAD_VALUE', "JSON telemetry: a value is not a finite number or a boolean, or does not fit its channel's type (a bool channel takes true/false, i32 whole numbers, f32 up to ±3.4e38); HTTP 400"),
+  UNKNOWN_CHANNEL: frame('UNKNOWN_CHANNEL', "JSON telemetry: a name that is not a channel of the device's type (GET /api/device-types), or the device has no type; HTTP 400"),
 };
 
-export const REFUSALS = { ...ADMISSION, ...MANAGEMENT, ...MQTT_PROTOCOL, ...SESSION } as const satisfies Record<string, RefusalSpec>;
+export const REFUSALS = { ...ADMISSION, ...MANAGEMENT, ...MQTT_PROTOCOL, ...HTTP_TELEMETRY, ...SESSION } as const satisfies Record<string, RefusalSpec>;
 
 export type RefusalCode = keyof typeof REFUSALS;
 
-/** Transports as refusal metrics and logs name them. */
-export type SessionTransport = 'ws' | 'mqtt' | 'bridge';
+/** Transports as refusal metrics and logs name them ('http': JSON telemetry POSTed to the API). */
+export type SessionTransport = 'ws' | 'mqtt' | 'bridge' | 'http';
 
 /** What a transport must answer for a refusal: the table row with the code and a message for people. */
 export class Refusal {
@@ -99,6 +114,11 @@ export class Refusal {
     readonly message: string,
   ) {
     this.spec = REFUSALS[code];
+  }
+
+  /** The HTTP status of this refusal on `POST /api/devices/{id}/telemetry`. */
+  get postStatus(): number {
+    return this.spec.post ?? this.spec.http ?? 400;
   }
 
   /** The JSON error body of a refused upgrade, as the HTTP API writes its errors. */

@@ -9,7 +9,8 @@
 import { CLOSE_CODES, encodeError } from '../../devices/codec/index.js';
 import { DEVICE_ID_PATTERN, DISABLED_MESSAGE, type Authenticator, type RegistryEntry } from '../auth.js';
 import type { DeviceLink, DeviceState, DeviceTable, OfflineCause } from '../devices.js';
-import type { Ingest } from '../ingest.js';
+import type { Ingest, IngestRefusal } from '../ingest.js';
+import type { JsonTelemetry } from '../json/telemetry.js';
 import type { Presence } from '../presence.js';
 import type { RefusalLog } from './refusal-log.js';
 import { Refusal, type RefusalCode, type SessionTransport } from './refusals.js';
@@ -89,7 +90,21 @@ export class DeviceSessions {
     readonly presence: Presence,
     private readonly log: RefusalLog,
     private readonly policy: SessionPolicy,
+    /** JSON telemetry (gateway/json/), for sessions whose transport carries it (MQTT `…/telemetry/json`). */
+    readonly json?: JsonTelemetry,
   ) {}
+
+  /**
+   * A device that sends without a connection (JSON telemetry over HTTP): the same checks as an
+   * admission (shutdown, id, token) without the connection rules, or why not (counted and logged).
+   */
+  identify(req: { transport: SessionTransport; id: string; remote: string; token: string }): DeviceState | Refusal {
+    const peer: Peer = { transport: req.transport, device: req.id, remote: req.remote };
+    if (this.stopping) return this.turnAway('SHUTTING_DOWN', 'the gateway is stopping; retry with backoff', peer);
+    const result = this.auth.device(req.id, req.token);
+    if (!result.ok) return this.turnAway(result.code, result.message, peer);
+    return this.devices.getOrCreate(req.id, result.entry);
+  }
 
   /** Lets a device in, or says why not (counted and logged). `link` becomes its connection once opened. */
   admit(req: AdmitRequest, link: DeviceLink): Session | Refusal {
@@ -170,19 +185,40 @@ export class DeviceSessions {
     this.stopping = true;
   }
 
-  /** @internal Counts a refusal by transport and logs it; the per-device and total error counts are the caller's. */
+  /**
+   * Refuses a request of a device that has no session (JSON telemetry over HTTP): counts it (against
+   * the device when it is bad input) and logs it; the caller answers it.
+   */
+  refuseRequest(device: DeviceState, code: RefusalCode, message: string, peer: Peer): Refusal {
+    const r = new Refusal(code, message);
+    if (r.spec.input) {
+      device.errors++;
+      device.lastErrorCode = code;
+    }
+    this.ingest.stats.countError(code);
+    this.record(r, peer);
+    return r;
+  }
+
+  /** Counts a refusal by transport and logs it; the per-device and total error counts are the caller's (ingest's, for its refusals). */
   record(r: Refusal, peer: Peer): void {
     this.refusals.count(r.code, peer.transport);
     this.log.note({ code: r.code, transport: peer.transport, device: peer.device, remote: peer.remote, message: r.message, input: r.spec.input === true });
   }
 }
 
+/** A JSON body that came while the session's gate was shut, and the answer its transport waits for. */
+interface HeldJson {
+  json: Uint8Array;
+  answer(safe: boolean): void;
+}
+
 /** One admitted device connection, from admission to its end. */
 export class Session {
   /** The refusal that ended this session, shown as the device's offlineDetail. */
   private endedBy: RefusalCode | undefined;
-  /** Copies of the frames that came while the gate was shut, in order; undefined once it opened. */
-  private held: Uint8Array[] | undefined;
+  /** Copies of the frames (and JSON bodies) that came while the gate was shut, in order; undefined once it opened. */
+  private held: (Uint8Array | HeldJson)[] | undefined;
   /** The gate's answer, asked once, before this connection replaces any other. */
   private gate: { wait: Promise<void> | undefined } | undefined;
 
@@ -214,7 +250,22 @@ export class Session {
     this.held = undefined;
     if (held === undefined) return;
     const now = Date.now();
-    for (const bytes of held) if (this.take(bytes, now) !== undefined) return;
+    for (let i = 0; i < held.length; i++) {
+      const item = held[i]!;
+      let refused: boolean;
+      if (item instanceof Uint8Array) refused = this.take(item, now) !== undefined;
+      else {
+        const r = this.takeJson(item.json, now);
+        refused = r instanceof Refusal;
+        if (r instanceof Refusal) item.answer(false);
+        else void r.then(item.answer);
+      }
+      if (refused) {
+        // The session ended: JSON bodies after the refused one are not taken, and not acked.
+        for (let j = i + 1; j < held.length; j++) if (!(held[j] instanceof Uint8Array)) (held[j] as HeldJson).answer(false);
+        return;
+      }
+    }
   }
 
   /**
@@ -242,8 +293,40 @@ export class Session {
 
   private take(bytes: Uint8Array, now: number): Refusal | undefined {
     const ir = this.port.ingest.handle(this.device, bytes, now);
-    if (ir === undefined) return undefined;
-    // Ingest charged the device and the totals already.
+    return ir === undefined ? undefined : this.ended(ir);
+  }
+
+  /**
+   * Takes one JSON telemetry body (gateway/json/; bytes valid during the call only). A refused body
+   * ends the session as a refused frame does. Otherwise resolves true once its readings are as safe
+   * as an ack makes them (the MQTT PUBACK waits for that), or false when they were not in time
+   * (ACK_TIMEOUT: the session ends, so the device resends).
+   */
+  json(bytes: Uint8Array, now: number): Refusal | Promise<boolean> {
+    if (this.held !== undefined) {
+      if (this.held.length < MAX_HELD_FRAMES) {
+        const json = bytes.slice();
+        return new Promise((answer) => this.held!.push({ json, answer }));
+      }
+      this.port.heldOverflow++;
+      this.release();
+    }
+    return this.takeJson(bytes, now);
+  }
+
+  private takeJson(bytes: Uint8Array, now: number): Refusal | Promise<boolean> {
+    const json = this.port.json;
+    if (json === undefined) return this.refuse('MQTT_FOREIGN_TOPIC', 'this gateway takes no JSON telemetry on this transport');
+    const t = json.take(this.device, bytes, now, this.transport === 'bridge' ? 'bridge' : 'mqtt');
+    if ('refusal' in t) return this.ended(t.refusal);
+    return t.safe.then((safe) => {
+      if (!safe) this.refuse('ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 20 s: reconnect and resend (with seq the resend is a duplicate)');
+      return safe;
+    });
+  }
+
+  /** Ends the session for a refusal of ingest (which charged the device and the totals already). */
+  private ended(ir: IngestRefusal): Refusal {
     const r = new Refusal(ir.code, ir.message);
     this.port.record(r, this.peer());
     // The error frame names the refused frame (STORAGE_FULL, TIMESTAMP_OUT_OF_RANGE), so the device knows which one.

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { ingest, type IngestResult } from './measure/ingest.js';
 import { latency, type LatencyResult } from './measure/latency.js';
 import { memoryPerConnection, type MemoryResult } from './measure/memory.js';
+import { jsonIngest } from './measure/json.js';
 import { mqttGateway, mqttMosquitto } from './measure/mqtt.js';
 import { adapterDrain, rawLineProtocol } from './measure/storage.js';
 import { combine, type Sampled, type WindowPlan } from './measure/windows.js';
@@ -78,6 +79,8 @@ const STEPS: Step[] = [
     { id: `mqtt-gateway-qos${qos}`, estimateS: 10, run: () => mqttGateway(keys, 100, qos) },
     { id: `mqtt-mosquitto-qos${qos}`, estimateS: 10, unavailable: noMosquitto, run: () => mqttMosquitto(keys, 100, qos) },
   ]),
+  { id: 'json-mqtt', estimateS: 10, run: () => jsonIngest(keys, 'mqtt') },
+  { id: 'json-http', estimateS: 10, run: () => jsonIngest(keys, 'http') },
   { id: 'storage-raw', estimateS: 16, unavailable: noInflux, run: () => rawLineProtocol() },
   { id: 'storage-adapter', estimateS: 16, unavailable: noInflux, run: () => adapterDrain() },
   // --workers 2 against 1 under the same load, interleaved; nothing pinned, so the generator

@@ -16,6 +16,7 @@ import { CountingSubscriber, MqttPublishers } from './load/mqtt.js';
 import { connectMqttDevices, ProbeSubscriber } from './load/mqtt-paced.js';
 import { PacedSender, wsPacedTarget, type PacedTarget } from './load/paced.js';
 import { WindowedFlood } from './load/window.js';
+import { JsonHttpLoad, JsonMqttLoad } from './load/json.js';
 import type { Command, LoadConfig, LoadStats, Report } from './protocol.js';
 
 const maxLife = Number(process.env.BENCH_MAX_LIFE_MS ?? 120_000);
@@ -228,6 +229,21 @@ async function influxRaw(c: Extract<LoadConfig, { mode: 'influx-raw' }>): Promis
   };
 }
 
+/** JSON telemetry: the gateway's answers (PUBACK, 202) count as acks, timed by this process's clock. */
+async function jsonLoad(c: Extract<LoadConfig, { mode: 'json-mqtt' | 'json-http' }>): Promise<Load> {
+  const l = c.mode === 'json-mqtt' ? await JsonMqttLoad.connect(c) : await JsonHttpLoad.connect(c);
+  return {
+    start: () => l.start(),
+    stop: () => l.stop(),
+    stats: () => {
+      const s = l.stats();
+      const at = Date.now();
+      return { sent: s.sent, delivered: s.answered, dashboardBytes: 0, downstreamBytes: s.refused, closed: s.closed, at, acked: s.answered, ackedAt: at };
+    },
+    close: () => l.close(),
+  };
+}
+
 async function setUp(c: LoadConfig): Promise<Load> {
   switch (c.mode) {
     case 'ws-flood':
@@ -242,6 +258,9 @@ async function setUp(c: LoadConfig): Promise<Load> {
       return mqttFlood(c);
     case 'influx-raw':
       return influxRaw(c);
+    case 'json-mqtt':
+    case 'json-http':
+      return jsonLoad(c);
   }
 }
 
@@ -256,7 +275,7 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(1), 100);
     return;
   }
-  const connected = config.mode === 'ws-flood' || config.mode === 'ws-paced' || config.mode === 'mqtt-paced' || config.mode === 'ws-idle' ? config.devices : config.mode === 'mqtt-flood' ? config.publishers : 0;
+  const connected = config.mode === 'ws-flood' || config.mode === 'ws-paced' || config.mode === 'mqtt-paced' || config.mode === 'ws-idle' || config.mode === 'json-mqtt' || config.mode === 'json-http' ? config.devices : config.mode === 'mqtt-flood' ? config.publishers : 0;
   report({ type: 'ready', connected, connectMs: Math.round(performance.now() - t0) });
   process.on('message', (m: Command) => {
     switch (m.cmd) {

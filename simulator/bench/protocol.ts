@@ -65,7 +65,17 @@ export type LoadConfig =
       /** Count deliveries at a subscriber (plain brokers); the gateway counts its own ingest. */
       subscriber: boolean;
     }
-  | { mode: 'influx-raw'; url: string; db: string; rp: string; devices: number; batchPoints: number; inFlight: number };
+  | { mode: 'influx-raw'; url: string; db: string; rp: string; devices: number; batchPoints: number; inFlight: number }
+  | {
+      /** JSON telemetry (load/json.ts): MQTT QoS 1 with seq, or HTTP POSTs without; counted by the gateway's answers. */
+      mode: 'json-mqtt' | 'json-http';
+      host: string;
+      port: number;
+      fleetKey: string;
+      devices: number;
+      /** Messages (MQTT) or requests (HTTP) each device keeps unanswered at most. */
+      inFlight: number;
+    };
 
 /** Orchestrator → child. */
 export type Command = { cmd: 'start' } | { cmd: 'stats' } | { cmd: 'stop' } | { cmd: 'exit' };

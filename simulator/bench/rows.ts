@@ -5,6 +5,7 @@
 import type { IngestResult } from './measure/ingest.js';
 import type { MemoryResult } from './measure/memory.js';
 import type { Sampled } from './measure/windows.js';
+import { JSON_DEVICES, JSON_IN_FLIGHT } from './measure/json.js';
 import { kb, si, type Row } from './report.js';
 
 type Results = ReadonlyMap<string, unknown>;
@@ -191,6 +192,28 @@ export function buildRows(results: Results, missing: ReadonlyMap<string, string>
     } else rows.push({ measurement: 'MQTT ingest: Mosquitto', setup, missing: absent(`mqtt-mosquitto-qos${qos}`) });
   }
 
+  // --- JSON telemetry (issue 17) ------------------------------------------------------------
+  const jsonSetups = {
+    'json-mqtt': ['JSON over MQTT: gateway (embedded broker)', `${JSON_DEVICES} devices, QoS 1 on devices/{id}/telemetry/json with seq, 3 readings per message, ${JSON_IN_FLIGHT.mqtt} unanswered per device`],
+    'json-http': ['JSON over HTTP: gateway', `${JSON_DEVICES} devices, keep-alive POST /api/devices/{id}/telemetry without seq, 3 readings per request, ${JSON_IN_FLIGHT.http} connections per device, one request in flight on each`],
+  } as const;
+  for (const [id, [measurement, setup]] of Object.entries(jsonSetups)) {
+    const r = get<Sampled>(id);
+    if (!r) {
+      rows.push({ measurement, setup, missing: absent(id) });
+      continue;
+    }
+    rows.push({
+      measurement,
+      setup,
+      rate: r.rate,
+      unit: 'msgs/s',
+      readings: r.readingsRate,
+      result: `${limit(r)}; ${((r.serverCpu / r.rate) * 1e6).toFixed(1)} µs of gateway CPU per message`,
+      details: sampledDetails(r, `; counted by the gateway’s answers (${id === 'json-mqtt' ? 'PUBACKs' : '202s'}), sent once the readings are safe`),
+    });
+  }
+
   // --- Storage ------------------------------------------------------------------------------
   const raw = get<Sampled>('storage-raw');
   const drain = get<Sampled>('storage-adapter');
@@ -232,6 +255,7 @@ export function notes(
     'Memory: RSS of the server process (VmRSS, the median of 8 readings over 2 s) before any device and after 10,000 idle authenticated connections, divided by 10,000 (one-time costs included; the 1,000 → 10,000 step is in Details). Kernel socket buffers are not in RSS; garbage not yet collected is, so this figure moves by a few tenths of a KB from run to run.',
     'MQTT: 100 publishers (client id = username = device id, password = fleet token) flood pre-encoded PUBLISH packets with valid frames and fresh seqs (QoS 1: fresh packet ids; PUBACKs are read and discarded, no in-flight window), 256 per write. The gateway is counted as for WebSocket devices, by its acks (QoS 0 PUBLISH on each device’s commands topic, stamped with the gateway’s clock); Mosquitto 2 (temp config, `allow_anonymous true`, `persistence false`, pinned to core 0) is counted by one subscriber to `devices/+/telemetry` at QoS 0 in the generator process, so Mosquitto writes every message to a socket while the gateway consumes in-process: that is the architecture compared. No flow control here: the kernel socket buffers fill during the warm-up and hold the backlog, so what the generator hands the kernel during the windows can be near 0.',
     'Storage: each side gets a fresh influxd (same binary and config, temp folder, pinned to core 0); the writer runs on core 1. The raw side POSTs hand-built line protocol, the same lines the adapter writes, 5,000 per request, 2 requests in flight (the adapter’s defaults). The adapter side calls `write()` of `createStorage({ influx })` with a bounded backlog kept below its spill threshold, and counts `health().written`. A point is one line: one frame’s 8 readings as 8 fields.',
+    `JSON telemetry (\`--only json-\`): ${JSON_DEVICES} devices of type climate, each message 3 named readings (\`{"temperature", "humidity", "battery"}\`). \`json-mqtt\`: raw MQTT 3.1.1 sockets publishing QoS 1 with seq and epoch (exactly once: each PUBACK waits for the ack flush that writes the device’s cursor), ${JSON_IN_FLIGHT.mqtt} unanswered per device. \`json-http\`: Node http keep-alive clients POSTing the short form without seq (at least once: each 202 waits until storage settled it), ${JSON_IN_FLIGHT.http} connections per device with one request in flight each, \`--http-telemetry-rate 0\`. Counted by those answers in the generator, timed by its clock; one run, 1.5 s warm-up, 2 windows of 2 s. The binary rows are unaffected by JSON: the binary path does no JSON work.`,
     'The micro-benchmarks of the decoder (test/bench, vitest bench: decode speed and allocations) are separate: `npx vitest bench --run --project unit`.',
   ];
 }

@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CLOSE_CODES, ERROR_CODES, closeCodeFor, type ErrorCode } from '../../devices/codec/index.js';
-import { REFUSALS, type RefusalCode, type RefusalSpec } from '../../gateway/session/refusals.js';
+import { Refusal, REFUSALS, type RefusalCode, type RefusalSpec } from '../../gateway/session/refusals.js';
 
 const README = new URL('../../README.md', import.meta.url).pathname;
 const START = '<!-- refusals:start (generated from gateway/session/refusals.ts by test/unit/refusals.test.ts) -->';
@@ -46,8 +46,9 @@ describe('the refusal table', () => {
 
   it('says for every code where it can happen, and closes only in the do-not-reconnect range unless the gateway is the cause', () => {
     for (const [code, s] of rows) {
-      expect(s.http !== undefined || s.connack !== undefined || s.close !== undefined || code.startsWith('MQTT_'), code).toBe(true);
+      expect(s.http !== undefined || s.connack !== undefined || s.close !== undefined || s.post !== undefined || code.startsWith('MQTT_'), code).toBe(true);
       if (s.http !== undefined) expect([400, 401, 403, 409, 503]).toContain(s.http);
+      if (s.post !== undefined) expect([413, 429, 503]).toContain(s.post);
       if (typeof s.connack === 'number') expect([1, 2, 3, 4, 5]).toContain(s.connack);
       // TIMESTAMP_OUT_OF_RANGE is the device's (its clock) but only that frame is bad: the device
       // drops it and reconnects to send the rest, so it closes in the reconnect range.
@@ -59,6 +60,13 @@ describe('the refusal table', () => {
     expect(REFUSALS.TOO_MANY_DEVICES).toMatchObject({ http: 503, connack: 3 });
     expect(REFUSALS.SHUTTING_DOWN).toMatchObject({ http: 503, connack: 3, close: CLOSE_CODES.SHUTTING_DOWN });
     expect(REFUSALS.UNAUTHORIZED).toMatchObject({ http: 401, connack: 4 });
+    // JSON telemetry over HTTP: the gateway's conditions are 5xx, the device's limits 413/429, bad input 400.
+    expect(new Refusal('STORAGE_FULL', '').postStatus).toBe(503);
+    expect(new Refusal('ACK_TIMEOUT', '').postStatus).toBe(503);
+    expect(new Refusal('RATE_LIMITED', '').postStatus).toBe(429);
+    expect(new Refusal('FRAME_TOO_LARGE', '').postStatus).toBe(413);
+    expect(new Refusal('UNAUTHORIZED', '').postStatus).toBe(401);
+    expect(new Refusal('UNKNOWN_CHANNEL', '').postStatus).toBe(400);
   });
 });
 
