@@ -3,6 +3,7 @@
  * One declarative table shared by the gateway (channel names and units in the API and dashboard)
  * and the simulator (which models believable readings from it).
  */
+import type { AlarmRule } from './api/json.js';
 import type { ValueTypeName } from './codec/types.js';
 
 export interface ChannelSpec {
@@ -29,7 +30,18 @@ export interface DeviceTypeSpec {
   channels: ChannelSpec[];
   /** What the type's devices answer (the simulator's devices accept exactly these, with these arguments). */
   commands: CommandSpec[];
+  /**
+   * Alarm rules every device of the type runs (id `type:<type>:<name>` unless given; deviceType is
+   * the type's). Read-only through the API.
+   */
+  alarms?: AlarmRuleSpec[];
 }
+
+/** A type's alarm rule: an AlarmRule without what the type gives it. */
+export type AlarmRuleSpec = Omit<AlarmRule, 'id' | 'source' | 'deviceType' | 'deviceId'> & { id?: string };
+
+/** Any demo device that sends nothing for a minute (also while it is offline). */
+const SILENT_60S: AlarmRuleSpec = { name: 'silent', severity: 'major', condition: { kind: 'silent', forMs: 60_000 } };
 
 /** Every simulated device answers these (simulator/device.ts). */
 const COMMON_COMMANDS: CommandSpec[] = [
@@ -47,6 +59,7 @@ export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
       { id: 3, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
     ],
     commands: COMMON_COMMANDS,
+    alarms: [{ name: 'overheating', severity: 'critical', condition: { kind: 'above', channel: 1, threshold: 35, hysteresis: 1, forMs: 10_000 } }, SILENT_60S],
   },
   {
     type: 'power',
@@ -58,6 +71,7 @@ export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
       { id: 4, name: 'energy', unit: 'kWh', type: 'f64', min: 0 },
     ],
     commands: COMMON_COMMANDS,
+    alarms: [SILENT_60S],
   },
   {
     type: 'vibration',
@@ -69,6 +83,7 @@ export const DEVICE_TYPES: readonly DeviceTypeSpec[] = [
       { id: 4, name: 'battery', unit: '%', type: 'f32', min: 0, max: 100 },
     ],
     commands: [...COMMON_COMMANDS, { name: 'set-threshold', args: { value: 12 }, hint: 'raise the alarm above this velocity (mm/s, 0 to 50)' }],
+    alarms: [{ name: 'vibration', severity: 'major', condition: { kind: 'true', channel: 3 } }, SILENT_60S],
   },
 ];
 

@@ -1,0 +1,229 @@
+/**
+ * Runs the alarm rules on each new frame ingest takes (its onTelemetry: never a duplicate, never a
+ * refused frame), incrementally: per rule and device a few numbers (state, when the condition
+ * began, the last reading's time and value), updated in place. Nothing is allocated per reading
+ * unless an alarm is raised or cleared.
+ *
+ * Device time decides: a reading older than the last one a rule evaluated for that device (a
+ * reordered or late frame) changes no state and is counted (`reordered`). A rule with `forMs`
+ * raises at the first reading whose time is at least `forMs` after the first of an unbroken run of
+ * readings meeting the condition. `silent` rules run in one coarse sweep over the devices held here
+ * (gateway time), never per-reading timers.
+ */
+import type { AlarmRule } from '../../devices/api/json.js';
+import type { FrameHeader, TelemetryBatch } from '../../devices/codec/index.js';
+import type { DeviceState } from '../devices.js';
+import { Kind, NO_RULES, type RuleSet } from './rule-set.js';
+
+const NORMAL = 0;
+/** The condition holds, for less than forMs so far. */
+const PENDING = 1;
+const RAISED = 2;
+
+/** A rule's condition came true for a device (raise) or stopped being true (clear). */
+export interface RaiseEvent {
+  rule: AlarmRule;
+  device: DeviceState;
+  /** null for silent. */
+  value: number | boolean | null;
+  /** Device time of the reading (gateway time for silent). */
+  at: number;
+}
+export type RaiseListener = (e: RaiseEvent) => void;
+export type ClearListener = (rule: AlarmRule, device: DeviceState, at: number) => void;
+
+/** Where the evaluator gets each device's rules, and whether an alarm is open (after a restart). */
+export interface RuleSource {
+  /** Changes whenever any rule changes. */
+  readonly version: number;
+  rulesFor(device: DeviceState): RuleSet;
+}
+
+/** The state of one device's rules. */
+class DeviceRules {
+  version = -1;
+  set: RuleSet = NO_RULES;
+  state = new Uint8Array(0);
+  since = new Float64Array(0);
+  lastT = new Float64Array(0);
+  lastV = new Float64Array(0);
+}
+
+export class Evaluator {
+  private readonly byDevice = new Map<DeviceState, DeviceRules>();
+  private readonly raiseListeners: RaiseListener[] = [];
+  private readonly clearListeners: ClearListener[] = [];
+  /** Readings older than the last one evaluated for their rule and device (no state change). */
+  reordered = 0;
+  /** Readings evaluated against at least one rule. */
+  evaluated = 0;
+
+  constructor(
+    private readonly rules: RuleSource,
+    /** True when an alarm of this rule and device is not cleared (restored after a restart). */
+    private readonly isOpen: (ruleId: string, deviceId: string) => boolean,
+    /** When this gateway started: a device not heard from since is silent from then. */
+    private readonly startedAt = Date.now(),
+  ) {}
+
+  onRaise(l: RaiseListener): void {
+    this.raiseListeners.push(l);
+  }
+
+  onClear(l: ClearListener): void {
+    this.clearListeners.push(l);
+  }
+
+  /** Subscribes to ingest: one listener, new frames of devices held here only. */
+  listen(from: { ingest: { onTelemetry(l: (device: DeviceState, h: FrameHeader, batch: TelemetryBatch) => void): void } }): void {
+    from.ingest.onTelemetry((device, h, batch) => this.frame(device, h.timestamp, batch, Date.now()));
+  }
+
+  /** Evaluates one frame's readings (time = frame time + each reading's offset). */
+  frame(device: DeviceState, time: number, batch: TelemetryBatch, now: number): void {
+    const d = this.stateOf(device);
+    const set = d.set;
+    if (set.size === 0) return;
+    // Any data ends a silence.
+    for (let k = 0; k < set.silent.length; k++) {
+      const i = set.silent[k]!;
+      if (d.state[i] === RAISED) {
+        d.state[i] = NORMAL;
+        this.clear(set.rules[i]!.rule, device, now);
+      }
+    }
+    const first = set.first;
+    for (let j = 0; j < batch.count; j++) {
+      for (let i = first[batch.channels[j]!]!; i >= 0; i = set.next[i]!) this.reading(device, d, i, batch.values[j]!, time + batch.offsets[j]!);
+    }
+  }
+
+  private reading(device: DeviceState, d: DeviceRules, i: number, v: number, t: number): void {
+    this.evaluated++;
+    const lastT = d.lastT[i]!;
+    if (t < lastT) {
+      this.reordered++;
+      return;
+    }
+    const r = d.set.rules[i]!;
+    let on: boolean;
+    let off: boolean;
+    switch (r.kind) {
+      case Kind.Above:
+        on = v > r.a;
+        off = v <= r.a - r.hysteresis;
+        break;
+      case Kind.Below:
+        on = v < r.a;
+        off = v >= r.a + r.hysteresis;
+        break;
+      case Kind.Outside:
+        on = v < r.a || v > r.b;
+        off = v >= r.a + r.hysteresis && v <= r.b - r.hysteresis;
+        break;
+      case Kind.True:
+        on = v !== 0;
+        off = !on;
+        break;
+      case Kind.Rate: {
+        const dt = t - lastT;
+        const lastV = d.lastV[i]!;
+        d.lastT[i] = t;
+        d.lastV[i] = v;
+        // The first reading (or one at the same instant) has no rate.
+        if (lastT === -Infinity || dt <= 0) return;
+        on = (Math.abs(v - lastV) * 1000) / dt > r.a;
+        off = !on;
+        break;
+      }
+      default:
+        return;
+    }
+    d.lastT[i] = t;
+    d.lastV[i] = v;
+    const s = d.state[i]!;
+    if (s === RAISED) {
+      if (off) {
+        d.state[i] = NORMAL;
+        this.clear(r.rule, device, t);
+      }
+      return;
+    }
+    if (!on) {
+      if (s === PENDING) d.state[i] = NORMAL;
+      return;
+    }
+    if (s === NORMAL) {
+      d.since[i] = t;
+      d.state[i] = PENDING;
+    }
+    if (t - d.since[i]! >= r.forMs) {
+      d.state[i] = RAISED;
+      this.raise(r.rule, device, r.kind === Kind.True ? true : v, t);
+    }
+  }
+
+  /**
+   * The silent sweep: a device held here (or last held here) with no data for a rule's forMs gets
+   * its alarm. `devices` is every device known; devices another instance holds are that one's.
+   */
+  sweep(devices: Iterable<DeviceState>, now: number): void {
+    for (const device of devices) {
+      if (device.link?.instance !== undefined) continue;
+      const d = this.stateOf(device);
+      const set = d.set;
+      if (set.silent.length === 0) continue;
+      const heard = Math.max(device.lastSeen, this.startedAt);
+      for (let k = 0; k < set.silent.length; k++) {
+        const i = set.silent[k]!;
+        if (d.state[i] !== RAISED && now - heard >= set.rules[i]!.forMs) {
+          d.state[i] = RAISED;
+          this.raise(set.rules[i]!.rule, device, null, now);
+        }
+      }
+    }
+  }
+
+  /** The device's rule state, rebuilt when the rules changed (each surviving rule keeps its state). */
+  private stateOf(device: DeviceState): DeviceRules {
+    let d = this.byDevice.get(device);
+    if (d === undefined) this.byDevice.set(device, (d = new DeviceRules()));
+    if (d.version === this.rules.version) return d;
+    const set = this.rules.rulesFor(device);
+    const n = set.size;
+    const old = d.set;
+    const state = new Uint8Array(n);
+    const since = new Float64Array(n);
+    const lastT = new Float64Array(n).fill(-Infinity);
+    const lastV = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const id = set.rules[i]!.rule.id;
+      const j = old.rules.findIndex((r) => r.rule.id === id && r.rule === set.rules[i]!.rule);
+      if (j >= 0) {
+        state[i] = d.state[j]!;
+        since[i] = d.since[j]!;
+        lastT[i] = d.lastT[j]!;
+        lastV[i] = d.lastV[j]!;
+      } else if (this.isOpen(id, device.id)) {
+        // An alarm still open from before (a restart): the condition's end clears it.
+        state[i] = RAISED;
+      }
+    }
+    d.version = this.rules.version;
+    d.set = set;
+    d.state = state;
+    d.since = since;
+    d.lastT = lastT;
+    d.lastV = lastV;
+    return d;
+  }
+
+  private raise(rule: AlarmRule, device: DeviceState, value: number | boolean | null, at: number): void {
+    const e: RaiseEvent = { rule, device, value, at };
+    for (const l of this.raiseListeners) l(e);
+  }
+
+  private clear(rule: AlarmRule, device: DeviceState, at: number): void {
+    for (const l of this.clearListeners) l(rule, device, at);
+  }
+}

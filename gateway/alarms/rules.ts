@@ -1,0 +1,174 @@
+/**
+ * Every alarm rule the gateway runs: the device types' (read-only: the built-in demo types, and the
+ * types file through setTypeRules) and the API's, which survive restarts in
+ * <data-dir>/alarm-rules.jsonl (a record log: one line per rule added, one per rule deleted; see
+ * files/record-log.ts for what a crash or a full disk does). Hands each device its compiled rule
+ * set (rule-set.ts), cached per type, and a version that changes with every change.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { AlarmRule } from '../../devices/api/json.js';
+import { DEVICE_TYPES } from '../../devices/device-types.js';
+import type { DeviceState } from '../devices.js';
+import { FileWriteError } from '../files/file-error.js';
+import { encodeRecord, RecordLog, type RecordFs } from '../files/record-log.js';
+import type { Logger } from '../log.js';
+import { AlarmError } from './alarm-error.js';
+import { parseAlarmRule } from './rule.js';
+import { RuleSet } from './rule-set.js';
+
+/** Most rules the API takes (each device runs its type's and its own on every reading). */
+export const MAX_API_RULES = 10_000;
+
+/** The types' rules as declared in devices/device-types.ts (`alarms` of each DeviceTypeSpec). */
+export function builtInTypeRules(): AlarmRule[] {
+  const out: AlarmRule[] = [];
+  for (const t of DEVICE_TYPES) {
+    for (const [i, spec] of (t.alarms ?? []).entries()) {
+      const r = parseAlarmRule({ ...spec, deviceType: t.type }, `device type ${t.type}, alarms[${i}]`, 'types');
+      if (r instanceof Error) throw r;
+      out.push(r);
+    }
+  }
+  return out;
+}
+
+export class RuleBook {
+  private typeRules: AlarmRule[];
+  private readonly apiRules = new Map<string, AlarmRule>();
+  private readonly file: RecordLog;
+  private cache = new Map<string, RuleSet>();
+  private readonly removeListeners: ((rule: AlarmRule) => void)[] = [];
+  /** Changes whenever any rule changes (the evaluator rebuilds a device's state when it differs). */
+  version = 0;
+
+  constructor(dir: string, opts: { log?: Logger | undefined; typeRules?: AlarmRule[]; fs?: RecordFs; retryMs?: number } = {}) {
+    this.typeRules = opts.typeRules ?? builtInTypeRules();
+    this.file = new RecordLog(join(dir, 'alarm-rules.jsonl'), {
+      log: opts.log,
+      ...(opts.fs ? { fs: opts.fs } : {}),
+      ...(opts.retryMs ? { retryMs: opts.retryMs } : {}),
+      consequence: 'new and deleted alarm rules are refused (ALARM_RULE_NOT_PERSISTED) until it can be rewritten',
+    });
+  }
+
+  get failure(): FileWriteError | undefined {
+    return this.file.failure;
+  }
+
+  get refused(): number {
+    return this.file.refused;
+  }
+
+  /** A rule is gone (deleted through the API, or no longer in the types file). */
+  onRemove(l: (rule: AlarmRule) => void): void {
+    this.removeListeners.push(l);
+  }
+
+  /** Loads the API's rules the last run left, then opens the file for appends. */
+  start(): void {
+    this.file.load((text) => {
+      try {
+        const r = JSON.parse(text) as { deleted?: unknown } & Partial<AlarmRule>;
+        if (typeof r.deleted === 'string') return this.apiRules.delete(r.deleted), true;
+        const rule = parseAlarmRule(r, 'alarm-rules.jsonl');
+        if (rule instanceof Error || rule.id === '') return false;
+        this.apiRules.set(rule.id, rule);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    this.file.open(() => [...this.apiRules.values()].map((r) => JSON.stringify(r)));
+    this.changed();
+  }
+
+  close(): void {
+    this.file.close(true);
+  }
+
+  /** Replaces the types' rules (the types file loader calls this; ids `type:<type>:<name>`). */
+  setTypeRules(rules: AlarmRule[]): void {
+    const kept = new Set(rules.map((r) => r.id));
+    const gone = this.typeRules.filter((r) => !kept.has(r.id));
+    this.typeRules = rules.map((r) => ({ ...r, source: 'types' as const }));
+    this.changed();
+    for (const r of gone) for (const l of this.removeListeners) l(r);
+  }
+
+  all(): AlarmRule[] {
+    return [...this.typeRules, ...this.apiRules.values()];
+  }
+
+  get(id: string): AlarmRule | undefined {
+    return this.apiRules.get(id) ?? this.typeRules.find((r) => r.id === id);
+  }
+
+  /**
+   * Adds a rule from the API. Throws AlarmRuleError (bad rule), AlarmError (ALARM_RULE_EXISTS),
+   * or FileWriteError when the file cannot take it (nothing is added then).
+   */
+  add(input: unknown): AlarmRule {
+    if (typeof input === 'object' && input !== null && 'source' in input) {
+      const { source: _ignored, ...rest } = input as Record<string, unknown>;
+      input = rest;
+    }
+    const rule = parseAlarmRule(input, 'the rule');
+    if (rule instanceof Error) throw rule;
+    if (rule.id === '') rule.id = `rule-${randomUUID()}`;
+    if (rule.id.startsWith('type:')) throw new AlarmError('ALARM_RULE_EXISTS', 'ids starting with "type:" are the device types\' rules; choose another id or leave it out');
+    if (this.get(rule.id)) throw new AlarmError('ALARM_RULE_EXISTS', `a rule "${rule.id}" exists; delete it first, or choose another id`);
+    if (this.apiRules.size >= MAX_API_RULES) throw new AlarmError('ALARM_RULE_EXISTS', `there are ${MAX_API_RULES} API rules already (the most kept); delete some first`);
+    if (!this.file.append(encodeRecord(JSON.stringify(rule)))) throw this.writeError();
+    this.apiRules.set(rule.id, rule);
+    this.changed();
+    return rule;
+  }
+
+  /** Deletes an API rule; its open alarms are cleared (onRemove). */
+  remove(id: string): AlarmRule {
+    const rule = this.apiRules.get(id);
+    if (!rule) {
+      if (this.typeRules.some((r) => r.id === id)) throw new AlarmError('ALARM_RULE_READ_ONLY', `rule "${id}" comes from the device types; change it there`);
+      throw new AlarmError('ALARM_RULE_NOT_FOUND', `no alarm rule "${id}"`);
+    }
+    if (!this.file.append(encodeRecord(JSON.stringify({ deleted: id })))) throw this.writeError();
+    this.apiRules.delete(id);
+    this.changed();
+    for (const l of this.removeListeners) l(rule);
+    return rule;
+  }
+
+  /** The compiled rules a device runs: its type's, then its own. */
+  rulesFor(device: DeviceState): RuleSet {
+    const key = this.hasDeviceRules(device.id) ? `id:${device.id}` : `type:${device.type ?? ''}`;
+    let set = this.cache.get(key);
+    if (!set) {
+      const rules: AlarmRule[] = [];
+      for (const r of this.typeRules) if (r.deviceType === device.type) rules.push(r);
+      for (const r of this.apiRules.values()) if ((r.deviceType !== undefined && r.deviceType === device.type) || r.deviceId === device.id) rules.push(r);
+      this.cache.set(key, (set = new RuleSet(rules)));
+    }
+    return set;
+  }
+
+  private deviceRuleIds: Set<string> | undefined;
+
+  private hasDeviceRules(id: string): boolean {
+    if (!this.deviceRuleIds) {
+      this.deviceRuleIds = new Set();
+      for (const r of this.apiRules.values()) if (r.deviceId !== undefined) this.deviceRuleIds.add(r.deviceId);
+    }
+    return this.deviceRuleIds.has(id);
+  }
+
+  private changed(): void {
+    this.version++;
+    this.cache = new Map();
+    this.deviceRuleIds = undefined;
+  }
+
+  private writeError(): FileWriteError {
+    return this.file.failure ?? new FileWriteError(this.file.path, 'write', Object.assign(new Error('the rule file is closed'), { code: 'EBADF' }));
+  }
+}
