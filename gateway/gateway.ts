@@ -15,6 +15,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CLOSE_CODES, MAX_DEVICE_FRAME_BYTES } from '../devices/codec/index.js';
 import { AckLedger } from './acks.js';
+import { Alarms, type AlarmOptions } from './alarms/alarms.js';
+import { AlarmMqtt } from './alarms/mqtt-out.js';
 import { Backbone } from './cluster/backbone.js';
 import { Cluster } from './cluster/cluster.js';
 import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
@@ -64,6 +66,8 @@ export interface GatewayDeps {
   loginSync?: LoginSync;
   /** A worker of one --workers gateway shares the HTTP ports with its siblings; any other gateway takes them exclusively. */
   sharedPorts?: boolean;
+  /** Alarm timings (tests shorten the webhook backoff and the silent sweep). */
+  alarms?: Pick<AlarmOptions, 'sweepMs' | 'webhooks'>;
 }
 
 export class Gateway {
@@ -79,6 +83,8 @@ export class Gateway {
   readonly sessions: DeviceSessions;
   private readonly refusalLog: RefusalLog;
   readonly commands: CommandService;
+  readonly alarms: Alarms;
+  private alarmMqtt: AlarmMqtt | undefined;
   readonly live: LiveHub;
   readonly stats: GatewayStats;
   private sse: SseHub | undefined;
@@ -160,6 +166,13 @@ export class Gateway {
       instance,
     });
     this.commands.listen({ ingest: this.ingest, presence: this.presence });
+    this.alarms = new Alarms(config.dataDir, this.devices, {
+      log: this.log,
+      keepCleared: config.alarmKeepCleared,
+      ...(deps.alarms?.sweepMs ? { sweepMs: deps.alarms.sweepMs } : {}),
+      webhooks: { url: config.alarmWebhook, ...deps.alarms?.webhooks },
+    });
+    this.alarms.listen({ ingest: this.ingest });
     this.stats = new GatewayStats(this.devices, this.ingest, this.commands, () => ({
       liveClients: this.live.clients.size + (this.sse?.clients ?? 0),
       liveDropped: this.live.dropped,
@@ -172,7 +185,7 @@ export class Gateway {
       replayBytes: config.liveReplayBytes,
       budgetBytes: config.liveBudget,
     });
-    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands });
+    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands, alarms: this.alarms });
     this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
     this.sessions = new DeviceSessions(this.devices, this.auth, this.ingest, this.presence, this.refusalLog, {
       maxDevices: config.maxDevices,
@@ -239,6 +252,7 @@ export class Gateway {
     this.acks.restore((id) => this.devices.getOrCreate(id, this.auth.entry(id)));
     await this.storage.start();
     this.commands.start();
+    this.alarms.start();
     // Before listening: what the cluster knows of devices and commands arrives first.
     await this.cluster?.backbone.start();
     const tls = c.cert !== undefined && c.key !== undefined ? { certFile: c.cert, keyFile: c.key } : undefined;
@@ -274,6 +288,15 @@ export class Gateway {
       files: () => ({
         cursors: { failing: this.cursors.failure !== undefined, refused: this.cursors.refused },
         commandJournal: { failing: this.journal.failure !== undefined, refused: this.journal.refused },
+        alarms: { failing: this.alarms.book.failure !== undefined, refused: this.alarms.book.refused },
+        alarmRules: { failing: this.alarms.rules.failure !== undefined, refused: this.alarms.rules.refused },
+      }),
+      alarms: () => ({
+        open: this.alarms.counts(),
+        transitions: this.alarms.book.transitions,
+        unpersisted: this.alarms.book.unpersisted,
+        webhooks: this.alarms.webhooks.counts,
+        mqtt: this.alarmMqtt?.counts ?? { published: 0, failed: 0 },
       }),
       ...(this.cluster ? { cluster: () => this.cluster!.counters() } : {}),
     });
@@ -284,6 +307,7 @@ export class Gateway {
       storage: this.storage,
       ...(this.cluster?.history ? { history: this.cluster.history } : {}),
       commands: this.commands,
+      alarms: this.alarms,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
       sse: this.sse,
       metrics: this.metricsFrom ? { contentType: metrics.registry.contentType, metrics: this.metricsFrom(metrics.registry) } : metrics.registry,
@@ -305,6 +329,7 @@ export class Gateway {
         idleTimeoutMs: c.idleTimeout * 1000,
       });
       await this.bridge.start();
+      this.alarmMqtt = new AlarmMqtt(this.bridge, this.log);
     } else if (c.mqttPort !== 0) {
       this.mqtt = new EmbeddedBroker(this.sessions, this.log, {
         host: c.host,
@@ -316,12 +341,15 @@ export class Gateway {
         maxPacketBytes: Math.max(c.maxFrameBytes, MAX_DEVICE_FRAME_BYTES) + 256,
         tls: c.cert !== undefined && c.key !== undefined ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : undefined,
         plaintextPort: c.mqttPlaintextPort,
+        operator: (token) => this.auth.operator(token),
       });
+      this.alarmMqtt = new AlarmMqtt(this.mqtt, this.log);
       this.commands.listen({ deliveries: this.mqtt });
       await this.mqtt.start();
       this.mqttPort = this.mqtt.port;
       this.mqttPlaintextPort = this.mqtt.plaintextPort;
     }
+    this.alarmMqtt?.listen(this.alarms);
     this.acks.start();
     this.live.start();
     this.cluster?.start();
@@ -346,6 +374,9 @@ export class Gateway {
     // The data folder's files: while one cannot be written, acks (cursors) or new commands (journal) wait.
     const files = { cursors: this.cursors.failure, commandJournal: this.journal.failure };
     for (const [name, failure] of Object.entries(files)) checks[name] = failure ? `failing: ${failure.message}` : 'ok';
+    // Shown, not part of ready: devices and their data are unaffected (operators' alarm actions wait).
+    const alarmFile = this.alarms.book.failure ?? this.alarms.rules.failure;
+    checks.alarms = alarmFile ? `failing: ${alarmFile.message}` : 'ok';
     return {
       ready: listening && broker !== 'disconnected' && health.status !== 'down' && checks.cluster !== 'disconnected' && !files.cursors && !files.commandJournal,
       checks,
@@ -388,6 +419,7 @@ export class Gateway {
     await this.cluster?.backbone.close();
     this.acks.stop();
     this.commands.close();
+    this.alarms.close();
     this.cursors.close();
     if (this.ownsStorage) await this.storage.close();
     this.refusalLog.close();

@@ -1,10 +1,12 @@
 /**
- * Every HTTP route in one place: the operator API (devices, history, commands, live SSE, device
+ * Every HTTP route in one place: the operator API (devices, history, commands, alarms, live SSE, device
  * types), the probes, /metrics, and the dashboard files. The order matters: /api routes after the
  * operator check, public ones before, the dashboard last.
  */
 import type { ApiErrorBody, DeviceTypeList } from '../devices/api/json.js';
 import { DEVICE_TYPES } from '../devices/device-types.js';
+import type { Alarms } from './alarms/alarms.js';
+import { alarmRoutes } from './alarms/routes.js';
 import type { CommandService } from './commands/commands.js';
 import { commandRoutes } from './commands/routes.js';
 import type { DeviceTable } from './devices.js';
@@ -26,6 +28,7 @@ export interface RouteContext {
   /** History from more than local storage (cluster on the memory store). */
   history?: ApiContext['history'];
   commands: CommandService;
+  alarms: Alarms;
   commandMaxArgsBytes: number;
   sse: SseHub;
   /** Where /metrics text comes from: the registry, or a sum over workers. */
@@ -57,6 +60,7 @@ export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply)
     { devices: ctx.devices, access: ctx.access, storage: ctx.storage, history: ctx.history, ready: ctx.ready },
     [
       commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
+      alarmRoutes(ctx.alarms),
       ctx.sse.route(),
       deviceTypes,
       metricsRoute(ctx.metrics),

@@ -1,13 +1,19 @@
 /**
  * Alarms, put together: the rules (rules.ts), their evaluation on ingest's new frames
  * (evaluator.ts), the alarms' lifecycle and file (alarm-book.ts), and webhooks (webhooks.ts).
- * One subscription on ingest; everyone else hears alarm changes through onChange.
+ * One subscription on ingest; everyone else hears alarm changes through onChange (this instance's
+ * own: webhooks, MQTT, the backbone) or onShown (also other instances' alarms: live views).
+ *
+ * In a cluster a device's rules run on the instance holding it; the others keep a read view of its
+ * alarms (applyRemote, from the backbone). An operator's action on an alarm another instance owns
+ * is passed to that instance (onRemoteAction) and shown at once; the owner writes it.
  */
 import type { Alarm, AlarmRule } from '../../devices/api/json.js';
 import { deviceType } from '../../devices/device-types.js';
 import type { DeviceTable } from '../devices.js';
 import type { Logger } from '../log.js';
-import { AlarmBook, type AlarmListener } from './alarm-book.js';
+import { AlarmBook, type AlarmListener, type AlarmQuery } from './alarm-book.js';
+import { AlarmError } from './alarm-error.js';
 import { Evaluator, type RaiseEvent } from './evaluator.js';
 import { describe } from './rule.js';
 import { RuleBook } from './rules.js';
@@ -26,12 +32,25 @@ export interface AlarmOptions {
 
 export const DEFAULT_SWEEP_MS = 1000;
 
+/** An operator's action on an alarm another instance owns, for that instance. */
+export interface RemoteAction {
+  instance: string;
+  alarmId: string;
+  action: 'acknowledge' | 'clear';
+  note?: string;
+  at: number;
+}
+
 export class Alarms {
   readonly rules: RuleBook;
   readonly book: AlarmBook;
   readonly evaluator: Evaluator;
   readonly webhooks: Webhooks;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Other instances' alarms, by id, with the instance that owns each. */
+  private readonly remote = new Map<string, { alarm: Alarm; instance: string }>();
+  private readonly shownListeners: AlarmListener[] = [];
+  private readonly remoteActionListeners: ((a: RemoteAction) => void)[] = [];
 
   constructor(
     dataDir: string,
@@ -48,7 +67,92 @@ export class Alarms {
     this.rules.onRemove((rule) => {
       for (const a of [...this.book.openAlarms()]) if (a.ruleId === rule.id) this.book.ruleClear(rule.id, a.deviceId, Date.now(), 'the rule was deleted');
     });
-    this.book.onChange((a) => this.webhooks.notify(a, this.rules.get(a.ruleId)?.webhook));
+    this.book.onChange((a) => {
+      this.webhooks.notify(a, this.rules.get(a.ruleId)?.webhook);
+      for (const l of this.shownListeners) l(a);
+    });
+  }
+
+  /** Every change shown here: this instance's alarms and, in a cluster, the others'. */
+  onShown(l: AlarmListener): void {
+    this.shownListeners.push(l);
+  }
+
+  /** An operator here acted on another instance's alarm: pass it on to that instance. */
+  onRemoteAction(l: (a: RemoteAction) => void): void {
+    this.remoteActionListeners.push(l);
+  }
+
+  /** Another instance's alarm, as it published it. */
+  applyRemote(instance: string, a: Alarm): void {
+    if (this.book.get(a.id)) return;
+    const known = this.remote.get(a.id);
+    // An older record (an optimistic action shown here is ahead of the owner's echo of the past).
+    if (known && known.alarm.transitions.length > a.transitions.length) return;
+    this.remote.set(a.id, { alarm: a, instance });
+    for (const l of this.shownListeners) l(a);
+  }
+
+  /** Another instance no longer keeps an alarm (cleared long ago). */
+  forgetRemote(id: string): void {
+    this.remote.delete(id);
+  }
+
+  /** An action another instance passed on for an alarm owned here. */
+  applyAction(a: RemoteAction): void {
+    try {
+      if (a.action === 'acknowledge') this.book.acknowledge(a.alarmId, a.note, a.at);
+      else this.book.clear(a.alarmId, a.note, a.at);
+    } catch (err) {
+      this.opts.log?.warn({ alarm: a.alarmId, action: a.action, err: (err as Error).message }, 'an operator action passed on from another instance was not applied');
+    }
+  }
+
+  get(id: string): Alarm | undefined {
+    return this.book.get(id) ?? this.remote.get(id)?.alarm;
+  }
+
+  /** Newest first, this instance's and the cluster's. */
+  list(q: AlarmQuery): Alarm[] {
+    const out = this.book.list(q);
+    if (this.remote.size === 0) return out;
+    for (const { alarm: a } of this.remote.values()) {
+      if (q.states && !q.states.has(a.state)) continue;
+      if (q.severities && !q.severities.has(a.severity)) continue;
+      if (q.device !== undefined && a.deviceId !== q.device) continue;
+      out.push(a);
+    }
+    out.sort((a, b) => b.transitions.at(-1)!.at - a.transitions.at(-1)!.at || (a.id < b.id ? 1 : -1));
+    return out.slice(0, q.limit);
+  }
+
+  acknowledge(id: string, note: string | undefined): Alarm {
+    return this.book.get(id) || !this.remote.has(id) ? this.book.acknowledge(id, note) : this.actRemote(id, 'acknowledge', note);
+  }
+
+  clear(id: string, note: string | undefined): Alarm {
+    return this.book.get(id) || !this.remote.has(id) ? this.book.clear(id, note) : this.actRemote(id, 'clear', note);
+  }
+
+  private actRemote(id: string, action: RemoteAction['action'], note: string | undefined): Alarm {
+    const r = this.remote.get(id)!;
+    const a = r.alarm;
+    if (a.state === 'cleared') throw new AlarmError('ALARM_ALREADY_CLEARED', `alarm ${id} is cleared already`);
+    if (action === 'acknowledge' && a.state === 'acknowledged') throw new AlarmError('ALARM_ALREADY_ACKNOWLEDGED', `alarm ${id} is acknowledged already`);
+    const at = Date.now();
+    const state = action === 'acknowledge' ? 'acknowledged' : 'cleared';
+    const next: Alarm = { ...a, state, transitions: [...a.transitions, { state, at, by: 'operator', ...(note !== undefined ? { note } : {}) }] };
+    for (const l of this.remoteActionListeners) l({ instance: r.instance, alarmId: id, action, ...(note !== undefined ? { note } : {}), at });
+    this.remote.set(id, { alarm: next, instance: r.instance });
+    for (const l of this.shownListeners) l(next);
+    return next;
+  }
+
+  /** Open alarms by severity and state, as shown here (metrics). */
+  counts(): Map<string, number> {
+    const m = this.book.counts();
+    for (const { alarm: a } of this.remote.values()) if (a.state !== 'cleared') m.set(`${a.severity}\u0000${a.state}`, (m.get(`${a.severity}\u0000${a.state}`) ?? 0) + 1);
+    return m;
   }
 
   /** Every change of an alarm, after it was written to the data folder. */
@@ -77,9 +181,11 @@ export class Alarms {
     this.rules.close();
   }
 
-  /** Alarms not cleared, for a new live subscriber. */
+  /** Alarms not cleared (this instance's and the cluster's), for a new live subscriber. */
   openAlarms(): Alarm[] {
-    return [...this.book.openAlarms()];
+    const out = [...this.book.openAlarms()];
+    for (const { alarm: a } of this.remote.values()) if (a.state !== 'cleared') out.push(a);
+    return out;
   }
 
   private raised(e: RaiseEvent): void {

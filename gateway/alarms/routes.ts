@@ -89,12 +89,12 @@ export function alarmRoutes(alarms: Alarms): RouteHandler {
     if (s[1] === 'alarms') {
       if (s.length === 2) {
         requireGet(req);
-        sendJson(reply, 200, { alarms: alarms.book.list(parseAlarmQuery(req.query)) } satisfies AlarmList);
+        sendJson(reply, 200, { alarms: alarms.list(parseAlarmQuery(req.query)) } satisfies AlarmList);
         return true;
       }
       if (s.length === 3) {
         requireGet(req);
-        const a = alarms.book.get(s[2]!);
+        const a = alarms.get(s[2]!);
         if (!a) throw new ApiError(404, 'ALARM_NOT_FOUND', `no alarm "${s[2]}" (cleared alarms are kept only for the newest ones)`);
         sendJson(reply, 200, a);
         return true;
@@ -103,7 +103,7 @@ export function alarmRoutes(alarms: Alarms): RouteHandler {
         if (req.method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use POST`);
         const n = await note(reply);
         const id = s[2]!;
-        const a = answer('ALARM_NOT_PERSISTED', () => (s[3] === 'acknowledge' ? alarms.book.acknowledge(id, n) : alarms.book.clear(id, n)));
+        const a = answer('ALARM_NOT_PERSISTED', () => (s[3] === 'acknowledge' ? alarms.acknowledge(id, n) : alarms.clear(id, n)));
         sendJson(reply, 200, a);
         return true;
       }

@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage } from '../../devices/api/json.js';
+import type { Alarm, AlarmMessage, CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage } from '../../devices/api/json.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
@@ -64,6 +64,8 @@ export interface LiveSources {
   commands?: { onChange(l: (c: CommandRecord) => void): void };
   /** Devices whose shown state changed without a local event (cluster summaries, fleet-view.ts). */
   fleet?: { onChange(l: (device: DeviceState) => void): void };
+  /** Alarm changes shown here (this instance's and the cluster's), and the alarms not cleared. */
+  alarms?: { onShown(l: (a: Alarm) => void): void; openAlarms(): Alarm[] };
 }
 
 /** A device's live points ingested here, coalesced for one flush (what live-relay.ts passes on). */
@@ -100,6 +102,8 @@ export class LiveHub {
   private readonly interestListeners: InterestListener[] = [];
   /** Local clients (WebSocket and SSE) per followed device. */
   private readonly localWatchers = new Map<string, number>();
+  private openAlarms: () => Alarm[] = () => [];
+  private readonly alarmListeners: ((a: Alarm) => void)[] = [];
 
   constructor(
     private readonly devices: DeviceTable,
@@ -138,6 +142,32 @@ export class LiveHub {
     from.presence?.onDisconnect((device) => this.touch(device));
     from.commands?.onChange((c) => this.command(c));
     from.fleet?.onChange((device) => this.touch(device));
+    if (from.alarms) {
+      const alarms = from.alarms;
+      this.openAlarms = () => alarms.openAlarms();
+      alarms.onShown((a) => this.alarm(a));
+    }
+  }
+
+  /** Each alarm change as it is shown (Server-Sent Events). */
+  onAlarm(l: (a: Alarm) => void): void {
+    this.alarmListeners.push(l);
+  }
+
+  /** Alarms are rare and each change matters: one message per change, not coalesced. */
+  private alarm(a: Alarm): void {
+    this.publish('alarms', JSON.stringify({ type: 'alarm', full: false, alarms: [a] } satisfies AlarmMessage));
+    for (const l of this.alarmListeners) l(a);
+  }
+
+  /** Every alarm not cleared, for a new subscriber of `alarms`. */
+  alarmSnapshot(): string {
+    return JSON.stringify({ type: 'alarm', full: true, alarms: this.openAlarms() } satisfies AlarmMessage);
+  }
+
+  /** Open alarms now (SSE's first `alarm` event). */
+  alarmsOpen(): Alarm[] {
+    return this.openAlarms();
   }
 
   /** The points of each device message ingested here (not those relayed from another instance). */
@@ -311,5 +341,7 @@ export class LiveHub {
     c.missedDirect = 0;
     if (count > 0) c.conn.send(JSON.stringify({ type: 'missed', count, streams: affected } satisfies MissedMessage));
     if (c.streams.has('fleet')) c.conn.send(this.fleetSnapshot());
+    // Alarm changes it missed: the open ones again (a cleared one it missed is gone from that list).
+    if (c.streams.has('alarms')) c.conn.send(this.alarmSnapshot());
   }
 }
