@@ -169,6 +169,7 @@ export class Gateway {
     this.alarms = new Alarms(config.dataDir, this.devices, {
       log: this.log,
       keepCleared: config.alarmKeepCleared,
+      clustered: config.clusterUrl !== undefined || config.mqttUrl !== undefined,
       ...(deps.alarms?.sweepMs ? { sweepMs: deps.alarms.sweepMs } : {}),
       webhooks: { url: config.alarmWebhook, ...deps.alarms?.webhooks },
     });
@@ -215,6 +216,7 @@ export class Gateway {
         sessions: this.sessions,
         commands: this.commands,
         live: this.live,
+        alarms: this.alarms,
         summaryMs: config.clusterSummaryMs,
         log: this.log,
       });

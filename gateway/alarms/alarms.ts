@@ -28,6 +28,8 @@ export interface AlarmOptions {
   webhooks?: WebhookOptions;
   /** The types' rules (default: the built-in demo types'). */
   typeRules?: AlarmRule[];
+  /** Part of a cluster: devices no instance has held yet are left to the one that will. */
+  clustered?: boolean;
 }
 
 export const DEFAULT_SWEEP_MS = 1000;
@@ -36,7 +38,8 @@ export const DEFAULT_SWEEP_MS = 1000;
 export interface RemoteAction {
   instance: string;
   alarmId: string;
-  action: 'acknowledge' | 'clear';
+  /** `rule-clear`: the device's rules, now running on another instance, saw the condition end. */
+  action: 'acknowledge' | 'clear' | 'rule-clear';
   note?: string;
   at: number;
 }
@@ -59,10 +62,10 @@ export class Alarms {
   ) {
     this.rules = new RuleBook(dataDir, { log: opts.log, ...(opts.typeRules ? { typeRules: opts.typeRules } : {}) });
     this.book = new AlarmBook(dataDir, { log: opts.log, ...(opts.keepCleared ? { keepCleared: opts.keepCleared } : {}) });
-    this.evaluator = new Evaluator(this.rules, (ruleId, deviceId) => this.book.openFor(ruleId, deviceId) !== undefined);
+    this.evaluator = new Evaluator(this.rules, (ruleId, deviceId) => this.openFor(ruleId, deviceId) !== undefined);
     this.webhooks = new Webhooks({ log: opts.log, ...opts.webhooks });
     this.evaluator.onRaise((e) => this.raised(e));
-    this.evaluator.onClear((rule, device) => this.book.ruleClear(rule.id, device.id));
+    this.evaluator.onClear((rule, device) => this.ruleCleared(rule.id, device.id));
     // A rule that is gone leaves no alarm open that nothing could clear.
     this.rules.onRemove((rule) => {
       for (const a of [...this.book.openAlarms()]) if (a.ruleId === rule.id) this.book.ruleClear(rule.id, a.deviceId, Date.now(), 'the rule was deleted');
@@ -102,10 +105,29 @@ export class Alarms {
   applyAction(a: RemoteAction): void {
     try {
       if (a.action === 'acknowledge') this.book.acknowledge(a.alarmId, a.note, a.at);
-      else this.book.clear(a.alarmId, a.note, a.at);
+      else if (a.action === 'clear') this.book.clear(a.alarmId, a.note, a.at);
+      else {
+        const alarm = this.book.get(a.alarmId);
+        if (alarm && alarm.state !== 'cleared') this.book.ruleClear(alarm.ruleId, alarm.deviceId, a.at);
+      }
     } catch (err) {
       this.opts.log?.warn({ alarm: a.alarmId, action: a.action, err: (err as Error).message }, 'an operator action passed on from another instance was not applied');
     }
+  }
+
+  /** The open alarm of a rule and device, this instance's or (the device moved here) another's. */
+  openFor(ruleId: string, deviceId: string): Alarm | undefined {
+    const own = this.book.openFor(ruleId, deviceId);
+    if (own || this.remote.size === 0) return own;
+    for (const { alarm: a } of this.remote.values()) if (a.ruleId === ruleId && a.deviceId === deviceId && a.state !== 'cleared') return a;
+    return undefined;
+  }
+
+  /** The condition ended: the open alarm clears, here or at the instance owning it. */
+  private ruleCleared(ruleId: string, deviceId: string): void {
+    if (this.book.ruleClear(ruleId, deviceId)) return;
+    const a = this.openFor(ruleId, deviceId);
+    if (a) this.actRemote(a.id, 'rule-clear', undefined);
   }
 
   get(id: string): Alarm | undefined {
@@ -141,7 +163,8 @@ export class Alarms {
     if (action === 'acknowledge' && a.state === 'acknowledged') throw new AlarmError('ALARM_ALREADY_ACKNOWLEDGED', `alarm ${id} is acknowledged already`);
     const at = Date.now();
     const state = action === 'acknowledge' ? 'acknowledged' : 'cleared';
-    const next: Alarm = { ...a, state, transitions: [...a.transitions, { state, at, by: 'operator', ...(note !== undefined ? { note } : {}) }] };
+    const by = action === 'rule-clear' ? 'rule' : 'operator';
+    const next: Alarm = { ...a, state, transitions: [...a.transitions, { state, at, by, ...(note !== undefined ? { note } : {}) }] };
     for (const l of this.remoteActionListeners) l({ instance: r.instance, alarmId: id, action, ...(note !== undefined ? { note } : {}), at });
     this.remote.set(id, { alarm: next, instance: r.instance });
     for (const l of this.shownListeners) l(next);
@@ -169,7 +192,7 @@ export class Alarms {
     this.rules.start();
     this.book.start();
     const every = this.opts.sweepMs ?? DEFAULT_SWEEP_MS;
-    this.sweepTimer = setInterval(() => this.evaluator.sweep(this.devices.all(), Date.now()), every);
+    this.sweepTimer = setInterval(() => this.evaluator.sweep(this.devices.all(), Date.now(), this.opts.clustered ?? false), every);
     this.sweepTimer.unref();
   }
 
@@ -189,6 +212,8 @@ export class Alarms {
   }
 
   private raised(e: RaiseEvent): void {
+    // Open at another instance (the device moved here): still one alarm per rule and device.
+    if (this.openFor(e.rule.id, e.device.id)) return;
     const c = e.rule.condition;
     const channel = 'channel' in c ? c.channel : null;
     const spec = channel === null ? undefined : deviceType(e.device.type)?.channels.find((ch) => ch.id === channel);

@@ -165,11 +165,13 @@ export class Evaluator {
 
   /**
    * The silent sweep: a device held here (or last held here) with no data for a rule's forMs gets
-   * its alarm. `devices` is every device known; devices another instance holds are that one's.
+   * its alarm. `devices` is every device known; devices another instance holds are that one's, and
+   * in a cluster (`clustered`) a device no instance held yet is nobody's.
    */
-  sweep(devices: Iterable<DeviceState>, now: number): void {
+  sweep(devices: Iterable<DeviceState>, now: number, clustered = false): void {
     for (const device of devices) {
-      if (device.link?.instance !== undefined) continue;
+      const link = device.link;
+      if (link?.instance !== undefined || (clustered && link === undefined)) continue;
       const d = this.stateOf(device);
       const set = d.set;
       if (set.silent.length === 0) continue;

@@ -39,6 +39,7 @@ export class RuleBook {
   private readonly file: RecordLog;
   private cache = new Map<string, RuleSet>();
   private readonly removeListeners: ((rule: AlarmRule) => void)[] = [];
+  private readonly apiListeners: ((rule: AlarmRule, deleted: boolean) => void)[] = [];
   /** Changes whenever any rule changes (the evaluator rebuilds a device's state when it differs). */
   version = 0;
 
@@ -63,6 +64,35 @@ export class RuleBook {
   /** A rule is gone (deleted through the API, or no longer in the types file). */
   onRemove(l: (rule: AlarmRule) => void): void {
     this.removeListeners.push(l);
+  }
+
+  /** A rule added or deleted through this instance's API (the cluster passes it on). */
+  onApiChange(l: (rule: AlarmRule, deleted: boolean) => void): void {
+    this.apiListeners.push(l);
+  }
+
+  /**
+   * A rule another instance's API took: run and kept here too. False when the file did not take
+   * it now (it is written with the file's rewrite once the disk recovers).
+   */
+  adopt(input: unknown): boolean {
+    const rule = parseAlarmRule(input, 'a rule from another gateway instance');
+    if (rule instanceof Error || rule.id === '' || this.get(rule.id)) return true;
+    const written = this.file.append(encodeRecord(JSON.stringify(rule)));
+    this.apiRules.set(rule.id, rule);
+    this.changed();
+    return written;
+  }
+
+  /** A rule another instance's API deleted. */
+  drop(id: string): void {
+    const rule = this.apiRules.get(id);
+    if (!rule) return;
+    // Deleted here even when the file refuses: it is rewritten from what is kept once it recovers.
+    this.file.append(encodeRecord(JSON.stringify({ deleted: id })));
+    this.apiRules.delete(id);
+    this.changed();
+    for (const l of this.removeListeners) l(rule);
   }
 
   /** Loads the API's rules the last run left, then opens the file for appends. */
@@ -122,6 +152,7 @@ export class RuleBook {
     if (!this.file.append(encodeRecord(JSON.stringify(rule)))) throw this.writeError();
     this.apiRules.set(rule.id, rule);
     this.changed();
+    for (const l of this.apiListeners) l(rule, false);
     return rule;
   }
 
@@ -136,6 +167,7 @@ export class RuleBook {
     this.apiRules.delete(id);
     this.changed();
     for (const l of this.removeListeners) l(rule);
+    for (const l of this.apiListeners) l(rule, true);
     return rule;
   }
 

@@ -14,6 +14,11 @@
  *   commands/{deviceId}/{id}       retained JSON command records, published by the instance owning each
  *   deliver/{instance}             frames for a device that instance holds (commands from other owners)
  *   results                        result frames that reached an instance not owning the command
+ *   alarms/{deviceId}/{alarmId}    retained JSON {instance, alarm}: each alarm as its owner (the instance whose
+ *                                  rules raised it) last changed it; empty once the owner forgets it
+ *   alarm-actions/{instance}       JSON operator actions on that instance's alarms, taken by another instance's API
+ *   alarm-rules/{ruleId}           retained JSON {instance, rule}: an alarm rule added through an instance's API
+ *                                  (every instance runs it on the devices it holds); empty once deleted
  *
  * No instance sees another's frames: each decodes, stores and acks only what reaches it.
  * Everything here travels at QoS 1. Brokers without MQTT 5's noLocal (aedes) echo our own messages
@@ -22,6 +27,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
 import { firstConnect, redact } from '../mqtt/first-connect.js';
+import type { Alarm, AlarmRule } from '../../devices/api/json.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { OfflineCause } from '../devices.js';
 
@@ -70,6 +76,13 @@ export type BackboneEvents = {
   commandGone: [deviceId: string, commandId: string];
   deliver: [deviceId: string, frame: Uint8Array];
   result: [deviceId: string, frame: Uint8Array];
+  /** Another instance's alarm as it last changed it. */
+  alarm: [instance: string, alarm: Alarm];
+  alarmGone: [alarmId: string];
+  /** An operator action for one of this instance's alarms (JSON text, cluster/alarm-relay.ts reads it). */
+  alarmAction: [json: string];
+  /** A rule another instance's API took (null: deleted). */
+  alarmRule: [ruleId: string, rule: unknown | null];
 };
 
 const utf8 = new TextEncoder();
@@ -110,6 +123,10 @@ export class Backbone {
     commandGone: [],
     deliver: [],
     result: [],
+    alarm: [],
+    alarmGone: [],
+    alarmAction: [],
+    alarmRule: [],
   };
 
   constructor(
@@ -155,6 +172,18 @@ export class Backbone {
   onResult(l: Listener<'result'>): void {
     this.listeners.result.push(l);
   }
+  onAlarm(l: Listener<'alarm'>): void {
+    this.listeners.alarm.push(l);
+  }
+  onAlarmGone(l: Listener<'alarmGone'>): void {
+    this.listeners.alarmGone.push(l);
+  }
+  onAlarmAction(l: Listener<'alarmAction'>): void {
+    this.listeners.alarmAction.push(l);
+  }
+  onAlarmRule(l: Listener<'alarmRule'>): void {
+    this.listeners.alarmRule.push(l);
+  }
 
   get instance(): string {
     return this.opts.instance;
@@ -188,7 +217,7 @@ export class Backbone {
       this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back');
     });
     client.on('connect', () => {
-      const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, ...this.liveTopics];
+      const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, `${p}alarms/+/+`, `${p}alarm-actions/${o.instance}`, `${p}alarm-rules/+`, ...this.liveTopics];
       client.subscribe(topics, { qos: 1 }, (err, granted) => {
         const refused = granted?.filter((g) => g.qos >= 128) ?? [];
         if (err || refused.length > 0) this.log.error({ err: err?.message, refused: refused.map((g) => g.topic) }, `the backbone broker refused subscriptions under ${p}#; let the gateway's user read and write ${p}#`);
@@ -213,6 +242,29 @@ export class Backbone {
   /** Clears a finished command the owner no longer keeps (an empty retained message deletes it). */
   forgetCommand(deviceId: string, commandId: string): void {
     this.client?.publish(`${this.prefix}commands/${deviceId}/${commandId}`, Buffer.alloc(0), { qos: 1, retain: true });
+  }
+
+  /** An alarm this instance owns, as it is now (retained: instances joining later read it). */
+  publishAlarm(a: Alarm): void {
+    this.client?.publish(`${this.prefix}alarms/${a.deviceId}/${a.id}`, JSON.stringify({ instance: this.opts.instance, alarm: a }), { qos: 1, retain: true });
+  }
+
+  /** Clears an alarm the owner no longer keeps (an empty retained message deletes it). */
+  forgetAlarm(deviceId: string, alarmId: string): void {
+    this.client?.publish(`${this.prefix}alarms/${deviceId}/${alarmId}`, Buffer.alloc(0), { qos: 1, retain: true });
+  }
+
+  /** An alarm rule this instance's API added (null: deleted), for every instance. */
+  publishAlarmRule(id: string, rule: AlarmRule | null): void {
+    const payload = rule === null ? Buffer.alloc(0) : JSON.stringify({ instance: this.opts.instance, rule });
+    this.client?.publish(`${this.prefix}alarm-rules/${id}`, payload, { qos: 1, retain: true });
+  }
+
+  /** An operator action for an alarm `instance` owns. False when the backbone is down. */
+  sendAlarmAction(instance: string, json: string): boolean {
+    if (!this.client?.connected) return false;
+    this.client.publish(`${this.prefix}alarm-actions/${instance}`, json, { qos: 1 });
+    return true;
   }
 
   /** Sends a frame to a device held by another instance. */
@@ -333,6 +385,31 @@ export class Backbone {
           }
           return;
         }
+        case 'alarms': {
+          const alarmId = arg.split('/')[1];
+          if (!alarmId) return;
+          if (payload.length === 0) {
+            for (const l of this.listeners.alarmGone) l(alarmId);
+            return;
+          }
+          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; alarm?: Alarm };
+          if (typeof m.instance !== 'string' || m.instance === this.opts.instance || typeof m.alarm?.id !== 'string') return;
+          for (const l of this.listeners.alarm) l(m.instance, m.alarm);
+          return;
+        }
+        case 'alarm-rules': {
+          if (payload.length === 0) {
+            for (const l of this.listeners.alarmRule) l(arg, null);
+            return;
+          }
+          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; rule?: unknown };
+          if (m.instance === this.opts.instance) return;
+          for (const l of this.listeners.alarmRule) l(arg, m.rule ?? null);
+          return;
+        }
+        case 'alarm-actions':
+          for (const l of this.listeners.alarmAction) l(payload.toString('utf8'));
+          return;
         case 'deliver': {
           const m = readAddressed(payload);
           if (m) for (const l of this.listeners.deliver) l(m.deviceId, m.frame);
