@@ -39,14 +39,18 @@ export interface RuleSource {
   rulesFor(device: DeviceState): RuleSet;
 }
 
+/** Per rule, in one array (one allocation, neighbours in memory): state, run start, last time, last value. */
+const STRIDE = 4;
+const STATE = 0;
+const SINCE = 1;
+const LAST_T = 2;
+const LAST_V = 3;
+
 /** The state of one device's rules. */
 class DeviceRules {
   version = -1;
   set: RuleSet = NO_RULES;
-  state = new Uint8Array(0);
-  since = new Float64Array(0);
-  lastT = new Float64Array(0);
-  lastV = new Float64Array(0);
+  s = new Float64Array(0);
 }
 
 export class Evaluator {
@@ -84,82 +88,94 @@ export class Evaluator {
     const d = this.stateOf(device);
     const set = d.set;
     if (set.size === 0) return;
+    const s = d.s;
     // Any data ends a silence.
     for (let k = 0; k < set.silent.length; k++) {
-      const i = set.silent[k]!;
-      if (d.state[i] === RAISED) {
-        d.state[i] = NORMAL;
-        this.clear(set.rules[i]!.rule, device, now);
+      const o = set.silent[k]! * STRIDE;
+      if (s[o + STATE] === RAISED) {
+        s[o + STATE] = NORMAL;
+        this.clear(set.rules[set.silent[k]!]!.rule, device, now);
       }
     }
     const first = set.first;
+    const next = set.next;
+    const kinds = set.kind;
+    const as = set.a;
+    const bs = set.b;
+    const hs = set.hysteresis;
+    const channels = batch.channels;
+    const values = batch.values;
+    const offsets = batch.offsets;
+    this.evaluated += batch.count;
     for (let j = 0; j < batch.count; j++) {
-      for (let i = first[batch.channels[j]!]!; i >= 0; i = set.next[i]!) this.reading(device, d, i, batch.values[j]!, time + batch.offsets[j]!);
-    }
-  }
-
-  private reading(device: DeviceState, d: DeviceRules, i: number, v: number, t: number): void {
-    this.evaluated++;
-    const lastT = d.lastT[i]!;
-    if (t < lastT) {
-      this.reordered++;
-      return;
-    }
-    const r = d.set.rules[i]!;
-    let on: boolean;
-    let off: boolean;
-    switch (r.kind) {
-      case Kind.Above:
-        on = v > r.a;
-        off = v <= r.a - r.hysteresis;
-        break;
-      case Kind.Below:
-        on = v < r.a;
-        off = v >= r.a + r.hysteresis;
-        break;
-      case Kind.Outside:
-        on = v < r.a || v > r.b;
-        off = v >= r.a + r.hysteresis && v <= r.b - r.hysteresis;
-        break;
-      case Kind.True:
-        on = v !== 0;
-        off = !on;
-        break;
-      case Kind.Rate: {
-        const dt = t - lastT;
-        const lastV = d.lastV[i]!;
-        d.lastT[i] = t;
-        d.lastV[i] = v;
-        // The first reading (or one at the same instant) has no rate.
-        if (lastT === -Infinity || dt <= 0) return;
-        on = (Math.abs(v - lastV) * 1000) / dt > r.a;
-        off = !on;
-        break;
+      let i = first[channels[j]!]!;
+      if (i < 0) continue;
+      const v = values[j]!;
+      const t = time + offsets[j]!;
+      for (; i >= 0; i = next[i]!) {
+        const o = i * STRIDE;
+        const lastT = s[o + LAST_T]!;
+        if (t < lastT) {
+          this.reordered++;
+          continue;
+        }
+        const a = as[i]!;
+        let on: boolean;
+        let off: boolean;
+        switch (kinds[i]) {
+          case Kind.Above:
+            on = v > a;
+            off = v <= a - hs[i]!;
+            break;
+          case Kind.Below:
+            on = v < a;
+            off = v >= a + hs[i]!;
+            break;
+          case Kind.Outside: {
+            const b = bs[i]!;
+            const h = hs[i]!;
+            on = v < a || v > b;
+            off = v >= a + h && v <= b - h;
+            break;
+          }
+          case Kind.True:
+            on = v !== 0;
+            off = !on;
+            break;
+          case Kind.Rate: {
+            const lastV = s[o + LAST_V]!;
+            s[o + LAST_T] = t;
+            s[o + LAST_V] = v;
+            // The first reading (or one at the same instant) has no rate.
+            if (lastT === -Infinity || t === lastT) continue;
+            on = (Math.abs(v - lastV) * 1000) / (t - lastT) > a;
+            off = !on;
+            break;
+          }
+          default:
+            continue;
+        }
+        s[o + LAST_T] = t;
+        s[o + LAST_V] = v;
+        const state = s[o + STATE];
+        if (state === RAISED) {
+          if (off) {
+            s[o + STATE] = NORMAL;
+            this.clear(set.rules[i]!.rule, device, t);
+          }
+        } else if (on) {
+          if (state === NORMAL) {
+            s[o + SINCE] = t;
+            s[o + STATE] = PENDING;
+          }
+          if (t - s[o + SINCE]! >= set.forMs[i]!) {
+            s[o + STATE] = RAISED;
+            this.raise(set.rules[i]!.rule, device, kinds[i] === Kind.True ? true : v, t);
+          }
+        } else if (state === PENDING) {
+          s[o + STATE] = NORMAL;
+        }
       }
-      default:
-        return;
-    }
-    d.lastT[i] = t;
-    d.lastV[i] = v;
-    const s = d.state[i]!;
-    if (s === RAISED) {
-      if (off) {
-        d.state[i] = NORMAL;
-        this.clear(r.rule, device, t);
-      }
-      return;
-    }
-    if (!on) {
-      if (s === PENDING) d.state[i] = NORMAL;
-      return;
-    }
-    if (s === NORMAL) {
-      d.since[i] = t;
-      d.state[i] = PENDING;
-    }
-    if (t - d.since[i]! >= r.forMs) {
-      d.state[i] = RAISED;
-      this.raise(r.rule, device, r.kind === Kind.True ? true : v, t);
     }
   }
 
@@ -178,8 +194,8 @@ export class Evaluator {
       const heard = Math.max(device.lastSeen, this.startedAt);
       for (let k = 0; k < set.silent.length; k++) {
         const i = set.silent[k]!;
-        if (d.state[i] !== RAISED && now - heard >= set.rules[i]!.forMs) {
-          d.state[i] = RAISED;
+        if (d.s[i * STRIDE + STATE] !== RAISED && now - heard >= set.forMs[i]!) {
+          d.s[i * STRIDE + STATE] = RAISED;
           this.raise(set.rules[i]!.rule, device, null, now);
         }
       }
@@ -194,29 +210,20 @@ export class Evaluator {
     const set = this.rules.rulesFor(device);
     const n = set.size;
     const old = d.set;
-    const state = new Uint8Array(n);
-    const since = new Float64Array(n);
-    const lastT = new Float64Array(n).fill(-Infinity);
-    const lastV = new Float64Array(n);
+    const s = new Float64Array(n * STRIDE);
     for (let i = 0; i < n; i++) {
-      const id = set.rules[i]!.rule.id;
-      const j = old.rules.findIndex((r) => r.rule.id === id && r.rule === set.rules[i]!.rule);
-      if (j >= 0) {
-        state[i] = d.state[j]!;
-        since[i] = d.since[j]!;
-        lastT[i] = d.lastT[j]!;
-        lastV[i] = d.lastV[j]!;
-      } else if (this.isOpen(id, device.id)) {
+      const rule = set.rules[i]!.rule;
+      const j = old.rules.findIndex((r) => r.rule === rule);
+      if (j >= 0) s.set(d.s.subarray(j * STRIDE, (j + 1) * STRIDE), i * STRIDE);
+      else {
+        s[i * STRIDE + LAST_T] = -Infinity;
         // An alarm still open from before (a restart): the condition's end clears it.
-        state[i] = RAISED;
+        if (this.isOpen(rule.id, device.id)) s[i * STRIDE + STATE] = RAISED;
       }
     }
     d.version = this.rules.version;
     d.set = set;
-    d.state = state;
-    d.since = since;
-    d.lastT = lastT;
-    d.lastV = lastV;
+    d.s = s;
     return d;
   }
 

@@ -28,10 +28,22 @@ export class RuleSet {
   /** Indexes of `silent` rules (the sweep's). */
   readonly silent: number[] = [];
   readonly rules: CompiledRule[];
+  /** The rules' numbers in flat arrays, by rule index: what the per-reading loop reads. */
+  readonly kind: Uint8Array;
+  readonly a: Float64Array;
+  readonly b: Float64Array;
+  readonly hysteresis: Float64Array;
+  readonly forMs: Float64Array;
 
   constructor(rules: readonly AlarmRule[]) {
     this.rules = rules.map(compile);
-    this.next = new Int16Array(this.rules.length).fill(-1);
+    const n = this.rules.length;
+    this.kind = Uint8Array.from(this.rules, (r) => r.kind);
+    this.a = Float64Array.from(this.rules, (r) => r.a);
+    this.b = Float64Array.from(this.rules, (r) => r.b);
+    this.hysteresis = Float64Array.from(this.rules, (r) => r.hysteresis);
+    this.forMs = Float64Array.from(this.rules, (r) => r.forMs);
+    this.next = new Int16Array(n).fill(-1);
     // Chained back to front so each channel's rules run in the given order.
     for (let i = this.rules.length - 1; i >= 0; i--) {
       const r = this.rules[i]!;

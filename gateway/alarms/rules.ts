@@ -173,31 +173,40 @@ export class RuleBook {
 
   /** The compiled rules a device runs: its type's, then its own. */
   rulesFor(device: DeviceState): RuleSet {
-    const key = this.hasDeviceRules(device.id) ? `id:${device.id}` : `type:${device.type ?? ''}`;
+    const index = (this.index ??= this.buildIndex());
+    const own = index.byDevice.get(device.id);
+    const key = own ? `id:${device.id}` : `type:${device.type ?? ''}`;
     let set = this.cache.get(key);
     if (!set) {
-      const rules: AlarmRule[] = [];
-      for (const r of this.typeRules) if (r.deviceType === device.type) rules.push(r);
-      for (const r of this.apiRules.values()) if ((r.deviceType !== undefined && r.deviceType === device.type) || r.deviceId === device.id) rules.push(r);
-      this.cache.set(key, (set = new RuleSet(rules)));
+      const typed = device.type === undefined ? [] : index.byType.get(device.type) ?? [];
+      this.cache.set(key, (set = new RuleSet(own ? [...typed, ...own] : typed)));
     }
     return set;
   }
 
-  private deviceRuleIds: Set<string> | undefined;
+  /** Rules by the type and by the device they watch (so a device's set costs its own rules only). */
+  private index: { byType: Map<string, AlarmRule[]>; byDevice: Map<string, AlarmRule[]> } | undefined;
 
-  private hasDeviceRules(id: string): boolean {
-    if (!this.deviceRuleIds) {
-      this.deviceRuleIds = new Set();
-      for (const r of this.apiRules.values()) if (r.deviceId !== undefined) this.deviceRuleIds.add(r.deviceId);
+  private buildIndex(): NonNullable<RuleBook['index']> {
+    const byType = new Map<string, AlarmRule[]>();
+    const byDevice = new Map<string, AlarmRule[]>();
+    const add = (m: Map<string, AlarmRule[]>, k: string, r: AlarmRule) => {
+      const list = m.get(k);
+      if (list) list.push(r);
+      else m.set(k, [r]);
+    };
+    for (const r of this.typeRules) if (r.deviceType !== undefined) add(byType, r.deviceType, r);
+    for (const r of this.apiRules.values()) {
+      if (r.deviceType !== undefined) add(byType, r.deviceType, r);
+      else if (r.deviceId !== undefined) add(byDevice, r.deviceId, r);
     }
-    return this.deviceRuleIds.has(id);
+    return { byType, byDevice };
   }
 
   private changed(): void {
     this.version++;
     this.cache = new Map();
-    this.deviceRuleIds = undefined;
+    this.index = undefined;
   }
 
   private writeError(): FileWriteError {
