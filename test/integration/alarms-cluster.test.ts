@@ -3,10 +3,11 @@
  * where the device is; A's alarm is listed on B; an acknowledgement on B is written by A; the
  * device moving to B and its condition ending there clears A's alarm (still one per rule and device).
  */
+import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTelemetry } from '../../devices/codec/index.js';
 import { RawDevice } from '../helpers/raw-device.js';
-import { deviceToken, gatewayArgs, spawnGateway, tempDir, type ChildGateway } from '../helpers/gateway.js';
+import { deviceToken, gatewayArgs, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
 import { mosquittoPath, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -14,8 +15,12 @@ const hasMosquitto = mosquittoPath() !== undefined;
 let broker: Mosquitto | undefined;
 const gateways: ChildGateway[] = [];
 const raws: RawDevice[] = [];
+const inProcess: TestGateway[] = [];
+const mqttClients: mqtt.MqttClient[] = [];
 
 afterEach(async () => {
+  for (const c of mqttClients.splice(0)) c.end(true);
+  for (const g of inProcess.splice(0)) await g.close();
   for (const d of raws.splice(0)) d.terminate();
   for (const g of gateways.splice(0)) await g.stop();
   await broker?.stop();
@@ -65,5 +70,25 @@ describe.skipIf(!hasMosquitto && !process.env.REQUIRE_SERVICES)('alarms across a
     const onBList = await waitFor(async () => ((await alarmsOf(b))[0]?.state === 'cleared' ? alarmsOf(b) : undefined), 'B to show it cleared');
     expect(onBList).toHaveLength(1);
     expect(onBList[0]!.transitions.map((x) => `${x.state}:${x.by}`)).toEqual(['active:rule', 'acknowledged:operator', 'cleared:rule']);
+  });
+});
+
+describe.skipIf(!hasMosquitto && !process.env.REQUIRE_SERVICES)('alarms in bridge mode', () => {
+  it('an alarm change is published on the external broker, alarms/{deviceId} at QoS 1', async () => {
+    broker = await startMosquitto();
+    const g = await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'alarm-bridge' });
+    inProcess.push(g);
+    const rule = { id: 'br-hot', name: 'hot', severity: 'warning', deviceId: 'alarm-br-1', condition: { kind: 'above', channel: 1, threshold: 30 } };
+    expect((await g.api('/api/alarm-rules', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) })).status).toBe(201);
+    const sub = await mqtt.connectAsync(broker.url, { clientId: 'alarm-integration', reconnectPeriod: 0 });
+    mqttClients.push(sub);
+    const got: { topic: string; qos: number; body: { alarms: { state: string; deviceId: string }[] } }[] = [];
+    sub.on('message', (topic, payload, packet) => got.push({ topic, qos: packet.qos, body: JSON.parse(payload.toString()) }));
+    await sub.subscribeAsync('alarms/#', { qos: 1 });
+    const dev = await mqtt.connectAsync(broker.url, { clientId: 'alarm-br-1', protocolVersion: 5, reconnectPeriod: 0 });
+    mqttClients.push(dev);
+    dev.publish('devices/alarm-br-1/telemetry', Buffer.from(encodeTelemetry({ epoch: 1, seq: 1, timestamp: Date.now() }, [{ channel: 1, value: 33, type: 'f32' }])), { qos: 1 });
+    await waitFor(() => got.length > 0, 'the alarm on the external broker');
+    expect(got[0]).toMatchObject({ topic: 'alarms/alarm-br-1', qos: 1, body: { type: 'alarm', full: false, alarms: [{ state: 'active', deviceId: 'alarm-br-1' }] } });
   });
 });
