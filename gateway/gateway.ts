@@ -173,7 +173,7 @@ export class Gateway {
       ...(deps.alarms?.sweepMs ? { sweepMs: deps.alarms.sweepMs } : {}),
       webhooks: { url: config.alarmWebhook, ...deps.alarms?.webhooks },
     });
-    this.alarms.listen({ ingest: this.ingest });
+    this.alarms.listen({ ingest: this.ingest, presence: this.presence });
     this.stats = new GatewayStats(this.devices, this.ingest, this.commands, () => ({
       liveClients: this.live.clients.size + (this.sse?.clients ?? 0),
       liveDropped: this.live.dropped,

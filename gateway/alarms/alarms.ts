@@ -10,7 +10,7 @@
  */
 import type { Alarm, AlarmRule } from '../../devices/api/json.js';
 import { deviceType } from '../../devices/device-types.js';
-import type { DeviceTable } from '../devices.js';
+import type { DeviceLink, DeviceState, DeviceTable } from '../devices.js';
 import type { Logger } from '../log.js';
 import { AlarmBook, type AlarmListener, type AlarmQuery } from './alarm-book.js';
 import { AlarmError } from './alarm-error.js';
@@ -28,7 +28,10 @@ export interface AlarmOptions {
   webhooks?: WebhookOptions;
   /** The types' rules (default: the built-in demo types'). */
   typeRules?: AlarmRule[];
-  /** Part of a cluster: devices no instance has held yet are left to the one that will. */
+  /**
+   * Part of a cluster: a device's silent rules run on the instance that holds it or held it last
+   * (a device no instance has held since this one started is left to the one that will).
+   */
   clustered?: boolean;
 }
 
@@ -54,6 +57,8 @@ export class Alarms {
   private readonly remote = new Map<string, { alarm: Alarm; instance: string }>();
   private readonly shownListeners: AlarmListener[] = [];
   private readonly remoteActionListeners: ((a: RemoteAction) => void)[] = [];
+  /** In a cluster: devices held here, or held here last (presence). */
+  private readonly heldHere = new WeakSet<DeviceState>();
 
   constructor(
     dataDir: string,
@@ -183,8 +188,13 @@ export class Alarms {
     this.book.onChange(l);
   }
 
-  listen(from: Parameters<Evaluator['listen']>[0]): void {
+  /** Ingest's new frames (the rules), and presence (where a device's silent rules run in a cluster). */
+  listen(from: Parameters<Evaluator['listen']>[0] & { presence?: { onConnect(l: (device: DeviceState, link: DeviceLink) => void): void } }): void {
     this.evaluator.listen(from);
+    from.presence?.onConnect((device, link) => {
+      if (link.instance === undefined) this.heldHere.add(device);
+      else this.heldHere.delete(device);
+    });
   }
 
   /** Loads rules and alarms; starts the silent sweep. */
@@ -192,7 +202,8 @@ export class Alarms {
     this.rules.start();
     this.book.start();
     const every = this.opts.sweepMs ?? DEFAULT_SWEEP_MS;
-    this.sweepTimer = setInterval(() => this.evaluator.sweep(this.devices.all(), Date.now(), this.opts.clustered ?? false), every);
+    const mine = this.opts.clustered ? (d: DeviceState) => this.heldHere.has(d) : (d: DeviceState) => d.link?.instance === undefined;
+    this.sweepTimer = setInterval(() => this.evaluator.sweep(this.devices.all(), Date.now(), mine), every);
     this.sweepTimer.unref();
   }
 

@@ -180,14 +180,12 @@ export class Evaluator {
   }
 
   /**
-   * The silent sweep: a device held here (or last held here) with no data for a rule's forMs gets
-   * its alarm. `devices` is every device known; devices another instance holds are that one's, and
-   * in a cluster (`clustered`) a device no instance held yet is nobody's.
+   * The silent sweep: a device whose rules run here (`mine`: held here, or last held here) with no
+   * data for a rule's forMs gets its alarm. `devices` is every device known.
    */
-  sweep(devices: Iterable<DeviceState>, now: number, clustered = false): void {
+  sweep(devices: Iterable<DeviceState>, now: number, mine: (device: DeviceState) => boolean): void {
     for (const device of devices) {
-      const link = device.link;
-      if (link?.instance !== undefined || (clustered && link === undefined)) continue;
+      if (!mine(device)) continue;
       const d = this.stateOf(device);
       const set = d.set;
       if (set.silent.length === 0) continue;

@@ -149,6 +149,28 @@ describe('alarms on a real gateway', () => {
     ]);
   });
 
+  it('a silent device (offline too) raises its silent alarm; data clears it', async () => {
+    const g = await startGateway({}, { alarms: { sweepMs: 50 } });
+    cleanups.push(() => g.close());
+    await addRule(g, { id: 'quiet', name: 'quiet', severity: 'warning', deviceId: 'alarm-quiet', condition: { kind: 'silent', forMs: 1000 } });
+    const clients: DeviceClient[] = [];
+    cleanups.push(async () => {
+      for (const c of clients) await c.close().catch(() => {});
+    });
+    const d = sdkDevice(g.ws, 'alarm-quiet', clients);
+    await d.connect();
+    d.send({ channel: 1, value: 1 }, Date.now());
+    await waitFor(() => g.gateway.alarms.evaluator.evaluated >= 1, 'the reading');
+    await d.close();
+    const alarm = await waitFor(async () => (await g.api('/api/alarms?device=alarm-quiet&state=active')).body.alarms[0], 'the silent alarm', 10_000);
+    expect(alarm).toMatchObject({ ruleId: 'quiet', channel: null, value: null, severity: 'warning' });
+    expect(alarm.message).toMatch(/no data for 1 s/);
+    const again = sdkDevice(g.ws, 'alarm-quiet', clients);
+    await again.connect();
+    again.send({ channel: 1, value: 2 }, Date.now());
+    await waitFor(async () => (await g.api(`/api/alarms/${alarm.id}`)).body.state === 'cleared', 'data to clear it');
+  });
+
   it('an active alarm stays active across a restart and a kill -9; rules from the API too', async () => {
     const dataDir = tempDir();
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
