@@ -234,7 +234,7 @@ export class Alarms {
       channel,
       value: e.value,
       raisedAt: e.at,
-      message: `${e.device.id}: ${describe(e.rule, e.value, spec?.name, spec?.unit)}`,
+      message: describe(e.rule, e.value, spec?.name, spec?.unit),
     });
   }
 }

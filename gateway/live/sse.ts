@@ -15,6 +15,8 @@ interface SseClient {
   reply: Reply;
   congested: boolean;
   missed: number;
+  /** Follows alarms (`?alarms`): after a gap it gets the open list again. */
+  alarms: boolean;
 }
 
 const KEEPALIVE_MS = 15_000;
@@ -50,7 +52,10 @@ export class SseHub {
       c.congested = true;
       c.reply.onWritable(() => {
         c.congested = false;
-        if (c.missed > 0) c.reply.write(`event: missed\ndata: ${JSON.stringify({ type: 'missed', count: c.missed } satisfies SseMissedMessage)}\n\n`);
+        if (c.missed > 0) {
+          c.reply.write(`event: missed\ndata: ${JSON.stringify({ type: 'missed', count: c.missed } satisfies SseMissedMessage)}\n\n`);
+          if (c.alarms) c.reply.write(this.alarmList());
+        }
         c.missed = 0;
       });
     }
@@ -64,7 +69,7 @@ export class SseHub {
       if ((ids.length === 0 && !alarms) || !ids.every((id) => DEVICE_ID_PATTERN.test(id))) {
         throw new ApiError(400, 'BAD_QUERY', 'name one or more devices, or ask for alarms: /api/live?device=<id>[&device=<id2>][&alarms]');
       }
-      const client: SseClient = { reply, congested: false, missed: 0 };
+      const client: SseClient = { reply, congested: false, missed: 0, alarms };
       this.all.add(client);
       reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
       // Last-Event-ID is "<device>:<seq>@<bootId>" of the last message the client applied (device
@@ -86,7 +91,7 @@ export class SseHub {
       }
       if (alarms) {
         this.alarmClients.add(client);
-        this.send(client, `event: alarm\ndata: ${JSON.stringify({ type: 'alarm', full: true, alarms: this.hub.alarmsOpen() } satisfies AlarmMessage)}\n\n`);
+        this.send(client, this.alarmList());
       }
       this.send(client, ': connected\n\n');
       reply.onClose(() => {
@@ -100,6 +105,11 @@ export class SseHub {
       });
       return true;
     };
+  }
+
+  /** The open alarms as one `alarm` event (`full`). */
+  private alarmList(): string {
+    return `event: alarm\ndata: ${JSON.stringify({ type: 'alarm', full: true, alarms: this.hub.alarmsOpen() } satisfies AlarmMessage)}\n\n`;
   }
 
   get clients(): number {
