@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { AlarmBook, type AlarmListener, type AlarmQuery } from './alarm-book.js';
 import { AlarmError } from './alarm-error.js';
 import { Evaluator, type RaiseEvent } from './evaluator.js';
+import { RemoteAlarms } from './remote-alarms.js';
 import { describe } from './rule.js';
 import { RuleBook } from './rules.js';
 import { Webhooks, type WebhookOptions } from './webhooks.js';
@@ -53,8 +54,8 @@ export class Alarms {
   readonly evaluator: Evaluator;
   readonly webhooks: Webhooks;
   private sweepTimer: NodeJS.Timeout | undefined;
-  /** Other instances' alarms, by id, with the instance that owns each. */
-  private readonly remote = new Map<string, { alarm: Alarm; instance: string }>();
+  /** Other instances' alarms (in a cluster). */
+  private readonly remote = new RemoteAlarms();
   private readonly shownListeners: AlarmListener[] = [];
   private readonly remoteActionListeners: ((a: RemoteAction) => void)[] = [];
   /** In a cluster: devices held here, or held here last (presence). */
@@ -93,17 +94,13 @@ export class Alarms {
 
   /** Another instance's alarm, as it published it. */
   applyRemote(instance: string, a: Alarm): void {
-    if (this.book.get(a.id)) return;
-    const known = this.remote.get(a.id);
-    // An older record (an optimistic action shown here is ahead of the owner's echo of the past).
-    if (known && known.alarm.transitions.length > a.transitions.length) return;
-    this.remote.set(a.id, { alarm: a, instance });
+    if (this.book.get(a.id) || !this.remote.apply(instance, a)) return;
     for (const l of this.shownListeners) l(a);
   }
 
   /** Another instance no longer keeps an alarm (cleared long ago). */
   forgetRemote(id: string): void {
-    this.remote.delete(id);
+    this.remote.forget(id);
   }
 
   /** An action another instance passed on for an alarm owned here. */
@@ -123,9 +120,7 @@ export class Alarms {
   /** The open alarm of a rule and device, this instance's or (the device moved here) another's. */
   openFor(ruleId: string, deviceId: string): Alarm | undefined {
     const own = this.book.openFor(ruleId, deviceId);
-    if (own || this.remote.size === 0) return own;
-    for (const { alarm: a } of this.remote.values()) if (a.ruleId === ruleId && a.deviceId === deviceId && a.state !== 'cleared') return a;
-    return undefined;
+    return own ?? (this.remote.size === 0 ? undefined : this.remote.openFor(ruleId, deviceId));
   }
 
   /** The condition ended: the open alarm clears, here or at the instance owning it. */
@@ -143,22 +138,16 @@ export class Alarms {
   list(q: AlarmQuery): Alarm[] {
     const out = this.book.list(q);
     if (this.remote.size === 0) return out;
-    for (const { alarm: a } of this.remote.values()) {
-      if (q.states && !q.states.has(a.state)) continue;
-      if (q.severities && !q.severities.has(a.severity)) continue;
-      if (q.device !== undefined && a.deviceId !== q.device) continue;
-      out.push(a);
-    }
-    out.sort((a, b) => b.transitions.at(-1)!.at - a.transitions.at(-1)!.at || (a.id < b.id ? 1 : -1));
+    this.remote.matching(q, out).sort((a, b) => b.transitions.at(-1)!.at - a.transitions.at(-1)!.at || (a.id < b.id ? 1 : -1));
     return out.slice(0, q.limit);
   }
 
   acknowledge(id: string, note: string | undefined): Alarm {
-    return this.book.get(id) || !this.remote.has(id) ? this.book.acknowledge(id, note) : this.actRemote(id, 'acknowledge', note);
+    return this.book.get(id) || !this.remote.get(id) ? this.book.acknowledge(id, note) : this.actRemote(id, 'acknowledge', note);
   }
 
   clear(id: string, note: string | undefined): Alarm {
-    return this.book.get(id) || !this.remote.has(id) ? this.book.clear(id, note) : this.actRemote(id, 'clear', note);
+    return this.book.get(id) || !this.remote.get(id) ? this.book.clear(id, note) : this.actRemote(id, 'clear', note);
   }
 
   private actRemote(id: string, action: RemoteAction['action'], note: string | undefined): Alarm {
@@ -171,16 +160,14 @@ export class Alarms {
     const by = action === 'rule-clear' ? 'rule' : 'operator';
     const next: Alarm = { ...a, state, transitions: [...a.transitions, { state, at, by, ...(note !== undefined ? { note } : {}) }] };
     for (const l of this.remoteActionListeners) l({ instance: r.instance, alarmId: id, action, ...(note !== undefined ? { note } : {}), at });
-    this.remote.set(id, { alarm: next, instance: r.instance });
+    this.remote.apply(r.instance, next);
     for (const l of this.shownListeners) l(next);
     return next;
   }
 
   /** Open alarms by severity and state, as shown here (metrics). */
   counts(): Map<string, number> {
-    const m = this.book.counts();
-    for (const { alarm: a } of this.remote.values()) if (a.state !== 'cleared') m.set(`${a.severity}\u0000${a.state}`, (m.get(`${a.severity}\u0000${a.state}`) ?? 0) + 1);
-    return m;
+    return this.remote.countInto(this.book.counts());
   }
 
   /** Every change of an alarm, after it was written to the data folder. */
@@ -217,9 +204,7 @@ export class Alarms {
 
   /** Alarms not cleared (this instance's and the cluster's), for a new live subscriber. */
   openAlarms(): Alarm[] {
-    const out = [...this.book.openAlarms()];
-    for (const { alarm: a } of this.remote.values()) if (a.state !== 'cleared') out.push(a);
-    return out;
+    return this.remote.open([...this.book.openAlarms()]);
   }
 
   private raised(e: RaiseEvent): void {
