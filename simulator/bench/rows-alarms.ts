@@ -1,4 +1,4 @@
-/** The alarm rules row: ingest at 10,000 devices with one rule per channel against none, same run. */
+/** The alarm rules row: ingest at 10,000 devices of a type with one rule per channel against none, same run. */
 import type { IngestResult } from './measure/ingest.js';
 import { ALARM_DEVICES, RULES_PER_DEVICE } from './measure/alarms.js';
 import type { Row } from './report.js';
@@ -10,11 +10,11 @@ export function buildAlarmRows(results: ReadonlyMap<string, unknown>, missing: R
   const on = results.get('alarms-on') as IngestResult | undefined;
   const off = results.get('alarms-off') as IngestResult | undefined;
   const n = ALARM_DEVICES.toLocaleString('en-US');
-  const setup = `${n} devices, 64-byte frames (8 readings), one dashboard following every device`;
+  const setup = `${n} devices of one type (registry), 64-byte frames (8 readings), one dashboard following every device`;
   const rows: Row[] = [];
   for (const [id, r, measurement] of [
     ['alarms-off', off, 'Gateway, no alarm rules'],
-    ['alarms-on', on, `Gateway, ${RULES_PER_DEVICE} alarm rules per device (one per channel, none firing)`],
+    ['alarms-on', on, `Gateway, ${RULES_PER_DEVICE} alarm rules on the devices' type (one per channel, none firing)`],
   ] as const) {
     if (!r) {
       rows.push({ measurement, setup, missing: missing.get(id) ?? 'not measured (not in --only)' });

@@ -1,9 +1,10 @@
 /**
- * The cost of alarm rules on ingest: the gateway's full pipeline at 10,000 devices, with and
- * without one rule per channel per device (8 rules each, 80,000 in all, every kind but silent),
- * in interleaved rounds of the same run. The rules never fire: the figure is the steady state, the
- * evaluation a reading costs when nothing changes. They reach the gateway as its data folder's
- * alarm-rules.jsonl, the file POST /api/alarm-rules writes (record-log format: crc32, payload).
+ * The cost of alarm rules on ingest: the gateway's full pipeline at 10,000 devices of one type,
+ * with and without one rule per channel on that type (8 rules, every kind but silent), in
+ * interleaved rounds of the same run. The rules never fire: the figure is the steady state, the
+ * evaluation a reading costs when nothing changes. Both runs get a registry naming the devices'
+ * type (`bench`, no tokens: the fleet key admits them); the rules reach the gateway as its data
+ * folder's alarm-rules.jsonl, the file POST /api/alarm-rules writes (record-log format).
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,9 +18,11 @@ import { ingest, type IngestResult } from './ingest.js';
 export const ALARM_DEVICES = 10_000;
 export const RULES_PER_DEVICE = 8;
 
+const TYPE = 'bench';
+
 /** One rule per channel of the bench frame (frames.ts: six f32, two bools), none of which fires. */
-function rulesFor(id: string): object[] {
-  const c = (channel: number, condition: object) => ({ id: `${id}-c${channel}`, name: `ch${channel}`, severity: 'minor', deviceId: id, source: 'api', condition: { channel, ...condition } });
+function rules(): object[] {
+  const c = (channel: number, condition: object) => ({ id: `bench-c${channel}`, name: `ch${channel}`, severity: 'minor', deviceType: TYPE, source: 'api', condition: { channel, ...condition } });
   return [
     c(1, { kind: 'outside', min: -1e12, max: 1e12, forMs: 60_000 }),
     c(2, { kind: 'above', threshold: 1e9, hysteresis: 1 }),
@@ -32,22 +35,21 @@ function rulesFor(id: string): object[] {
   ];
 }
 
-export async function ingestAlarms(rules: boolean, keys: BenchKeys, plan: WindowPlan): Promise<IngestResult> {
+export async function ingestAlarms(withRules: boolean, keys: BenchKeys, plan: WindowPlan): Promise<IngestResult> {
   const dir = tempDir('bench-alarms-');
   try {
     mkdirSync(dir, { recursive: true });
-    if (rules) {
-      const lines: string[] = [];
-      for (let i = 0; i < ALARM_DEVICES; i++) {
-        for (const r of rulesFor(deviceId(i))) {
-          const payload = JSON.stringify(r);
-          lines.push(`=${crc32(payload).toString(16).padStart(8, '0')} ${payload}\n`);
-        }
-      }
+    const registry = join(dir, 'registry.json');
+    writeFileSync(registry, JSON.stringify({ devices: Array.from({ length: ALARM_DEVICES }, (_, i) => ({ id: deviceId(i), type: TYPE })) }));
+    if (withRules) {
+      const lines = rules().map((r) => {
+        const payload = JSON.stringify(r);
+        return `=${crc32(payload).toString(16).padStart(8, '0')} ${payload}\n`;
+      });
       writeFileSync(join(dir, 'alarm-rules.jsonl'), lines.join(''));
     }
     // The later --data-dir wins over the bench's own.
-    return await ingest({ kind: 'gateway', devices: ALARM_DEVICES, keys, plan, gatewayArgs: ['--data-dir', dir] });
+    return await ingest({ kind: 'gateway', devices: ALARM_DEVICES, keys, plan, gatewayArgs: ['--data-dir', dir, '--registry', registry] });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
