@@ -46,15 +46,14 @@ const SINCE = 1;
 const LAST_T = 2;
 const LAST_V = 3;
 
-/** The state of one device's rules. */
-class DeviceRules {
+/** The state of one device's rules (kept on the device: DeviceState.alarms, no lookup per frame). */
+export class DeviceRules {
   version = -1;
   set: RuleSet = NO_RULES;
   s = new Float64Array(0);
 }
 
 export class Evaluator {
-  private readonly byDevice = new Map<DeviceState, DeviceRules>();
   private readonly raiseListeners: RaiseListener[] = [];
   private readonly clearListeners: ClearListener[] = [];
   /** Readings older than the last one evaluated for their rule and device (no state change). */
@@ -202,8 +201,7 @@ export class Evaluator {
 
   /** The device's rule state, rebuilt when the rules changed (each surviving rule keeps its state). */
   private stateOf(device: DeviceState): DeviceRules {
-    let d = this.byDevice.get(device);
-    if (d === undefined) this.byDevice.set(device, (d = new DeviceRules()));
+    const d = (device.alarms ??= new DeviceRules());
     if (d.version === this.rules.version) return d;
     const set = this.rules.rulesFor(device);
     const n = set.size;
