@@ -38,6 +38,18 @@ export interface NewAlarm {
 }
 
 const key = (ruleId: string, deviceId: string) => `${ruleId}\u0000${deviceId}`;
+const STATES = new Set(['active', 'acknowledged', 'cleared']);
+
+/** An alarm record as read from the file or the backbone: the fields the book relies on. */
+export function isAlarm(a: unknown): a is Alarm {
+  const x = a as Partial<Alarm> | null;
+  return (
+    typeof x === 'object' && x !== null &&
+    typeof x.id === 'string' && typeof x.ruleId === 'string' && typeof x.deviceId === 'string' &&
+    STATES.has(x.state as string) && Array.isArray(x.transitions) && x.transitions.length > 0 &&
+    x.transitions.every((t) => typeof t?.at === 'number' && STATES.has(t.state))
+  );
+}
 
 export class AlarmBook {
   private readonly byId = new Map<string, Alarm>();
@@ -89,8 +101,8 @@ export class AlarmBook {
     const loaded = new Map<string, Alarm>();
     this.file.load((text) => {
       try {
-        const a = JSON.parse(text) as Alarm;
-        if (typeof a?.id !== 'string' || typeof a.ruleId !== 'string' || typeof a.deviceId !== 'string' || !Array.isArray(a.transitions)) return false;
+        const a: unknown = JSON.parse(text);
+        if (!isAlarm(a)) return false;
         loaded.set(a.id, a);
         return true;
       } catch {

@@ -28,6 +28,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
 import { firstConnect, redact } from '../mqtt/first-connect.js';
 import type { Alarm, AlarmRule } from '../../devices/api/json.js';
+import { isAlarm } from '../alarms/alarm-book.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { OfflineCause } from '../devices.js';
 
@@ -392,8 +393,9 @@ export class Backbone {
             for (const l of this.listeners.alarmGone) l(alarmId);
             return;
           }
-          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; alarm?: Alarm };
-          if (typeof m.instance !== 'string' || m.instance === this.opts.instance || typeof m.alarm?.id !== 'string') return;
+          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; alarm?: unknown };
+          if (typeof m.instance !== 'string' || m.instance === this.opts.instance) return;
+          if (!isAlarm(m.alarm)) throw new Error('an alarm record without id, rule, device, state or transitions');
           for (const l of this.listeners.alarm) l(m.instance, m.alarm);
           return;
         }
