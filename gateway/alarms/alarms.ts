@@ -58,6 +58,8 @@ export class Alarms {
   private readonly remote = new RemoteAlarms();
   private readonly shownListeners: AlarmListener[] = [];
   private readonly remoteActionListeners: ((a: RemoteAction) => void)[] = [];
+  /** A rule being deleted: its alarms' clears still go to its webhook. */
+  private removing: AlarmRule | undefined;
   /** In a cluster: devices held here, or held here last (presence). */
   private readonly heldHere = new WeakSet<DeviceState>();
 
@@ -74,10 +76,13 @@ export class Alarms {
     this.evaluator.onClear((rule, device) => this.ruleCleared(rule.id, device.id));
     // A rule that is gone leaves no alarm open that nothing could clear.
     this.rules.onRemove((rule) => {
+      this.removing = rule;
       for (const a of [...this.book.openAlarms()]) if (a.ruleId === rule.id) this.book.ruleClear(rule.id, a.deviceId, Date.now(), 'the rule was deleted');
+      this.removing = undefined;
     });
     this.book.onChange((a) => {
-      this.webhooks.notify(a, this.rules.get(a.ruleId)?.webhook);
+      const rule = this.rules.get(a.ruleId) ?? (this.removing?.id === a.ruleId ? this.removing : undefined);
+      this.webhooks.notify(a, rule?.webhook);
       for (const l of this.shownListeners) l(a);
     });
   }
