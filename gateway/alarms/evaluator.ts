@@ -49,6 +49,8 @@ const LAST_V = 3;
 /** The state of one device's rules (kept on the device: DeviceState.alarms, no lookup per frame). */
 export class DeviceRules {
   version = -1;
+  /** The device's type when its rules were picked (a registry edit or a types reload may change it). */
+  type: string | undefined;
   set: RuleSet = NO_RULES;
   s = new Float64Array(0);
 }
@@ -202,7 +204,7 @@ export class Evaluator {
   /** The device's rule state, rebuilt when the rules changed (each surviving rule keeps its state). */
   private stateOf(device: DeviceState): DeviceRules {
     const d = (device.alarms ??= new DeviceRules());
-    if (d.version === this.rules.version) return d;
+    if (d.version === this.rules.version && d.type === device.type) return d;
     const set = this.rules.rulesFor(device);
     const n = set.size;
     const old = d.set;
@@ -218,6 +220,7 @@ export class Evaluator {
       }
     }
     d.version = this.rules.version;
+    d.type = device.type;
     d.set = set;
     d.s = s;
     return d;

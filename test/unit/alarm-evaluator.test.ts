@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { AlarmCondition, AlarmRule } from '../../devices/api/json.js';
 import { TelemetryBatch } from '../../devices/codec/index.js';
 import { Evaluator } from '../../gateway/alarms/evaluator.js';
-import { RuleSet } from '../../gateway/alarms/rule-set.js';
+import { NO_RULES, RuleSet } from '../../gateway/alarms/rule-set.js';
 import { DeviceState } from '../../gateway/devices.js';
 
 function rule(condition: AlarmCondition, id = 'r1'): AlarmRule {
@@ -202,6 +202,24 @@ describe('restart and rule changes', () => {
     h.src.version++;
     h.send(2, [1, 36], [3, 1]);
     expect(h.events).toEqual(['+r1@1', '+r2@2']);
+  });
+
+  it('a device whose type changes (registry edit, types reload) runs its new type\'s rules', () => {
+    const hot = rule({ kind: 'above', channel: 1, threshold: 30 }, 'hot');
+    const src = { version: 1, rulesFor: (d: DeviceState) => (d.type === 'climate' ? new RuleSet([hot]) : NO_RULES) };
+    const ev = new Evaluator(src, () => false);
+    const raised: string[] = [];
+    ev.onRaise((e) => raised.push(e.rule.id));
+    const device = new DeviceState('d-1', undefined);
+    const batch = new TelemetryBatch(1);
+    batch.count = 1;
+    batch.channels[0] = 1;
+    batch.values[0] = 40;
+    ev.frame(device, 1, batch, 1);
+    expect(raised).toEqual([]);
+    (device as { type: string | undefined }).type = 'climate';
+    ev.frame(device, 2, batch, 2);
+    expect(raised).toEqual(['hot']);
   });
 
   it('a device without rules costs nothing and raises nothing', () => {
