@@ -14,23 +14,35 @@ import { FileWriteError } from '../files/file-error.js';
 import { encodeRecord, RecordLog, type RecordFs } from '../files/record-log.js';
 import type { Logger } from '../log.js';
 import { AlarmError } from './alarm-error.js';
-import { parseAlarmRule } from './rule.js';
+import { AlarmRuleError, parseAlarmRule } from './rule.js';
 import { RuleSet } from './rule-set.js';
 
 /** Most rules the API takes (each device runs its type's and its own on every reading). */
 export const MAX_API_RULES = 10_000;
 
-/** The types' rules as declared in devices/device-types.ts (`alarms` of each DeviceTypeSpec). */
-export function builtInTypeRules(): AlarmRule[] {
+/**
+ * The rules a table of types declares (each type's `alarms`), checked; the first bad one is the
+ * error, with its place (`<where>: types[1].alarms[0]: …`). The types file loader calls this on
+ * each (re)load and hands the result to RuleBook.setTypeRules.
+ */
+export function typeRulesOf(types: readonly { type: string; alarms?: readonly unknown[] | undefined }[], where: string): AlarmRule[] | AlarmRuleError {
   const out: AlarmRule[] = [];
-  for (const t of DEVICE_TYPES) {
-    for (const [i, spec] of (t.alarms ?? []).entries()) {
-      const r = parseAlarmRule({ ...spec, deviceType: t.type }, `device type ${t.type}, alarms[${i}]`, 'types');
-      if (r instanceof Error) throw r;
+  for (const [i, t] of types.entries()) {
+    for (const [j, spec] of (t.alarms ?? []).entries()) {
+      const r = parseAlarmRule(typeof spec === 'object' && spec !== null ? { ...spec, deviceType: t.type } : spec, `${where}: types[${i}].alarms[${j}]`, 'types');
+      if (r instanceof Error) return r;
+      if (out.some((x) => x.id === r.id)) return new AlarmRuleError(`${where}: types[${i}].alarms[${j}]`, `a second rule with id "${r.id}" (rule names must differ within a type)`);
       out.push(r);
     }
   }
   return out;
+}
+
+/** The built-in demo types' rules (devices/device-types.ts). */
+export function builtInTypeRules(): AlarmRule[] {
+  const r = typeRulesOf(DEVICE_TYPES, 'devices/device-types.ts');
+  if (r instanceof Error) throw r;
+  return r;
 }
 
 export class RuleBook {

@@ -10,7 +10,7 @@ import type { AlarmRule } from '../../devices/api/json.js';
 import { AlarmBook } from '../../gateway/alarms/alarm-book.js';
 import { AlarmError } from '../../gateway/alarms/alarm-error.js';
 import { AlarmRuleError, parseAlarmRule } from '../../gateway/alarms/rule.js';
-import { builtInTypeRules, RuleBook } from '../../gateway/alarms/rules.js';
+import { builtInTypeRules, RuleBook, typeRulesOf } from '../../gateway/alarms/rules.js';
 import { FileWriteError } from '../../gateway/files/file-error.js';
 import type { RecordFs } from '../../gateway/files/record-log.js';
 import { DeviceState } from '../../gateway/devices.js';
@@ -150,6 +150,16 @@ describe('rules', () => {
     }
     expect(parseAlarmRule({ name: 'x', severity: 'minor', deviceId: 'd1', deviceType: 'climate', condition: { kind: 'true', channel: 1 } }, 'api')).toBeInstanceOf(AlarmRuleError);
     expect(parseAlarmRule({ name: 'Too hot', severity: 'minor', deviceType: 'climate', condition: { kind: 'true', channel: 1 } }, 'x', 'types')).toMatchObject({ id: 'type:climate:Too-hot', source: 'types' });
+  });
+
+  it('checks a types table\'s rules with the place of the bad one', () => {
+    const ok = typeRulesOf([{ type: 'fridge', alarms: [{ name: 'warm', severity: 'major', condition: { kind: 'above', channel: 1, threshold: 8, forMs: 300_000 } }] }], 'types.json');
+    expect(ok).toEqual([expect.objectContaining({ id: 'type:fridge:warm', deviceType: 'fridge', source: 'types' })]);
+    const bad = typeRulesOf([{ type: 'fridge', alarms: [{ name: 'warm', severity: 'hot', condition: { kind: 'true', channel: 1 } }] }], 'types.json');
+    expect(bad).toBeInstanceOf(AlarmRuleError);
+    expect((bad as Error).message).toMatch(/^types\.json: types\[0\]\.alarms\[0\]: severity/);
+    const twice = typeRulesOf([{ type: 'f', alarms: [{ name: 'a', severity: 'minor', condition: { kind: 'true', channel: 1 } }, { name: 'a', severity: 'major', condition: { kind: 'true', channel: 2 } }] }], 'x');
+    expect((twice as Error).message).toMatch(/second rule with id "type:f:a"/);
   });
 
   it('the built-in demo types carry valid rules', () => {
