@@ -172,6 +172,8 @@ export class EmbeddedBroker {
     const conn = client.conn as Socket;
     const remote = conn.remoteAddress ?? '';
     if (username === OPERATOR_USERNAME) {
+      // An integration only reads alarms: a will would let it publish where devices listen.
+      if (raw._will) return cb(connackError(this.sessions.turnAway('MQTT_FOREIGN_TOPIC', `${OPERATOR_USERNAME} may not set a will`, { transport: 'mqtt', remote })), false);
       if (this.opts.operator?.(password ? password.toString('utf8') : '')) {
         this.operators.add(client);
         return cb(null, true);

@@ -125,6 +125,22 @@ describe('alarms on a real gateway', () => {
     await waitFor(() => mqttMessages.length >= 3, 'MQTT publishes of every transition');
   });
 
+  it('an MQTT integration ($operator) needs the operator token, reads only alarms, and may not set a will', async () => {
+    const g = await startGateway({ mqttPort: await freePort() });
+    cleanups.push(() => g.close());
+    const url = `mqtt://127.0.0.1:${g.gateway.mqttPort}`;
+    const connect = (o: mqtt.IClientOptions) => mqtt.connectAsync(url, { username: '$operator', clientId: 'integration-2', reconnectPeriod: 0, connectTimeout: 5000, ...o });
+    await expect(connect({ password: 'wrong' })).rejects.toThrow(/Bad username or password/i);
+    await expect(connect({ password: OPERATOR_TOKEN, will: { topic: 'devices/x/commands', payload: Buffer.from('x'), qos: 0, retain: false } })).rejects.toThrow(/Not authorized/i);
+    const ok = await connect({ password: OPERATOR_TOKEN });
+    cleanups.push(() => void ok.end(true));
+    const granted = await ok.subscribeAsync(['alarms/#', 'alarms/climate-1'], { qos: 1 });
+    expect(granted.map((x) => x.qos)).toEqual([1, 1]);
+    // SUBACK 0x80 for anything else.
+    await expect(ok.subscribeAsync('devices/climate-1/commands', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+    await expect(ok.subscribeAsync('devices/#', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+  });
+
   it('a replayed frame is not evaluated again; the condition ending clears by rule', async () => {
     const g = await startGateway();
     cleanups.push(() => g.close());
