@@ -18,7 +18,7 @@
  *                                  rules raised it) last changed it; empty once the owner forgets it
  *   alarm-actions/{instance}       JSON operator actions on that instance's alarms, taken by another instance's API
  *   alarm-rules/{ruleId}           retained JSON {instance, rule}: an alarm rule added through an instance's API
- *                                  (every instance runs it on the devices it holds); empty once deleted
+ *                                  (every instance runs it on the devices it holds); {instance, deleted: true} once deleted
  *
  * No instance sees another's frames: each decodes, stores and acks only what reaches it.
  * Everything here travels at QoS 1. Brokers without MQTT 5's noLocal (aedes) echo our own messages
@@ -257,7 +257,8 @@ export class Backbone {
 
   /** An alarm rule this instance's API added (null: deleted), for every instance. */
   publishAlarmRule(id: string, rule: AlarmRule | null): void {
-    const payload = rule === null ? Buffer.alloc(0) : JSON.stringify({ instance: this.opts.instance, rule });
+    // A deletion stays retained as a tombstone, so an instance that was away when it happened drops the rule too.
+    const payload = JSON.stringify(rule === null ? { instance: this.opts.instance, deleted: true } : { instance: this.opts.instance, rule });
     this.client?.publish(`${this.prefix}alarm-rules/${id}`, payload, { qos: 1, retain: true });
   }
 
@@ -404,9 +405,9 @@ export class Backbone {
             for (const l of this.listeners.alarmRule) l(arg, null);
             return;
           }
-          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; rule?: unknown };
+          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; rule?: unknown; deleted?: unknown };
           if (m.instance === this.opts.instance) return;
-          for (const l of this.listeners.alarmRule) l(arg, m.rule ?? null);
+          for (const l of this.listeners.alarmRule) l(arg, m.deleted === true ? null : m.rule ?? null);
           return;
         }
         case 'alarm-actions':

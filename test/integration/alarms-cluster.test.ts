@@ -27,8 +27,8 @@ afterEach(async () => {
   broker = undefined;
 });
 
-async function instance(name: string): Promise<ChildGateway> {
-  const g = await spawnGateway(gatewayArgs(tempDir(`alarms-${name}-`), '--cluster-url', broker!.url, '--instance-id', name, '--mqtt-share-group', 'alarms-test'));
+async function instance(name: string, dir = tempDir(`alarms-${name}-`)): Promise<ChildGateway> {
+  const g = await spawnGateway(gatewayArgs(dir, '--cluster-url', broker!.url, '--instance-id', name, '--mqtt-share-group', 'alarms-test'));
   gateways.push(g);
   return g;
 }
@@ -70,6 +70,20 @@ describe.skipIf(!hasMosquitto && !process.env.REQUIRE_SERVICES)('alarms across a
     const onBList = await waitFor(async () => ((await alarmsOf(b))[0]?.state === 'cleared' ? alarmsOf(b) : undefined), 'B to show it cleared');
     expect(onBList).toHaveLength(1);
     expect(onBList[0]!.transitions.map((x) => `${x.state}:${x.by}`)).toEqual(['active:rule', 'acknowledged:operator', 'cleared:rule']);
+  });
+
+  it('a rule deleted while an instance was away is gone there too when it comes back', async () => {
+    broker = await startMosquitto();
+    const a = await instance('rules-a');
+    const bDir = tempDir('alarms-rules-b-');
+    const b = await instance('rules-b', bDir);
+    const rule = { id: 'gone-soon', name: 'x', severity: 'minor', deviceType: 'climate', condition: { kind: 'true', channel: 3 } };
+    expect((await a.api('/api/alarm-rules', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) })).status).toBe(201);
+    await waitFor(async () => (await b.api('/api/alarm-rules/gone-soon')).status === 200, 'the rule to reach B');
+    await b.stop();
+    expect((await a.api('/api/alarm-rules/gone-soon', { method: 'DELETE' })).status).toBe(200);
+    const back = await instance('rules-b', bDir);
+    await waitFor(async () => (await back.api('/api/alarm-rules/gone-soon')).status === 404, 'B, back, to drop the rule deleted meanwhile');
   });
 });
 
