@@ -71,6 +71,8 @@ const SPECS = {
   liveReplay: { flag: 'live-replay', env: 'GATEWAY_LIVE_REPLAY', kind: 'int', default: 600, min: 1, max: 100000, doc: 'live messages kept per watched device for gap-free resume' },
   liveReplayBytes: { flag: 'live-replay-bytes', env: 'GATEWAY_LIVE_REPLAY_BYTES', kind: 'int', default: 67108864, min: 65536, max: 17179869184, doc: 'about the most bytes of live messages kept for resume over all watched devices; with many watched, each keeps fewer (at least 10)' },
   liveBudget: { flag: 'live-budget', env: 'GATEWAY_LIVE_BUDGET', kind: 'int', default: 1048576, min: 4096, max: 268435456, doc: 'bytes a dashboard client may have waiting; over it, it misses updates and is told how many' },
+  alarmWebhook: { flag: 'alarm-webhook', env: 'GATEWAY_ALARM_WEBHOOK', kind: 'string', default: undefined, secret: true, doc: 'URL every alarm change is POSTed to as JSON (README "Alarms"; retried with backoff, 6 tries over about 2 minutes)' },
+  alarmKeepCleared: { flag: 'alarm-keep-cleared', env: 'GATEWAY_ALARM_KEEP_CLEARED', kind: 'int', default: 10000, min: 10, max: 1_000_000, doc: 'cleared alarms kept for the API and the data folder (the oldest are forgotten first); open ones are always kept' },
   dashboardDir: { flag: 'dashboard-dir', env: 'GATEWAY_DASHBOARD_DIR', kind: 'string', default: undefined, doc: 'built dashboard to serve at / (default: dashboard/dist of this checkout)' },
   logLevel: { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', kind: 'enum', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], doc: 'log level (logs go to stderr)' },
   logFormat: { flag: 'log-format', env: 'GATEWAY_LOG_FORMAT', kind: 'enum', default: 'auto', choices: ['auto', 'json', 'pretty'], doc: 'log lines: JSON, or readable (auto: readable when stderr is a terminal)' },
@@ -222,6 +224,9 @@ function checkSources(c: GatewayConfig): void {
     } catch (err) {
       throw new ConfigError(`--types (GATEWAY_TYPES): [${(err as { code?: string }).code}] ${(err as Error).message}`);
     }
+  }
+  if (c.alarmWebhook !== undefined && !/^https?:\/\/[^\s]+$/.test(c.alarmWebhook)) {
+    throw new ConfigError('--alarm-webhook (GATEWAY_ALARM_WEBHOOK) must be an http:// or https:// URL');
   }
   if (c.registry !== undefined) {
     try {

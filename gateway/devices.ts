@@ -6,6 +6,7 @@ import type { DeviceSummary, OfflineCause } from '../devices/api/json.js';
 import { deviceTypes, typeOfDevice } from '../devices/device-types.js';
 import { DeviceSequence } from './dedupe.js';
 import type { AckSlot } from './ack-slot.js';
+import type { DeviceRules } from './alarms/evaluator.js';
 import type { RegistryEntry } from './auth.js';
 
 export type { OfflineCause };
@@ -78,6 +79,8 @@ export class DeviceState {
   lastErrorCode: string | undefined;
   /** The ack ledger's state for this device (acks.ts): only the ledger reads or writes it. */
   ack: AckSlot | undefined;
+  /** Its alarm rules' state (alarms/evaluator.ts): only the evaluator reads or writes it. */
+  alarms: DeviceRules | undefined;
   readonly seq = new DeviceSequence();
   /** Last value per channel; created with the first reading. */
   last: LastValues | undefined;

@@ -15,10 +15,14 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CLOSE_CODES, MAX_DEVICE_FRAME_BYTES } from '../devices/codec/index.js';
 import { AckLedger } from './acks.js';
+import { Alarms, type AlarmOptions } from './alarms/alarms.js';
+import { typeRulesOf } from './alarms/rules.js';
+import type { AlarmRule } from '../devices/api/json.js';
+import { AlarmMqtt } from './alarms/mqtt-out.js';
 import { Backbone } from './cluster/backbone.js';
 import { Cluster } from './cluster/cluster.js';
 import { Authenticator, loadRegistry, type RegistryEntry } from './auth.js';
-import { deviceType } from '../devices/device-types.js';
+import { deviceType, deviceTypes, type DeviceTypeSpec } from '../devices/device-types.js';
 import { DeviceAdmin } from './registry/admin.js';
 import { DeviceRegistry } from './registry/registry.js';
 import { RegistryStore } from './registry/store.js';
@@ -80,6 +84,8 @@ export interface GatewayDeps {
   loginSync?: LoginSync;
   /** A worker of one --workers gateway shares the HTTP ports with its siblings; any other gateway takes them exclusively. */
   sharedPorts?: boolean;
+  /** Alarm timings (tests shorten the webhook backoff and the silent sweep). */
+  alarms?: Pick<AlarmOptions, 'sweepMs' | 'webhooks'>;
 }
 
 export class Gateway {
@@ -95,6 +101,8 @@ export class Gateway {
   readonly sessions: DeviceSessions;
   private readonly refusalLog: RefusalLog;
   readonly commands: CommandService;
+  readonly alarms: Alarms;
+  private alarmMqtt: AlarmMqtt | undefined;
   readonly live: LiveHub;
   readonly stats: GatewayStats;
   /** The device types file in force, watched for changes. */
@@ -191,6 +199,16 @@ export class Gateway {
       instance,
     });
     this.commands.listen({ ingest: this.ingest, presence: this.presence });
+    this.alarms = new Alarms(config.dataDir, this.devices, {
+      log: this.log,
+      typeRules: typeRulesIn(deviceTypes()),
+      keepCleared: config.alarmKeepCleared,
+      clustered: config.clusterUrl !== undefined || config.mqttUrl !== undefined,
+      ...(deps.alarms?.sweepMs ? { sweepMs: deps.alarms.sweepMs } : {}),
+      webhooks: { url: config.alarmWebhook, ...deps.alarms?.webhooks },
+    });
+    this.alarms.listen({ ingest: this.ingest, presence: this.presence });
+    this.types.onChange((types) => this.alarms.rules.setTypeRules(typeRulesIn(types)));
     this.stats = new GatewayStats(this.devices, this.ingest, this.commands, () => ({
       liveClients: this.live.clients.size + (this.sse?.clients ?? 0),
       liveDropped: this.live.dropped,
@@ -203,7 +221,7 @@ export class Gateway {
       replayBytes: config.liveReplayBytes,
       budgetBytes: config.liveBudget,
     });
-    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands, types: this.types });
+    this.live.listen({ ingest: this.ingest, presence: this.presence, commands: this.commands, types: this.types, alarms: this.alarms });
     this.refusalLog = new RefusalLog(this.log, deps.refusalLogIntervalMs);
     this.jsonWaits = new SafeWaits(this.acks, this.storage, deps.jsonSafeTimeoutMs ?? JSON_SAFE_TIMEOUT_MS);
     this.json = new JsonTelemetry(this.ingest, this.jsonWaits, { maxBytes: config.maxFrameBytes, maxReadings: config.maxReadings });
@@ -246,6 +264,7 @@ export class Gateway {
         sessions: this.sessions,
         commands: this.commands,
         live: this.live,
+        alarms: this.alarms,
         summaryMs: config.clusterSummaryMs,
         log: this.log,
       });
@@ -286,6 +305,7 @@ export class Gateway {
     this.acks.restore((id) => this.devices.getOrCreate(id, this.auth.entry(id)));
     await this.storage.start();
     this.commands.start();
+    this.alarms.start();
     // Before listening: what the cluster knows of devices and commands arrives first.
     await this.cluster?.backbone.start();
     const tls = c.cert !== undefined && c.key !== undefined ? { certFile: c.cert, keyFile: c.key } : undefined;
@@ -322,6 +342,15 @@ export class Gateway {
         cursors: { failing: this.cursors.failure !== undefined, refused: this.cursors.refused },
         commandJournal: { failing: this.journal.failure !== undefined, refused: this.journal.refused },
         deviceRegistry: { failing: this.registryStore.failure !== undefined, refused: this.registryStore.refused },
+        alarms: { failing: this.alarms.book.failure !== undefined, refused: this.alarms.book.refused },
+        alarmRules: { failing: this.alarms.rules.failure !== undefined, refused: this.alarms.rules.refused },
+      }),
+      alarms: () => ({
+        open: this.alarms.counts(),
+        transitions: this.alarms.book.transitions,
+        unpersisted: this.alarms.book.unpersisted,
+        webhooks: this.alarms.webhooks.counts,
+        mqtt: this.alarmMqtt?.counts ?? { published: 0, failed: 0 },
       }),
       deviceAdmin: () => this.admin.outcomes(),
       json: () => ({ messages: this.json.messages, timedOut: this.jsonWaits.timedOut }),
@@ -336,6 +365,7 @@ export class Gateway {
       ...(this.cluster?.history ? { history: this.cluster.history } : {}),
       commands: this.commands,
       admin: this.admin,
+      alarms: this.alarms,
       commandMaxArgsBytes: c.commandMaxArgsBytes,
       jsonTelemetry: jsonTelemetryRoute({ sessions: this.sessions, json: this.json, rate: new DeviceRate(c.httpTelemetryRate), maxBytes: c.maxFrameBytes }),
       sse: this.sse,
@@ -358,6 +388,7 @@ export class Gateway {
         idleTimeoutMs: c.idleTimeout * 1000,
       });
       await this.bridge.start();
+      this.alarmMqtt = new AlarmMqtt(this.bridge, this.log);
     } else if (c.mqttPort !== 0) {
       this.mqtt = new EmbeddedBroker(this.sessions, this.log, {
         host: c.host,
@@ -369,12 +400,15 @@ export class Gateway {
         maxPacketBytes: Math.max(c.maxFrameBytes, MAX_DEVICE_FRAME_BYTES) + 256,
         tls: c.cert !== undefined && c.key !== undefined ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : undefined,
         plaintextPort: c.mqttPlaintextPort,
+        operator: (token) => this.auth.operator(token),
       });
+      this.alarmMqtt = new AlarmMqtt(this.mqtt, this.log);
       this.commands.listen({ deliveries: this.mqtt });
       await this.mqtt.start();
       this.mqttPort = this.mqtt.port;
       this.mqttPlaintextPort = this.mqtt.plaintextPort;
     }
+    this.alarmMqtt?.listen(this.alarms);
     this.acks.start();
     this.live.start();
     this.types.start();
@@ -403,6 +437,9 @@ export class Gateway {
     // Shown, but not a reason to stop traffic: only device changes wait for it (REGISTRY_NOT_PERSISTED).
     const reg = this.registryStore.failure;
     checks.deviceRegistry = reg ? `failing: ${reg.message}` : 'ok';
+    // Shown, not part of ready: devices and their data are unaffected (operators' alarm actions wait).
+    const alarmFile = this.alarms.book.failure ?? this.alarms.rules.failure;
+    checks.alarms = alarmFile ? `failing: ${alarmFile.message}` : 'ok';
     return {
       ready: listening && broker !== 'disconnected' && health.status !== 'down' && checks.cluster !== 'disconnected' && !files.cursors && !files.commandJournal,
       checks,
@@ -449,6 +486,7 @@ export class Gateway {
     this.acks.stop();
     this.jsonWaits.close();
     this.commands.close();
+    this.alarms.close();
     this.cursors.close();
     this.registryStore.close();
     if (this.ownsStorage) await this.storage.close();
@@ -477,3 +515,10 @@ const DRAIN_MAX_MS = 500;
 const SETTLE_MAX_MS = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The alarm rules of types in force: already checked when their file was read (types-file.ts). */
+function typeRulesIn(types: readonly DeviceTypeSpec[]): AlarmRule[] {
+  const rules = typeRulesOf(types, 'device types');
+  if (rules instanceof Error) throw rules;
+  return rules;
+}

@@ -29,6 +29,14 @@ export interface MetricSources {
   deviceAdmin?: () => Iterable<{ action: string; result: string; n: number }>;
   /** JSON telemetry: messages taken by transport, and answers that waited in vain (ACK_TIMEOUT). */
   json?: () => { messages: Record<string, number>; timedOut: number };
+  /** Alarms shown here (open ones by severity and state) and this instance's alarm counters. */
+  alarms?: () => {
+    open: Map<string, number>;
+    transitions: Record<'active' | 'acknowledged' | 'cleared', number>;
+    unpersisted: number;
+    webhooks: Record<'delivered' | 'retried' | 'dead_letter', number>;
+    mqtt: Record<'published' | 'failed', number>;
+  };
   /** In a cluster: the backbone's counters. */
   cluster?: () => {
     resultsRelayed: number;
@@ -238,6 +246,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
       },
     });
   }
+  if (src.alarms) alarmMetrics(registry, src.alarms);
   storageMetrics(registry, src.storage);
   const liveLatency = new Histogram({
     name: 'gateway_live_latency_seconds',
@@ -247,6 +256,56 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   });
   src.live.onLatency((seconds) => liveLatency.observe(seconds));
   return { registry, liveLatency };
+}
+
+/** Alarm figures: open alarms as a gauge (the whole cluster's on every instance), this instance's running totals as counters. */
+function alarmMetrics(registry: Registry, read: NonNullable<MetricSources['alarms']>): void {
+  new Gauge({
+    name: 'gateway_alarms_active',
+    help: 'Alarms not cleared (active or acknowledged), by severity and state; in a cluster every instance shows all of them',
+    labelNames: ['severity', 'state'],
+    aggregator: 'max',
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const severity of ['critical', 'major', 'minor', 'warning']) for (const state of ['active', 'acknowledged']) this.set({ severity, state }, 0);
+      for (const [k, n] of read().open) {
+        const [severity, state] = k.split('\u0000');
+        this.set({ severity: severity!, state: state! }, n);
+      }
+    },
+  });
+  new Counter({
+    name: 'gateway_alarm_transitions_total',
+    help: 'Alarm transitions of alarms this instance owns, by the state entered (active = raised)',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [state, n] of Object.entries(read().transitions)) this.inc({ state }, n);
+    },
+  });
+  mirror(registry, 'gateway_alarm_transitions_unpersisted_total', "Alarm transitions by a rule that did not reach <data-dir>/alarms.jsonl when they happened (disk full or failing); written with the file's rewrite once the disk recovers, lost if the gateway dies first", () => read().unpersisted);
+  new Counter({
+    name: 'gateway_alarm_webhook_deliveries_total',
+    help: 'Alarm webhook deliveries by outcome: delivered (2xx), retried (a try failed; another follows), dead_letter (given up after the last try, refused with a 4xx, or the queue was full)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [outcome, n] of Object.entries(read().webhooks)) this.inc({ outcome }, n);
+    },
+  });
+  new Counter({
+    name: 'gateway_alarm_mqtt_publishes_total',
+    help: 'Alarm changes published on MQTT alarms/{deviceId}, by outcome: published (the broker took it), failed (it did not: bridge disconnected)',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [outcome, n] of Object.entries(read().mqtt)) this.inc({ outcome }, n);
+    },
+  });
 }
 
 /** Storage figures (StorageHealth), each as its own metric: levels as gauges, running totals as counters. */

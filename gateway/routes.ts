@@ -1,10 +1,12 @@
 /**
- * Every HTTP route in one place: the operator API (devices and their management, history, commands, live SSE, device
+ * Every HTTP route in one place: the operator API (devices and their management, history, commands, alarms, live SSE, device
  * types), the probes, /metrics, and the dashboard files. The order matters: /api routes after the
  * operator check, public ones before, the dashboard last.
  */
 import type { ApiErrorBody, DeviceTypeList } from '../devices/api/json.js';
 import { deviceTypes } from '../devices/device-types.js';
+import type { Alarms } from './alarms/alarms.js';
+import { alarmRoutes } from './alarms/routes.js';
 import type { CommandService } from './commands/commands.js';
 import { commandRoutes } from './commands/routes.js';
 import type { DeviceAdmin } from './registry/admin.js';
@@ -29,6 +31,7 @@ export interface RouteContext {
   history?: ApiContext['history'];
   commands: CommandService;
   admin: DeviceAdmin;
+  alarms: Alarms;
   commandMaxArgsBytes: number;
   /** POST /api/devices/{id}/telemetry (gateway/json/http-route.ts): devices' own token, before the operator check. */
   jsonTelemetry: RouteHandler;
@@ -63,6 +66,7 @@ export function httpHandler(ctx: RouteContext): (req: RequestInfo, reply: Reply)
     [
       commandRoutes(ctx.commands, ctx.commandMaxArgsBytes),
       deviceAdminRoutes(ctx.admin, ctx.devices),
+      alarmRoutes(ctx.alarms),
       ctx.sse.route(),
       deviceTypesRoute,
       metricsRoute(ctx.metrics),

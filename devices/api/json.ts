@@ -499,6 +499,11 @@ export interface Alarm {
   transitions: AlarmTransition[];
 }
 
+/** `GET /api/alarm-rules`: the types' rules (read-only), then the API's. */
+export interface AlarmRuleList {
+  rules: AlarmRule[];
+}
+
 /** `GET /api/alarms[?state=active,acknowledged][&severity=critical,major][&device=ID][&limit=N]`, newest first. */
 export interface AlarmList {
   alarms: Alarm[];

@@ -8,7 +8,7 @@
  * more entry there and one more line in its reader.
  */
 import { MAX_NAME_BYTES, type ValueTypeName } from '../codec/types.js';
-import type { ChannelSpec, CommandSpec, DeviceTypeSpec } from './spec.js';
+import type { AlarmRuleSpec, ChannelSpec, CommandSpec, DeviceTypeSpec } from './spec.js';
 import { checkArgs, parseArgsSchema, type TypesProblem } from './args.js';
 
 export type { TypesProblem };
@@ -16,7 +16,7 @@ export type { TypesProblem };
 export type ParsedTypes = { ok: true; types: DeviceTypeSpec[] } | { ok: false; problems: TypesProblem[] };
 
 const DOC_KEYS = ['types'];
-const TYPE_KEYS = ['type', 'name', 'channels', 'commands'];
+const TYPE_KEYS = ['type', 'name', 'channels', 'commands', 'alarms'];
 const CHANNEL_KEYS = ['id', 'name', 'unit', 'type', 'min', 'max'];
 const COMMAND_KEYS = ['name', 'hint', 'example', 'schema'];
 const VALUE_TYPES: readonly ValueTypeName[] = ['f32', 'f64', 'i32', 'bool'];
@@ -115,6 +115,13 @@ function readType(r: Reader, raw: unknown, path: string): DeviceTypeSpec | undef
       });
       spec.commands = commands;
     }
+  }
+  if (o.alarms !== undefined) {
+    // Only the shape here: the gateway checks each rule with the one alarm rule validator it has
+    // for every source of rules (gateway/alarms/rule.ts), naming its place in this file.
+    if (!Array.isArray(o.alarms) || o.alarms.some((a) => typeof a !== 'object' || a === null || Array.isArray(a))) {
+      r.bad(`${path}.alarms`, `must be a list of alarm rules ({ "name", "severity", "condition" }), not ${show(o.alarms)}`);
+    } else spec.alarms = o.alarms as AlarmRuleSpec[];
   }
   return r.problems.length === before ? spec : undefined;
 }

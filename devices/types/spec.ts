@@ -3,6 +3,7 @@
  * plausible range) and the commands its devices accept, with an argument schema. The shapes of a
  * types file's entries and of `GET /api/device-types`. Types only: the dashboard imports them.
  */
+import type { AlarmRule } from '../api/json.js';
 import type { ValueTypeName } from '../codec/types.js';
 import type { ArgsSchema } from './args.js';
 
@@ -38,4 +39,12 @@ export interface DeviceTypeSpec {
    * (UNKNOWN_COMMAND); when left out, it sends any command and lets the device answer.
    */
   commands?: CommandSpec[];
+  /**
+   * Alarm rules every device of the type runs (README "Alarms"); the gateway checks each one when
+   * it loads the file (a bad rule is TYPES_INVALID) and names it `type:<type>:<name>`.
+   */
+  alarms?: AlarmRuleSpec[];
 }
+
+/** An alarm rule as a types file declares it: the type is the one it sits in. */
+export type AlarmRuleSpec = Pick<AlarmRule, 'name' | 'severity' | 'condition'> & Partial<Pick<AlarmRule, 'webhook'>>;

@@ -16,6 +16,11 @@
  *   results                        result frames that reached an instance not owning the command
  *   registry/{deviceId}            retained JSON: a device's last management change (registry/store.ts
  *                                  StoredDevice: token hashes, never tokens); the newest rev wins everywhere
+ *   alarms/{deviceId}/{alarmId}    retained JSON {instance, alarm}: each alarm as its owner (the instance whose
+ *                                  rules raised it) last changed it; empty once the owner forgets it
+ *   alarm-actions/{instance}       JSON operator actions on that instance's alarms, taken by another instance's API
+ *   alarm-rules/{ruleId}           retained JSON {instance, rule}: an alarm rule added through an instance's API
+ *                                  (every instance runs it on the devices it holds); {instance, deleted: true} once deleted
  *
  * No instance sees another's frames: each decodes, stores and acks only what reaches it.
  * Everything here travels at QoS 1. Brokers without MQTT 5's noLocal (aedes) echo our own messages
@@ -24,6 +29,8 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
 import { firstConnect, redact } from '../mqtt/first-connect.js';
+import type { Alarm, AlarmRule } from '../../devices/api/json.js';
+import { isAlarm } from '../alarms/alarm-book.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { OfflineCause } from '../devices.js';
 import type { StoredDevice } from '../registry/store.js';
@@ -75,6 +82,13 @@ export type BackboneEvents = {
   result: [deviceId: string, frame: Uint8Array];
   /** A device management change (this instance's own come back too: the registry ignores what it has). */
   registry: [change: StoredDevice];
+  /** Another instance's alarm as it last changed it. */
+  alarm: [instance: string, alarm: Alarm];
+  alarmGone: [alarmId: string];
+  /** An operator action for one of this instance's alarms (JSON text, cluster/alarm-relay.ts reads it). */
+  alarmAction: [json: string];
+  /** A rule another instance's API took (null: deleted). */
+  alarmRule: [ruleId: string, rule: unknown | null];
 };
 
 const utf8 = new TextEncoder();
@@ -116,6 +130,10 @@ export class Backbone {
     deliver: [],
     result: [],
     registry: [],
+    alarm: [],
+    alarmGone: [],
+    alarmAction: [],
+    alarmRule: [],
   };
 
   constructor(
@@ -164,6 +182,18 @@ export class Backbone {
   onRegistry(l: Listener<'registry'>): void {
     this.listeners.registry.push(l);
   }
+  onAlarm(l: Listener<'alarm'>): void {
+    this.listeners.alarm.push(l);
+  }
+  onAlarmGone(l: Listener<'alarmGone'>): void {
+    this.listeners.alarmGone.push(l);
+  }
+  onAlarmAction(l: Listener<'alarmAction'>): void {
+    this.listeners.alarmAction.push(l);
+  }
+  onAlarmRule(l: Listener<'alarmRule'>): void {
+    this.listeners.alarmRule.push(l);
+  }
 
   get instance(): string {
     return this.opts.instance;
@@ -197,7 +227,7 @@ export class Backbone {
       this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back');
     });
     client.on('connect', () => {
-      const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}registry/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, ...this.liveTopics];
+      const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}registry/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, `${p}alarms/+/+`, `${p}alarm-actions/${o.instance}`, `${p}alarm-rules/+`, ...this.liveTopics];
       client.subscribe(topics, { qos: 1 }, (err, granted) => {
         const refused = granted?.filter((g) => g.qos >= 128) ?? [];
         if (err || refused.length > 0) this.log.error({ err: err?.message, refused: refused.map((g) => g.topic) }, `the backbone broker refused subscriptions under ${p}#; let the gateway's user read and write ${p}#`);
@@ -227,6 +257,30 @@ export class Backbone {
   /** Clears a finished command the owner no longer keeps (an empty retained message deletes it). */
   forgetCommand(deviceId: string, commandId: string): void {
     this.client?.publish(`${this.prefix}commands/${deviceId}/${commandId}`, Buffer.alloc(0), { qos: 1, retain: true });
+  }
+
+  /** An alarm this instance owns, as it is now (retained: instances joining later read it). */
+  publishAlarm(a: Alarm): void {
+    this.client?.publish(`${this.prefix}alarms/${a.deviceId}/${a.id}`, JSON.stringify({ instance: this.opts.instance, alarm: a }), { qos: 1, retain: true });
+  }
+
+  /** Clears an alarm the owner no longer keeps (an empty retained message deletes it). */
+  forgetAlarm(deviceId: string, alarmId: string): void {
+    this.client?.publish(`${this.prefix}alarms/${deviceId}/${alarmId}`, Buffer.alloc(0), { qos: 1, retain: true });
+  }
+
+  /** An alarm rule this instance's API added (null: deleted), for every instance. */
+  publishAlarmRule(id: string, rule: AlarmRule | null): void {
+    // A deletion stays retained as a tombstone, so an instance that was away when it happened drops the rule too.
+    const payload = JSON.stringify(rule === null ? { instance: this.opts.instance, deleted: true } : { instance: this.opts.instance, rule });
+    this.client?.publish(`${this.prefix}alarm-rules/${id}`, payload, { qos: 1, retain: true });
+  }
+
+  /** An operator action for an alarm `instance` owns. False when the backbone is down. */
+  sendAlarmAction(instance: string, json: string): boolean {
+    if (!this.client?.connected) return false;
+    this.client.publish(`${this.prefix}alarm-actions/${instance}`, json, { qos: 1 });
+    return true;
   }
 
   /** Sends a frame to a device held by another instance. */
@@ -353,6 +407,32 @@ export class Backbone {
           if (typeof change?.id === 'string' && change.id === arg && typeof change.rev === 'number') for (const l of this.listeners.registry) l(change);
           return;
         }
+        case 'alarms': {
+          const alarmId = arg.split('/')[1];
+          if (!alarmId) return;
+          if (payload.length === 0) {
+            for (const l of this.listeners.alarmGone) l(alarmId);
+            return;
+          }
+          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; alarm?: unknown };
+          if (typeof m.instance !== 'string' || m.instance === this.opts.instance) return;
+          if (!isAlarm(m.alarm)) throw new Error('an alarm record without id, rule, device, state or transitions');
+          for (const l of this.listeners.alarm) l(m.instance, m.alarm);
+          return;
+        }
+        case 'alarm-rules': {
+          if (payload.length === 0) {
+            for (const l of this.listeners.alarmRule) l(arg, null);
+            return;
+          }
+          const m = JSON.parse(payload.toString('utf8')) as { instance?: unknown; rule?: unknown; deleted?: unknown };
+          if (m.instance === this.opts.instance) return;
+          for (const l of this.listeners.alarmRule) l(arg, m.deleted === true ? null : m.rule ?? null);
+          return;
+        }
+        case 'alarm-actions':
+          for (const l of this.listeners.alarmAction) l(payload.toString('utf8'));
+          return;
         case 'deliver': {
           const m = readAddressed(payload);
           if (m) for (const l of this.listeners.deliver) l(m.deviceId, m.frame);

@@ -17,6 +17,7 @@
  */
 import { decodeFrame, FrameType, type CommandResultFrame } from '../../devices/codec/index.js';
 import type { AckLedger } from '../acks.js';
+import type { Alarms } from '../alarms/alarms.js';
 import type { Authenticator } from '../auth.js';
 import type { CommandService } from '../commands/commands.js';
 import type { DeviceLink, DeviceState, DeviceTable } from '../devices.js';
@@ -27,6 +28,7 @@ import type { Storage } from '../storage/storage.js';
 import type { DeviceSessions } from '../session/sessions.js';
 import type { LiveHub } from '../live/hub.js';
 import type { Backbone, PresenceMessage } from './backbone.js';
+import { AlarmRelay } from './alarm-relay.js';
 import { FleetView } from './fleet-view.js';
 import { LiveRelay } from './live-relay.js';
 import { RemoteHistory, type HeldSpan } from './remote-history.js';
@@ -68,6 +70,8 @@ export interface ClusterDeps {
   sessions: DeviceSessions;
   commands: CommandService;
   live: LiveHub;
+  /** Alarms: this instance's published, the others' shown (alarm-relay.ts). */
+  alarms?: Alarms;
   /** Summaries of this instance's devices go out at most this often (ms). */
   summaryMs: number;
   log: Logger;
@@ -82,6 +86,7 @@ export class Cluster {
   private readonly handovers = new Map<string, { from: string; release(): void }>();
   readonly fleet: FleetView;
   readonly relay: LiveRelay;
+  readonly alarms: AlarmRelay | undefined;
   /** With the memory store: history asked of every instance (undefined with InfluxDB: one database). */
   readonly history: RemoteHistory | undefined;
   /** Moves that went on without the previous holder's cursor (it did not say in time). */
@@ -95,6 +100,7 @@ export class Cluster {
   ) {
     this.fleet = new FleetView(backbone, d.devices, (id) => this.device(id), d.summaryMs, d.log);
     this.relay = new LiveRelay(backbone, d.live, d.devices);
+    this.alarms = d.alarms ? new AlarmRelay(backbone, d.alarms, d.log) : undefined;
     this.history = d.storage.kind === 'memory' ? new RemoteHistory(backbone, d.storage, (id) => this.holders.get(id), d.log) : undefined;
   }
 
@@ -122,6 +128,7 @@ export class Cluster {
     this.fleet.listen({ ingest: d.ingest, presence: d.presence });
     d.live.listen({ fleet: this.fleet });
     this.relay.attach();
+    this.alarms?.attach();
     this.history?.attach();
 
     backbone.onPresence((id, msg, stale) => (stale ? this.onStalePresence(id, msg) : this.onPresence(this.device(id), msg)));
@@ -152,6 +159,7 @@ export class Cluster {
   start(): void {
     this.fleet.start();
     this.relay.announce();
+    this.alarms?.announce();
   }
 
   /** Resolves once every device that left has its offline presence published (bounded by the settle wait). */

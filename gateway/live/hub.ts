@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
+import type { Alarm, AlarmMessage, CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
 import { deviceTypes, type DeviceTypeSpec } from '../../devices/device-types.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
@@ -67,6 +67,8 @@ export interface LiveSources {
   fleet?: { onChange(l: (device: DeviceState) => void): void };
   /** The device types file was reloaded (gateway/types/types-file.ts). */
   types?: { onChange(l: (types: readonly DeviceTypeSpec[]) => void): void };
+  /** Alarm changes shown here (this instance's and the cluster's), and the alarms not cleared. */
+  alarms?: { onShown(l: (a: Alarm) => void): void; openAlarms(): Alarm[] };
 }
 
 /** A device's live points ingested here, coalesced for one flush (what live-relay.ts passes on). */
@@ -103,6 +105,8 @@ export class LiveHub {
   private readonly interestListeners: InterestListener[] = [];
   /** Local clients (WebSocket and SSE) per followed device. */
   private readonly localWatchers = new Map<string, number>();
+  private openAlarms: () => Alarm[] = () => [];
+  private readonly alarmListeners: ((a: Alarm) => void)[] = [];
 
   constructor(
     private readonly devices: DeviceTable,
@@ -142,6 +146,32 @@ export class LiveHub {
     from.commands?.onChange((c) => this.command(c));
     from.fleet?.onChange((device) => this.touch(device));
     from.types?.onChange(() => this.typesChanged());
+    if (from.alarms) {
+      const alarms = from.alarms;
+      this.openAlarms = () => alarms.openAlarms();
+      alarms.onShown((a) => this.alarm(a));
+    }
+  }
+
+  /** Each alarm change as it is shown (Server-Sent Events). */
+  onAlarm(l: (a: Alarm) => void): void {
+    this.alarmListeners.push(l);
+  }
+
+  /** Alarms are rare and each change matters: one message per change, not coalesced. */
+  private alarm(a: Alarm): void {
+    this.publish('alarms', JSON.stringify({ type: 'alarm', full: false, alarms: [a] } satisfies AlarmMessage));
+    for (const l of this.alarmListeners) l(a);
+  }
+
+  /** Every alarm not cleared, for a new subscriber of `alarms`. */
+  alarmSnapshot(): string {
+    return JSON.stringify({ type: 'alarm', full: true, alarms: this.openAlarms() } satisfies AlarmMessage);
+  }
+
+  /** Open alarms now (SSE's first `alarm` event). */
+  alarmsOpen(): Alarm[] {
+    return this.openAlarms();
   }
 
   /** The types message of the types in force: what a `types` subscriber gets first. */
@@ -336,5 +366,7 @@ export class LiveHub {
     if (c.streams.has('fleet')) c.conn.send(this.fleetSnapshot());
     // A reload it missed: the types message is whole, so the current one repairs it.
     if (c.streams.has('types') && affected.includes('types')) c.conn.send(this.typesMessage());
+    // Alarm changes it missed: the open ones again (a cleared one it missed is gone from that list).
+    if (c.streams.has('alarms')) c.conn.send(this.alarmSnapshot());
   }
 }

@@ -17,7 +17,7 @@ interface Data {
 /** Close code for a /live socket whose session was logged out (do not reconnect: log in again). */
 export const LIVE_CLOSE_LOGGED_OUT = 4410;
 
-const STATIC_STREAMS = new Set(['fleet', 'stats', 'commands', 'types']);
+const STATIC_STREAMS = new Set(['fleet', 'stats', 'commands', 'types', 'alarms']);
 
 function error(code: string, message: string): string {
   return JSON.stringify({ type: 'error', code, message } satisfies LiveErrorMessage);
@@ -75,7 +75,7 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
       }
       for (const s of streams as string[]) {
         if (!STATIC_STREAMS.has(s) && !(s.startsWith('device:') && DEVICE_ID_PATTERN.test(s.slice(7)))) {
-          hub.sendTo(client, error('UNKNOWN_STREAM', `no stream "${s.slice(0, 200)}" (fleet, stats, commands, types, device:<id>)`));
+          hub.sendTo(client, error('UNKNOWN_STREAM', `no stream "${s.slice(0, 200)}" (fleet, stats, commands, types, alarms, device:<id>)`));
           continue;
         }
         if (msg.op === 'unsubscribe') {
@@ -86,6 +86,7 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
         hub.subscribe(client, s);
         if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
         if (s === 'types') hub.sendTo(client, hub.typesMessage());
+        if (s === 'alarms') hub.sendTo(client, hub.alarmSnapshot());
         if (s.startsWith('device:') && typeof resume === 'number') {
           const replay = hub.replay(s.slice(7), resume, typeof msg.bootId === 'string' ? msg.bootId : undefined);
           hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' } satisfies ResumeMessage));

@@ -1,9 +1,10 @@
 /**
- * GET /api/live?device=<id>[&device=…]: the same device messages as /live, as Server-Sent Events,
- * for curl -N and EventSource. Resumes from Last-Event-ID; a client that cannot keep up skips
- * messages until it can, then gets one `missed` event.
+ * GET /api/live?device=<id>[&device=…][&alarms]: the same device messages as /live, as Server-Sent
+ * Events, for curl -N and EventSource; with `alarms`, also `alarm` events (the open alarms first,
+ * then every change). Resumes from Last-Event-ID; a client that cannot keep up skips messages
+ * until it can, then gets one `missed` event.
  */
-import type { ResumeMessage, SseMissedMessage } from '../../devices/api/json.js';
+import type { AlarmMessage, ResumeMessage, SseMissedMessage } from '../../devices/api/json.js';
 import { DEVICE_ID_PATTERN } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { RouteHandler } from '../http-api.js';
@@ -14,6 +15,8 @@ interface SseClient {
   reply: Reply;
   congested: boolean;
   missed: number;
+  /** Follows alarms (`?alarms`): after a gap it gets the open list again. */
+  alarms: boolean;
 }
 
 const KEEPALIVE_MS = 15_000;
@@ -21,12 +24,18 @@ const KEEPALIVE_MS = 15_000;
 export class SseHub {
   private readonly byDevice = new Map<string, Set<SseClient>>();
   private readonly all = new Set<SseClient>();
+  private readonly alarmClients = new Set<SseClient>();
   private readonly keepalive: NodeJS.Timeout;
 
   constructor(private readonly hub: LiveHub) {
     hub.onDeviceMessage((id, seq, json) => {
       const set = this.byDevice.get(id);
       if (set) for (const c of set) this.send(c, `id: ${id}:${seq}@${this.hub.bootId}\nevent: device\ndata: ${json}\n\n`);
+    });
+    hub.onAlarm((a) => {
+      if (this.alarmClients.size === 0) return;
+      const text = `event: alarm\ndata: ${JSON.stringify({ type: 'alarm', full: false, alarms: [a] } satisfies AlarmMessage)}\n\n`;
+      for (const c of this.alarmClients) this.send(c, text);
     });
     this.keepalive = setInterval(() => {
       for (const c of this.all) this.send(c, ': keepalive\n\n');
@@ -43,7 +52,10 @@ export class SseHub {
       c.congested = true;
       c.reply.onWritable(() => {
         c.congested = false;
-        if (c.missed > 0) c.reply.write(`event: missed\ndata: ${JSON.stringify({ type: 'missed', count: c.missed } satisfies SseMissedMessage)}\n\n`);
+        if (c.missed > 0) {
+          c.reply.write(`event: missed\ndata: ${JSON.stringify({ type: 'missed', count: c.missed } satisfies SseMissedMessage)}\n\n`);
+          if (c.alarms) c.reply.write(this.alarmList());
+        }
         c.missed = 0;
       });
     }
@@ -53,10 +65,11 @@ export class SseHub {
     return (req, reply, s) => {
       if (!(s.length === 2 && s[0] === 'api' && s[1] === 'live')) return false;
       const ids = req.query.getAll('device');
-      if (ids.length === 0 || !ids.every((id) => DEVICE_ID_PATTERN.test(id))) {
-        throw new ApiError(400, 'BAD_QUERY', 'name one or more devices: /api/live?device=<id>[&device=<id2>]');
+      const alarms = req.query.has('alarms');
+      if ((ids.length === 0 && !alarms) || !ids.every((id) => DEVICE_ID_PATTERN.test(id))) {
+        throw new ApiError(400, 'BAD_QUERY', 'name one or more devices, or ask for alarms: /api/live?device=<id>[&device=<id2>][&alarms]');
       }
-      const client: SseClient = { reply, congested: false, missed: 0 };
+      const client: SseClient = { reply, congested: false, missed: 0, alarms };
       this.all.add(client);
       reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
       // Last-Event-ID is "<device>:<seq>@<bootId>" of the last message the client applied (device
@@ -76,9 +89,14 @@ export class SseHub {
           }
         }
       }
+      if (alarms) {
+        this.alarmClients.add(client);
+        this.send(client, this.alarmList());
+      }
       this.send(client, ': connected\n\n');
       reply.onClose(() => {
         this.all.delete(client);
+        this.alarmClients.delete(client);
         for (const id of ids) {
           this.byDevice.get(id)?.delete(client);
           if (this.byDevice.get(id)?.size === 0) this.byDevice.delete(id);
@@ -89,6 +107,11 @@ export class SseHub {
     };
   }
 
+  /** The open alarms as one `alarm` event (`full`). */
+  private alarmList(): string {
+    return `event: alarm\ndata: ${JSON.stringify({ type: 'alarm', full: true, alarms: this.hub.alarmsOpen() } satisfies AlarmMessage)}\n\n`;
+  }
+
   get clients(): number {
     return this.all.size;
   }
@@ -97,6 +120,7 @@ export class SseHub {
     clearInterval(this.keepalive);
     for (const c of this.all) c.reply.end();
     this.all.clear();
+    this.alarmClients.clear();
     this.byDevice.clear();
   }
 }

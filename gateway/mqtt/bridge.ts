@@ -147,6 +147,13 @@ export class MqttBridge {
     }
   }
 
+  /** Publishes on the external broker at QoS 1 (alarms for integrations); `done` when the broker has it. */
+  publish(topic: string, payload: Buffer, done: (err?: Error) => void): void {
+    const c = this.client;
+    if (!c?.connected) return done(new Error('the bridge is not connected to its broker'));
+    c.publish(topic, payload, { qos: 1 }, (err) => done(err ?? undefined));
+  }
+
   async close(): Promise<void> {
     if (this.sweep) clearInterval(this.sweep);
     const c = this.client;

@@ -16,7 +16,7 @@ import { MqttLink } from './link.js';
 import { gatewayRouter } from './routing.js';
 import { guardSocket } from './socket-guard.js';
 import { badConnect, badPublish, badString, willAllowed } from './strict.js';
-import { commandsTopic, parseUplink } from './topics.js';
+import { commandsTopic, isAlarmsFilter, OPERATOR_USERNAME, parseUplink } from './topics.js';
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -30,6 +30,8 @@ export interface EmbeddedBrokerOptions {
   tls?: { cert: Buffer; key: Buffer } | undefined;
   /** With tls: also serve plain MQTT on this port (0 = no). */
   plaintextPort?: number;
+  /** Checks an integration's password (the operator token): it may then subscribe to alarms/#. */
+  operator?: (token: string) => boolean;
 }
 
 /** The CONNACK a refusal maps to (aedes sends it, then closes). */
@@ -53,6 +55,8 @@ export class EmbeddedBroker {
   private readonly refused = new WeakSet<Socket>();
   port = 0;
   private readonly deliveredListeners: ((deviceId: string, commandId: string, note: string) => void)[] = [];
+  /** Integrations (username $operator, the operator token): they only subscribe to alarms. */
+  private readonly operators = new WeakSet<Client>();
 
   constructor(
     private readonly sessions: DeviceSessions,
@@ -80,7 +84,7 @@ export class EmbeddedBroker {
       authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
       // Devices only ever receive what the gateway sends on their own commands topic; nothing is
       // routed between devices. (aedes asks this for its own client.publish too.)
-      authorizeForward: (client, packet) => (packet.topic === commandsTopic(client.id) ? packet : null),
+      authorizeForward: (client, packet) => (packet.topic === commandsTopic(client.id) || (this.operators.has(client) && packet.topic.startsWith('alarms/')) ? packet : null),
     });
     this.broker = broker;
     // 'client' fires when the session is registered, before queued packets run; 'clientReady' may
@@ -167,6 +171,15 @@ export class EmbeddedBroker {
     const id = raw[REJECT_ID] ? '' : client.id;
     const conn = client.conn as Socket;
     const remote = conn.remoteAddress ?? '';
+    if (username === OPERATOR_USERNAME) {
+      // An integration only reads alarms: a will would let it publish where devices listen.
+      if (raw._will) return cb(connackError(this.sessions.turnAway('MQTT_FOREIGN_TOPIC', `${OPERATOR_USERNAME} may not set a will`, { transport: 'mqtt', remote })), false);
+      if (this.opts.operator?.(password ? password.toString('utf8') : '')) {
+        this.operators.add(client);
+        return cb(null, true);
+      }
+      return cb(connackError(this.sessions.turnAway('UNAUTHORIZED', `${OPERATOR_USERNAME} connects with the operator token as password`, { transport: 'mqtt', remote })), false);
+    }
     if (id && username !== undefined && username !== id) {
       return cb(connackError(this.sessions.turnAway('MQTT_CLIENT_ID_MISMATCH', 'the client id must be the device id (the username)', { transport: 'mqtt', device: id, remote })), false);
     }
@@ -245,7 +258,8 @@ export class EmbeddedBroker {
       this.refuseOnSession(client, 'MQTT_MALFORMED_PACKET', why);
       return cb(new Error(why));
     }
-    if (sub.topic === commandsTopic(client.id)) return cb(null, sub);
+    if (sub.topic === commandsTopic(client.id) && !this.operators.has(client)) return cb(null, sub);
+    if (this.operators.has(client) && isAlarmsFilter(sub.topic)) return cb(null, sub);
     // A null subscription answers SUBACK 0x80 (failure) for this topic without closing.
     this.refuseOnSession(client, 'MQTT_SUBSCRIBE_REFUSED', `subscribed to ${sub.topic.slice(0, 200)}; only devices/${client.id}/commands is allowed`, 'stay');
     cb(null, null);
@@ -256,6 +270,13 @@ export class EmbeddedBroker {
     const s = this.byClient.get(client);
     if (s) s.refuse(code, message, end);
     else this.sessions.turnAway(code, message, { transport: 'mqtt', device: client.id, remote: (client.conn as Socket).remoteAddress });
+  }
+
+  /** Publishes to subscribed integrations (QoS 1); `done` once the broker took it. */
+  publish(topic: string, payload: Buffer, done: (err?: Error) => void): void {
+    const broker = this.broker;
+    if (!broker) return done(new Error('the embedded broker is not running'));
+    broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as PublishPacket, (err) => done(err ?? undefined));
   }
 
   /** Stops accepting, disconnects every device, closes the broker. */

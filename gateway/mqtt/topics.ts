@@ -5,6 +5,15 @@ export const telemetryTopic = (id: string): string => `devices/${id}/telemetry`;
 export const jsonTelemetryTopic = (id: string): string => `devices/${id}/telemetry/json`;
 export const commandsTopic = (id: string): string => `devices/${id}/commands`;
 export const resultsTopic = (id: string): string => `devices/${id}/results`;
+/** Alarm changes of a device, for integrations (gateway → subscribers, QoS 1; README "Alarms"). */
+export const alarmsTopic = (id: string): string => `alarms/${id}`;
+/** The MQTT username an integration connects with, the operator token as password ('$' is in no device id). */
+export const OPERATOR_USERNAME = '$operator';
+
+/** Topic filters an integration may subscribe to: `alarms/#`, `alarms/+` or `alarms/<device id>`. */
+export function isAlarmsFilter(filter: string): boolean {
+  return filter === 'alarms/#' || filter === 'alarms/+' || /^alarms\/[A-Za-z0-9._:-]{1,128}$/.test(filter);
+}
 
 export type UplinkKind = 'telemetry' | 'results' | 'json';
 

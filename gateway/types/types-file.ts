@@ -12,6 +12,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deviceTypes, useDeviceTypes, type DeviceTypeSpec } from '../../devices/device-types.js';
 import { describeProblems, parseDeviceTypes } from '../../devices/types/parse.js';
+import { typeRulesOf } from '../alarms/rules.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -53,6 +54,9 @@ export function readTypesFile(path: string): DeviceTypeSpec[] {
   }
   const parsed = parseDeviceTypes(doc);
   if (!parsed.ok) throw new TypesFileError('TYPES_INVALID', `types file ${path}: ${describeProblems(parsed.problems)}`);
+  // Alarm rules are checked by the gateway's one rule validator, so a file with a bad rule is refused whole.
+  const rules = typeRulesOf(parsed.types, `types file ${path}`);
+  if (rules instanceof Error) throw new TypesFileError('TYPES_INVALID', rules.message);
   return parsed.types;
 }
 

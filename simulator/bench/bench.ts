@@ -20,6 +20,8 @@ import { combine, type Sampled, type WindowPlan } from './measure/windows.js';
 import { findProgram, hasTaskset } from '../services/index.js';
 import { coreSpeeds, killAll } from './procs.js';
 import { buildRows, notes, WORKERS_DEVICES } from './rows.js';
+import { buildAlarmRows } from './rows-alarms.js';
+import { ingestAlarms } from './measure/alarms.js';
 import { bigFleetWhyNot, buildFleetRows, FLEET_DEVICES, FLEET_RATES, FLEET_WINDOW_MS, fleetId, fleetKinds } from './rows-fleet.js';
 import { machine, render } from './report.js';
 import { HERE, type BenchKeys } from './servers.js';
@@ -92,6 +94,11 @@ const STEPS: Step[] = [
   ).flat(),
   // The scaling section (scale/): CPU per frame as the gateway spreads over processes, saturation by workers.
   ...scaleSteps(keys),
+  // Alarm rules on against off, interleaved rounds (rows-alarms.ts takes the ratio per round); last,
+  // so they never push the rows above out of the time budget.
+  ...Array.from({ length: 2 }, () =>
+    ([false, true] as const).map((on): Step => ({ id: `alarms-${on ? 'on' : 'off'}`, estimateS: 12, run: () => ingestAlarms(on, keys, INGEST_PLAN) })),
+  ).flat(),
 ];
 
 const USAGE = `Usage: npm run bench -- [--only ID[,ID…]] [--write] [--out FILE]
@@ -209,7 +216,7 @@ async function main(): Promise<void> {
   // A round that failed after another succeeded still counts as measured.
   for (const id of results.keys()) missing.delete(id);
   const durationS = (performance.now() - t0) / 1000;
-  const rows = [...buildFleetRows(results, missing, bigFleetWhyNot()), ...buildRows(results, missing), ...scaleRows(results, missing, cpus().length)];
+  const rows = [...buildFleetRows(results, missing, bigFleetWhyNot()), ...buildRows(results, missing), ...buildAlarmRows(results, missing), ...scaleRows(results, missing, cpus().length)];
   const md = render(rows, machine(ROOT), startedAt, durationS, [...notes(FLEET, INGEST_PLAN, ROUNDS), ...scaleNotes(cpus().length)], speeds, others);
   process.stdout.write(md + '\n');
   const out = flags.out ?? (only && !flags.write ? undefined : join(ROOT, 'BENCHMARKS.md'));

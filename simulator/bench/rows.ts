@@ -29,13 +29,13 @@ function rel(a: Sampled, b: Sampled): { x: number; rounds: string } {
   return { x: a.rate / b.rate, rounds: '' };
 }
 
-function relText(a: Sampled, b: Sampled, of: string): string {
+export function relText(a: Sampled, b: Sampled, of: string): string {
   const r = rel(a, b);
   return ratioText(r.x, of) + r.rounds;
 }
 
 /** Which side was the limit, from the CPU each used. */
-function limit(s: { serverCpu: number; loadCpu: number }, server = 'server'): string {
+export function limit(s: { serverCpu: number; loadCpu: number }, server = 'server'): string {
   const cpu = `${server} ${s.serverCpu.toFixed(2)} cores, generator ${s.loadCpu.toFixed(2)}`;
   if (s.serverCpu >= 0.9) return `${server}-bound (${cpu})`;
   if (s.loadCpu >= 0.9) return `generator-bound (${cpu})`;

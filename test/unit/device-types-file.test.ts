@@ -43,7 +43,7 @@ describe('types file validation', () => {
     ['not an object', [], '(top)', /must be an object/],
     ['unknown top-level key', { types: [], version: 2 }, '(top).version', /unknown key "version"/],
     ['types not a list', { types: {} }, 'types', /list of device types/],
-    ['unknown type key', doc(type({ colour: 'red' })), 'types[0].colour', /unknown key "colour" \(a device type has type, name, channels, commands\)/],
+    ['unknown type key', doc(type({ colour: 'red' })), 'types[0].colour', /unknown key "colour" \(a device type has type, name, channels, commands, alarms\)/],
     ['bad type name', doc(type({ type: 'tank tank' })), 'types[0].type', /A-Z a-z 0-9/],
     ['duplicate type', doc(type(), type()), 'types[1].type', /"tank" is declared twice/],
     ['missing name', doc(type({ name: undefined })), 'types[0].name', /non-empty string/],
