@@ -2,7 +2,7 @@
  * The gateway's HTTP API (README "HTTP API"). The browser sends the session cookie by itself
  * (same origin) and an Origin header with every change, which is what the gateway checks.
  */
-import type { CommandList, CommandRecord, CommandRequest, DeviceList, DeviceSummary, DeviceTypeSpec, HistoryAnswer, HistoryPoint } from './types.js';
+import type { Alarm, AlarmActionRequest, AlarmList, AlarmSeverity, AlarmState, CommandList, CommandRecord, CommandRequest, DeviceList, DeviceSummary, DeviceTypeSpec, HistoryAnswer, HistoryPoint } from './types.js';
 
 /** An `{ error: { code, message } }` answer, or a network failure (status 0, code NETWORK). */
 export class ApiError extends Error {
@@ -78,6 +78,32 @@ export type NewCommand = CommandRequest;
 
 export function sendCommand(id: string, command: NewCommand): Promise<CommandRecord> {
   return request('POST', `/api/devices/${enc(id)}/commands`, command);
+}
+
+/** What `GET /api/alarms` narrows to: states and severities are lists (any of them), newest first. */
+export interface AlarmQuery {
+  state?: readonly AlarmState[];
+  severity?: readonly AlarmSeverity[];
+  device?: string;
+  limit?: number;
+}
+
+export async function listAlarms(q: AlarmQuery = {}, signal?: AbortSignal): Promise<Alarm[]> {
+  const params = new URLSearchParams();
+  if (q.state?.length) params.set('state', q.state.join(','));
+  if (q.severity?.length) params.set('severity', q.severity.join(','));
+  if (q.device) params.set('device', q.device);
+  if (q.limit !== undefined) params.set('limit', String(q.limit));
+  const query = params.toString();
+  // The contract is `{ alarms: [...] }`; a bare list is read the same (DESIGN.md allows either).
+  const body = await request<AlarmList | Alarm[]>('GET', `/api/alarms${query ? `?${query}` : ''}`, undefined, signal);
+  return Array.isArray(body) ? body : body.alarms;
+}
+
+/** `POST /api/alarms/{id}/acknowledge` or `/clear`, with the operator's note; answers the alarm as it is now. */
+export function alarmAction(id: string, action: 'acknowledge' | 'clear', note?: string): Promise<Alarm> {
+  const body: AlarmActionRequest = note ? { note } : {};
+  return request('POST', `/api/alarms/${enc(id)}/${action}`, body);
 }
 
 /** Exchanges a one-time login code, or the operator token once, for the session cookie. */

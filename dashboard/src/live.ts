@@ -7,7 +7,7 @@
  */
 import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
-import type { CommandRecord, DeviceMessage, DeviceSummary, GatewayStats, LiveMessage } from './types.js';
+import type { Alarm, CommandRecord, DeviceMessage, DeviceSummary, GatewayStats, LiveMessage } from './types.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'unauthorized';
 
@@ -29,6 +29,8 @@ export interface LiveEvents {
   stats: [GatewayStats];
   device: [DeviceMessage];
   command: [CommandRecord];
+  /** The `alarms` stream: every alarm not cleared (`full`, on subscribe), then each one as it changes. */
+  alarm: [{ full: boolean; alarms: Alarm[] }];
   /** The answer to a resume: `ok` false when the gateway could not replay the gap (ring too short, or it restarted): reload it from history. */
   resumed: [{ deviceId: string; ok: boolean; reason: string }];
   /** The gateway dropped messages for this client (it fell behind); `commands` listeners should reload. */
@@ -271,6 +273,9 @@ export class LiveClient extends Emitter<LiveEvents> {
         return;
       case 'command':
         if (msg.command) this.emit('command', msg.command);
+        return;
+      case 'alarm':
+        if (this.streams.has('alarms') && Array.isArray(msg.alarms)) this.emit('alarm', { full: msg.full === true, alarms: msg.alarms });
         return;
       case 'device':
         return this.device(msg);
