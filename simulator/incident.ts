@@ -3,7 +3,8 @@
  * half a minute of the start, on a few named devices, and heal again, so a newcomer to `npm run demo`
  * sees an alarm raised, can acknowledge it, and sees it cleared by its rule. The rules it is made
  * for (the gateway's defaults for the demo types): climate temperature above 35 °C for 10 s (clears
- * below 33), a vibration monitor's `alarm` channel true, any device silent for 60 s.
+ * once back below it, less the rule's hysteresis), a vibration monitor's `alarm` channel true, any
+ * device silent for 60 s.
  *
  * The first device of each type plays a part (when the fleet has that type):
  * - climate: overheats: temperature drifts up to 40 °C from second 5 to 15, holds, cools from second 135;
