@@ -171,6 +171,20 @@ describe.skipIf(!CHROMIUM)('alarms on the dashboard, against a real gateway', ()
     await deviceBadge.click();
     await row(a.id).waitFor({ state: 'visible' });
     expect(await page.inputValue('[data-testid=alarm-filter-device]')).toBe(HOT);
+
+    // On a 390 px phone, with the top bar's badge showing, nothing scrolls sideways.
+    await page.setViewportSize({ width: 390, height: 800 });
+    try {
+      for (const hash of ['#/alarms', '#/']) {
+        await page.goto(`${gw.http}/${hash}`);
+        await page.locator(hash === '#/' ? '[data-testid=fleet-row]' : '[data-testid=alarm-row]').first().waitFor();
+        await page.locator('[data-testid=nav-alarm-badge]').waitFor({ state: 'visible' });
+        const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: window.innerWidth }));
+        expect(widths.doc, `${hash} ${JSON.stringify(widths)}`).toBeLessThanOrEqual(widths.view);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 
   it('filters by severity, state and device', async () => {
