@@ -124,7 +124,12 @@ export class AlarmListView {
     this.markFilter();
     parent.replaceChildren(this.root);
     this.mounted = true;
-    this.offs.push(this.store.on('change', () => schedule(this.renderTask)));
+    this.offs.push(
+      this.store.on('change', (c) => {
+        schedule(this.renderTask);
+        if (c.stale) void this.load();
+      }),
+    );
     this.clockTimer = window.setInterval(() => schedule(this.renderTask), 1000);
     schedule(this.renderTask);
     void this.load();

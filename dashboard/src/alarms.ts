@@ -140,6 +140,8 @@ export interface AlarmChange {
   ids: ReadonlySet<string>;
   /** Devices whose alarms changed: their badges and marks need redrawing. */
   devices: ReadonlySet<string>;
+  /** Open alarms a snapshot lacked were dropped: they were cleared meanwhile, and a fetch brings their cleared records. */
+  stale: boolean;
 }
 
 export class AlarmStore extends Emitter<{ change: [AlarmChange] }> {
@@ -151,10 +153,12 @@ export class AlarmStore extends Emitter<{ change: [AlarmChange] }> {
   apply(msg: { full: boolean; alarms: readonly Alarm[] }): void {
     const ids = new Set<string>();
     const devices = new Set<string>();
+    let stale = false;
     if (msg.full) {
       const present = new Set(msg.alarms.map((a) => a?.id));
       for (const a of [...this.alarms.values()]) {
         if (isOpen(a) && !present.has(a.id)) {
+          stale = true;
           this.remove(a);
           ids.add(a.id);
           devices.add(a.deviceId);
@@ -163,7 +167,7 @@ export class AlarmStore extends Emitter<{ change: [AlarmChange] }> {
     }
     this.merge(msg.alarms, ids, devices);
     this.trim(ids, devices);
-    if (ids.size > 0) this.emit('change', { ids, devices });
+    if (ids.size > 0) this.emit('change', { ids, devices, stale });
   }
 
   /** Alarms from the HTTP API (a list, or an action's answer). */
@@ -172,7 +176,7 @@ export class AlarmStore extends Emitter<{ change: [AlarmChange] }> {
     const devices = new Set<string>();
     this.merge(list, ids, devices);
     this.trim(ids, devices);
-    if (ids.size > 0) this.emit('change', { ids, devices });
+    if (ids.size > 0) this.emit('change', { ids, devices, stale: false });
   }
 
   get(id: string): Alarm | undefined {

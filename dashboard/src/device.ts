@@ -138,7 +138,12 @@ export class DeviceView {
       }),
       this.live.on('device', (m) => m.id === this.deviceId && this.onPoints(m)),
       this.live.on('command', (c) => this.commands.update(c)),
-      this.alarms.on('change', (c) => c.devices.has(this.deviceId) && this.showAlarms()),
+      this.alarms.on('change', (c) => {
+        if (!c.devices.has(this.deviceId)) return;
+        this.showAlarms();
+        // An alarm cleared while the page was not listening: fetch its record, so its mark stays.
+        if (c.stale) void this.loadAlarms();
+      }),
       this.live.on('connection', (info) => {
         if (info.state !== 'connected') this.noteInterruption();
         this.markStale(info.state !== 'connected');

@@ -119,7 +119,11 @@ describe('the alarm store', () => {
     expect(s.badge('d1')).toBeUndefined();
     expect(s.get('old')?.state).toBe('cleared'); // cleared ones are not in snapshots: kept
     expect(changes.length).toBe(before + 1);
+    expect(changes.at(-1)).toMatchObject({ stale: true });
     expect([...changes.at(-1)!.devices]).toEqual(['d1']);
+    // A snapshot that lacks nothing is not stale.
+    s.apply({ full: true, alarms: [alarm('b', { device: 'd2' }), alarm('n', { device: 'd3' })] });
+    expect(changes.at(-1)).toMatchObject({ stale: false });
   });
 
   it('never lets a stale copy (fewer transitions) undo a newer one, in either order', () => {
