@@ -27,6 +27,13 @@ export const INCIDENT_TIMELINE = {
   silence: { fromS: 15, forS: 75 },
 } as const;
 
+/** When the last part is over: a cycle shorter than this would cut the overheat short. */
+export const INCIDENT_LENGTH_S = Math.max(
+  INCIDENT_TIMELINE.overheat.fromS + INCIDENT_TIMELINE.overheat.rampS + INCIDENT_TIMELINE.overheat.holdS + INCIDENT_TIMELINE.overheat.coolS,
+  INCIDENT_TIMELINE.machineAlarm.fromS + INCIDENT_TIMELINE.machineAlarm.forS,
+  INCIDENT_TIMELINE.silence.fromS + INCIDENT_TIMELINE.silence.forS,
+);
+
 const ROLE_OF_TYPE: Record<ModeledType, IncidentRole> = { climate: 'overheat', vibration: 'machine-alarm', power: 'silence' };
 
 /** The part fleet device number `index` plays: the first device of each type has one. */

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { DEVICE_ID_PATTERN } from '../devices/device-id.js';
+import { INCIDENT_LENGTH_S } from './incident.js';
 import { isModeledType, MODELED_TYPES, type ModeledType } from './models/index.js';
 
 export type TransportName = 'ws' | 'mqtt';
@@ -107,7 +108,7 @@ const SPECS = {
   malformed: { flag: 'malformed', env: 'SIMULATE_MALFORMED', kind: 'number', default: 0, min: 0, max: 1, doc: 'chaos: chance per frame of also sending a malformed frame, on a separate short-lived connection as chaos-<device id>' },
   outage: { flag: 'outage', env: 'SIMULATE_OUTAGE', kind: 'window', default: undefined, shown: 'none', doc: 'chaos: S:D = at second S every device drops its connection and stays away D seconds (readings queue up)' },
   incident: { flag: 'incident', env: 'SIMULATE_INCIDENT', kind: 'bool', default: false, doc: 'stage an incident the default alarm rules catch within ~30 s: the first climate device overheats, the first vibration monitor alarms, the first power meter falls silent for 75 s' },
-  incidentEveryS: { flag: 'incident-every', env: 'SIMULATE_INCIDENT_EVERY', kind: 'number', default: 600, min: 0, max: 86_400, doc: 'seconds after which the --incident schedule starts over (0 = once)' },
+  incidentEveryS: { flag: 'incident-every', env: 'SIMULATE_INCIDENT_EVERY', kind: 'number', default: 600, min: 0, max: 86_400, doc: 'seconds after which the --incident schedule starts over (0 = once; else at least the incident\'s 150 s)' },
   demo: { flag: 'demo', env: 'SIMULATE_DEMO', kind: 'bool', default: false, doc: 'a small believable fleet: 24 mixed devices at 1 Hz in this thread, with --incident, until Ctrl-C (flags given too still apply)' },
 } as const satisfies Record<string, Spec>;
 
@@ -222,6 +223,8 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
   const idPrefix = raw.idPrefix as string;
   if (idPrefix !== '' && !DEVICE_ID_PATTERN.test(idPrefix)) throw new OptionError(`--id-prefix / SIMULATE_ID_PREFIX: "${idPrefix}" may hold only A-Z a-z 0-9 . _ : -`);
   const devices = raw.devices as number;
+  const incidentEveryS = raw.incidentEveryS as number;
+  if (incidentEveryS > 0 && incidentEveryS < INCIDENT_LENGTH_S) throw new OptionError(`--incident-every / SIMULATE_INCIDENT_EVERY: ${incidentEveryS} is shorter than the incident (${INCIDENT_LENGTH_S} s); 0 runs it once`);
   return {
     transport,
     url: url ?? DEFAULT_URLS[transport],
@@ -248,7 +251,7 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
     malformed: raw.malformed as number,
     outage: raw.outage as OutageWindow | undefined,
     incident: raw.incident as boolean,
-    incidentEveryS: raw.incidentEveryS as number,
+    incidentEveryS,
     demo: raw.demo as boolean,
   };
 }

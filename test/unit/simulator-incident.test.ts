@@ -78,6 +78,7 @@ describe('the --incident cast', () => {
     expect(parseOptions(['--fleet-key', 'k', '--demo', '--no-incident'], {}).options.incident).toBe(false);
     expect(parseOptions(['--fleet-key', 'k', '--incident', '--incident-every', '0'], {}).options).toMatchObject({ incident: true, incidentEveryS: 0 });
     expect(() => parseOptions(['--fleet-key', 'k', '--incident-every', '-1'], {})).toThrow(/--incident-every \/ SIMULATE_INCIDENT_EVERY/);
+    expect(() => parseOptions(['--fleet-key', 'k', '--incident-every', '60'], {})).toThrow(/--incident-every \/ SIMULATE_INCIDENT_EVERY: 60 is shorter than the incident \(150 s\)/);
     expect(cycleSeconds(-5, 600_000)).toBe(-1);
     expect(cycleSeconds(12_000, 600_000)).toBe(12);
     expect(cycleSeconds(612_000, 600_000)).toBe(12);
