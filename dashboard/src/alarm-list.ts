@@ -1,17 +1,16 @@
 /**
  * The alarm list (`#/alarms?state=…&severity=…&device=…`): every alarm the page knows, newest first,
- * filtered by severity, state and device, updated live from the `alarms` stream. An open alarm can be
- * acknowledged (with a note) or cleared by hand; each row shows its transitions with who and why.
- * Rows are kept per alarm and only rewritten when their alarm changed, so a note being typed
- * survives live updates of other rows.
+ * filtered by severity, state and device, updated live from the `alarms` stream; each row
+ * (alarm-row.ts) acknowledges or clears its alarm. Rows are kept per alarm and only rewritten when
+ * their alarm changed, and put in order without moving those already in place, so a note being
+ * typed survives live updates of other rows.
  */
-import { alarmAction, ApiError, listAlarms } from './api.js';
-import { filterQuery, lastTransition, parseFilter, SEVERITIES, STATE_FILTERS, type AlarmFilter, type AlarmStore, type StateFilter } from './alarms.js';
-import { channelInfo } from './channels.js';
+import { AlarmRow } from './alarm-row.js';
+import { filterQuery, parseFilter, SEVERITIES, STATE_FILTERS, type AlarmFilter, type AlarmStore, type StateFilter } from './alarms.js';
+import { listAlarms } from './api.js';
 import type { FleetState } from './fleet-state.js';
-import { ago, clock } from './format.js';
 import { schedule } from './frame.js';
-import type { Alarm, AlarmSeverity } from './types.js';
+import type { AlarmSeverity } from './types.js';
 import './alarms.css';
 
 /** How many alarms one fetch asks for. */
@@ -28,25 +27,6 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, t
   return e;
 }
 
-interface Row {
-  el: HTMLElement;
-  /** The alarm object last drawn (the store replaces it on every change). */
-  shown: Alarm | undefined;
-  severity: HTMLElement;
-  state: HTMLElement;
-  device: HTMLAnchorElement;
-  rule: HTMLElement;
-  message: HTMLElement;
-  raised: HTMLElement;
-  history: HTMLElement;
-  ack: HTMLButtonElement;
-  clear: HTMLButtonElement;
-  form: HTMLFormElement;
-  note: HTMLTextAreaElement;
-  submit: HTMLButtonElement;
-  error: HTMLElement;
-  action: 'acknowledge' | 'clear' | undefined;
-}
 
 export class AlarmListView {
   readonly root: HTMLElement;
@@ -58,7 +38,7 @@ export class AlarmListView {
   private readonly deviceInput: HTMLInputElement;
   private readonly severityButtons = new Map<string, HTMLButtonElement>();
   private readonly stateButtons = new Map<string, HTMLButtonElement>();
-  private readonly rows = new Map<string, Row>();
+  private readonly rows = new Map<string, AlarmRow>();
   private mounted = false;
   private clockTimer: number | undefined;
   private readonly offs: (() => void)[] = [];
@@ -215,9 +195,8 @@ export class AlarmListView {
     // Put rows in order without moving the ones already in place (a focused note keeps its focus).
     list.forEach((a, i) => {
       let row = this.rows.get(a.id);
-      if (!row) this.rows.set(a.id, (row = this.createRow()));
-      if (row.shown !== a) this.fill(row, a);
-      row.raised.textContent = `${clock(a.raisedAt)} · ${ago(a.raisedAt, now)}`;
+      if (!row) this.rows.set(a.id, (row = new AlarmRow(this.store, this.fleet)));
+      row.show(a, now);
       const at = this.body.children[i];
       if (at !== row.el) this.body.insertBefore(row.el, at ?? null);
     });
@@ -225,130 +204,5 @@ export class AlarmListView {
     this.summary.textContent = `${all.length === list.length ? all.length : `${list.length} of ${all.length}`} shown · ${open} open`;
     this.empty.hidden = list.length > 0;
     this.empty.textContent = this.store.alarms.size === 0 ? 'No alarms. Rules raise them when readings cross their thresholds.' : 'No alarm matches the filter.';
-  }
-
-  private createRow(): Row {
-    const r = el('div', 'alarm-row');
-    r.setAttribute('role', 'row');
-    r.dataset.testid = 'alarm-row';
-    const severity = el('div', 'a-sev');
-    const state = el('div', 'a-state');
-    state.dataset.testid = 'alarm-state';
-    const cDevice = el('div', 'a-device');
-    const device = el('a');
-    cDevice.append(device);
-    const what = el('div', 'a-what');
-    const rule = el('div', 'alarm-rule');
-    const message = el('div', 'alarm-message');
-    message.dataset.testid = 'alarm-message';
-    const history = el('div', 'alarm-history muted');
-    history.dataset.testid = 'alarm-history';
-    what.append(rule, message, history);
-    const raised = el('div', 'a-raised');
-    const actions = el('div', 'a-actions');
-    const ack = el('button', 'small-button', 'Acknowledge');
-    ack.type = 'button';
-    ack.dataset.testid = 'alarm-ack';
-    const clear = el('button', 'small-button', 'Clear');
-    clear.type = 'button';
-    clear.dataset.testid = 'alarm-clear';
-    actions.append(ack, clear);
-
-    const form = el('form', 'alarm-action');
-    form.dataset.testid = 'alarm-action-form';
-    form.hidden = true;
-    const note = el('textarea');
-    note.rows = 2;
-    note.maxLength = 1000;
-    note.placeholder = 'Note (optional): what you are doing about it';
-    note.dataset.testid = 'alarm-note';
-    note.setAttribute('aria-label', 'Note');
-    const submit = el('button', 'primary');
-    submit.type = 'submit';
-    submit.dataset.testid = 'alarm-action-submit';
-    const cancel = el('button', 'link', 'Cancel');
-    cancel.type = 'button';
-    const error = el('div', 'alarm-error');
-    error.dataset.testid = 'alarm-action-error';
-    error.setAttribute('role', 'alert');
-    error.hidden = true;
-    const buttons = el('div', 'alarm-action-buttons');
-    buttons.append(submit, cancel);
-    form.append(note, buttons, error);
-    r.append(severity, state, cDevice, what, raised, actions, form);
-
-    const row: Row = { el: r, shown: undefined, severity, state, device, rule, message, raised, history, ack, clear, form, note, submit, error, action: undefined };
-    ack.addEventListener('click', () => this.openAction(row, 'acknowledge'));
-    clear.addEventListener('click', () => this.openAction(row, 'clear'));
-    cancel.addEventListener('click', () => this.closeAction(row));
-    form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      void this.act(row);
-    });
-    return row;
-  }
-
-  private fill(row: Row, a: Alarm): void {
-    row.shown = a;
-    const r = row.el;
-    r.dataset.alarmId = a.id;
-    r.dataset.state = a.state;
-    r.dataset.severity = a.severity;
-    r.dataset.deviceId = a.deviceId;
-    row.severity.replaceChildren(Object.assign(el('span', `sev-pill sev-${a.severity}`, a.severity), { title: `severity: ${a.severity}` }));
-    row.state.textContent = a.state;
-    row.state.className = `a-state state-${a.state}`;
-    row.device.textContent = a.deviceId;
-    row.device.href = `#/device/${encodeURIComponent(a.deviceId)}`;
-    row.rule.textContent = a.ruleName;
-    const type = this.fleet.get(a.deviceId)?.summary.type ?? null;
-    const value = a.channel !== null && a.value !== null ? ` (${channelInfo(type, a.channel).name} ${typeof a.value === 'boolean' ? (a.value ? 'on' : 'off') : a.value})` : '';
-    row.message.textContent = a.message || `${a.ruleName}${value}`;
-    row.history.textContent = (a.transitions ?? [])
-      .map((t) => `${t.state} ${clock(t.at)}${t.state === 'active' ? '' : ` by ${t.by}`}${t.note ? `: “${t.note}”` : ''}`)
-      .join(' → ');
-    const last = lastTransition(a);
-    row.history.title = last ? `last change ${new Date(last.at).toLocaleString()}` : '';
-    row.ack.hidden = a.state !== 'active';
-    row.clear.hidden = a.state === 'cleared';
-    // An action that no longer applies (another operator, or the rule, got there first) closes.
-    if (row.action === 'acknowledge' && a.state !== 'active') this.closeAction(row);
-    if (row.action === 'clear' && a.state === 'cleared') this.closeAction(row);
-  }
-
-  private openAction(row: Row, action: 'acknowledge' | 'clear'): void {
-    row.action = action;
-    row.form.hidden = false;
-    row.form.dataset.action = action;
-    row.submit.textContent = action === 'acknowledge' ? 'Acknowledge' : 'Clear alarm';
-    row.submit.disabled = false;
-    row.error.hidden = true;
-    row.note.focus();
-  }
-
-  private closeAction(row: Row): void {
-    row.action = undefined;
-    row.form.hidden = true;
-    row.note.value = '';
-    row.error.hidden = true;
-  }
-
-  private async act(row: Row): Promise<void> {
-    const a = row.shown;
-    const action = row.action;
-    if (!a || !action) return;
-    row.submit.disabled = true;
-    row.error.hidden = true;
-    try {
-      const updated = await alarmAction(a.id, action, row.note.value.trim() || undefined);
-      this.closeAction(row);
-      this.store.upsert([updated]);
-    } catch (err) {
-      const e = err as Error;
-      row.error.textContent = err instanceof ApiError ? `${err.code}: ${err.message}` : e.message;
-      row.error.hidden = false;
-    } finally {
-      row.submit.disabled = false;
-    }
   }
 }
