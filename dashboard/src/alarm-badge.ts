@@ -3,6 +3,7 @@
  * and the worst one's severity, in that severity's colour; hidden when none is open.
  */
 import { badgeText, type AlarmBadge } from './alarms.js';
+import './alarms.css';
 
 export function alarmBadgeElement(testid: string, tag: 'span' | 'a' = 'span'): HTMLElement {
   const e = document.createElement(tag);
