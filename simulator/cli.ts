@@ -5,6 +5,7 @@
  * flags. Ctrl-C (SIGINT) or SIGTERM stops early, drains and still prints the summary; a second
  * one exits at once.
  */
+import { incidentCast } from './incident.js';
 import { helpText, OptionError, parseOptions, type Parsed } from './options.js';
 import { Simulation } from './run.js';
 import { StatusPrinter } from './status.js';
@@ -29,6 +30,11 @@ function main(): void {
     `simulate: ${o.devices} device${o.devices === 1 ? '' : 's'} (${o.types.join(', ')}) at ${o.rate} Hz over ${o.transport} to ${o.url}, ` +
       `${o.durationS > 0 ? `for ${o.durationS} s` : 'until Ctrl-C'}, ${o.workers === 0 ? 'in the main thread' : `${o.workers} worker thread${o.workers === 1 ? '' : 's'}`}\n`,
   );
+  if (o.incident) {
+    const cast = incidentCast(o.types, o.devices, o.idPrefix);
+    const again = o.incidentEveryS > 0 ? `, again every ${o.incidentEveryS} s` : ', once';
+    process.stderr.write(cast.length > 0 ? `simulate: --incident (seconds from the start${again}):\n${cast.map((p) => `  ${p.text}\n`).join('')}` : 'simulate: --incident: no device of a type that has a part\n');
+  }
   const sim = Simulation.start(o, { onStatus: (s) => status.update(s) });
   let stopping = false;
   const stop = (signal: string): void => {

@@ -43,7 +43,11 @@ gateway.stdout!.on('data', (b: Buffer) => {
         `               curl -X POST -H "Authorization: Bearer ${token}" ${m[1]}/api/login-codes)\n` +
         `  API:        ${m[1]}/api/devices with Authorization: Bearer ${token}\n` +
         `  MQTT:       mqtt://127.0.0.1:${mqttPort} (device id as user name, fleet token as password)\n` +
-        `  Fleet key:  ${fleetKey}\n\nPress Ctrl-C to stop.\n`,
+        `  Fleet key:  ${fleetKey}\n` +
+        (fleet.incident.length > 0
+          ? `\nAn incident is staged, so alarms fire (dashboard: Alarms) within about 30 s:\n${fleet.incident.map((p) => `  ${p.text}\n`).join('')}`
+          : '') +
+        `\nPress Ctrl-C to stop.\n`,
     );
   }
 });

@@ -12,6 +12,7 @@ import { DeviceClient, mqttTransport, wsTransport, type DeviceClientStats, type 
 import { countError, type FleetCounters } from './counters.js';
 import { Wire, type WireContext } from './chaos.js';
 import type { DeviceTypeSpec } from '../devices/device-types.js';
+import { Incident, type IncidentClock, type IncidentRole } from './incident.js';
 import { createModel, Faults, modelFor, TypesFileModel, VibrationModel, type ModeledType, type SensorModel } from './models/index.js';
 import type { TransportName } from './options.js';
 
@@ -25,6 +26,8 @@ export interface DeviceEnv {
   connectTimeoutMs: number;
   closeTimeoutMs: number;
   faults: boolean;
+  /** With --incident: when its schedule started (the fleet sets t0 on start). */
+  incident: IncidentClock | undefined;
   wires: WireContext;
   counters: FleetCounters;
   /** The fleet's timer: run tick() at `dueAt` (ms since 1970). */
@@ -48,6 +51,8 @@ export interface DeviceSetup {
   skewMs: number;
   /** Where in its interval the device sends (0..1), so a fleet does not send in lockstep. */
   phase: number;
+  /** Its part in the --incident schedule, if any. */
+  incidentRole?: IncidentRole | undefined;
 }
 
 /** The SDK counters a device adds up over its reboots (each boot is a new client). */
@@ -75,6 +80,8 @@ export class VirtualDevice {
   readonly #values: Float64Array;
   readonly #readings: DeviceReading[];
   readonly #faults: Faults | undefined;
+  /** Its --incident part, if it has one. */
+  readonly incident: Incident | undefined;
   readonly #retired: Totals = { sent: 0, acked: 0, resent: 0, dropped: 0, reconnects: 0, unacked: 0 };
   /** Made on start() (so a big fleet's construction cost is spread over its connect phase), and anew per reboot. */
   #client: DeviceClient | undefined;
@@ -103,6 +110,7 @@ export class VirtualDevice {
     this.#values = new Float64Array(channels.length);
     this.#readings = channels.map((c) => ({ channel: c.id, value: 0, type: c.type }));
     this.#faults = env.faults ? new Faults(setup.seed, this.model.spec) : undefined;
+    this.incident = env.incident && setup.incidentRole ? new Incident(setup.incidentRole, this.model, env.incident) : undefined;
   }
 
   /** The current client (a new one after each reboot); undefined before start(). */
@@ -185,7 +193,7 @@ export class VirtualDevice {
     const t = Math.round(now + this.skewMs);
     const values = this.#values;
     this.model.sample(t, values);
-    const dropped = this.#faults?.apply(t, values) ?? 0;
+    const dropped = (this.#faults?.apply(t, values) ?? 0) | (this.incident?.apply(now, t, values) ?? 0);
     const readings = this.#readings;
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;

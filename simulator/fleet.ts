@@ -9,6 +9,7 @@ import { emptyCounters, addCounters, type FleetCounters } from './counters.js';
 import type { WireContext } from './chaos.js';
 import { VirtualDevice, type DeviceEnv } from './device.js';
 import { deviceIdOf, typeOfIndex } from './ids.js';
+import { incidentRole, type IncidentClock } from './incident.js';
 import { MalformedSender } from './malformed.js';
 import { derive, prng, unit } from './models/noise.js';
 import type { SimulatorOptions } from './options.js';
@@ -38,6 +39,7 @@ export class Fleet {
   readonly #random: () => number;
   readonly #wires: WireContext;
   readonly #malformed: MalformedSender | undefined;
+  readonly #incident: IncidentClock | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #connectTimer: ReturnType<typeof setInterval> | undefined;
@@ -55,6 +57,7 @@ export class Fleet {
     this.#random = prng(derive(o.seed, 0xc4a05 + plan.from));
     this.#wires = { counters: this.#counters, duplicate: o.duplicate, reorder: o.reorder, random: this.#random, outageUntil: 0 };
     this.#malformed = o.malformed > 0 ? new MalformedSender(o.transport, o.url, o.fleetKey, this.#counters) : undefined;
+    this.#incident = o.incident ? { t0: 0, everyMs: o.incidentEveryS * 1000 } : undefined;
     const env: DeviceEnv = {
       transport: o.transport,
       url: o.url,
@@ -63,6 +66,7 @@ export class Fleet {
       connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS + (o.outage ? o.outage.durationS * 1000 + 1000 : 0),
       closeTimeoutMs: 5000,
       faults: o.faults,
+      incident: this.#incident,
       wires: this.#wires,
       counters: this.#counters,
       schedule: (d, at) => this.#schedule(d, at),
@@ -85,6 +89,7 @@ export class Fleet {
           intervalMs: 1000 / o.rate,
           skewMs: Math.round((unit(skewSeed, i) * 2 - 1) * o.skewMs),
           phase: unit(phaseSeed, i),
+          incidentRole: o.incident ? incidentRole(o.types, i) : undefined,
         },
         env,
       );
@@ -105,6 +110,7 @@ export class Fleet {
   start(t0 = Date.now()): void {
     if (this.#sending || this.#stopping) return;
     this.#sending = true;
+    if (this.#incident) this.#incident.t0 = t0;
     const o = this.#plan.options;
     let credit = 1;
     let last = Date.now();

@@ -7,3 +7,4 @@ export type { FleetCounters } from './counters.js';
 export { deviceIdOf } from './ids.js';
 export { chaosId } from './malformed.js';
 export { createModel, MODELED_TYPES, type ModeledType, type SensorModel } from './models/index.js';
+export { incidentCast, incidentRole, INCIDENT_TIMELINE, type IncidentPart, type IncidentRole } from './incident.js';

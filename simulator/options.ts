@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { DEVICE_ID_PATTERN } from '../devices/device-id.js';
 import type { DeviceTypeSpec } from '../devices/device-types.js';
 import { describeProblems, parseDeviceTypes } from '../devices/types/parse.js';
+import { INCIDENT_LENGTH_S } from './incident.js';
 import { isModeledType, MODELED_TYPES } from './models/index.js';
 
 export type TransportName = 'ws' | 'mqtt';
@@ -57,6 +58,10 @@ export interface SimulatorOptions {
   skewMs: number;
   malformed: number;
   outage: OutageWindow | undefined;
+  /** Stage an incident that raises the gateway's default alarms (incident.ts). */
+  incident: boolean;
+  /** Seconds between incident cycles; 0 = one only. */
+  incidentEveryS: number;
   demo: boolean;
 }
 
@@ -107,13 +112,15 @@ const SPECS = {
   skewMs: { flag: 'skew', env: 'SIMULATE_SKEW', kind: 'int', default: 0, min: 0, max: 31_536_000_000, doc: 'chaos: each device clock is off by up to ± this many ms (fixed per device)' },
   malformed: { flag: 'malformed', env: 'SIMULATE_MALFORMED', kind: 'number', default: 0, min: 0, max: 1, doc: 'chaos: chance per frame of also sending a malformed frame, on a separate short-lived connection as chaos-<device id>' },
   outage: { flag: 'outage', env: 'SIMULATE_OUTAGE', kind: 'window', default: undefined, shown: 'none', doc: 'chaos: S:D = at second S every device drops its connection and stays away D seconds (readings queue up)' },
-  demo: { flag: 'demo', env: 'SIMULATE_DEMO', kind: 'bool', default: false, doc: 'a small believable fleet: 24 mixed devices at 1 Hz in this thread, until Ctrl-C (flags given too still apply)' },
+  incident: { flag: 'incident', env: 'SIMULATE_INCIDENT', kind: 'bool', default: false, doc: 'stage an incident the default alarm rules catch within ~30 s: the first climate device overheats, the first vibration monitor alarms, the first power meter falls silent for 75 s' },
+  incidentEveryS: { flag: 'incident-every', env: 'SIMULATE_INCIDENT_EVERY', kind: 'number', default: 600, min: 0, max: 86_400, doc: 'seconds after which the --incident schedule starts over (0 = once; else at least the incident\'s 150 s)' },
+  demo: { flag: 'demo', env: 'SIMULATE_DEMO', kind: 'bool', default: false, doc: 'a small believable fleet: 24 mixed devices at 1 Hz in this thread, with --incident, until Ctrl-C (flags given too still apply)' },
 } as const satisfies Record<string, Spec>;
 
 type Key = keyof typeof SPECS;
 
 /** Presets of --demo (flags given explicitly win). */
-export const DEMO_PRESET = { devices: 24, rate: 1, durationS: 0, workers: 0 } as const;
+export const DEMO_PRESET = { devices: 24, rate: 1, durationS: 0, workers: 0, incident: true } as const;
 
 export const DEFAULT_URLS: Record<TransportName, string> = { ws: 'ws://localhost:8080', mqtt: 'mqtt://localhost:1883' };
 /** The embedded MQTT broker (aedes) handles CONNECTs far slower than uWS does upgrades: 1,000 in flight time out there. */
@@ -222,6 +229,8 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
   const idPrefix = raw.idPrefix as string;
   if (idPrefix !== '' && !DEVICE_ID_PATTERN.test(idPrefix)) throw new OptionError(`--id-prefix / SIMULATE_ID_PREFIX: "${idPrefix}" may hold only A-Z a-z 0-9 . _ : -`);
   const devices = raw.devices as number;
+  const incidentEveryS = raw.incidentEveryS as number;
+  if (incidentEveryS > 0 && incidentEveryS < INCIDENT_LENGTH_S) throw new OptionError(`--incident-every / SIMULATE_INCIDENT_EVERY: ${incidentEveryS} is shorter than the incident (${INCIDENT_LENGTH_S} s); 0 runs it once`);
   const { types, deviceTypes } = typesOf(raw.types as string[], raw.typesFile as string | undefined, raw.typesGiven === true);
   return {
     transport,
@@ -249,6 +258,8 @@ function finish(raw: Record<string, unknown>): SimulatorOptions {
     skewMs: raw.skewMs as number,
     malformed: raw.malformed as number,
     outage: raw.outage as OutageWindow | undefined,
+    incident: raw.incident as boolean,
+    incidentEveryS,
     demo: raw.demo as boolean,
   };
 }

@@ -3,6 +3,11 @@
  * (same origin) and an Origin header with every change, which is what the gateway checks.
  */
 import type {
+  Alarm,
+  AlarmActionRequest,
+  AlarmList,
+  AlarmSeverity,
+  AlarmState,
   CommandList,
   CommandRecord,
   CommandRequest,
@@ -91,6 +96,32 @@ export type NewCommand = CommandRequest;
 
 export function sendCommand(id: string, command: NewCommand): Promise<CommandRecord> {
   return request('POST', `/api/devices/${enc(id)}/commands`, command);
+}
+
+/** What `GET /api/alarms` narrows to: states and severities are lists (any of them), newest first. */
+export interface AlarmQuery {
+  state?: readonly AlarmState[];
+  severity?: readonly AlarmSeverity[];
+  device?: string;
+  limit?: number;
+}
+
+export async function listAlarms(q: AlarmQuery = {}, signal?: AbortSignal): Promise<Alarm[]> {
+  const params = new URLSearchParams();
+  if (q.state?.length) params.set('state', q.state.join(','));
+  if (q.severity?.length) params.set('severity', q.severity.join(','));
+  if (q.device) params.set('device', q.device);
+  if (q.limit !== undefined) params.set('limit', String(q.limit));
+  const query = params.toString();
+  // The contract is `{ alarms: [...] }`; a bare list is read the same (DESIGN.md allows either).
+  const body = await request<AlarmList | Alarm[]>('GET', `/api/alarms${query ? `?${query}` : ''}`, undefined, signal);
+  return Array.isArray(body) ? body : body.alarms;
+}
+
+/** `POST /api/alarms/{id}/acknowledge` or `/clear`, with the operator's note; answers the alarm as it is now. */
+export function alarmAction(id: string, action: 'acknowledge' | 'clear', note?: string): Promise<Alarm> {
+  const body: AlarmActionRequest = note ? { note } : {};
+  return request('POST', `/api/alarms/${enc(id)}/${action}`, body);
 }
 
 // Device management (README "Managing devices").

@@ -4,6 +4,8 @@
  * The points live in a Series that the chart reads; render() slides the window and redraws.
  */
 import { Chart, Decimation, Filler, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartConfiguration } from 'chart.js';
+import { alarmMarksPlugin, marksDrawn, setMarks } from './alarm-marks.js';
+import type { AlarmMark } from './alarms.js';
 import type { ChannelInfo } from './channels.js';
 import { axisLabels, clock, reading } from './format.js';
 import { Series } from './series.js';
@@ -81,6 +83,7 @@ export class ChannelChart {
     const now = Date.now();
     const config: ChartConfiguration<'line', { x: number; y: number }[]> = {
       type: 'line',
+      plugins: [alarmMarksPlugin],
       data: {
         datasets: [
           {
@@ -165,6 +168,16 @@ export class ChannelChart {
   /** Width of the plot in CSS pixels: how many history buckets are worth asking for. */
   get widthPx(): number {
     return Math.max(100, Math.round(this.chart.chartArea?.width || this.canvas.clientWidth || 600));
+  }
+
+  /** Where alarms were raised on this channel (alarm-marks.ts): drawn from the next render on. */
+  setMarks(list: readonly AlarmMark[]): void {
+    setMarks(this.chart, list);
+  }
+
+  /** Times of the alarm marks on the canvas as last drawn. */
+  get marksDrawn(): number[] {
+    return marksDrawn(this.chart);
   }
 
   setWindow(windowMs: number): void {

@@ -4,7 +4,9 @@
  * `device:<id>` stream appends to it. When the stream could not be replayed after a reconnect
  * (`too_old`), the gap is loaded from history, so the charts stay gap-free.
  */
-import { ApiError, getDevice, history } from './api.js';
+import { alarmBadgeElement, paintAlarmBadge } from './alarm-badge.js';
+import { filterQuery, marksFor, DEFAULT_FILTER, type AlarmStore } from './alarms.js';
+import { ApiError, getDevice, history, listAlarms } from './api.js';
 import { channelsOf, commandsOf, onDeviceTypes, typeName, type ChannelInfo } from './channels.js';
 import { ChannelChart } from './charts.js';
 import { CommandPanel } from './commands.js';
@@ -46,6 +48,8 @@ export class DeviceView {
   private readonly title: HTMLElement;
   private readonly typeEl: HTMLElement;
   private readonly badge: HTMLElement;
+  /** Open alarms of the device (links to the alarm list filtered to it). */
+  private readonly alarmBadge: HTMLElement;
   private readonly stateBody: HTMLElement;
   private readonly counters: HTMLElement;
   private readonly windowButtons = new Map<number, HTMLButtonElement>();
@@ -70,6 +74,7 @@ export class DeviceView {
     private readonly fleet: FleetState,
     private readonly live: LiveClient,
     private readonly now: () => number,
+    private readonly alarms: AlarmStore,
   ) {
     this.stream = `device:${deviceId}`;
     this.root = el('section', 'view device-view');
@@ -83,6 +88,8 @@ export class DeviceView {
     this.typeEl = el('span', 'muted');
     this.badge = el('span', 'badge');
     this.badge.dataset.testid = 'device-online';
+    this.alarmBadge = alarmBadgeElement('device-alarms', 'a');
+    (this.alarmBadge as HTMLAnchorElement).href = `#/alarms?${filterQuery({ ...DEFAULT_FILTER, device: deviceId })}`;
     const seg = el('div', 'segmented');
     seg.setAttribute('role', 'group');
     seg.setAttribute('aria-label', 'Chart window');
@@ -94,7 +101,7 @@ export class DeviceView {
       seg.append(b);
       this.windowButtons.set(w.ms, b);
     }
-    toolbar.append(back, this.title, this.typeEl, this.badge, el('span', 'spacer'), el('span', 'muted small', 'Window'), seg);
+    toolbar.append(back, this.title, this.typeEl, this.badge, this.alarmBadge, el('span', 'spacer'), el('span', 'muted small', 'Window'), seg);
 
     const grid = el('div', 'device-grid');
     const main = el('div', 'charts-col');
@@ -132,6 +139,12 @@ export class DeviceView {
       onDeviceTypes(() => this.typesChanged()),
       this.live.on('device', (m) => m.id === this.deviceId && this.onPoints(m)),
       this.live.on('command', (c) => this.commands.update(c)),
+      this.alarms.on('change', (c) => {
+        if (!c.devices.has(this.deviceId)) return;
+        this.showAlarms();
+        // An alarm cleared while the page was not listening: fetch its record, so its mark stays.
+        if (c.stale) void this.loadAlarms();
+      }),
       this.live.on('connection', (info) => {
         if (info.state !== 'connected') this.noteInterruption();
         this.markStale(info.state !== 'connected');
@@ -155,6 +168,8 @@ export class DeviceView {
     this.live.subscribe(this.stream, 'commands');
     void this.commands.load();
     void this.loadDevice();
+    this.showAlarms();
+    void this.loadAlarms();
     // After this task the charts have laid out and know their width: ask for that many points.
     window.setTimeout(() => void this.loadHistory(), 0);
     // Charts slide with the clock and take new points at their own pace (ChannelChart.render); the state card ticks each second.
@@ -177,6 +192,30 @@ export class DeviceView {
     for (const c of this.charts.values()) c.destroy();
     this.charts.clear();
     this.root.remove();
+  }
+
+  /** The alarm marks drawn on a channel's chart, as raisedAt times (the test hook reads them). */
+  chartMarks(channel: number): number[] {
+    return this.charts.get(channel)?.marksDrawn ?? [];
+  }
+
+  /** The device's alarms, cleared ones too, so the charts mark where each was raised. */
+  private async loadAlarms(): Promise<void> {
+    try {
+      this.alarms.upsert(await listAlarms({ device: this.deviceId, limit: 200 }, this.abort.signal));
+    } catch (err) {
+      // The open ones still come live; the page says nothing more for older marks.
+      if ((err as Error).name !== 'AbortError') console.warn(`alarms of ${this.deviceId} could not be loaded`, err);
+    }
+  }
+
+  /** The badge, and a mark on each chart where one of the device's alarms was raised. */
+  private showAlarms(): void {
+    if (this.destroyed) return;
+    paintAlarmBadge(this.alarmBadge, this.alarms.badge(this.deviceId), false);
+    const list = this.alarms.forDevice(this.deviceId);
+    for (const c of this.charts.values()) c.setMarks(marksFor(list, c.channel.id));
+    schedule(this.renderNow);
   }
 
   /** The chart's timestamps for a channel (the test hook reads them). */
@@ -223,6 +262,7 @@ export class DeviceView {
       // A channel no type declares is charted by what it carries: on/off steps for true/false, not a 0.9–1.1 line.
       if (c.type === '' && (typeof s?.last?.[c.id]?.value === 'boolean' || extraBools.has(c.id))) c.type = 'bool';
       const chart = new ChannelChart(c, this.windowMs, this.charts.size);
+      chart.setMarks(marksFor(this.alarms.forDevice(this.deviceId), c.id));
       this.charts.set(c.id, chart);
       // Keep the cards in channel order.
       const after = [...this.charts.values()].filter((x) => x.channel.id > c.id).sort((a, b) => a.channel.id - b.channel.id)[0];

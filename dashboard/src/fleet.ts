@@ -5,6 +5,8 @@
  * animation frame at most four times a second, so a thousand devices reporting ten times a second
  * stay smooth. Scrolling, search and filter redraw at once.
  */
+import { alarmBadgeElement, paintAlarmBadge } from './alarm-badge.js';
+import type { AlarmStore } from './alarms.js';
 import { channelInfo, typeName } from './channels.js';
 import type { FleetChange, FleetEntry, FleetState } from './fleet-state.js';
 import { ago, offlineCauseText, reading } from './format.js';
@@ -38,6 +40,8 @@ interface Row {
   seen: HTMLElement;
   values: HTMLElement;
   spark: HTMLCanvasElement;
+  /** Open alarms of the device: count and worst severity. */
+  alarm: HTMLElement;
   /** What the row shows, to skip writes that change nothing. */
   shown: { online?: boolean; state?: string; seen?: string; values?: string; type?: string; sub?: string };
 }
@@ -70,6 +74,7 @@ export class FleetView {
   private mounted = false;
   private clockTimer: number | undefined;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeAlarms: () => void;
   private readonly renderTask = () => this.render();
   private sparkColor = '#2563eb';
   private updateTimer: number | undefined;
@@ -80,6 +85,7 @@ export class FleetView {
   constructor(
     private readonly fleet: FleetState,
     private readonly now: () => number,
+    private readonly alarms: AlarmStore,
   ) {
     this.root = el('section', 'view fleet-view');
     this.root.setAttribute('aria-label', 'Fleet overview');
@@ -154,6 +160,7 @@ export class FleetView {
 
     this.setFilter('all');
     this.unsubscribe = this.fleet.on('change', (c) => this.changed(c));
+    this.unsubscribeAlarms = this.alarms.on('change', (c) => this.changed({ ids: c.devices, membership: false }));
     window.addEventListener('resize', () => this.mounted && schedule(this.renderTask));
   }
 
@@ -181,6 +188,7 @@ export class FleetView {
   destroy(): void {
     this.unmount();
     this.unsubscribe();
+    this.unsubscribeAlarms();
   }
 
   private setFilter(f: Filter): void {
@@ -295,7 +303,8 @@ export class FleetView {
     const name = el('div', 'dev-id');
     const sub = el('div', 'dev-sub muted');
     names.append(name, sub);
-    cDevice.append(dot, names);
+    const alarm = alarmBadgeElement('fleet-alarm-badge');
+    cDevice.append(dot, names, alarm);
     const type = el('div', 'c-type');
     const state = el('div', 'c-state');
     const stateMain = el('div', 'state-main');
@@ -308,7 +317,7 @@ export class FleetView {
     cSpark.append(spark);
     for (const c of [cDevice, type, state, seen, values, cSpark]) c.setAttribute('role', 'cell');
     a.append(cDevice, type, state, seen, values, cSpark);
-    return { el: a, id: undefined, index: -1, dot, name, sub, type, state, stateMain, stateCode, seen, values, spark, shown: {} };
+    return { el: a, id: undefined, index: -1, dot, name, sub, type, state, stateMain, stateCode, seen, values, spark, alarm, shown: {} };
   }
 
   /** Writes what changed into a row; `full` false updates only the relative time. */
@@ -358,6 +367,7 @@ export class FleetView {
       row.values.title = values;
       sh.values = values;
     }
+    paintAlarmBadge(row.alarm, this.alarms.badge(s.id), true);
     drawSparkline(row.spark, e.spark, s.online ? this.sparkColor : '#9aa3af');
   }
 }

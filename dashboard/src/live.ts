@@ -7,7 +7,7 @@
  */
 import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
-import type { CommandRecord, DeviceMessage, DeviceSummary, DeviceTypeSpec, GatewayStats, LiveMessage } from './types.js';
+import type { Alarm, CommandRecord, DeviceMessage, DeviceSummary, DeviceTypeSpec, GatewayStats, LiveMessage } from './types.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'unauthorized';
 
@@ -29,6 +29,8 @@ export interface LiveEvents {
   stats: [GatewayStats];
   device: [DeviceMessage];
   command: [CommandRecord];
+  /** The `alarms` stream: every alarm not cleared (`full`, on subscribe), then each one as it changes. */
+  alarm: [{ full: boolean; alarms: Alarm[] }];
   /** The device types in force, on subscribe and after each reload of the gateway's types file. */
   types: [readonly DeviceTypeSpec[]];
   /** The answer to a resume: `ok` false when the gateway could not replay the gap (ring too short, or it restarted): reload it from history. */
@@ -273,6 +275,9 @@ export class LiveClient extends Emitter<LiveEvents> {
         return;
       case 'command':
         if (msg.command) this.emit('command', msg.command);
+        return;
+      case 'alarm':
+        if (this.streams.has('alarms') && Array.isArray(msg.alarms)) this.emit('alarm', { full: msg.full === true, alarms: msg.alarms });
         return;
       case 'types':
         if (Array.isArray(msg.types)) this.emit('types', msg.types);

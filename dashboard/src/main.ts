@@ -1,10 +1,13 @@
 /**
  * Starts the dashboard: logs in with what the link brought (or the session the browser has), opens
- * the live stream, and routes between the fleet overview (`#/`), a device page (`#/device/<id>`) and
- * the device admin view (`#/devices`).
+ * the live stream, and routes between the fleet overview (`#/`), a device page (`#/device/<id>`),
+ * the device admin view (`#/devices`) and the alarm list (`#/alarms?…`).
  */
 import './style.css';
-import { ApiError, checkSession, listDevices, logOut, onUnauthorized, sessionRefused } from './api.js';
+import { alarmBadgeElement, paintAlarmBadge } from './alarm-badge.js';
+import { AlarmListView } from './alarm-list.js';
+import { AlarmStore } from './alarms.js';
+import { ApiError, checkSession, listAlarms, listDevices, logOut, onUnauthorized, sessionRefused } from './api.js';
 import { showAuthPage, type AuthProblem } from './auth-page.js';
 import { applyDeviceTypes, loadDeviceTypes } from './channels.js';
 import { ConnectionIndicator } from './connection.js';
@@ -21,8 +24,10 @@ declare global {
     /** Test hooks: the live client and what the page shows. */
     __live?: LiveClient;
     __dashboard?: {
-      view(): 'fleet' | 'device' | 'admin';
+      view(): 'fleet' | 'device' | 'admin' | 'alarms';
       chartChannels(): number[];
+      /** raisedAt of the alarm marks drawn on a channel's chart. */
+      chartMarks(channel: number): number[];
       chartTimes(channel: number): number[];
       chartText(channel: number): { axis: string[]; value: string } | undefined;
       fleetSize(): number;
@@ -71,6 +76,15 @@ function start(): void {
     fleet.apply(f.devices, f.full);
   });
   live.on('types', (t) => applyDeviceTypes(t));
+  const alarms = new AlarmStore();
+  live.on('alarm', (m) => alarms.apply(m));
+  // The open alarms, also when the live stream dropped alarm messages for this page.
+  const loadOpenAlarms = () =>
+    listAlarms({ state: ['active', 'acknowledged'], limit: 500 }).then(
+      (list) => alarms.upsert(list),
+      (err: unknown) => console.warn('the open alarms could not be loaded', err),
+    );
+  live.on('missed', (m) => m.streams.includes('alarms') && void loadOpenAlarms());
 
   // The shell: header with the connection state, the gateway panel, then the current view.
   const header = el('header', 'topbar');
@@ -88,7 +102,13 @@ function start(): void {
       (err: Error) => window.alert(`Could not log out: ${err.message}`),
     );
   });
-  bar.append(brand, el('span', 'spacer'), connection.root, logout);
+  const alarmsLink = el('a', 'nav-link', 'Alarms');
+  alarmsLink.href = '#/alarms';
+  alarmsLink.dataset.testid = 'nav-alarms';
+  const alarmsTotal = alarmBadgeElement('nav-alarm-badge');
+  alarmsLink.append(alarmsTotal);
+  alarms.on('change', () => paintAlarmBadge(alarmsTotal, alarms.total(), true));
+  bar.append(brand, el('span', 'spacer'), alarmsLink, connection.root, logout);
   const stats = new StatsPanel();
   header.append(bar, stats.root);
   live.on('stats', (s) => stats.update(s));
@@ -98,28 +118,39 @@ function start(): void {
   const viewEl = el('main', 'main');
   document.body.replaceChildren(header, banner, viewEl);
 
-  const fleetView = new FleetView(fleet, now);
+  const fleetView = new FleetView(fleet, now, alarms);
+  const alarmView = new AlarmListView(alarms, fleet, now);
   let deviceView: DeviceView | undefined;
   let adminView: DeviceAdminView | undefined;
+  let showingAlarms = false;
   const route = () => {
     if (failed) return;
     const m = /^#\/device\/(.+)$/.exec(window.location.hash);
     const id = m ? decodeURIComponent(m[1]!) : undefined;
     const admin = window.location.hash === '#/devices';
+    const a = /^#\/alarms(?:\?(.*))?$/.exec(window.location.hash);
+    alarmsLink.setAttribute('aria-current', a ? 'page' : 'false');
     if (deviceView && deviceView.deviceId === id) return;
     if (adminView && admin) return;
     deviceView?.destroy();
     deviceView = undefined;
     adminView?.destroy();
     adminView = undefined;
+    if (showingAlarms) alarmView.unmount();
+    showingAlarms = false;
     if (admin) {
       fleetView.unmount();
       adminView = new DeviceAdminView(fleet);
       adminView.mount(viewEl);
       document.title = `Devices · ${APP_TITLE}`;
+    } else if (a) {
+      fleetView.unmount();
+      showingAlarms = true;
+      alarmView.mount(viewEl, a[1] ?? '');
+      document.title = `Alarms · ${APP_TITLE}`;
     } else if (id !== undefined) {
       fleetView.unmount();
-      deviceView = new DeviceView(id, fleet, live, now);
+      deviceView = new DeviceView(id, fleet, live, now, alarms);
       deviceView.mount(viewEl);
       document.title = `${id} · ${APP_TITLE}`;
     } else {
@@ -132,8 +163,9 @@ function start(): void {
 
   window.__live = live;
   window.__dashboard = {
-    view: () => (deviceView ? 'device' : adminView ? 'admin' : 'fleet'),
+    view: () => (deviceView ? 'device' : adminView ? 'admin' : showingAlarms ? 'alarms' : 'fleet'),
     chartChannels: () => deviceView?.channels ?? [],
+    chartMarks: (ch) => deviceView?.chartMarks(ch) ?? [],
     chartTimes: (ch) => deviceView?.chartTimes(ch) ?? [],
     chartText: (ch) => deviceView?.chartText(ch),
     fleetSize: () => fleet.entries.size,
@@ -152,7 +184,8 @@ function start(): void {
       live.on('fleet', () => (banner.hidden = true));
     }
     if (failed) return;
-    live.subscribe('fleet', 'stats', 'types');
+    live.subscribe('fleet', 'stats', 'types', 'alarms');
+    void loadOpenAlarms();
     live.start();
     route();
   })();

@@ -6,6 +6,13 @@
 import type { CommandState, HistoryBucket } from '../../devices/api/json.js';
 
 export type {
+  Alarm,
+  AlarmActionRequest,
+  AlarmList,
+  AlarmMessage,
+  AlarmSeverity,
+  AlarmState,
+  AlarmTransition,
   CommandList,
   CommandRecord,
   CommandRequest,

@@ -67,11 +67,15 @@ export class VibrationModel implements SensorModel {
   }
 
   sample(t: number, out: Float64Array): void {
-    const p = this.profile;
-    const v = velocityAt(p, t);
-    out[0] = v;
-    out[1] = peakAt(p, t, v);
+    out[0] = velocityAt(this.profile, t);
+    this.follow(t, out);
+    out[3] = batteryAt(this.profile.battery, t);
+  }
+
+  /** Sets the channels that follow velocity (peak, alarm) from out[0]: after sample(), or after an incident changed velocity. */
+  follow(t: number, out: Float64Array): void {
+    const v = out[0]!;
+    out[1] = peakAt(this.profile, t, v);
     out[2] = v > this.threshold ? 1 : 0;
-    out[3] = batteryAt(p.battery, t);
   }
 }
