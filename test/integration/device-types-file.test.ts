@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeTelemetry } from '../../devices/codec/index.js';
 import { parseDeviceTypes } from '../../devices/types/parse.js';
 import { Simulation, simulatorOptions } from '../../simulator/index.js';
 import { deviceToken, FLEET_KEY, gatewayArgs, OPERATOR_TOKEN, ROOT, spawnGateway, startGateway, tempDir, type ChildGateway, type TestGateway } from '../helpers/gateway.js';
@@ -104,6 +105,30 @@ describe('the types file, hot-reloaded', () => {
     expect(await metric(g.http, 'gateway_types_file_valid')).toBe(1);
     // pump is gone from the file: its device has no type again.
     await waitFor(async () => (await g.api('/api/devices/pump-1')).body.type === null, 'pump-1 to lose its type');
+  });
+
+  it("a type's alarm rules come from the file: a reload's new rule raises alarms; a bad rule is refused with the whole file", async () => {
+    const file = tempFile({ types: [tank([LEVEL])] });
+    child = await spawnGateway(gatewayArgs(tempDir(), '--types', file.path));
+    const g = child;
+    const ruleIds = async () => (await g.api('/api/alarm-rules')).body.rules.map((r: { id: string }) => r.id).sort();
+    expect(await ruleIds()).toEqual([]);
+
+    const low = { name: 'low', severity: 'minor', condition: { kind: 'below', channel: 1, threshold: 10 } };
+    file.write({ types: [{ ...tank([LEVEL]), alarms: [low] }] });
+    await waitFor(async () => (await ruleIds()).includes('type:tank:low'), 'the rule of the reloaded file', 15_000);
+    const dev = await RawDevice.connect(g.ws, 'tank-1', deviceToken('tank-1'));
+    closers.push(() => dev.ws.terminate());
+    dev.send(encodeTelemetry({ epoch: 1, seq: 1, timestamp: Date.now() }, [{ channel: 1, value: 4, type: 'f32' }]));
+    await waitFor(async () => (await g.api('/api/alarms?device=tank-1')).body.alarms.length === 1, 'the alarm of the new rule', 15_000);
+    expect((await g.api('/api/alarms?device=tank-1')).body.alarms[0]).toMatchObject({ ruleId: 'type:tank:low', severity: 'minor', state: 'active' });
+
+    // A rule the alarm validator refuses (no such kind): the whole file is refused, the rules in force stay.
+    file.write({ types: [{ ...tank([LEVEL]), alarms: [{ ...low, condition: { kind: 'sideways', channel: 1 } }] }] });
+    await waitFor(async () => (await metric(g.http, 'gateway_types_reloads_total{result="failed"}')) === 1, 'the bad rule to be refused', 15_000);
+    const line = g.output().split('\n').find((l) => l.includes('TYPES_INVALID') && l.includes('alarms[0]'));
+    expect(line, g.output()).toBeDefined();
+    expect(await ruleIds()).toEqual(['type:tank:low']);
   });
 
   it('a bad file at start is a config error: exit 2, one line naming the file and the problem', async () => {
