@@ -240,6 +240,7 @@ export class Gateway {
       log: this.log,
     });
     this.live.listen({ fleet: this.admin });
+    this.admin.onChange((d) => d.retired && this.alarms.deviceDeleted(d.id));
     if (clusterUrl !== undefined && instance !== undefined) {
       const sameBroker = config.clusterUrl === undefined;
       const backbone = new Backbone(

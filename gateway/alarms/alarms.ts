@@ -135,6 +135,12 @@ export class Alarms {
     if (a) this.actRemote(a.id, 'rule-clear', undefined);
   }
 
+  /** A device was deleted (device management): its open alarms here clear, by rule, saying why. */
+  deviceDeleted(deviceId: string): void {
+    const open = [...this.book.openAlarms()].filter((a) => a.deviceId === deviceId);
+    for (const a of open) this.book.ruleClear(a.ruleId, deviceId, Date.now(), 'the device was deleted');
+  }
+
   get(id: string): Alarm | undefined {
     return this.book.get(id) ?? this.remote.get(id)?.alarm;
   }

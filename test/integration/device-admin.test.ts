@@ -218,15 +218,23 @@ describe('DELETE /api/devices/{id}', () => {
   it('closes the connection with 4411, forgets the token and the device, and with history=true its readings', async () => {
     const { token } = (await gw.api<DeviceTokenAnswer>('/api/devices', json('POST', { id: 'del-1' }))).body;
     const d = await connectWs('del-1', token);
+    // An open alarm of the device clears with it, saying why (it would otherwise stay open forever).
+    const rule = { name: 'hot', severity: 'major', deviceId: 'del-1', condition: { kind: 'above', channel: 1, threshold: 40 } };
+    expect((await gw.api('/api/alarm-rules', json('POST', rule))).status).toBe(201);
     const t0 = Date.now();
     d.send(telemetry(1, 42));
     await waitAcked(d, 1, 1, 1);
+    const alarmsOf = async () => (await gw.api('/api/alarms?device=del-1&state=active,acknowledged,cleared')).body.alarms;
+    await waitFor(async () => (await alarmsOf()).length === 1, 'the alarm of del-1');
     const hist = async () => (await gw.api(`/api/devices/del-1/history?channel=1&from=${t0 - 60_000}&to=${Date.now() + 60_000}`)).body;
     expect((await hist()).points.length).toBe(1);
     const r = await gw.api('/api/devices/del-1?history=true', { method: 'DELETE' });
     expect(r).toEqual({ status: 200, body: { id: 'del-1', deleted: true, history: true } });
     expect(await within(d.closed, 'the deleted device to be closed')).toEqual({ code: 4411, reason: 'DEVICE_DELETED' });
     expect((await gw.api('/api/devices/del-1')).status).toBe(404);
+    const [cleared] = await alarmsOf();
+    expect(cleared).toMatchObject({ state: 'cleared' });
+    expect(cleared.transitions.at(-1)).toMatchObject({ state: 'cleared', note: 'the device was deleted' });
     expect(await wsStatus('del-1', token)).toBe(401);
     // Its readings are gone: a device of the same id starts with no history.
     expect(await gw.gateway.storage.channels('del-1')).toEqual([]);
