@@ -49,7 +49,6 @@ export interface LiveClient {
 
 export type StatsSource = () => GatewayStats;
 
-
 /** Gets every message for a topic, to send to its subscribers (uWS publish). */
 export type PublishListener = (topic: string, text: string) => void;
 
