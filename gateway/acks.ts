@@ -226,18 +226,30 @@ export class AckLedger {
     const durable = this.storage.durableTicket;
     const ranges = this.opts.ranges;
     let lines = '';
+    let kept = 0;
     for (let i = 0; i < n; i++) {
-      const s = q[i]!.ack!;
-      if (s.settle(durable, ranges, q[i]!.seq.current?.epoch) || (ranges && s.settleWindow(q[i]!.seq.current))) s.unwritten = true;
-      if (s.unwritten) {
-        s.owed = true;
-        lines += this.cursors.set(q[i]!.id, s.epoch, s.contig);
+      const d = q[i]!;
+      const s = d.ack!;
+      if (s.settle(durable, ranges, d.seq.current?.epoch) || (ranges && s.settleWindow(d.seq.current))) s.unwritten = true;
+      if (s.unwritten) s.owed = true;
+      if (d.link && (s.owed || (s.ranges?.length ?? 0) > 0 || (s.old?.length ?? 0) > 0)) {
+        due++;
+        // A slow sender under load: the next ack covers this one's frames too (one syscall, not several).
+        // Its cursor line waits with it: the file must be ahead of the acks, not of what is settled.
+        if (stretching && !s.replayed && s.unacked < st.frames && now - s.unackedSince < st.maxDelayMs) {
+          this.hold(d, s, s.unackedSince + st.maxDelayMs);
+          this.acksStretched++;
+          continue;
+        }
       }
+      if (s.unwritten) lines += this.cursors.set(d.id, s.epoch, s.contig);
+      q[kept++] = d;
     }
     const written = lines === '' || this.cursors.append(lines);
     if (!written) this.cursorFailures++;
-    let kept = 0;
-    for (let i = 0; i < n; i++) {
+    const m = kept;
+    kept = 0;
+    for (let i = 0; i < m; i++) {
       const d = q[i]!;
       const s = d.ack!;
       if (s.unwritten) {
@@ -249,13 +261,6 @@ export class AckLedger {
       }
       const link = d.link;
       if (link && (s.owed || (s.ranges?.length ?? 0) > 0 || (s.old?.length ?? 0) > 0)) {
-        due++;
-        // A slow sender under load: the next ack covers this one's frames too (one syscall, not several).
-        if (stretching && !s.replayed && s.unacked < st.frames && now - s.unackedSince < st.maxDelayMs) {
-          this.hold(d, s, s.unackedSince + st.maxDelayMs);
-          this.acksStretched++;
-          continue;
-        }
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
         if (!final && link.bufferedAmount() > this.opts.sendBudget) {
           q[kept++] = d;

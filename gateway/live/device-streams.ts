@@ -3,6 +3,10 @@
  * when a device sends faster than a chart can draw, numbered by a per-device seq, and kept in a
  * ring so a client can resume after a gap. Only devices someone watches (or watched in the last
  * few minutes) cost anything beyond one Map lookup per frame.
+ *
+ * A stream that was quiet for a whole interval when its next points came is `soon`: flushSoon()
+ * sends it at the next loop turn, touching only such streams; every other active stream waits for
+ * the interval's flush(). So a flush between intervals costs what changed, not what is watched.
  */
 import type { DeviceMessage, LivePoint } from '../../devices/api/json.js';
 import type { FrameHeader, TelemetryBatch } from '../../devices/codec/index.js';
@@ -29,6 +33,8 @@ interface Stream {
   relayed: Relayed | undefined;
   /** In this flush's active list already (local and relayed points both put it there). */
   active: boolean;
+  /** In the soon list too: it was quiet for an interval when its points came. */
+  soon: boolean;
   /** When its last message went out (ms): a stream gets at most one message per flush interval. */
   sentAt: number;
   /** When the oldest pending point arrived (ms), for the latency metric. */
@@ -58,6 +64,9 @@ export class DeviceStreams {
   private readonly streams = new Map<string, Stream>();
   private readonly active: Stream[] = [];
   private readonly activeIds: string[] = [];
+  /** Active streams that were quiet for an interval: flushSoon() sends them (indexes into nothing; ids beside). */
+  private readonly soon: Stream[] = [];
+  private readonly soonIds: string[] = [];
   /** Running mean size of a message, for the byte budget. */
   private meanBytes = 256;
   /** Characters of messages held in all rings now. */
@@ -74,7 +83,14 @@ export class DeviceStreams {
     private readonly maxPointsPerChannel: number,
     private readonly replay: number,
     private readonly replayBytes = Infinity,
+    /** A stream whose last message is at least this old sends its next points at once (flushSoon). */
+    private readonly quietMs = Infinity,
   ) {}
+
+  /** Streams waiting for flushSoon(). */
+  get soonCount(): number {
+    return this.soon.length;
+  }
 
   /** Messages each ring may keep now. */
   private ringCap(): number {
@@ -85,7 +101,7 @@ export class DeviceStreams {
   watch(id: string): void {
     let s = this.streams.get(id);
     if (!s) {
-      s = { seq: 0, relayed: undefined, active: false, sentAt: -Infinity, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
+      s = { seq: 0, relayed: undefined, active: false, soon: false, sentAt: -Infinity, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
       this.streams.set(id, s);
     }
     s.watchers++;
@@ -102,12 +118,7 @@ export class DeviceStreams {
     const s = this.streams.get(device.id);
     if (!s) return;
     const p = s.pending;
-    if (!s.active) {
-      s.active = true;
-      s.pendingSince = Date.now();
-      this.active.push(s);
-      this.activeIds.push(device.id);
-    }
+    if (!s.active) this.activate(s, device.id, Date.now());
     for (let i = 0; i < batch.count; i++) {
       p.channels.push(batch.channels[i]!);
       p.times.push(h.timestamp + batch.offsets[i]!);
@@ -123,12 +134,7 @@ export class DeviceStreams {
   addRelayed(id: string, points: DeviceMessage['points'], downsampled: boolean, now: number): void {
     const s = this.streams.get(id);
     if (!s) return;
-    if (!s.active) {
-      s.active = true;
-      s.pendingSince = now;
-      this.active.push(s);
-      this.activeIds.push(id);
-    }
+    if (!s.active) this.activate(s, id, now);
     const r = (s.relayed ??= { points: {}, downsampled: false });
     r.downsampled ||= downsampled;
     for (const ch in points) {
@@ -154,52 +160,69 @@ export class DeviceStreams {
     s.ringSize = 0;
   }
 
-  /**
-   * Builds the messages of the streams whose last message is at least `minGapMs` old (all of them
-   * with 0) and empties their pending points; the others keep theirs for a later flush.
-   */
-  flush(now: number, minGapMs = 0): FlushedMessage[] {
+  private activate(s: Stream, id: string, now: number): void {
+    s.active = true;
+    s.pendingSince = now;
+    this.active.push(s);
+    this.activeIds.push(id);
+    if (now - s.sentAt >= this.quietMs) {
+      s.soon = true;
+      this.soon.push(s);
+      this.soonIds.push(id);
+    }
+  }
+
+  /** Builds the messages of every active stream (the interval's flush) and empties their pending points. */
+  flush(now: number): FlushedMessage[] {
     const out: FlushedMessage[] = [];
     const cap = this.ringCap();
-    let kept = 0;
-    for (let i = 0; i < this.active.length; i++) {
-      const s = this.active[i]!;
-      const id = this.activeIds[i]!;
-      if (minGapMs > 0 && now - s.sentAt < minGapMs) {
-        this.active[kept] = s;
-        this.activeIds[kept++] = id;
-        continue;
-      }
-      s.sentAt = now;
-      const local = s.pending.channels.length > 0 || s.relayed === undefined ? this.points(s.pending) : undefined;
-      const { points, downsampled } = s.relayed === undefined ? local! : merge(local, s.relayed);
-      s.relayed = undefined;
-      s.active = false;
-      s.seq++;
-      const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled } satisfies DeviceMessage);
-      this.meanBytes += (json.length - this.meanBytes) / 64;
-      this.ringBytes += json.length - (s.ring[s.ringHead]?.length ?? 0);
-      s.ring[s.ringHead] = json;
-      s.ringSeqs[s.ringHead] = s.seq;
-      s.ringHead = (s.ringHead + 1) % this.replay;
-      if (s.ringSize < this.replay) s.ringSize++;
-      // Over the budget's share: the oldest go (a resume from before them is too_old).
-      while (s.ringSize > cap) {
-        const oldest = (s.ringHead - s.ringSize + this.replay) % this.replay;
-        this.ringBytes -= s.ring[oldest]?.length ?? 0;
-        s.ring[oldest] = undefined;
-        s.ringSize--;
-      }
-      s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
-      out.push({ id, seq: s.seq, json, waitedMs: now - s.pendingSince, local });
-    }
-    this.active.length = kept;
-    this.activeIds.length = kept;
+    for (let i = 0; i < this.active.length; i++) if (this.active[i]!.active) out.push(this.build(this.active[i]!, this.activeIds[i]!, now, cap));
+    this.active.length = this.activeIds.length = this.soon.length = this.soonIds.length = 0;
     if (now - this.expiredAt >= 1000) {
       this.expiredAt = now;
       this.expire(now);
     }
     return out;
+  }
+
+  /**
+   * Builds the messages of the streams that were quiet for an interval when their points came (the
+   * next-loop-turn flush); the others keep their points for the interval's flush. Touches only those.
+   */
+  flushSoon(now: number): FlushedMessage[] {
+    const out: FlushedMessage[] = [];
+    if (this.soon.length === 0) return out;
+    const cap = this.ringCap();
+    for (let i = 0; i < this.soon.length; i++) if (this.soon[i]!.soon) out.push(this.build(this.soon[i]!, this.soonIds[i]!, now, cap));
+    this.soon.length = this.soonIds.length = 0;
+    // Their entries in the active list stay behind, inactive: flush() skips them.
+    return out;
+  }
+
+  private build(s: Stream, id: string, now: number, cap: number): FlushedMessage {
+    s.sentAt = now;
+    s.soon = false;
+    const local = s.pending.channels.length > 0 || s.relayed === undefined ? this.points(s.pending) : undefined;
+    const { points, downsampled } = s.relayed === undefined ? local! : merge(local, s.relayed);
+    s.relayed = undefined;
+    s.active = false;
+    s.seq++;
+    const json = JSON.stringify({ type: 'device', id, seq: s.seq, points, downsampled } satisfies DeviceMessage);
+    this.meanBytes += (json.length - this.meanBytes) / 64;
+    this.ringBytes += json.length - (s.ring[s.ringHead]?.length ?? 0);
+    s.ring[s.ringHead] = json;
+    s.ringSeqs[s.ringHead] = s.seq;
+    s.ringHead = (s.ringHead + 1) % this.replay;
+    if (s.ringSize < this.replay) s.ringSize++;
+    // Over the budget's share: the oldest go (a resume from before them is too_old).
+    while (s.ringSize > cap) {
+      const oldest = (s.ringHead - s.ringSize + this.replay) % this.replay;
+      this.ringBytes -= s.ring[oldest]?.length ?? 0;
+      s.ring[oldest] = undefined;
+      s.ringSize--;
+    }
+    s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
+    return { id, seq: s.seq, json, waitedMs: now - s.pendingSince, local };
   }
 
   /** Messages after `afterSeq`, or undefined when the ring no longer reaches back that far. */

@@ -4,15 +4,15 @@
  * many browsers is uWS's native publish. Clients over their send budget are unsubscribed until
  * they catch up, then told how many messages they missed. Ingest never waits on any of this.
  *
- * Adaptive flush: while the event loop is not busy, a change is flushed at the next loop turn, so
- * a reading reaches the dashboard at once; a device stream still gets at most one message per
- * `flushMs` (plus one sooner after a quiet spell), and the fleet view at most one delta per
- * FLEET_GAP of it: coalescing and downsampling start when a stream gets more than it can draw.
- * When the loop is busy (utilization over BUSY in the last interval), only the `flushMs` timer
- * flushes, as before: it stays the upper bound either way.
+ * Adaptive flush: what was quiet for a whole interval (a device stream, or a device in the fleet
+ * view) goes out at the next loop turn, so a reading reaches the dashboard at once; what changes
+ * again within `flushMs` waits for the interval's flush, coalesced and downsampled. So a device
+ * stream gets at most one message per interval plus one after a quiet spell, and a device's summary
+ * is in at most one fleet delta per interval plus one: the work between intervals is proportional
+ * to what changed after a quiet spell, and the interval's flush to what changed within it, never
+ * to the devices or streams known. `flushMs` stays the upper bound.
  */
 import { randomUUID } from 'node:crypto';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Alarm, AlarmMessage, CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
 import { deviceTypes, type DeviceTypeSpec } from '../../devices/device-types.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
@@ -50,11 +50,6 @@ export interface LiveClient {
 
 export type StatsSource = () => GatewayStats;
 
-/** Event-loop utilization over one flush interval above which the hub only flushes on its timer. */
-const BUSY = 0.7;
-/** Between fleet deltas outside the timer: this fraction of flushMs (a table needs no more). */
-const FLEET_GAP = 0.1;
-
 /** Gets every message for a topic, to send to its subscribers (uWS publish). */
 export type PublishListener = (topic: string, text: string) => void;
 
@@ -84,18 +79,21 @@ export class LiveHub {
   readonly bootId = randomUUID();
   readonly streams: DeviceStreams;
   readonly clients = new Set<LiveClient>();
+  /** Devices changed since they were last in a delta: the interval's flush sends them. */
   private readonly fleetDirty = new Set<DeviceState>();
-  /** Clients following `fleet`: with none, no delta is built at all. */
+  /** Of those, the ones that were quiet (in no delta in the last interval or two): the next loop turn sends them. */
+  private readonly fleetSoon: DeviceState[] = [];
+  /** Devices in a delta since the last interval's flush, and in the interval before: not quiet. */
+  private fleetSent = new Set<DeviceState>();
+  private fleetSentBefore = new Set<DeviceState>();
+  /** Clients following `fleet` (and `stats`): with none, nothing is built for them at all. */
   private fleetWatchers = 0;
+  private statsWatchers = 0;
   private readonly topicCounts = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   /** A flush at the next loop turn is scheduled. */
   private soon: NodeJS.Immediate | undefined;
-  /** The loop was busy over the last interval: no flushes between the timer's. */
-  private busy = false;
-  private elu: EventLoopUtilization | undefined;
-  private fleetSentAt = -Infinity;
   private readonly sinks: DeviceMessageSink[] = [];
   /** Messages not sent to a client because it was over its budget. */
   dropped = 0;
@@ -113,18 +111,13 @@ export class LiveHub {
     private readonly stats: StatsSource,
     readonly opts: LiveOptions,
   ) {
-    this.streams = new DeviceStreams(opts.maxPointsPerChannel, opts.replay, opts.replayBytes);
+    this.streams = new DeviceStreams(opts.maxPointsPerChannel, opts.replay, opts.replayBytes, opts.flushMs);
   }
 
   start(): void {
-    this.elu = performance.eventLoopUtilization();
-    this.timer = setInterval(() => {
-      const e = performance.eventLoopUtilization();
-      this.busy = performance.eventLoopUtilization(e, this.elu).utilization > BUSY;
-      this.elu = e;
-      this.flush(Date.now());
-    }, this.opts.flushMs);
-    this.statsTimer = setInterval(() => this.publish('stats', JSON.stringify({ type: 'stats', stats: this.stats() } satisfies StatsMessage)), 1000);
+    this.timer = setInterval(() => this.flush(Date.now()), this.opts.flushMs);
+    // Built only for someone: a gateway nobody watches does nothing here.
+    this.statsTimer = setInterval(() => this.statsWatchers > 0 && this.publish('stats', JSON.stringify({ type: 'stats', stats: this.stats() } satisfies StatsMessage)), 1000);
   }
 
   stop(): void {
@@ -140,6 +133,7 @@ export class LiveHub {
     from.ingest?.onTelemetry((device, h, batch) => {
       this.streams.add(device, h, batch);
       this.touch(device);
+      if (this.streams.soonCount > 0) this.flushNextTurn();
     });
     from.presence?.onConnect((device) => this.touch(device));
     from.presence?.onDisconnect((device) => this.touch(device));
@@ -223,6 +217,7 @@ export class LiveHub {
   /** Points another instance ingested for a device followed here: they join its next message. */
   relayed(id: string, points: Relayed): void {
     this.streams.addRelayed(id, points.points, points.downsampled, Date.now());
+    if (this.streams.soonCount > 0) this.flushNextTurn();
   }
 
   onDeviceMessage(sink: DeviceMessageSink): void {
@@ -239,13 +234,23 @@ export class LiveHub {
     this.latencyListeners.push(l);
   }
 
-  /** A device's state changed (readings, presence): it goes in the next fleet delta. */
+  /**
+   * A device's state changed (readings, presence): it goes in the next fleet delta, at the next loop
+   * turn when it was quiet, else in the interval's. Nobody on the fleet view: nothing to do.
+   */
   touch(device: DeviceState): void {
+    if (this.fleetWatchers === 0 || this.fleetDirty.has(device)) return;
     this.fleetDirty.add(device);
-    if (this.soon === undefined && !this.busy && this.timer !== undefined) this.soon = setImmediate(this.flushSoon);
+    if (this.fleetSent.has(device) || this.fleetSentBefore.has(device)) return;
+    this.fleetSoon.push(device);
+    this.flushNextTurn();
   }
 
-  /** The next-loop-turn flush: only streams (and the fleet view) not flushed within their gap. */
+  private flushNextTurn(): void {
+    if (this.soon === undefined && this.timer !== undefined) this.soon = setImmediate(this.flushSoon);
+  }
+
+  /** The next-loop-turn flush: the streams and fleet devices that were quiet for an interval. */
   private readonly flushSoon = (): void => {
     this.soon = undefined;
     this.flush(Date.now(), false);
@@ -283,13 +288,15 @@ export class LiveHub {
     if (c.streams.has(stream)) return;
     c.streams.add(stream);
     if (stream === 'fleet') this.fleetWatchers++;
+    if (stream === 'stats') this.statsWatchers++;
     if (!c.congested) c.conn.subscribe(stream);
     if (stream.startsWith('device:')) this.watchDevice(stream.slice(7));
   }
 
   unsubscribe(c: LiveClient, stream: string): void {
     if (!c.streams.delete(stream)) return;
-    if (stream === 'fleet') this.fleetWatchers--;
+    if (stream === 'fleet' && --this.fleetWatchers === 0) this.forgetFleet();
+    if (stream === 'stats') this.statsWatchers--;
     if (!c.congested) c.conn.unsubscribe(stream);
     if (stream.startsWith('device:')) this.unwatchDevice(stream.slice(7));
   }
@@ -304,32 +311,51 @@ export class LiveHub {
     for (const l of this.publishListeners) l(topic, text);
   }
 
-  /** `full` (the timer's): everything pending; else only what was not flushed within its gap. */
+  /** `full` (the interval's flush): everything pending; else (the next loop turn's) what was quiet. */
   flush(now: number, full = true): void {
-    // Every flush stops sending to a client over budget; bringing one back (a fleet snapshot) waits
-    // for the timer's flush or the client's drain, as before adaptive flushing.
-    this.checkBudgets(full);
-    for (const m of this.streams.flush(now, full ? 0 : this.opts.flushMs)) {
+    const messages = full ? this.streams.flush(now) : this.streams.flushSoon(now);
+    const fleet = full ? this.fleetDirty.size : this.fleetSoon.length;
+    // Stops sending to a client over budget first; bringing one back (a fleet snapshot) waits for the
+    // interval's flush or the client's drain. Between intervals, only when there is something to send.
+    if (full || messages.length > 0 || fleet > 0) this.checkBudgets(full);
+    for (const m of messages) {
       this.publish(`device:${m.id}`, m.json);
       for (const l of this.latencyListeners) l(m.waitedMs / 1000);
       for (const sink of this.sinks) sink(m.id, m.seq, m.json);
       if (m.local !== undefined) for (const l of this.localPointsListeners) l(m.id, m.local);
     }
-    if (this.fleetWatchers === 0) {
-      // Nobody follows the fleet: a new follower starts from a full snapshot anyway.
-      this.fleetDirty.clear();
-    } else if (this.fleetDirty.size > 0 && (full || now - this.fleetSentAt >= this.opts.flushMs * FLEET_GAP)) {
-      this.fleetSentAt = now;
-      const devices = [];
-      let removed: string[] | undefined;
-      for (const d of this.fleetDirty) {
-        // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
-        if (d.retired) (removed ??= []).push(d.id);
-        else devices.push(d.toJSON(this.devices.instance));
-      }
-      this.fleetDirty.clear();
-      this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices, ...(removed ? { removed } : {}) } satisfies FleetMessage));
+    if (fleet > 0) this.publishFleet(full ? this.fleetDirty : this.fleetSoon);
+    if (full) {
+      // A new interval: what was in a delta two intervals ago is quiet again.
+      const old = this.fleetSentBefore;
+      this.fleetSentBefore = this.fleetSent;
+      this.fleetSent = old;
+      old.clear();
     }
+  }
+
+  /** One delta of the given devices' summaries, built once for every client on the fleet view. */
+  private publishFleet(changed: Iterable<DeviceState>): void {
+    const instance = this.devices.instance;
+    const devices = [];
+    let removed: string[] | undefined;
+    for (const d of changed) {
+      // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
+      if (d.retired) (removed ??= []).push(d.id);
+      else devices.push(d.toJSON(instance));
+      this.fleetDirty.delete(d);
+      this.fleetSent.add(d);
+    }
+    this.fleetSoon.length = 0;
+    this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices, ...(removed ? { removed } : {}) } satisfies FleetMessage));
+  }
+
+  /** Nobody follows the fleet: a new follower starts from a full snapshot anyway. */
+  private forgetFleet(): void {
+    this.fleetDirty.clear();
+    this.fleetSoon.length = 0;
+    this.fleetSent.clear();
+    this.fleetSentBefore.clear();
   }
 
   /** Unsubscribes clients over budget; brings back those that caught up (unless `recover` is false), telling them what they missed. */

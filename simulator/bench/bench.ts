@@ -28,12 +28,13 @@ import { HERE, type BenchKeys } from './servers.js';
 import { isScaleRun, type ScaleRun } from './scale/measure.js';
 import { scaleNotes, scaleRows, scaleSummary } from './scale/rows.js';
 import { scaleSteps } from './scale/steps.js';
+import { floorNote, floorRows, floorSteps, isFloorRun, type FloorRun } from './scale/floor.js';
 
 const ROOT = join(HERE, '../../..');
 /** The whole run must stay under 10 minutes; steps that would end past this are skipped. */
 const BUDGET_MS = 8.5 * 60_000;
 
-export type Result = IngestResult | LatencyResult | MemoryResult | Sampled | ScaleRun;
+export type Result = IngestResult | LatencyResult | MemoryResult | Sampled | ScaleRun | FloorRun;
 
 interface Step {
   /** Steps with the same id are rounds of one measurement (combined by measure/windows.ts combine()). */
@@ -99,6 +100,8 @@ const STEPS: Step[] = [
   ...Array.from({ length: 2 }, () =>
     ([false, true] as const).map((on): Step => ({ id: `alarms-${on ? 'on' : 'off'}`, estimateS: 12, run: () => ingestAlarms(on, keys, INGEST_PLAN) })),
   ).flat(),
+  // The per-process floor: an idle gateway's CPU (last: the budget skips it before anything else).
+  ...floorSteps(keys),
 ];
 
 const USAGE = `Usage: npm run bench -- [--only ID[,ID…]] [--write] [--out FILE]
@@ -113,6 +116,7 @@ writes (about 8 minutes, both cores). Prints markdown on stdout, progress on std
   --help           this text
 
 \`--only scale\` runs the scaling section alone (\`--workers\` and a 3-instance cluster, about 2 minutes).
+\`--only floor\` measures an idle gateway's CPU (1,000 silent devices, two viewers, 20 s; about 90 s).
 
 Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}
 
@@ -154,6 +158,7 @@ function parseFlags(argv: string[]): Flags {
 
 function summary(r: Result): string {
   if (isScaleRun(r)) return scaleSummary(r);
+  if (isFloorRun(r)) return `idle gateway: ${r.msPerSec.toFixed(1)} ms of CPU per second (${r.processes.map((p) => `${p.name} ${p.msPerSec.toFixed(1)}`).join(', ')})`;
   if ('p99Us' in r) return `p50 ${Math.round(r.p50Us)} µs, p99 ${Math.round(r.p99Us)} µs, p99.9 ${Math.round(r.p999Us)} µs, ${r.samples} samples, ingest ${Math.round(r.ingestRate)}/s`;
   if ('perConnection' in r) return `${(r.perConnection / 1024).toFixed(2)} KB per connection (marginal ${(r.marginal / 1024).toFixed(2)} KB), ${r.closed} closed`;
   return `${Math.round(r.rate)}/s (windows ${Math.round(r.min)}–${Math.round(r.max)}), server ${r.serverCpu.toFixed(2)} cores, generator ${r.loadCpu.toFixed(2)} cores, offered ${Math.round(r.offered)}/s`;
@@ -216,8 +221,8 @@ async function main(): Promise<void> {
   // A round that failed after another succeeded still counts as measured.
   for (const id of results.keys()) missing.delete(id);
   const durationS = (performance.now() - t0) / 1000;
-  const rows = [...buildFleetRows(results, missing, bigFleetWhyNot()), ...buildRows(results, missing), ...buildAlarmRows(results, missing), ...scaleRows(results, missing, cpus().length)];
-  const md = render(rows, machine(ROOT), startedAt, durationS, [...notes(FLEET, INGEST_PLAN, ROUNDS), ...scaleNotes(cpus().length)], speeds, others);
+  const rows = [...buildFleetRows(results, missing, bigFleetWhyNot()), ...buildRows(results, missing), ...buildAlarmRows(results, missing), ...scaleRows(results, missing, cpus().length), ...floorRows(results, missing)];
+  const md = render(rows, machine(ROOT), startedAt, durationS, [...notes(FLEET, INGEST_PLAN, ROUNDS), ...scaleNotes(cpus().length), floorNote()], speeds, others);
   process.stdout.write(md + '\n');
   const out = flags.out ?? (only && !flags.write ? undefined : join(ROOT, 'BENCHMARKS.md'));
   if (out) {

@@ -77,6 +77,26 @@ describe('/live', () => {
     await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices[0]?.last?.['1']?.value === 7.5, 'the fleet delta before the 10 s flush');
   });
 
+  it('puts a device in at most one fleet delta per interval, plus one after a quiet spell', async () => {
+    // A 10 s interval: within this test only the next-turn deltas of quiet devices can come.
+    gw = await startGateway({ liveFlushMs: 10_000 });
+    const busy = await device('chatty');
+    const quiet = await device('sentinel');
+    const c = await live();
+    c.send({ op: 'subscribe', streams: ['fleet'] });
+    await c.waitFor((m) => m.type === 'fleet' && m.full, 'fleet snapshot');
+    busy.send(frame(0, 1));
+    await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices.some((x: { id: string }) => x.id === 'chatty'), 'the quiet device at once');
+    for (let i = 1; i <= 20; i++) busy.send(frame(i, i + 1));
+    await waitFor(async () => (await gw!.api('/api/devices/chatty')).body.counters?.frames === 21, 'the 20 frames taken');
+    // Messages on one socket keep their order: a delta of the sentinel's frame, sent after the 20
+    // were taken, comes after any delta those frames caused.
+    quiet.send(frame(0, 99));
+    await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices.some((x: { id: string }) => x.id === 'sentinel'), "the sentinel's delta");
+    const deltas = c.messages.filter((m) => m.type === 'fleet' && !m.full);
+    expect(deltas.filter((m) => m.devices.some((x: { id: string }) => x.id === 'chatty'))).toHaveLength(1);
+  });
+
   it('downsamples a fast device to the min and max of each flush', async () => {
     gw = await startGateway({ liveFlushMs: 200 });
     const d = await device('fast');

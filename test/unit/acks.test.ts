@@ -256,6 +256,31 @@ describe('AckLedger', () => {
     expect(acked()).toEqual([1, 4, 5, 6, 7]);
   });
 
+  it("writes a stretched ack's cursor line with the ack, not before: one line per ack, never behind it", () => {
+    const t = setup({ stretch: { above: 0, frames: 3, maxDelayMs: 1000 } });
+    const lines = () => [...cursorFile(t.dir).matchAll(/dev-1\t\d+\t\d+\n/g)].map((m) => m[0].trim());
+    t.settled.durableTicket = Infinity;
+    t.frame(7, 1);
+    t.ledger.flush(0); // not stretched yet
+    expect(lines()).toEqual(['dev-1\t7\t1']);
+    t.frame(7, 2);
+    t.ledger.flush(50);
+    t.frame(7, 3);
+    t.ledger.flush(100);
+    expect(t.link.acks.map((a) => a.seq)).toEqual([1]); // held
+    expect(lines()).toEqual(['dev-1\t7\t1']); // and so is its cursor line
+    t.frame(7, 4);
+    t.ledger.flush(150);
+    expect(t.link.acks.map((a) => a.seq)).toEqual([1, 4]);
+    expect(lines()).toEqual(['dev-1\t7\t1', 'dev-1\t7\t4']);
+    // A held device that left: its line is written when its hold ends, though no ack goes out.
+    t.frame(7, 5);
+    t.ledger.flush(200);
+    t.d.link = undefined;
+    t.ledger.flush(1250);
+    expect(lines().at(-1)).toBe('dev-1\t7\t5');
+  });
+
   it('without load (few acks due), every ack goes out at the next interval', () => {
     const t = setup({ stretch: { above: 100, frames: 8, maxDelayMs: 2000 } });
     t.settled.durableTicket = Infinity;
