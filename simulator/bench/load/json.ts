@@ -59,13 +59,32 @@ function publishPacket(topic: Buffer, payload: string, id: number): Buffer {
   return out;
 }
 
-export class JsonMqttLoad {
-  private readonly sockets: Socket[] = [];
-  private readonly counters: MqttPacketCounter[] = [];
-  private running = false;
+/** What both loads share: their sockets, each with a pump that writes while the load runs. */
+abstract class SocketLoad {
+  protected readonly sockets: Socket[] = [];
+  protected readonly pumps: (() => void)[] = [];
+  protected running = false;
   sent = 0;
   closed = 0;
-  private readonly pumps: (() => void)[] = [];
+
+  start(): void {
+    this.running = true;
+    for (const p of this.pumps) p();
+  }
+
+  stop(): void {
+    this.running = false;
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  abstract stats(): JsonLoadStats;
+}
+
+export class JsonMqttLoad extends SocketLoad {
+  private readonly counters: MqttPacketCounter[] = [];
 
   static async connect(o: JsonLoadOptions): Promise<JsonMqttLoad> {
     const l = new JsonMqttLoad();
@@ -110,23 +129,10 @@ export class JsonMqttLoad {
     return l;
   }
 
-  start(): void {
-    this.running = true;
-    for (const p of this.pumps) p();
-  }
-
-  stop(): void {
-    this.running = false;
-  }
-
   stats(): JsonLoadStats {
     let answered = 0;
     for (const c of this.counters) answered += c.byType[MQTT_TYPE.puback]!;
     return { sent: this.sent, answered, refused: 0, closed: this.closed };
-  }
-
-  close(): void {
-    for (const s of this.sockets) s.destroy();
   }
 }
 
@@ -135,14 +141,9 @@ export class JsonMqttLoad {
  * gateway does): each connection writes one POST, reads its answer's status line, writes the next.
  * The answers are small and not pipelined, so each one arrives whole in one read.
  */
-export class JsonHttpLoad {
-  private readonly sockets: Socket[] = [];
-  private readonly pumps: (() => void)[] = [];
-  private running = false;
-  sent = 0;
+export class JsonHttpLoad extends SocketLoad {
   answered = 0;
   refused = 0;
-  closed = 0;
 
   static async connect(o: JsonLoadOptions): Promise<JsonHttpLoad> {
     const l = new JsonHttpLoad();
@@ -181,20 +182,7 @@ export class JsonHttpLoad {
     return l;
   }
 
-  start(): void {
-    this.running = true;
-    for (const p of this.pumps) p();
-  }
-
-  stop(): void {
-    this.running = false;
-  }
-
   stats(): JsonLoadStats {
     return { sent: this.sent, answered: this.answered, refused: this.refused, closed: this.closed };
-  }
-
-  close(): void {
-    for (const s of this.sockets) s.destroy();
   }
 }
