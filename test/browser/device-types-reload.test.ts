@@ -63,15 +63,21 @@ describe.skipIf(!CHROMIUM)('device types edited while the gateway runs', () => {
     await caption(1).waitFor();
     expect(await caption(1).textContent()).toMatch(/level\s*\(%\)/);
     expect(await page.locator('[data-testid=command-chip]').allTextContents()).toEqual(['drain']);
+    // The console's hints are the type's own commands, never another type's example.
+    expect(await page.getAttribute('[data-testid=command-name]', 'placeholder')).toBe('drain');
+    expect(await page.getAttribute('[data-testid=command-args]', 'placeholder')).toBe('(empty = null)');
     // A reload would lose this.
     await page.evaluate(() => ((window as unknown as { __sameDocument: boolean }).__sameDocument = true));
 
-    writeFileSync(file, JSON.stringify(tank([{ ...LEVEL, unit: 'cm' }, { id: 2, name: 'pressure', unit: 'bar', type: 'f32', min: 0, max: 6 }], [DRAIN, { name: 'fill', hint: 'fill to a level', example: { to: 80 }, schema: { type: 'object', properties: { to: { type: 'number', minimum: 0, maximum: 100 } }, required: ['to'] } }])));
+    writeFileSync(file, JSON.stringify(tank([{ ...LEVEL, unit: 'cm' }, { id: 2, name: 'pressure', unit: 'bar', type: 'f32', min: 0, max: 6 }], [{ name: 'fill', hint: 'fill to a level', example: { to: 80 }, schema: { type: 'object', properties: { to: { type: 'number', minimum: 0, maximum: 100 } }, required: ['to'] } }, DRAIN])));
 
     await caption(2).waitFor({ timeout: 20_000 });
     expect(await caption(2).textContent()).toMatch(/pressure\s*\(bar\)/);
     await waitFor(async () => /level\s*\(cm\)/.test((await caption(1).textContent()) ?? ''), 'the changed unit of channel 1');
-    await waitFor(async () => (await page.locator('[data-testid=command-chip]').allTextContents()).join(',') === 'drain,fill', 'the new command chip');
+    await waitFor(async () => (await page.locator('[data-testid=command-chip]').allTextContents()).join(',') === 'fill,drain', 'the new command chip');
+    // The hints follow the type's new first command.
+    expect(await page.getAttribute('[data-testid=command-name]', 'placeholder')).toBe('fill');
+    expect(await page.getAttribute('[data-testid=command-args]', 'placeholder')).toBe('{"to":80}   (empty = null)');
     // Its schema is checked while typing, as the gateway would.
     await page.click('[data-testid=command-chip]:text-is("fill")');
     expect(await page.inputValue('[data-testid=command-args]')).toBe('{"to":80}');
