@@ -67,7 +67,10 @@ function isHttpUrl(v: unknown): boolean {
 }
 
 function channelOf(v: unknown): number | string {
-  return Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255 ? (v as number) : 'condition.channel must be a channel id from 0 to 255';
+  if (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255) return v as number;
+  // JSON telemetry names channels, so a name is the likely mistake: say where the id is.
+  const named = typeof v === 'string' ? ` (the channel's id, not its name "${v.slice(0, 64)}": GET /api/device-types lists both)` : '';
+  return `condition.channel must be a channel id from 0 to 255${named}`;
 }
 
 function forMsOf(v: unknown): number | undefined | string {

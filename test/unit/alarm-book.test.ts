@@ -193,6 +193,9 @@ describe('rules', () => {
     expect(refused({ deviceType: 'climat', condition: { kind: 'above', channel: 1, threshold: 1 } })).toMatchObject({ code: 'BAD_ALARM_RULE', message: 'the rule: deviceType "climat" is not a device type (GET /api/device-types lists them)' });
     expect(refused({ deviceType: 'climate', condition: { kind: 'above', channel: 9, threshold: 1 } })).toMatchObject({ code: 'BAD_ALARM_RULE', message: expect.stringMatching(/channel 9 is not a channel of type climate \(its channels: 1 temperature/) });
     expect(refused({ deviceType: 'climate', condition: { kind: 'true', channel: 1 } })).toMatchObject({ code: 'BAD_ALARM_RULE', message: expect.stringMatching(/needs a bool channel/) });
+    expect(refused({ deviceType: 'climate', condition: { kind: 'above', channel: 'temperature', threshold: 1 } }).message).toBe(
+      'the rule: condition.channel must be a channel id from 0 to 255 (the channel\'s id, not its name "temperature": GET /api/device-types lists both)',
+    );
     expect(r.all().filter((x) => x.source === 'api')).toEqual([]);
     // A device's own rule is not checked against a type: its type may change with its registry entry.
     expect(r.add({ name: 'own', severity: 'minor', deviceId: 'thing-1', condition: { kind: 'above', channel: 9, threshold: 1 } }).id).toMatch(/^rule-/);
