@@ -52,6 +52,15 @@ describe.skipIf(!CHROMIUM)('device types edited while the gateway runs', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Pixels of a chart drawn in colour (the series; axes, grid and labels are grey). */
+  const colouredPixels = (channel: number) =>
+    page.evaluate((ch) => {
+      const canvas = document.querySelector<HTMLCanvasElement>(`canvas[data-channel="${ch}"]`)!;
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i + 3]! > 200 && Math.max(data[i]!, data[i + 1]!, data[i + 2]!) - Math.min(data[i]!, data[i + 1]!, data[i + 2]!) > 80) n++;
+      return n;
+    }, channel);
   const caption = (channel: number) => page.locator(`figure.chart-card:has(canvas[data-channel="${channel}"]) figcaption`);
 
   it('a new channel shows on the device page with its unit, without a reload', async () => {
@@ -89,6 +98,8 @@ describe.skipIf(!CHROMIUM)('device types edited while the gateway runs', () => {
     const t1 = Date.now();
     client.send([{ channel: 2, value: 2.5, type: 'f32' }], t1);
     await waitFor(async () => ((await page.evaluate((t) => (window as unknown as { __dashboard: { chartTimes(c: number): number[] } }).__dashboard.chartTimes(2).includes(t), t1)) ? true : false), 'the new channel to chart its reading');
+    // That one reading is all the new chart has: it must show (a line of one point draws nothing).
+    await waitFor(async () => (await colouredPixels(2)) > 0, 'the lone reading to show on its chart');
     expect(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
     expect(pageErrors).toEqual([]);
   });
