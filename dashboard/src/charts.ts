@@ -93,6 +93,7 @@ export class ChannelChart {
             backgroundColor: `${color}1a`,
             borderWidth: 1.5,
             pointRadius: 0,
+            pointBackgroundColor: color,
             pointHitRadius: 6,
             fill: isBool ? false : 'start',
             stepped: isBool ? 'before' : false,
@@ -208,8 +209,15 @@ export class ChannelChart {
     x.min = from;
     x.max = now;
     // The decimation plugin may have swapped `data` for its own array: hand it ours again.
-    this.chart.data.datasets[0]!.data = this.series.points;
-    this.chart.update('none');
+    const dataset = this.chart.data.datasets[0]!;
+    dataset.data = this.series.points;
+    // A line needs two points: a lone reading (a device that sends rarely, e.g. JSON by curl) is a dot.
+    // Chart.js keeps point options shared across 'none' updates, so a change of radius needs a full one.
+    const radius = this.series.points.length === 1 ? 3 : 0;
+    if (dataset.pointRadius !== radius) {
+      dataset.pointRadius = radius;
+      this.chart.update();
+    } else this.chart.update('none');
     if (this.dirty) {
       const last = this.series.points[this.series.points.length - 1];
       const text = last ? reading(this.channel.type === 'bool' ? last.y === 1 : last.y, this.channel.unit) : '–';

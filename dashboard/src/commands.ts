@@ -60,7 +60,9 @@ export class CommandPanel {
     this.nameInput.required = true;
     this.nameInput.autocomplete = 'off';
     this.nameInput.spellcheck = false;
-    this.nameInput.placeholder = 'set-interval';
+    // The device's own first command once its type is known (offer): a fixed example would name a
+    // command its type may refuse.
+    this.nameInput.placeholder = 'command name';
     this.nameInput.dataset.testid = 'command-name';
     this.nameInput.id = `command-name-${n}`;
     nameText.htmlFor = this.nameInput.id;
@@ -87,7 +89,7 @@ export class CommandPanel {
     this.argsInput = el('textarea');
     this.argsInput.rows = 2;
     this.argsInput.spellcheck = false;
-    this.argsInput.placeholder = '{ "ms": 1000 }   (empty = null)';
+    this.argsInput.placeholder = '(empty = null)';
     this.argsInput.dataset.testid = 'command-args';
     this.argsNote = el('div', 'field-note');
     this.argsNote.dataset.testid = 'command-args-note';
@@ -175,6 +177,9 @@ export class CommandPanel {
     if (key === this.offered) return;
     this.offered = key;
     this.suggestions = commands;
+    const first = commands[0];
+    this.nameInput.placeholder = first?.name ?? 'command name';
+    this.argsInput.placeholder = first && first.example !== null ? `${JSON.stringify(first.example)}   (empty = null)` : '(empty = null)';
     this.chips.replaceChildren();
     this.datalist.replaceChildren();
     for (const c of commands) {

@@ -410,7 +410,7 @@ export class DeviceView {
     const now = this.now();
     this.typeEl.textContent = [s.name, typeName(s.type)].filter(Boolean).join(' · ');
     this.commands.offer(commandsOf(s.type));
-    const known = s.online ? 'online' : `offline · ${offlineCauseText(s.offlineCause)}`;
+    const known = s.online ? 'online' : `offline · ${offlineCauseText(s.offlineCause, s.lastSeen)}`;
     const stale = this.staleSince !== undefined;
     this.badge.textContent = stale ? `last known: ${known}` : known;
     this.badge.className = `badge ${stale ? 'stale' : s.online ? 'ok' : 'off'}`;
@@ -422,7 +422,7 @@ export class DeviceView {
       rows.push(['Status', `online${s.transport ? ` over ${s.transport}` : ''}${s.instance ? ` at gateway ${s.instance}` : ''}`]);
       if (s.connectedAt) rows.push(['Connected', `${clock(s.connectedAt)} (${ago(s.connectedAt, now)})`]);
     } else {
-      rows.push(['Status', `offline: ${offlineCauseText(s.offlineCause)}${s.offlineDetail ? ` (${s.offlineDetail})` : ''}`]);
+      rows.push(['Status', `offline: ${offlineCauseText(s.offlineCause, s.lastSeen)}${s.offlineDetail ? ` (${s.offlineDetail})` : ''}`]);
       if (s.disconnectedAt) rows.push(['Disconnected', `${clock(s.disconnectedAt)} (${ago(s.disconnectedAt, now)})`]);
     }
     rows.push(['Last seen', s.lastSeen ? `${ago(s.lastSeen, now)} · ${clock(s.lastSeen)}` : 'never']);

@@ -375,7 +375,7 @@ export class FleetView {
 /** The state cell's two lines: what happened, and the error code (on a line of its own, so it is never cut off). */
 function stateText(s: DeviceSummary): [string, string] {
   if (s.online) return ['online', ''];
-  return [`offline · ${offlineCauseText(s.offlineCause)}`, s.offlineDetail ?? ''];
+  return [`offline · ${offlineCauseText(s.offlineCause, s.lastSeen)}`, s.offlineDetail ?? ''];
 }
 
 function valuesText(s: DeviceSummary): string {

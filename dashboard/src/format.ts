@@ -85,8 +85,11 @@ export function axisLabels(values: readonly number[]): string[] {
   return values.map((v) => (Object.is(Number(v.toFixed(decimals)), -0) ? 0 : v).toFixed(decimals));
 }
 
-/** Human words for an offline cause. */
-export function offlineCauseText(cause: string | null | undefined): string {
+/**
+ * Human words for an offline cause. No cause but a `lastSeen` is a device the gateway heard from
+ * without a connection it holds (JSON over HTTP, or before a restart): not "never connected".
+ */
+export function offlineCauseText(cause: string | null | undefined, lastSeen?: number | null): string {
   switch (cause) {
     case 'closed':
       return 'closed by device';
@@ -104,7 +107,7 @@ export function offlineCauseText(cause: string | null | undefined): string {
       return 'gateway shutdown';
     case null:
     case undefined:
-      return 'never connected';
+      return lastSeen == null ? 'never connected' : 'no connection';
     default:
       return cause.replace(/_/g, ' ');
   }

@@ -15,7 +15,7 @@ export interface ChannelSpec {
   name: string;
   unit: string;
   type: ValueTypeName;
-  /** Plausible range, for charts and the simulator. */
+  /** Plausible range, for the simulator (the dashboard's chart axes follow the readings). */
   min?: number;
   max?: number;
 }

@@ -4,6 +4,7 @@
  * naming where it came from, whatever brought it.
  */
 import type { AlarmCondition, AlarmRule, AlarmSeverity } from '../../devices/api/json.js';
+import type { ChannelSpec } from '../../devices/types/spec.js';
 import { DEVICE_ID_PATTERN } from '../../devices/device-id.js';
 import { GatewayError } from '../errors.js';
 
@@ -66,7 +67,10 @@ function isHttpUrl(v: unknown): boolean {
 }
 
 function channelOf(v: unknown): number | string {
-  return Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255 ? (v as number) : 'condition.channel must be a channel id from 0 to 255';
+  if (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 255) return v as number;
+  // JSON telemetry names channels, so a name is the likely mistake: say where the id is.
+  const named = typeof v === 'string' ? ` (the channel's id, not its name "${v.slice(0, 64)}": GET /api/device-types lists both)` : '';
+  return `condition.channel must be a channel id from 0 to 255${named}`;
 }
 
 function forMsOf(v: unknown): number | undefined | string {
@@ -116,6 +120,22 @@ function parseCondition(c: unknown): AlarmCondition | string {
     default:
       return `condition.kind must be one of ${KINDS.join(', ')}`;
   }
+}
+
+/**
+ * What is wrong with a condition for the channels of the type it watches, or undefined: a channel
+ * the type does not have, `true` on a number channel, or a number test on a bool channel would
+ * never fire (or fire on every non-zero reading), so a typo must not pass silently.
+ */
+export function channelProblem(c: AlarmCondition, type: string, channels: readonly ChannelSpec[]): string | undefined {
+  if (c.kind === 'silent') return undefined;
+  const ch = channels.find((x) => x.id === c.channel);
+  if (ch === undefined) {
+    return `condition.channel ${c.channel} is not a channel of type ${type} (its channels: ${channels.map((x) => `${x.id} ${x.name}`).join(', ') || 'none'})`;
+  }
+  if (c.kind === 'true' && ch.type !== 'bool') return `a true condition needs a bool channel; channel ${ch.id} (${ch.name}) of type ${type} is ${ch.type}: use above, below or outside`;
+  if (c.kind !== 'true' && ch.type === 'bool') return `${c.kind === 'rate' ? 'a' : 'an'} ${c.kind} condition needs a number channel; channel ${ch.id} (${ch.name}) of type ${type} is bool: use kind true`;
+  return undefined;
 }
 
 /** "temperature 9.2 °C above 8 for 5 min": the alarm's human line. */

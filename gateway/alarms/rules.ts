@@ -8,13 +8,14 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { AlarmRule } from '../../devices/api/json.js';
-import { DEMO_DEVICE_TYPES } from '../../devices/device-types.js';
+import { DEMO_DEVICE_TYPES, deviceType } from '../../devices/device-types.js';
+import type { ChannelSpec } from '../../devices/types/spec.js';
 import type { DeviceState } from '../devices.js';
 import { FileWriteError } from '../files/file-error.js';
 import { encodeRecord, RecordLog, type RecordFs } from '../files/record-log.js';
 import type { Logger } from '../log.js';
 import { AlarmError } from './alarm-error.js';
-import { AlarmRuleError, parseAlarmRule } from './rule.js';
+import { AlarmRuleError, channelProblem, parseAlarmRule } from './rule.js';
 import { RuleSet } from './rule-set.js';
 
 /** Most rules the API takes (each device runs its type's and its own on every reading). */
@@ -25,12 +26,17 @@ export const MAX_API_RULES = 10_000;
  * error, with its place (`<where>: types[1].alarms[0]: …`). The types file loader calls this on
  * each (re)load and hands the result to RuleBook.setTypeRules.
  */
-export function typeRulesOf(types: readonly { type: string; alarms?: readonly unknown[] | undefined }[], where: string): AlarmRule[] | AlarmRuleError {
+export function typeRulesOf(
+  types: readonly { type: string; channels?: readonly ChannelSpec[]; alarms?: readonly unknown[] | undefined }[],
+  where: string,
+): AlarmRule[] | AlarmRuleError {
   const out: AlarmRule[] = [];
   for (const [i, t] of types.entries()) {
     for (const [j, spec] of (t.alarms ?? []).entries()) {
       const r = parseAlarmRule(typeof spec === 'object' && spec !== null ? { ...spec, deviceType: t.type } : spec, `${where}: types[${i}].alarms[${j}]`, 'types');
       if (r instanceof Error) return r;
+      const problem = t.channels && channelProblem(r.condition, t.type, t.channels);
+      if (problem) return new AlarmRuleError(`${where}: types[${i}].alarms[${j}]`, problem);
       if (out.some((x) => x.id === r.id)) return new AlarmRuleError(`${where}: types[${i}].alarms[${j}]`, `a second rule with id "${r.id}" (rule names must differ within a type)`);
       out.push(r);
     }
@@ -160,6 +166,14 @@ export class RuleBook {
     if (rule.id === '') rule.id = `rule-${randomUUID()}`;
     if (rule.id.startsWith('type:')) throw new AlarmError('ALARM_RULE_EXISTS', 'ids starting with "type:" are the device types\' rules; choose another id or leave it out');
     if (this.get(rule.id)) throw new AlarmError('ALARM_RULE_EXISTS', `a rule "${rule.id}" exists; delete it first, or choose another id`);
+    // A type's rule is checked against the type in force (a device's own rule cannot be: its type
+    // may come from a registry entry or change with it).
+    if (rule.deviceType !== undefined) {
+      const spec = deviceType(rule.deviceType);
+      if (spec === undefined) throw new AlarmRuleError('the rule', `deviceType "${rule.deviceType}" is not a device type (GET /api/device-types lists them)`);
+      const problem = channelProblem(rule.condition, spec.type, spec.channels);
+      if (problem) throw new AlarmRuleError('the rule', problem);
+    }
     if (this.apiRules.size >= MAX_API_RULES) throw new AlarmError('ALARM_RULE_EXISTS', `there are ${MAX_API_RULES} API rules already (the most kept); delete some first`);
     if (!this.file.append(encodeRecord(JSON.stringify(rule)))) throw this.writeError();
     this.apiRules.set(rule.id, rule);

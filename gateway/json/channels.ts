@@ -21,7 +21,7 @@ export function fillReadings(type: string | undefined, deviceId: string, m: Json
   if (spec === undefined && m.names.length > 0) {
     return {
       code: 'UNKNOWN_CHANNEL',
-      message: `device ${deviceId} has no device type${type ? ` ("${type}" is not one)` : ''}, so "${m.names[0]!.slice(0, 64)}" names no channel: give it a type in the registry, or an id like climate-…`,
+      message: `device ${deviceId} has no device type${type ? ` ("${type}" is not one)` : ''}, so "${m.names[0]!.slice(0, 64)}" names no channel: give it a type (PATCH /api/devices/${deviceId} {"type": …}, GET /api/device-types lists them), or an id like climate-…`,
     };
   }
   for (let i = 0; i < m.names.length; i++) {

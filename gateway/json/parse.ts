@@ -25,6 +25,12 @@ export interface JsonProblem {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const LONG_FORM_KEYS = new Set(['ts', 'seq', 'epoch', 'values']);
 const U32_MAX = 0xffffffff;
+/**
+ * A numeric `ts` below this (1973-03-03 in ms) is taken for seconds, the usual mistake (Unix time,
+ * AWS IoT's timestamps): stored as ms it would land in January 1970, out of every chart and of
+ * InfluxDB's retention, silently. Refused with the fix instead.
+ */
+const MIN_TS_MS = 100_000_000_000;
 
 /** The messages in `bytes` (one object or an array of them), or why they cannot be taken. */
 export function parseJsonTelemetry(bytes: Uint8Array): JsonMessage[] | JsonProblem {
@@ -58,6 +64,9 @@ function message(m: unknown, where: string): JsonMessage | JsonProblem {
   if (!isObject(m.values)) return bad(`${where}: "values" must be an object of channel names and values`);
   const ts = time(m.ts);
   if (ts === null) return bad(`${where}: "ts" must be whole ms since 1970 (0 … ${MAX_TIMESTAMP}) or an ISO 8601 time`);
+  if (typeof m.ts === 'number' && ts !== undefined && ts < MIN_TS_MS) {
+    return bad(`${where}: "ts" ${ts} is in seconds, or before 1973: send ms since 1970 (${ts * 1000} if it is seconds) or an ISO 8601 time`);
+  }
   const seq = u32(m.seq);
   if (seq === null) return bad(`${where}: "seq" must be a whole number from 0 to ${U32_MAX}`);
   const epoch = u32(m.epoch);

@@ -50,7 +50,9 @@ export function readTypesFile(path: string): DeviceTypeSpec[] {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new TypesFileError('TYPES_INVALID', `types file ${path} is not valid JSON: ${(err as Error).message}${lineOf(text, (err as Error).message)}`);
+    // YAML is what many IoT platforms' configs are written in: say it is not read, and what to do.
+    const yaml = /\.ya?ml$/i.test(path) ? '. Types files are JSON; YAML is not read: convert it (e.g. `yq -o=json . FILE`) or write JSON' : '';
+    throw new TypesFileError('TYPES_INVALID', `types file ${path} is not valid JSON: ${(err as Error).message}${lineOf(text, (err as Error).message)}${yaml}`);
   }
   const parsed = parseDeviceTypes(doc);
   if (!parsed.ok) throw new TypesFileError('TYPES_INVALID', `types file ${path}: ${describeProblems(parsed.problems)}`);

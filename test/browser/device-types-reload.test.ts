@@ -52,6 +52,15 @@ describe.skipIf(!CHROMIUM)('device types edited while the gateway runs', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Pixels of a chart drawn in colour (the series; axes, grid and labels are grey). */
+  const colouredPixels = (channel: number) =>
+    page.evaluate((ch) => {
+      const canvas = document.querySelector<HTMLCanvasElement>(`canvas[data-channel="${ch}"]`)!;
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i + 3]! > 200 && Math.max(data[i]!, data[i + 1]!, data[i + 2]!) - Math.min(data[i]!, data[i + 1]!, data[i + 2]!) > 80) n++;
+      return n;
+    }, channel);
   const caption = (channel: number) => page.locator(`figure.chart-card:has(canvas[data-channel="${channel}"]) figcaption`);
 
   it('a new channel shows on the device page with its unit, without a reload', async () => {
@@ -63,15 +72,21 @@ describe.skipIf(!CHROMIUM)('device types edited while the gateway runs', () => {
     await caption(1).waitFor();
     expect(await caption(1).textContent()).toMatch(/level\s*\(%\)/);
     expect(await page.locator('[data-testid=command-chip]').allTextContents()).toEqual(['drain']);
+    // The console's hints are the type's own commands, never another type's example.
+    expect(await page.getAttribute('[data-testid=command-name]', 'placeholder')).toBe('drain');
+    expect(await page.getAttribute('[data-testid=command-args]', 'placeholder')).toBe('(empty = null)');
     // A reload would lose this.
     await page.evaluate(() => ((window as unknown as { __sameDocument: boolean }).__sameDocument = true));
 
-    writeFileSync(file, JSON.stringify(tank([{ ...LEVEL, unit: 'cm' }, { id: 2, name: 'pressure', unit: 'bar', type: 'f32', min: 0, max: 6 }], [DRAIN, { name: 'fill', hint: 'fill to a level', example: { to: 80 }, schema: { type: 'object', properties: { to: { type: 'number', minimum: 0, maximum: 100 } }, required: ['to'] } }])));
+    writeFileSync(file, JSON.stringify(tank([{ ...LEVEL, unit: 'cm' }, { id: 2, name: 'pressure', unit: 'bar', type: 'f32', min: 0, max: 6 }], [{ name: 'fill', hint: 'fill to a level', example: { to: 80 }, schema: { type: 'object', properties: { to: { type: 'number', minimum: 0, maximum: 100 } }, required: ['to'] } }, DRAIN])));
 
     await caption(2).waitFor({ timeout: 20_000 });
     expect(await caption(2).textContent()).toMatch(/pressure\s*\(bar\)/);
     await waitFor(async () => /level\s*\(cm\)/.test((await caption(1).textContent()) ?? ''), 'the changed unit of channel 1');
-    await waitFor(async () => (await page.locator('[data-testid=command-chip]').allTextContents()).join(',') === 'drain,fill', 'the new command chip');
+    await waitFor(async () => (await page.locator('[data-testid=command-chip]').allTextContents()).join(',') === 'fill,drain', 'the new command chip');
+    // The hints follow the type's new first command.
+    expect(await page.getAttribute('[data-testid=command-name]', 'placeholder')).toBe('fill');
+    expect(await page.getAttribute('[data-testid=command-args]', 'placeholder')).toBe('{"to":80}   (empty = null)');
     // Its schema is checked while typing, as the gateway would.
     await page.click('[data-testid=command-chip]:text-is("fill")');
     expect(await page.inputValue('[data-testid=command-args]')).toBe('{"to":80}');
@@ -83,6 +98,8 @@ describe.skipIf(!CHROMIUM)('device types edited while the gateway runs', () => {
     const t1 = Date.now();
     client.send([{ channel: 2, value: 2.5, type: 'f32' }], t1);
     await waitFor(async () => ((await page.evaluate((t) => (window as unknown as { __dashboard: { chartTimes(c: number): number[] } }).__dashboard.chartTimes(2).includes(t), t1)) ? true : false), 'the new channel to chart its reading');
+    // That one reading is all the new chart has: it must show (a line of one point draws nothing).
+    await waitFor(async () => (await colouredPixels(2)) > 0, 'the lone reading to show on its chart');
     expect(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
     expect(pageErrors).toEqual([]);
   });

@@ -77,7 +77,7 @@ describe.skipIf(!hasMosquitto && !process.env.REQUIRE_SERVICES)('alarms across a
     const a = await instance('rules-a');
     const bDir = tempDir('alarms-rules-b-');
     const b = await instance('rules-b', bDir);
-    const rule = { id: 'gone-soon', name: 'x', severity: 'minor', deviceType: 'climate', condition: { kind: 'true', channel: 3 } };
+    const rule = { id: 'gone-soon', name: 'x', severity: 'minor', deviceType: 'vibration', condition: { kind: 'true', channel: 3 } };
     expect((await a.api('/api/alarm-rules', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) })).status).toBe(201);
     await waitFor(async () => (await b.api('/api/alarm-rules/gone-soon')).status === 200, 'the rule to reach B');
     await b.stop();

@@ -162,6 +162,45 @@ describe('rules', () => {
     expect((twice as Error).message).toMatch(/second rule with id "type:f:a"/);
   });
 
+  it('refuses a types rule on a channel its type lacks, or of the wrong value type, naming the place', () => {
+    const channels = [
+      { id: 1, name: 'level', unit: '%', type: 'f32' as const },
+      { id: 2, name: 'overflow', unit: '', type: 'bool' as const },
+    ];
+    const tank = (condition: object) => typeRulesOf([{ type: 'tank', channels, alarms: [{ name: 'r', severity: 'major', condition }] }], 'types.json');
+    expect(tank({ kind: 'above', channel: 1, threshold: 90 })).toEqual([expect.objectContaining({ id: 'type:tank:r' })]);
+    expect(tank({ kind: 'true', channel: 2 })).toEqual([expect.objectContaining({ id: 'type:tank:r' })]);
+    expect(tank({ kind: 'silent', forMs: 5000 })).toEqual([expect.objectContaining({ id: 'type:tank:r' })]);
+    const typo = tank({ kind: 'above', channel: 9, threshold: 1 });
+    expect(typo).toBeInstanceOf(AlarmRuleError);
+    expect((typo as Error).message).toBe('types.json: types[0].alarms[0]: condition.channel 9 is not a channel of type tank (its channels: 1 level, 2 overflow)');
+    expect((tank({ kind: 'true', channel: 1 }) as Error).message).toMatch(/alarms\[0\]: a true condition needs a bool channel; channel 1 \(level\) of type tank is f32/);
+    expect((tank({ kind: 'rate', channel: 2, perSecond: 1 }) as Error).message).toMatch(/a rate condition needs a number channel; channel 2 \(overflow\)/);
+  });
+
+  it('refuses an API rule for a type that does not exist, or on a channel of its type that does not fit', () => {
+    const r = new RuleBook(dir());
+    r.start();
+    closers.push(r);
+    const refused = (rule: object) => {
+      try {
+        r.add({ name: 'x', severity: 'minor', ...rule });
+      } catch (err) {
+        return err as AlarmRuleError;
+      }
+      throw new Error('the rule was taken');
+    };
+    expect(refused({ deviceType: 'climat', condition: { kind: 'above', channel: 1, threshold: 1 } })).toMatchObject({ code: 'BAD_ALARM_RULE', message: 'the rule: deviceType "climat" is not a device type (GET /api/device-types lists them)' });
+    expect(refused({ deviceType: 'climate', condition: { kind: 'above', channel: 9, threshold: 1 } })).toMatchObject({ code: 'BAD_ALARM_RULE', message: expect.stringMatching(/channel 9 is not a channel of type climate \(its channels: 1 temperature/) });
+    expect(refused({ deviceType: 'climate', condition: { kind: 'true', channel: 1 } })).toMatchObject({ code: 'BAD_ALARM_RULE', message: expect.stringMatching(/needs a bool channel/) });
+    expect(refused({ deviceType: 'climate', condition: { kind: 'above', channel: 'temperature', threshold: 1 } }).message).toBe(
+      'the rule: condition.channel must be a channel id from 0 to 255 (the channel\'s id, not its name "temperature": GET /api/device-types lists both)',
+    );
+    expect(r.all().filter((x) => x.source === 'api')).toEqual([]);
+    // A device's own rule is not checked against a type: its type may change with its registry entry.
+    expect(r.add({ name: 'own', severity: 'minor', deviceId: 'thing-1', condition: { kind: 'above', channel: 9, threshold: 1 } }).id).toMatch(/^rule-/);
+  });
+
   it('the built-in demo types carry valid rules', () => {
     const ids = builtInTypeRules().map((r) => r.id);
     expect(ids).toContain('type:climate:overheating');

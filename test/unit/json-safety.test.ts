@@ -176,7 +176,7 @@ describe('JSON on a device session', () => {
     s.open();
     const enc = new TextEncoder();
     expect(s.frame(encodeTelemetry({ epoch: 1, seq: 0, timestamp: 1000 }, [{ channel: 1, type: 'f32', value: 1 }]), 0)).toBeUndefined();
-    const answer = s.json(enc.encode('{"seq": 1, "epoch": 1, "ts": 2000, "values": {"temperature": 2}}'), 0);
+    const answer = s.json(enc.encode('{"seq": 1, "epoch": 1, "ts": 1717171717000, "values": {"temperature": 2}}'), 0);
     expect(answer).toBeInstanceOf(Promise);
     let answered: boolean | undefined;
     void (answer as Promise<boolean>).then((ok) => (answered = ok));

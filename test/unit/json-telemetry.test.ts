@@ -39,6 +39,11 @@ const CASES: [string, string | undefined, string | undefined][] = [
   ['{"ts": -1, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
   ['{"ts": 1.5, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
   ['{"ts": 253402300800000, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
+  // Unix seconds: stored as ms they would land in January 1970, unseen.
+  ['{"ts": 1717171717, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": 99999999999, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": 100000000000, "values": {}}', 'climate', undefined],
+  ['{"ts": "1970-01-01T00:00:02Z", "values": {}}', 'climate', undefined],
   ['{"values": [1, 2]}', 'climate', 'JSON_BAD_FIELD'],
   ['{"values": {"temperature": 1}, "device": "x"}', 'climate', 'JSON_BAD_FIELD'],
   ['{"pressure": 1013}', 'climate', 'UNKNOWN_CHANNEL'],
@@ -63,6 +68,11 @@ describe('JSON telemetry messages', () => {
       expect(take(body, type).code).toBe(code);
     });
   }
+
+  it('says what to send for a ts in seconds', () => {
+    const p = parseJsonTelemetry(enc('{"ts": 1717171717, "values": {"temperature": 1}}'));
+    expect(p).toEqual({ code: 'JSON_BAD_FIELD', message: 'the message: "ts" 1717171717 is in seconds, or before 1973: send ms since 1970 (1717171717000 if it is seconds) or an ISO 8601 time' });
+  });
 
   it('reads the long form: ts (ms or ISO), seq, epoch; the short form has none', () => {
     const [long] = take('{"ts": "2024-06-01T12:00:00.250Z", "seq": 42, "epoch": 7, "values": {"temperature": 21.5}}', 'climate').messages!;

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DEMO_DEVICE_TYPES, deviceType, useDeviceTypes } from '../../devices/device-types.js';
-import { TypesFile } from '../../gateway/types/types-file.js';
+import { readTypesFile, TypesFile } from '../../gateway/types/types-file.js';
 import { waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'types-file-'));
@@ -29,6 +29,12 @@ function logger(lines: string[]) {
 }
 
 describe('TypesFile', () => {
+  it('a YAML file is refused with what to do, not only "not valid JSON"', () => {
+    const yaml = join(dir, 'types.yaml');
+    writeFileSync(yaml, 'types:\n  - type: tank\n    name: Tank\n');
+    expect(() => readTypesFile(yaml)).toThrow(expect.objectContaining({ code: 'TYPES_INVALID', message: expect.stringMatching(/is not valid JSON: [\s\S]*Types files are JSON; YAML is not read: convert it/) }));
+  });
+
   it('polling alone notices changes; a bad or missing file keeps the types in force and says why', async () => {
     writeFileSync(path, doc('%'));
     const lines: string[] = [];
