@@ -13,12 +13,23 @@
  * to the devices or streams known. `flushMs` stays the upper bound.
  */
 import { randomUUID } from 'node:crypto';
-import type { Alarm, AlarmMessage, CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
+import type { Alarm, AlarmMessage, CommandMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
 import { deviceTypes, type DeviceTypeSpec } from '../../devices/device-types.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { DeviceStreams, type Relayed } from './device-streams.js';
+import { FleetChanges } from './fleet-changes.js';
+import { summaryJson } from './summary-json.js';
+
+/**
+ * The uWS topic of the `changes` form of the fleet deltas. Not a stream name a client can ask for
+ * (socket.ts takes `fleet` with `"fleet": "changes"`); budgets and `missed` count it as `fleet`.
+ */
+export const FLEET_CHANGES_TOPIC = 'fleet changes';
+
+/** The form of the fleet deltas a client asked for (LIVE.md). */
+export type FleetForm = 'full' | 'changes';
 
 export interface LiveOptions {
   flushMs: number;
@@ -46,6 +57,13 @@ export interface LiveClient {
   /** Topic message counts when the client went congested, to count what it missed. */
   missedFrom: Map<string, number>;
   missedDirect: number;
+  /** Follows `fleet` in the `changes` form (else whole summaries). */
+  fleetChanges?: boolean;
+}
+
+/** The uWS topic a client's stream is published on. */
+function topicOf(c: LiveClient, stream: string): string {
+  return stream === 'fleet' && c.fleetChanges === true ? FLEET_CHANGES_TOPIC : stream;
 }
 
 export type StatsSource = () => GatewayStats;
@@ -88,6 +106,9 @@ export class LiveHub {
   private fleetSentBefore = new Set<DeviceState>();
   /** Clients following `fleet` (and `stats`): with none, nothing is built for them at all. */
   private fleetWatchers = 0;
+  /** Of those, the ones that asked for the `changes` form, and each device's baseline for it. */
+  private fleetChangeWatchers = 0;
+  private readonly fleetChanges = new FleetChanges<DeviceState>();
   private statsWatchers = 0;
   private readonly topicCounts = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -260,10 +281,11 @@ export class LiveHub {
     this.publish('commands', JSON.stringify({ type: 'command', command: c } satisfies CommandMessage));
   }
 
+  /** A FleetSummariesMessage with every device. */
   fleetSnapshot(): string {
-    const devices = [];
-    for (const d of this.devices.all()) devices.push(d.toJSON(this.devices.instance));
-    return JSON.stringify({ type: 'fleet', full: true, devices } satisfies FleetMessage);
+    let devices = '';
+    for (const d of this.devices.all()) devices += (devices === '' ? '' : ',') + summaryJson(d.toJSON(this.devices.instance));
+    return `{"type":"fleet","full":true,"devices":[${devices}]}`;
   }
 
   /**
@@ -284,20 +306,30 @@ export class LiveHub {
     }
   }
 
-  subscribe(c: LiveClient, stream: string): void {
+  /** `form`: of `fleet`'s deltas; subscribing again in the other form switches to it. */
+  subscribe(c: LiveClient, stream: string, form: FleetForm = 'full'): void {
+    if (stream === 'fleet' && c.streams.has('fleet') && (form === 'changes') !== (c.fleetChanges === true)) this.unsubscribe(c, 'fleet');
     if (c.streams.has(stream)) return;
     c.streams.add(stream);
-    if (stream === 'fleet') this.fleetWatchers++;
+    if (stream === 'fleet') {
+      this.fleetWatchers++;
+      c.fleetChanges = form === 'changes';
+      if (c.fleetChanges) this.fleetChangeWatchers++;
+    }
     if (stream === 'stats') this.statsWatchers++;
-    if (!c.congested) c.conn.subscribe(stream);
+    if (!c.congested) c.conn.subscribe(topicOf(c, stream));
     if (stream.startsWith('device:')) this.watchDevice(stream.slice(7));
   }
 
   unsubscribe(c: LiveClient, stream: string): void {
     if (!c.streams.delete(stream)) return;
-    if (stream === 'fleet' && --this.fleetWatchers === 0) this.forgetFleet();
+    if (!c.congested) c.conn.unsubscribe(topicOf(c, stream));
+    if (stream === 'fleet') {
+      if (c.fleetChanges === true && --this.fleetChangeWatchers === 0) this.fleetChanges.clear();
+      c.fleetChanges = false;
+      if (--this.fleetWatchers === 0) this.forgetFleet();
+    }
     if (stream === 'stats') this.statsWatchers--;
-    if (!c.congested) c.conn.unsubscribe(stream);
     if (stream.startsWith('device:')) this.unwatchDevice(stream.slice(7));
   }
 
@@ -334,20 +366,35 @@ export class LiveHub {
     }
   }
 
-  /** One delta of the given devices' summaries, built once for every client on the fleet view. */
+  /**
+   * One delta of the given devices, built once for every client on the fleet view: whole summaries
+   * (FleetSummariesMessage) for the clients that want them, only the changes (FleetChangesMessage)
+   * for those that asked for that form; each only when someone follows it.
+   */
   private publishFleet(changed: Iterable<DeviceState>): void {
     const instance = this.devices.instance;
-    const devices = [];
-    let removed: string[] | undefined;
+    const whole = this.fleetWatchers > this.fleetChangeWatchers;
+    const changes = this.fleetChangeWatchers > 0;
+    let devices = '';
+    let changeItems = '';
+    let removed = '';
     for (const d of changed) {
-      // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
-      if (d.retired) (removed ??= []).push(d.id);
-      else devices.push(d.toJSON(instance));
       this.fleetDirty.delete(d);
       this.fleetSent.add(d);
+      // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
+      if (d.retired) {
+        removed += (removed === '' ? '' : ',') + JSON.stringify(d.id);
+        this.fleetChanges.forget(d);
+        continue;
+      }
+      const s = d.toJSON(instance);
+      if (whole) devices += (devices === '' ? '' : ',') + summaryJson(s);
+      if (changes) changeItems += (changeItems === '' ? '' : ',') + this.fleetChanges.item(d, s);
     }
     this.fleetSoon.length = 0;
-    this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices, ...(removed ? { removed } : {}) } satisfies FleetMessage));
+    const gone = removed === '' ? '' : `,"removed":[${removed}]`;
+    if (whole) this.publish('fleet', `{"type":"fleet","full":false,"devices":[${devices}]${gone}}`);
+    if (changes) this.publish(FLEET_CHANGES_TOPIC, `{"type":"fleet","full":false,"changes":true,"devices":[${changeItems}]${gone}}`);
   }
 
   /** Nobody follows the fleet: a new follower starts from a full snapshot anyway. */
@@ -356,6 +403,7 @@ export class LiveHub {
     this.fleetSoon.length = 0;
     this.fleetSent.clear();
     this.fleetSentBefore.clear();
+    this.fleetChanges.clear();
   }
 
   /** Unsubscribes clients over budget; brings back those that caught up (unless `recover` is false), telling them what they missed. */
@@ -366,8 +414,8 @@ export class LiveHub {
       if (!c.congested && buffered > budget) {
         c.congested = true;
         for (const s of c.streams) {
-          c.conn.unsubscribe(s);
-          c.missedFrom.set(s, this.topicCounts.get(s) ?? 0);
+          c.conn.unsubscribe(topicOf(c, s));
+          c.missedFrom.set(s, this.topicCounts.get(topicOf(c, s)) ?? 0);
         }
       } else if (recover && c.congested && buffered <= budget / 2) {
         this.recover(c);
@@ -380,10 +428,10 @@ export class LiveHub {
     let count = c.missedDirect;
     const affected: string[] = [];
     for (const s of c.streams) {
-      const missed = (this.topicCounts.get(s) ?? 0) - (c.missedFrom.get(s) ?? 0);
+      const missed = (this.topicCounts.get(topicOf(c, s)) ?? 0) - (c.missedFrom.get(s) ?? 0);
       if (missed > 0) affected.push(s);
       count += missed;
-      c.conn.subscribe(s);
+      c.conn.subscribe(topicOf(c, s));
     }
     this.dropped += count - c.missedDirect;
     c.missedFrom.clear();
