@@ -12,15 +12,31 @@
  * connectedAt, epoch); its counters and the channels it sent are what moves. The baseline per device
  * (a Mark) holds values, never text, and is updated in place.
  */
-import type { DeviceCounters, DeviceSummary, LastValue } from '../../devices/api/json.js';
-import { lastValueJson, valueJson } from './summary-json.js';
+import type { DeviceSummary, LastValue } from '../../devices/api/json.js';
+import { countersJson, lastValueJson, num, str } from './summary-json.js';
 
-/** What the previous item of a device said. */
+/** What the previous item of a device said (every field but id and lastSeen, which always go out). */
 class Mark {
-  /** The summary's plain fields in their order (all but id, lastSeen, labels, counters, last). */
-  readonly fields: unknown[] = [];
+  online = false;
+  type: string | null = null;
+  name: string | null = null;
   labels: Record<string, string> = {};
-  readonly counters: number[] = [];
+  disabled = false;
+  transport: string | null = null;
+  instance: string | null = null;
+  connectedAt: number | null = null;
+  disconnectedAt: number | null = null;
+  offlineCause: string | null = null;
+  offlineDetail: string | null = null;
+  epoch: number | null = null;
+  ackedSeq: number | null = null;
+  connections = 0;
+  frames = 0;
+  readings = 0;
+  duplicates = 0;
+  gaps = 0;
+  errors = 0;
+  lastError: string | null = null;
   readonly channels: string[] = [];
   readonly values: (number | boolean)[] = [];
   readonly times: number[] = [];
@@ -38,27 +54,35 @@ export class FleetChanges<D extends object> {
   /** The changes item of `device`, whose summary now is `s`; the baseline moves to `s`. */
   item(device: D, s: DeviceSummary): string {
     let m = this.marks.get(device);
-    const first = m === undefined;
+    const all = m === undefined;
     if (m === undefined) this.marks.set(device, (m = new Mark()));
-    let out = `{"id":${JSON.stringify(s.id)},"lastSeen":${valueJson(s.lastSeen)}`;
-    const fields = s as unknown as Record<string, unknown>;
-    let i = 0;
-    for (const k in fields) {
-      if (k === 'id' || k === 'lastSeen') continue;
-      if (k === 'counters') {
-        if (countersMoved(m.counters, s.counters) || first) out += `,"counters":${valueJson(s.counters)}`;
-      } else if (k === 'labels') {
-        if (!sameLabels(m.labels, s.labels) || first) out += `,"labels":${valueJson(s.labels)}`;
-        m.labels = s.labels;
-      } else if (k === 'last') {
-        const last = changedLast(m, s.last);
-        if (last !== '' || first) out += `,"last":{${last}}`;
-      } else {
-        const v = fields[k];
-        if (m.fields[i] !== v || first) out += `,"${k}":${valueJson(v)}`;
-        m.fields[i++] = v;
-      }
+    let out = `{"id":${str(s.id)},"lastSeen":${num(s.lastSeen)}`;
+    if (all || m.online !== s.online) out += `,"online":${(m.online = s.online)}`;
+    if (all || m.type !== s.type) out += `,"type":${str((m.type = s.type))}`;
+    if (all || m.name !== s.name) out += `,"name":${str((m.name = s.name))}`;
+    if (all || !sameLabels(m.labels, s.labels)) out += `,"labels":${JSON.stringify((m.labels = s.labels))}`;
+    if (all || m.disabled !== s.disabled) out += `,"disabled":${(m.disabled = s.disabled)}`;
+    if (all || m.transport !== s.transport) out += `,"transport":${str((m.transport = s.transport))}`;
+    if (all || m.instance !== s.instance) out += `,"instance":${str((m.instance = s.instance))}`;
+    if (all || m.connectedAt !== s.connectedAt) out += `,"connectedAt":${num((m.connectedAt = s.connectedAt))}`;
+    if (all || m.disconnectedAt !== s.disconnectedAt) out += `,"disconnectedAt":${num((m.disconnectedAt = s.disconnectedAt))}`;
+    if (all || m.offlineCause !== s.offlineCause) out += `,"offlineCause":${str((m.offlineCause = s.offlineCause))}`;
+    if (all || m.offlineDetail !== s.offlineDetail) out += `,"offlineDetail":${str((m.offlineDetail = s.offlineDetail))}`;
+    if (all || m.epoch !== s.epoch) out += `,"epoch":${num((m.epoch = s.epoch))}`;
+    if (all || m.ackedSeq !== s.ackedSeq) out += `,"ackedSeq":${num((m.ackedSeq = s.ackedSeq))}`;
+    const c = s.counters;
+    if (all || m.frames !== c.frames || m.readings !== c.readings || m.errors !== c.errors || m.duplicates !== c.duplicates || m.gaps !== c.gaps || m.connections !== c.connections) {
+      out += `,"counters":${countersJson(c)}`;
+      m.frames = c.frames;
+      m.readings = c.readings;
+      m.errors = c.errors;
+      m.duplicates = c.duplicates;
+      m.gaps = c.gaps;
+      m.connections = c.connections;
     }
+    if (all || m.lastError !== s.lastError) out += `,"lastError":${str((m.lastError = s.lastError))}`;
+    const last = changedLast(m, s.last);
+    if (all || last !== '') out += `,"last":{${last}}`;
     return `${out}}`;
   }
 
@@ -71,21 +95,6 @@ export class FleetChanges<D extends object> {
   clear(): void {
     this.marks.clear();
   }
-}
-
-/** Whether any counter differs from `seen`; `seen` becomes `now`. */
-function countersMoved(seen: number[], now: DeviceCounters): boolean {
-  let moved = false;
-  let i = 0;
-  const c = now as unknown as Record<string, number>;
-  for (const k in c) {
-    if (seen[i] !== c[k]) {
-      seen[i] = c[k]!;
-      moved = true;
-    }
-    i++;
-  }
-  return moved;
 }
 
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
