@@ -153,9 +153,7 @@ export class DeviceState {
       last[k] = { value: type === 4 ? value === 1 : value, time };
     };
     const l = this.last;
-    // This instance's channels are distinct: only other instances' shares need the newest-wins merge.
-    if (this.elsewhere === undefined) for (let i = 0; l !== undefined && i < l.channels.length; i++) last[l.channels[i]!] = { value: l.types[i] === 4 ? l.values[i] === 1 : l.values[i]!, time: l.times[i]! };
-    else for (let i = 0; l !== undefined && i < l.channels.length; i++) put(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);
+    for (let i = 0; l !== undefined && i < l.channels.length; i++) put(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);
     const cur = this.seq.current;
     const counters = { connections: this.connections, frames: this.frames, readings: this.readings, duplicates: this.duplicates, gaps: this.gaps, errors: this.errors };
     let lastSeen = this.lastSeen;

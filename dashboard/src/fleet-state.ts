@@ -6,7 +6,7 @@
 import { primaryChannel } from './channels.js';
 import { Emitter } from './emitter.js';
 import { SparkRing } from './sparkline.js';
-import type { DeviceSummary, DeviceSummaryChanges } from './types.js';
+import type { DeviceSummary } from './types.js';
 
 export interface FleetEntry {
   summary: DeviceSummary;
@@ -29,12 +29,8 @@ export class FleetState extends Emitter<{ change: [FleetChange] }> {
     return this.entries.get(id);
   }
 
-  /**
-   * Applies a snapshot (`full`) or a delta; a snapshot is authoritative for which devices exist. A
-   * delta's items may carry only what changed (LIVE.md, `"fleet": "changes"`): fields replace
-   * fields, `last` channels replace channels; a device's first item is whole.
-   */
-  apply(devices: readonly (DeviceSummary | DeviceSummaryChanges)[], full: boolean): void {
+  /** Applies a snapshot (`full`) or a delta; a snapshot is authoritative for which devices exist. */
+  apply(devices: DeviceSummary[], full: boolean): void {
     const ids = new Set<string>();
     let membership = false;
     for (const d of devices) {
@@ -42,14 +38,12 @@ export class FleetState extends Emitter<{ change: [FleetChange] }> {
       ids.add(d.id);
       let e = this.entries.get(d.id);
       if (!e) {
-        e = { summary: { ...(d as DeviceSummary), last: { ...d.last } }, spark: new SparkRing(), sparkChannel: undefined };
+        e = { summary: { ...d }, spark: new SparkRing(), sparkChannel: undefined };
         this.entries.set(d.id, e);
         membership = true;
       } else {
-        if (d.online !== undefined && e.summary.online !== d.online) membership = true;
-        const last = e.summary.last;
+        if (e.summary.online !== d.online) membership = true;
         Object.assign(e.summary, d);
-        e.summary.last = d.last === undefined ? last : Object.assign(last ?? {}, d.last);
       }
       this.sample(e);
     }

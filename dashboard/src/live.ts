@@ -7,7 +7,7 @@
  */
 import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
-import type { Alarm, CommandRecord, DeviceMessage, DeviceSummaryChanges, DeviceTypeSpec, GatewayStats, LiveMessage, SubscribeRequest } from './types.js';
+import type { Alarm, CommandRecord, DeviceMessage, DeviceSummary, DeviceTypeSpec, GatewayStats, LiveMessage } from './types.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'offline' | 'unauthorized';
 
@@ -25,8 +25,7 @@ export interface LiveEvents {
   connection: [ConnectionInfo];
   /** The gateway's clock minus ours, from `hello`. */
   hello: [{ clockOffsetMs: number; flushMs: number }];
-  /** A snapshot (`full`, whole summaries) or a delta of only what changed per device (we subscribe with `"fleet": "changes"`). */
-  fleet: [{ full: boolean; devices: DeviceSummaryChanges[]; removed: string[] }];
+  fleet: [{ full: boolean; devices: DeviceSummary[]; removed: string[] }];
   stats: [GatewayStats];
   device: [DeviceMessage];
   command: [CommandRecord];
@@ -127,7 +126,7 @@ export class LiveClient extends Emitter<LiveEvents> {
       this.streams.add(s);
       if (s.startsWith('device:')) this.cursors.set(s, { contig: undefined, ahead: new Set(), resumingSince: 0 });
     }
-    this.send({ op: 'subscribe', streams: fresh, fleet: 'changes' });
+    this.send({ op: 'subscribe', streams: fresh });
   }
 
   unsubscribe(...streams: string[]): void {
@@ -238,7 +237,7 @@ export class LiveClient extends Emitter<LiveEvents> {
       c.resumingSince = c.contig !== undefined ? Date.now() : 0;
       if (c.contig !== undefined) resume[stream] = c.contig;
     }
-    const msg: SubscribeRequest = { op: 'subscribe', streams: [...this.streams], fleet: 'changes' };
+    const msg: { op: 'subscribe'; streams: string[]; resume?: Record<string, number>; bootId?: string } = { op: 'subscribe', streams: [...this.streams] };
     if (Object.keys(resume).length > 0) {
       msg.resume = resume;
       // The process that counted these seqs: another one (a restart, another worker) answers too_old.

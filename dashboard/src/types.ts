@@ -25,12 +25,10 @@ export type {
   NewDeviceRequest,
   DeviceMessage,
   DeviceSummary,
-  DeviceSummaryChanges,
   GatewayStats,
   HistoryAnswer,
   LastValue,
   LiveMessage,
-  SubscribeRequest,
   LiveRequest,
   OfflineCause,
 } from '../../devices/api/json.js';

@@ -330,10 +330,8 @@ export interface GatewayStats {
 /** Client → gateway on /live. */
 export interface SubscribeRequest {
   op: 'subscribe';
-  /** fleet, stats, commands, types, alarms, device:<id> */
+  /** fleet, stats, commands, types, device:<id> */
   streams: string[];
-  /** The form of the `fleet` deltas: `full` summaries (the default) or only the `changes`. */
-  fleet?: 'full' | 'changes';
   /** Per device stream: the last seq the client applied; the gateway replays what follows. */
   resume?: Record<string, number>;
   /** The hello's bootId the resume seqs came from. */
@@ -359,37 +357,12 @@ export interface HelloMessage {
   budgetBytes: number;
 }
 
-/**
- * An item of a `changes` fleet delta (subscribe with `"fleet": "changes"`): the device's `id` and
- * `lastSeen`, and of its other fields only those that changed since its previous item; `counters`
- * whole when any counter moved; `last` with only the channels whose value or time changed. A
- * device's first item has every field. Apply it over what the client has: field by field, and
- * `last` channel by channel.
- */
-export type DeviceSummaryChanges = Pick<DeviceSummary, 'id' | 'lastSeen'> & Partial<Omit<DeviceSummary, 'id' | 'lastSeen'>>;
-
-/**
- * `full`: a snapshot of every device, whole (on subscribe, after `missed`); else the devices that
- * changed, whole, or (`changes: true`, for a client that subscribed with `"fleet": "changes"`) as
- * DeviceSummaryChanges.
- */
-export type FleetMessage = FleetSummariesMessage | FleetChangesMessage;
-
-export interface FleetSummariesMessage {
+/** `full`: a snapshot of every device (on subscribe, after `missed`); else the devices that changed. */
+export interface FleetMessage {
   type: 'fleet';
   full: boolean;
-  changes?: undefined;
   devices: DeviceSummary[];
   /** In a delta: ids of devices deleted since (`DELETE /api/devices/{id}`); apply before `devices`. */
-  removed?: string[];
-}
-
-export interface FleetChangesMessage {
-  type: 'fleet';
-  full: false;
-  changes: true;
-  devices: DeviceSummaryChanges[];
-  /** Ids of devices deleted since; apply before `devices`. */
   removed?: string[];
 }
 

@@ -13,23 +13,12 @@
  * to the devices or streams known. `flushMs` stays the upper bound.
  */
 import { randomUUID } from 'node:crypto';
-import type { Alarm, AlarmMessage, CommandMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
+import type { Alarm, AlarmMessage, CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
 import { deviceTypes, type DeviceTypeSpec } from '../../devices/device-types.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { DeviceStreams, type Relayed } from './device-streams.js';
-import { FleetChanges } from './fleet-changes.js';
-import { summaryJson } from './summary-json.js';
-
-/**
- * The uWS topic of the `changes` form of the fleet deltas. Not a stream name a client can ask for
- * (socket.ts takes `fleet` with `"fleet": "changes"`); budgets and `missed` count it as `fleet`.
- */
-export const FLEET_CHANGES_TOPIC = 'fleet changes';
-
-/** The form of the fleet deltas a client asked for (LIVE.md). */
-export type FleetForm = 'full' | 'changes';
 
 export interface LiveOptions {
   flushMs: number;
@@ -57,13 +46,6 @@ export interface LiveClient {
   /** Topic message counts when the client went congested, to count what it missed. */
   missedFrom: Map<string, number>;
   missedDirect: number;
-  /** Follows `fleet` in the `changes` form (else whole summaries). */
-  fleetChanges?: boolean;
-}
-
-/** The uWS topic a client's stream is published on. */
-function topicOf(c: LiveClient, stream: string): string {
-  return stream === 'fleet' && c.fleetChanges === true ? FLEET_CHANGES_TOPIC : stream;
 }
 
 export type StatsSource = () => GatewayStats;
@@ -106,9 +88,6 @@ export class LiveHub {
   private fleetSentBefore = new Set<DeviceState>();
   /** Clients following `fleet` (and `stats`): with none, nothing is built for them at all. */
   private fleetWatchers = 0;
-  /** Of those, the ones that asked for the `changes` form, and each device's baseline for it. */
-  private fleetChangeWatchers = 0;
-  private readonly fleetChanges = new FleetChanges<DeviceState>();
   private statsWatchers = 0;
   private readonly topicCounts = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -281,11 +260,10 @@ export class LiveHub {
     this.publish('commands', JSON.stringify({ type: 'command', command: c } satisfies CommandMessage));
   }
 
-  /** A FleetSummariesMessage with every device. */
   fleetSnapshot(): string {
-    let devices = '';
-    for (const d of this.devices.all()) devices += (devices === '' ? '' : ',') + summaryJson(d.toJSON(this.devices.instance));
-    return `{"type":"fleet","full":true,"devices":[${devices}]}`;
+    const devices = [];
+    for (const d of this.devices.all()) devices.push(d.toJSON(this.devices.instance));
+    return JSON.stringify({ type: 'fleet', full: true, devices } satisfies FleetMessage);
   }
 
   /**
@@ -306,30 +284,20 @@ export class LiveHub {
     }
   }
 
-  /** `form`: of `fleet`'s deltas; subscribing again in the other form switches to it. */
-  subscribe(c: LiveClient, stream: string, form: FleetForm = 'full'): void {
-    if (stream === 'fleet' && c.streams.has('fleet') && (form === 'changes') !== (c.fleetChanges === true)) this.unsubscribe(c, 'fleet');
+  subscribe(c: LiveClient, stream: string): void {
     if (c.streams.has(stream)) return;
     c.streams.add(stream);
-    if (stream === 'fleet') {
-      this.fleetWatchers++;
-      c.fleetChanges = form === 'changes';
-      if (c.fleetChanges) this.fleetChangeWatchers++;
-    }
+    if (stream === 'fleet') this.fleetWatchers++;
     if (stream === 'stats') this.statsWatchers++;
-    if (!c.congested) c.conn.subscribe(topicOf(c, stream));
+    if (!c.congested) c.conn.subscribe(stream);
     if (stream.startsWith('device:')) this.watchDevice(stream.slice(7));
   }
 
   unsubscribe(c: LiveClient, stream: string): void {
     if (!c.streams.delete(stream)) return;
-    if (!c.congested) c.conn.unsubscribe(topicOf(c, stream));
-    if (stream === 'fleet') {
-      if (c.fleetChanges === true && --this.fleetChangeWatchers === 0) this.fleetChanges.clear();
-      c.fleetChanges = false;
-      if (--this.fleetWatchers === 0) this.forgetFleet();
-    }
+    if (stream === 'fleet' && --this.fleetWatchers === 0) this.forgetFleet();
     if (stream === 'stats') this.statsWatchers--;
+    if (!c.congested) c.conn.unsubscribe(stream);
     if (stream.startsWith('device:')) this.unwatchDevice(stream.slice(7));
   }
 
@@ -366,35 +334,20 @@ export class LiveHub {
     }
   }
 
-  /**
-   * One delta of the given devices, built once for every client on the fleet view: whole summaries
-   * (FleetSummariesMessage) for the clients that want them, only the changes (FleetChangesMessage)
-   * for those that asked for that form; each only when someone follows it.
-   */
+  /** One delta of the given devices' summaries, built once for every client on the fleet view. */
   private publishFleet(changed: Iterable<DeviceState>): void {
     const instance = this.devices.instance;
-    const whole = this.fleetWatchers > this.fleetChangeWatchers;
-    const changes = this.fleetChangeWatchers > 0;
-    let devices = '';
-    let changeItems = '';
-    let removed = '';
+    const devices = [];
+    let removed: string[] | undefined;
     for (const d of changed) {
+      // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
+      if (d.retired) (removed ??= []).push(d.id);
+      else devices.push(d.toJSON(instance));
       this.fleetDirty.delete(d);
       this.fleetSent.add(d);
-      // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
-      if (d.retired) {
-        removed += (removed === '' ? '' : ',') + JSON.stringify(d.id);
-        this.fleetChanges.forget(d);
-        continue;
-      }
-      const s = d.toJSON(instance);
-      if (whole) devices += (devices === '' ? '' : ',') + summaryJson(s);
-      if (changes) changeItems += (changeItems === '' ? '' : ',') + this.fleetChanges.item(d, s);
     }
     this.fleetSoon.length = 0;
-    const gone = removed === '' ? '' : `,"removed":[${removed}]`;
-    if (whole) this.publish('fleet', `{"type":"fleet","full":false,"devices":[${devices}]${gone}}`);
-    if (changes) this.publish(FLEET_CHANGES_TOPIC, `{"type":"fleet","full":false,"changes":true,"devices":[${changeItems}]${gone}}`);
+    this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices, ...(removed ? { removed } : {}) } satisfies FleetMessage));
   }
 
   /** Nobody follows the fleet: a new follower starts from a full snapshot anyway. */
@@ -403,7 +356,6 @@ export class LiveHub {
     this.fleetSoon.length = 0;
     this.fleetSent.clear();
     this.fleetSentBefore.clear();
-    this.fleetChanges.clear();
   }
 
   /** Unsubscribes clients over budget; brings back those that caught up (unless `recover` is false), telling them what they missed. */
@@ -414,8 +366,8 @@ export class LiveHub {
       if (!c.congested && buffered > budget) {
         c.congested = true;
         for (const s of c.streams) {
-          c.conn.unsubscribe(topicOf(c, s));
-          c.missedFrom.set(s, this.topicCounts.get(topicOf(c, s)) ?? 0);
+          c.conn.unsubscribe(s);
+          c.missedFrom.set(s, this.topicCounts.get(s) ?? 0);
         }
       } else if (recover && c.congested && buffered <= budget / 2) {
         this.recover(c);
@@ -428,10 +380,10 @@ export class LiveHub {
     let count = c.missedDirect;
     const affected: string[] = [];
     for (const s of c.streams) {
-      const missed = (this.topicCounts.get(topicOf(c, s)) ?? 0) - (c.missedFrom.get(s) ?? 0);
+      const missed = (this.topicCounts.get(s) ?? 0) - (c.missedFrom.get(s) ?? 0);
       if (missed > 0) affected.push(s);
       count += missed;
-      c.conn.subscribe(topicOf(c, s));
+      c.conn.subscribe(s);
     }
     this.dropped += count - c.missedDirect;
     c.missedFrom.clear();

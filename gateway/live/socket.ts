@@ -6,7 +6,7 @@ import type { HelloMessage, LiveErrorMessage, ResumeMessage } from '../../device
 import { DEVICE_ID_PATTERN } from '../auth.js';
 import type { OperatorAccess } from '../login/access.js';
 import type { Connection, SocketRoute, UpgradeDecision } from '../uws.js';
-import type { FleetForm, LiveClient, LiveHub } from './hub.js';
+import type { LiveClient, LiveHub } from './hub.js';
 
 interface Data {
   client: LiveClient;
@@ -63,7 +63,7 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
 
     message(conn, bytes) {
       const client = conn.data.client;
-      let msg: { op?: unknown; streams?: unknown; resume?: unknown; bootId?: unknown; fleet?: unknown };
+      let msg: { op?: unknown; streams?: unknown; resume?: unknown; bootId?: unknown };
       try {
         msg = JSON.parse(Buffer.from(bytes).toString('utf8'));
       } catch {
@@ -73,9 +73,6 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
       if ((msg?.op !== 'subscribe' && msg?.op !== 'unsubscribe') || !streams || !streams.every((s) => typeof s === 'string')) {
         return void hub.sendTo(client, error('BAD_MESSAGE', 'expected {"op":"subscribe"|"unsubscribe","streams":[...]}'));
       }
-      const form = msg.fleet ?? 'full';
-      const badForm = msg.op === 'subscribe' && form !== 'full' && form !== 'changes';
-      if (badForm) hub.sendTo(client, error('BAD_MESSAGE', `"fleet" is "full" (the default) or "changes", not ${JSON.stringify(form).slice(0, 200)}: the fleet stream was not subscribed`));
       for (const s of streams as string[]) {
         if (!STATIC_STREAMS.has(s) && !(s.startsWith('device:') && DEVICE_ID_PATTERN.test(s.slice(7)))) {
           hub.sendTo(client, error('UNKNOWN_STREAM', `no stream "${s.slice(0, 200)}" (fleet, stats, commands, types, alarms, device:<id>)`));
@@ -85,9 +82,8 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
           hub.unsubscribe(client, s);
           continue;
         }
-        if (s === 'fleet' && badForm) continue;
         const resume = (msg.resume as Record<string, unknown> | undefined)?.[s];
-        hub.subscribe(client, s, form as FleetForm);
+        hub.subscribe(client, s);
         if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
         if (s === 'types') hub.sendTo(client, hub.typesMessage());
         if (s === 'alarms') hub.sendTo(client, hub.alarmSnapshot());

@@ -97,47 +97,6 @@ describe('/live', () => {
     expect(deltas.filter((m) => m.devices.some((x: { id: string }) => x.id === 'chatty'))).toHaveLength(1);
   });
 
-  it('sends only what changed per device to a client that subscribes with "fleet": "changes", whole summaries to the others', async () => {
-    gw = await startGateway({ liveFlushMs: 100 });
-    const d = await device('climate-0002');
-    const changes = await live();
-    const whole = await live();
-    changes.send({ op: 'subscribe', streams: ['fleet'], fleet: 'changes' });
-    whole.send({ op: 'subscribe', streams: ['fleet'] });
-    // The snapshot is whole in either form.
-    const snap = await changes.waitFor((m) => m.type === 'fleet' && m.full, 'the changes client snapshot');
-    const wholeSnap = await whole.waitFor((m) => m.type === 'fleet' && m.full, 'the whole client snapshot');
-    expect(snap.devices).toEqual(wholeSnap.devices);
-    expect(snap.devices[0]).toMatchObject({ id: 'climate-0002', online: true, type: 'climate', last: {} });
-    const known = { ...snap.devices[0] };
-    const delta = (c: LiveClient, value: number) => c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices.some((x: any) => x.last?.['1']?.value === value), `the delta of ${value}`);
-    for (const [seq, value] of [[0, 20.5], [1, 21.5], [2, 22.5]] as const) {
-      d.send(frame(seq, value));
-      const item = (await delta(changes, value)).devices.find((x: any) => x.id === 'climate-0002');
-      const summary = (await delta(whole, value)).devices.find((x: any) => x.id === 'climate-0002');
-      // The device's first changes item may be whole (none before); after it, only what moves with a frame.
-      if (seq > 0) expect(Object.keys(item).filter((k) => !['id', 'lastSeen', 'counters', 'last', 'epoch', 'ackedSeq'].includes(k))).toEqual([]);
-      expect(Object.keys(item.last)).toEqual(['1']);
-      // Applied over what the client has, field by field and channel by channel: the whole summary of the same delta.
-      const { last, ...rest } = item;
-      Object.assign(known, rest, { last: { ...known.last, ...last } });
-      expect(known).toEqual(summary);
-    }
-    expect(changes.messages.filter((m) => m.type === 'fleet' && !m.full).every((m) => m.changes === true)).toBe(true);
-    expect(whole.messages.some((m) => m.type === 'fleet' && m.changes !== undefined)).toBe(false);
-  });
-
-  it('answers BAD_MESSAGE to an unknown fleet form and subscribes the other streams of the message', async () => {
-    gw = await startGateway({ liveFlushMs: 100 });
-    const c = await live();
-    c.send({ op: 'subscribe', streams: ['fleet', 'stats'], fleet: 'diff' });
-    const err = await c.waitFor((m) => m.type === 'error', 'the error');
-    expect(err).toMatchObject({ code: 'BAD_MESSAGE' });
-    expect(err.message).toContain('"diff"');
-    await c.waitFor((m) => m.type === 'stats', 'stats', 3000);
-    expect(c.messages.some((m) => m.type === 'fleet')).toBe(false);
-  });
-
   it('downsamples a fast device to the min and max of each flush', async () => {
     gw = await startGateway({ liveFlushMs: 200 });
     const d = await device('fast');

@@ -23,7 +23,7 @@ export interface DashboardTarget {
 const POINTS_1 = Buffer.from('"points":{"1":[');
 const CHANNEL_1 = Buffer.from('{"channel":1,');
 const VALUE = Buffer.from('"value":');
-/** A device's channel-1 last value in a `fleet` message (channels are ordered by number; a changes item has channel 1 when the probe moved). */
+/** A device summary's channel-1 last value in a `fleet` message (channels are ordered by number). */
 const LAST_1 = Buffer.from('"last":{"1":{"value":');
 
 /** /live takes messages up to 64 KiB: subscribe in chunks. */
@@ -65,8 +65,7 @@ export class Dashboard {
       const followed = t.view === 'page' ? t.deviceIds.slice(0, 1) : t.deviceIds;
       const streams = ['fleet', 'stats', 'commands', ...followed.map((id) => `device:${id}`)];
       for (let i = 0; i < streams.length; i += STREAMS_PER_MESSAGE) {
-        // Fleet deltas of only what changed, as our dashboard asks for them.
-        const msg = JSON.stringify({ op: 'subscribe', streams: streams.slice(i, i + STREAMS_PER_MESSAGE), fleet: 'changes' });
+        const msg = JSON.stringify({ op: 'subscribe', streams: streams.slice(i, i + STREAMS_PER_MESSAGE) });
         u.socket.write(maskedFrame(OPCODE.text, Buffer.from(msg)));
       }
     }

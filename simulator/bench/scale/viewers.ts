@@ -38,7 +38,7 @@ export class Viewer {
   static async open(host: string, port: number, operatorToken: string, streams: readonly string[]): Promise<Viewer> {
     const u = await openWebSocket({ host, port, path: '/live', headers: { Authorization: `Bearer ${operatorToken}` } });
     const v = new Viewer(u.socket, u.rest);
-    u.socket.write(maskedFrame(OPCODE.text, Buffer.from(JSON.stringify({ op: 'subscribe', streams, fleet: 'changes' }))));
+    u.socket.write(maskedFrame(OPCODE.text, Buffer.from(JSON.stringify({ op: 'subscribe', streams }))));
     return v;
   }
 
