@@ -242,9 +242,10 @@ export class EmbeddedBroker {
     const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
     if (up.kind === 'json') {
       // A JSON message has no ack frame of its own: its PUBACK waits until its readings are safe
-      // (aedes reads no more of this connection meanwhile). A failure closes the connection unacked.
+      // (aedes reads no more of this connection meanwhile). A failure closes the connection unacked,
+      // but a message that is bad in itself is answered after its error frame (sessions.ts says why).
       const r = s.json(bytes, Date.now());
-      if (r instanceof Refusal) return cb(new Error(r.code));
+      if (r instanceof Refusal) return cb(r.messageOnly ? null : new Error(r.code));
       void r.then((safe) => cb(safe ? null : new Error('ACK_TIMEOUT')));
       return;
     }

@@ -112,6 +112,8 @@ export class Refusal {
   constructor(
     readonly code: RefusalCode,
     readonly message: string,
+    /** Only the message was refused (answered, never stored); the session goes on. */
+    readonly messageOnly = false,
   ) {
     this.spec = REFUSALS[code];
   }

@@ -73,7 +73,24 @@ export type FrameGate = (device: DeviceState) => Promise<void> | undefined;
 export const MAX_HELD_FRAMES = 4096;
 
 /** How a refusal ends a session: the port closes it, the transport closes it itself, or it stays open. */
-export type RefusalEnd = 'close' | 'closed-by-transport' | 'stay';
+export type RefusalEnd = 'close' | 'closed-by-transport' | 'stay' | 'answer';
+
+/**
+ * JSON refusals no resend can fix: the message itself is bad. Over MQTT such a message is answered
+ * (the error frame, then its PUBACK) and the connection stays. Closing it unacked would make a
+ * client that keeps unacked QoS 1 messages (MQTT.js, Paho, mosquitto with a session) send it first
+ * after every reconnect, so nothing behind it would ever be taken. It is refused, counted, and
+ * never stored; the PUBACK only says it will not be wanted again.
+ */
+const FINAL_FOR_MESSAGE: ReadonlySet<string> = new Set([
+  'JSON_MALFORMED',
+  'JSON_BAD_FIELD',
+  'JSON_BAD_VALUE',
+  'UNKNOWN_CHANNEL',
+  'TOO_MANY_READINGS',
+  'FRAME_TOO_LARGE',
+  'TIMESTAMP_OUT_OF_RANGE',
+]);
 
 export class DeviceSessions {
   readonly refusals = new RefusalCounts();
@@ -256,8 +273,8 @@ export class Session {
       if (item instanceof Uint8Array) refused = this.take(item, now) !== undefined;
       else {
         const r = this.takeJson(item.json, now);
-        refused = r instanceof Refusal;
-        if (r instanceof Refusal) item.answer(false);
+        refused = r instanceof Refusal && !r.messageOnly;
+        if (r instanceof Refusal) item.answer(r.messageOnly);
         else void r.then(item.answer);
       }
       if (refused) {
@@ -318,11 +335,19 @@ export class Session {
     const json = this.port.json;
     if (json === undefined) return this.refuse('MQTT_FOREIGN_TOPIC', 'this gateway takes no JSON telemetry on this transport');
     const t = json.take(this.device, bytes, now, this.transport === 'bridge' ? 'bridge' : 'mqtt');
-    if ('refusal' in t) return this.ended(t.refusal);
+    if ('refusal' in t) return FINAL_FOR_MESSAGE.has(t.refusal.code) ? this.answered(t.refusal) : this.ended(t.refusal);
     return t.safe.then((safe) => {
       if (!safe) this.refuse('ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 20 s: reconnect and resend (with seq the resend is a duplicate)');
       return safe;
     });
+  }
+
+  /** Refuses one message of ingest (which charged the device already) with the error frame; the session goes on. */
+  private answered(ir: IngestRefusal): Refusal {
+    const r = new Refusal(ir.code, ir.message, true);
+    this.port.record(r, this.peer());
+    this.kick(r, 'answer', ir.epoch, ir.seq);
+    return r;
   }
 
   /** Ends the session for a refusal of ingest (which charged the device and the totals already). */
@@ -360,10 +385,11 @@ export class Session {
   private kick(r: Refusal, end: RefusalEnd, epoch?: number, seq?: number): void {
     if (end === 'stay') return;
     const link = this.link;
-    if (end === 'close' && r.spec.wire !== undefined) {
+    if ((end === 'close' || end === 'answer') && r.spec.wire !== undefined) {
       const h = epoch !== undefined && seq !== undefined ? { timestamp: Date.now(), epoch, seq } : { timestamp: Date.now() };
       link.send(encodeError(h, { code: r.spec.wire, message: r.message.slice(0, 1024) }));
     }
+    if (end === 'answer') return;
     // An external broker's connection cannot be closed from here: the error frame is all.
     if (link.shared) return;
     link.closingCause = 'kicked';
