@@ -189,10 +189,13 @@ export class Alarms {
   /** Ingest's new frames (the rules), and presence (where a device's silent rules run in a cluster). */
   listen(from: Parameters<Evaluator['listen']>[0] & { presence?: { onConnect(l: (device: DeviceState, link: DeviceLink) => void): void } }): void {
     this.evaluator.listen(from);
-    from.presence?.onConnect((device, link) => {
-      if (link.instance === undefined) this.heldHere.add(device);
-      else this.heldHere.delete(device);
-    });
+    // Only a cluster needs to know where a device was held (and a set entry per device costs memory).
+    if (this.opts.clustered) {
+      from.presence?.onConnect((device, link) => {
+        if (link.instance === undefined) this.heldHere.add(device);
+        else this.heldHere.delete(device);
+      });
+    }
   }
 
   /** Loads rules and alarms; starts the silent sweep. */

@@ -47,12 +47,16 @@ const LAST_T = 2;
 const LAST_V = 3;
 
 /** The state of one device's rules (kept on the device: DeviceState.alarms, no lookup per frame). */
+const NO_STATE = new Float64Array(0);
+
 export class DeviceRules {
   version = -1;
   /** The device's type when its rules were picked (a registry edit or a types reload may change it). */
   type: string | undefined;
   set: RuleSet = NO_RULES;
-  s = new Float64Array(0);
+  s = NO_STATE;
+  /** True for the one state every device of a type without rules shares (never written per device). */
+  constructor(readonly shared = false) {}
 }
 
 export class Evaluator {
@@ -60,6 +64,9 @@ export class Evaluator {
   private readonly clearListeners: ClearListener[] = [];
   /** Readings older than the last one evaluated for their rule and device (no state change). */
   reordered = 0;
+  /** The shared states of devices without rules, by type, for the rules' `emptyVersion`. */
+  private readonly empty = new Map<string | undefined, DeviceRules>();
+  private emptyVersion = -1;
   /** Readings evaluated against at least one rule. */
   evaluated = 0;
 
@@ -203,12 +210,30 @@ export class Evaluator {
 
   /** The device's rule state, rebuilt when the rules changed (each surviving rule keeps its state). */
   private stateOf(device: DeviceState): DeviceRules {
-    const d = (device.alarms ??= new DeviceRules());
-    if (d.version === this.rules.version && d.type === device.type) return d;
+    const version = this.rules.version;
+    let d = device.alarms;
+    if (d !== undefined && d.version === version && d.type === device.type) return d;
     const set = this.rules.rulesFor(device);
+    if (set.size === 0 && (d === undefined || d.shared || d.set.size === 0)) {
+      // No rules: one state shared by every such device of the type, so an idle fleet without rules
+      // costs nothing per device (the sweep visits every device).
+      if (this.emptyVersion !== version) {
+        this.empty.clear();
+        this.emptyVersion = version;
+      }
+      let e = this.empty.get(device.type);
+      if (e === undefined) {
+        e = new DeviceRules(true);
+        e.version = version;
+        e.type = device.type;
+        this.empty.set(device.type, e);
+      }
+      return (device.alarms = e);
+    }
+    if (d === undefined || d.shared) d = device.alarms = new DeviceRules();
     const n = set.size;
     const old = d.set;
-    const s = new Float64Array(n * STRIDE);
+    const s = n === 0 ? NO_STATE : new Float64Array(n * STRIDE);
     for (let i = 0; i < n; i++) {
       const rule = set.rules[i]!.rule;
       const j = old.rules.findIndex((r) => r.rule === rule);
