@@ -335,7 +335,9 @@ export class Session {
     const json = this.port.json;
     if (json === undefined) return this.refuse('MQTT_FOREIGN_TOPIC', 'this gateway takes no JSON telemetry on this transport');
     const t = json.take(this.device, bytes, now, this.transport === 'bridge' ? 'bridge' : 'mqtt');
-    if ('refusal' in t) return FINAL_FOR_MESSAGE.has(t.refusal.code) ? this.answered(t.refusal) : this.ended(t.refusal);
+    // Answered only when nothing of the body was taken: messages of an array taken before the bad
+    // one are not safe yet, and a PUBACK must not come before they are.
+    if ('refusal' in t) return t.accepted === 0 && FINAL_FOR_MESSAGE.has(t.refusal.code) ? this.answered(t.refusal) : this.ended(t.refusal);
     return t.safe.then((safe) => {
       if (!safe) this.refuse('ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 20 s: reconnect and resend (with seq the resend is a duplicate)');
       return safe;

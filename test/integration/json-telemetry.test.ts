@@ -455,4 +455,27 @@ describe.skipIf(!hasInfluxd)('JSON telemetry with InfluxDB', () => {
     expect(dev.counters).toMatchObject({ frames: 1, errors: 1 });
     expect(dev.lastError).toBe('TIMESTAMP_OUT_OF_RANGE');
   });
+
+  it('over MQTT an array refused after its first message was taken closes unacked (that message is not safe yet); one refused whole is answered', { timeout: 60_000 }, async () => {
+    influxd = await startInfluxd();
+    const mqttPort = await freePort();
+    const g = await startGateway({ influx: `${influxd.url}/retention`, influxRetention: '1h', ackInterval: 10, mqttPort });
+    gws.push(g);
+    const id = 'climate-0081';
+    const now = Date.now();
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0, protocolVersion: 4 });
+    mqttClients.push(c);
+    c.on('error', () => {});
+    // Refused whole (nothing taken): answered, the connection stays.
+    await pubacked(c.publishAsync(`devices/${id}/telemetry/json`, JSON.stringify({ ts: now - 2 * 3_600_000, values: { temperature: 1 } }), { qos: 1 }), 'the PUBACK of the refused message');
+    // The first message of this array is taken, the second is too old for the retention policy.
+    const closed = new Promise<void>((r) => c.once('close', () => r()));
+    let acked = false;
+    c.publish(`devices/${id}/telemetry/json`, JSON.stringify([{ ts: now, values: { temperature: 2 } }, { ts: now - 2 * 3_600_000, values: { temperature: 3 } }]), { qos: 1 }, (err) => (acked = !err));
+    await pubacked(closed, 'the connection to close');
+    expect(acked).toBe(false);
+    const dev = (await g.api(`/api/devices/${id}`)).body;
+    expect(dev.counters).toMatchObject({ frames: 1, errors: 2 });
+    expect(dev.last['1'].value).toBe(2);
+  });
 });
