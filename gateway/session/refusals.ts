@@ -32,6 +32,13 @@ export interface RefusalSpec {
   readonly post?: number;
   /** True when the device sent bad input: counted against the device too (its `errors`, `lastError`). */
   readonly input?: boolean;
+  /**
+   * True when the message itself is bad, so no resend can cure it. A JSON message refused so over
+   * MQTT is answered (error frame, then PUBACK) and the session stays: a client that keeps unacked
+   * QoS 1 messages (MQTT.js, Paho, mosquitto with a session) would otherwise send it first after
+   * every reconnect, and nothing behind it would ever be taken.
+   */
+  readonly final?: boolean;
   /** One line for the README. */
   readonly doc: string;
 }
@@ -86,22 +93,27 @@ const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {
   FRAME_BAD_TIMESTAMP: frame('FRAME_BAD_TIMESTAMP', 'a timestamp is not whole milliseconds in 0 … 9999-12-31'),
   FRAME_BAD_STRING: frame('FRAME_BAD_STRING', 'a string over its maximum length or not valid UTF-8'),
   FRAME_WRONG_DIRECTION: frame('FRAME_WRONG_DIRECTION', 'a device sent a gateway → device frame type'),
-  FRAME_TOO_LARGE: { ...frame('FRAME_TOO_LARGE', 'a frame over `--max-frame-bytes`; over 4× the limit a WebSocket is dropped at once (1006)'), post: 413 },
-  TOO_MANY_READINGS: { ...frame('TOO_MANY_READINGS', 'a frame with more than `--max-readings` readings'), post: 413 },
+  FRAME_TOO_LARGE: { ...frame('FRAME_TOO_LARGE', 'a frame over `--max-frame-bytes`; over 4× the limit a WebSocket is dropped at once (1006)'), post: 413, final: true },
+  TOO_MANY_READINGS: { ...frame('TOO_MANY_READINGS', 'a frame with more than `--max-readings` readings'), post: 413, final: true },
   NOT_BINARY: frame('NOT_BINARY', 'a WebSocket text message; frames are binary messages'),
   REPLACED: frame('REPLACED', 'the same id connected again and took over (newest wins; shown as offline cause `replaced`, not counted)', false),
   SLOW_CONSUMER: frame('SLOW_CONSUMER', 'the device does not read what the gateway sends fast enough', false),
   STORAGE_FULL: { ...frame('STORAGE_FULL', 'storage cannot take more now (database away, memory and spill file full): the frame is not taken or acked; keep it, reconnect with backoff and resend', false), post: 503 },
-  TIMESTAMP_OUT_OF_RANGE: frame('TIMESTAMP_OUT_OF_RANGE', "a reading's time is older than storage keeps (the retention policy) or after 2262: drop that frame and set the device's clock"),
-  JSON_MALFORMED: frame('JSON_MALFORMED', 'JSON telemetry: not UTF-8 JSON, or not an object (or an array of objects); HTTP 400'),
-  JSON_BAD_FIELD: frame('JSON_BAD_FIELD', 'JSON telemetry: `ts`, `seq` or `epoch` is not a whole number in range (`ts` may be ISO 8601), `epoch` without `seq`, `values` not an object, or another key beside them; HTTP 400'),
-  JSON_BAD_VALUE: frame('JSON_BAD_VALUE', "JSON telemetry: a value is not a finite number or a boolean, or does not fit its channel's type (a bool channel takes true/false, i32 whole numbers, f32 up to ±3.4e38); HTTP 400"),
-  UNKNOWN_CHANNEL: frame('UNKNOWN_CHANNEL', "JSON telemetry: a name that is not a channel of the device's type (GET /api/device-types), or the device has no type; HTTP 400"),
+  TIMESTAMP_OUT_OF_RANGE: { ...frame('TIMESTAMP_OUT_OF_RANGE', "a reading's time is older than storage keeps (the retention policy) or after 2262: drop that frame and set the device's clock"), final: true },
+  JSON_MALFORMED: { ...frame('JSON_MALFORMED', 'JSON telemetry: not UTF-8 JSON, or not an object (or an array of objects); HTTP 400'), final: true },
+  JSON_BAD_FIELD: { ...frame('JSON_BAD_FIELD', 'JSON telemetry: `ts`, `seq` or `epoch` is not a whole number in range (`ts` may be ISO 8601), `epoch` without `seq`, `values` not an object, or another key beside them; HTTP 400'), final: true },
+  JSON_BAD_VALUE: { ...frame('JSON_BAD_VALUE', "JSON telemetry: a value is not a finite number or a boolean, or does not fit its channel's type (a bool channel takes true/false, i32 whole numbers, f32 up to ±3.4e38); HTTP 400"), final: true },
+  UNKNOWN_CHANNEL: { ...frame('UNKNOWN_CHANNEL', "JSON telemetry: a name that is not a channel of the device's type (GET /api/device-types), or the device has no type; HTTP 400"), final: true },
 };
 
 export const REFUSALS = { ...ADMISSION, ...MANAGEMENT, ...MQTT_PROTOCOL, ...HTTP_TELEMETRY, ...SESSION } as const satisfies Record<string, RefusalSpec>;
 
 export type RefusalCode = keyof typeof REFUSALS;
+
+/** What the table says of a code (its row, with every optional field). */
+export function refusalSpec(code: RefusalCode): RefusalSpec {
+  return REFUSALS[code];
+}
 
 /** Transports as refusal metrics and logs name them ('http': JSON telemetry POSTed to the API). */
 export type SessionTransport = 'ws' | 'mqtt' | 'bridge' | 'http';
@@ -115,7 +127,7 @@ export class Refusal {
     /** Only the message was refused (answered, never stored); the session goes on. */
     readonly messageOnly = false,
   ) {
-    this.spec = REFUSALS[code];
+    this.spec = refusalSpec(code);
   }
 
   /** The HTTP status of this refusal on `POST /api/devices/{id}/telemetry`. */

@@ -13,7 +13,7 @@ import type { Ingest, IngestRefusal } from '../ingest.js';
 import type { JsonTelemetry } from '../json/telemetry.js';
 import type { Presence } from '../presence.js';
 import type { RefusalLog } from './refusal-log.js';
-import { Refusal, type RefusalCode, type SessionTransport } from './refusals.js';
+import { Refusal, refusalSpec, type RefusalCode, type SessionTransport } from './refusals.js';
 
 export interface SessionPolicy {
   maxDevices: number;
@@ -72,25 +72,11 @@ export type FrameGate = (device: DeviceState) => Promise<void> | undefined;
 /** Frames of one session kept while its gate is shut; over this the gate is given up (bounded memory). */
 export const MAX_HELD_FRAMES = 4096;
 
-/** How a refusal ends a session: the port closes it, the transport closes it itself, or it stays open. */
-export type RefusalEnd = 'close' | 'closed-by-transport' | 'stay' | 'answer';
-
 /**
- * JSON refusals no resend can fix: the message itself is bad. Over MQTT such a message is answered
- * (the error frame, then its PUBACK) and the connection stays. Closing it unacked would make a
- * client that keeps unacked QoS 1 messages (MQTT.js, Paho, mosquitto with a session) send it first
- * after every reconnect, so nothing behind it would ever be taken. It is refused, counted, and
- * never stored; the PUBACK only says it will not be wanted again.
+ * How a refusal ends a session: the port closes it, the transport closes it itself, it stays open,
+ * or (a message bad in itself: the refusal table's `final`) the error frame goes out and it stays open.
  */
-const FINAL_FOR_MESSAGE: ReadonlySet<string> = new Set([
-  'JSON_MALFORMED',
-  'JSON_BAD_FIELD',
-  'JSON_BAD_VALUE',
-  'UNKNOWN_CHANNEL',
-  'TOO_MANY_READINGS',
-  'FRAME_TOO_LARGE',
-  'TIMESTAMP_OUT_OF_RANGE',
-]);
+export type RefusalEnd = 'close' | 'closed-by-transport' | 'stay' | 'answer';
 
 export class DeviceSessions {
   readonly refusals = new RefusalCounts();
@@ -337,7 +323,7 @@ export class Session {
     const t = json.take(this.device, bytes, now, this.transport === 'bridge' ? 'bridge' : 'mqtt');
     // Answered only when nothing of the body was taken: messages of an array taken before the bad
     // one are not safe yet, and a PUBACK must not come before they are.
-    if ('refusal' in t) return t.accepted === 0 && FINAL_FOR_MESSAGE.has(t.refusal.code) ? this.answered(t.refusal) : this.ended(t.refusal);
+    if ('refusal' in t) return t.accepted === 0 && refusalSpec(t.refusal.code).final === true ? this.answered(t.refusal) : this.ended(t.refusal);
     return t.safe.then((safe) => {
       if (!safe) this.refuse('ACK_TIMEOUT', 'the readings were taken but not confirmed stored within 20 s: reconnect and resend (with seq the resend is a duplicate)');
       return safe;

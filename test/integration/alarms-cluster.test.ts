@@ -36,7 +36,7 @@ async function instance(name: string, dir = tempDir(`alarms-${name}-`)): Promise
 const ID = 'alarm-cl-1';
 const alarmsOf = async (g: ChildGateway) => (await g.api(`/api/alarms?device=${ID}`)).body.alarms as { id: string; state: string; transitions: { by: string; state: string }[] }[];
 
-describe.skipIf(!hasMosquitto && !process.env.REQUIRE_SERVICES)('alarms across a cluster', () => {
+describe.skipIf(!hasMosquitto)('alarms across a cluster', () => {
   it('rules run where the device is; the alarm is listed, acknowledged and cleared from any instance', async () => {
     broker = await startMosquitto();
     const a = await instance('alarm-a');
@@ -87,7 +87,7 @@ describe.skipIf(!hasMosquitto && !process.env.REQUIRE_SERVICES)('alarms across a
   });
 });
 
-describe.skipIf(!hasMosquitto && !process.env.REQUIRE_SERVICES)('alarms in bridge mode', () => {
+describe.skipIf(!hasMosquitto)('alarms in bridge mode', () => {
   it('an alarm change is published on the external broker, alarms/{deviceId} at QoS 1', async () => {
     broker = await startMosquitto();
     const g = await startGateway({ mqttUrl: broker.url, mqttShareGroup: 'alarm-bridge' });
