@@ -168,6 +168,21 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * Context switches of a process's main thread so far (voluntary + involuntary, /proc/PID/status):
+ * for a Node process, about how many times its event loop slept and was woken.
+ */
+export function contextSwitches(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const v = /voluntary_ctxt_switches:\s+(\d+)/.exec(status);
+    const n = /nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status);
+    return v && n ? Number(v[1]) + Number(n[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** CPU seconds of a process and every process under it (a gateway with --workers). */
 export function treeCpuSeconds(pid: number): number {
   return descendants(pid).reduce((sum, p) => sum + (cpuSeconds(p) || 0), cpuSeconds(pid));

@@ -99,7 +99,9 @@ async function startGateway(keys: BenchKeys, extra: string[], pinned: boolean): 
   ];
   // BENCH_PROFILE_DIR: the gateway writes a V8 CPU profile there when it exits (for finding hot spots).
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const child = start('gateway', process.execPath, [...profile, ...args], pinned ? { core: SERVER_CORE } : {});
+  // BENCH_GATEWAY_NODE_FLAGS: Node/V8 flags for the gateway process alone (e.g. to compare GC settings).
+  const flags = process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = start('gateway', process.execPath, [...flags, ...profile, ...args], pinned ? { core: SERVER_CORE } : {});
   try {
     await child.waitLine(/gateway listening on/, 15_000);
   } catch (err) {

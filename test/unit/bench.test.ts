@@ -10,10 +10,14 @@ import { MQTT_TYPE, MqttPacketCounter, PublishBlock } from '../../simulator/benc
 import { OPCODE, ServerFrameReader } from '../../simulator/bench/ws-wire.js';
 import { ackedBetween, ackRates, TimelineLedger } from '../../simulator/bench/scale/ack-timeline.js';
 import { cpuPerMillion, fleetSlices, keptUp, maxWorkers, median, roundRatios, saturationWorkerCounts } from '../../simulator/bench/scale/figures.js';
-import { FIXED_RATE, type ScaleRun } from '../../simulator/bench/scale/measure.js';
+import { FIXED_RATES, type ScaleRun } from '../../simulator/bench/scale/measure.js';
+
+const FIXED_RATE: number = FIXED_RATES[0];
 import { scaleRows } from '../../simulator/bench/scale/rows.js';
 import { fixedId, saturationId, scaleSteps } from '../../simulator/bench/scale/steps.js';
 import type { SystemSpec } from '../../simulator/bench/scale/systems.js';
+import type { LatencyResult } from '../../simulator/bench/measure/latency.js';
+import { buildFleetRows, fleetId, FLEET_WINDOW_MS } from '../../simulator/bench/rows-fleet.js';
 
 function serverFrame(opcode: number, payload: Buffer): Buffer {
   const n = payload.length;
@@ -218,13 +222,14 @@ describe('scaling section: figures', () => {
 describe('scaling section: steps and rows', () => {
   const keys = { fleetKey: 'k', operatorToken: 't' };
 
-  it('interleaves the fixed-load rounds, then one saturation run per worker count', () => {
+  it('interleaves the fixed-load rounds at each load, then one saturation run per worker count', () => {
     expect(scaleSteps(keys, 2).map((s) => s.id)).toEqual([
-      ...Array.from({ length: 3 }, () => ['scale-cpu-workers-1', 'scale-cpu-workers-2', 'scale-cpu-cluster-3']).flat(),
+      ...Array.from({ length: 3 }, () => ['scale-cpu-10k-workers-1', 'scale-cpu-10k-workers-2', 'scale-cpu-10k-cluster-3']).flat(),
+      ...Array.from({ length: 3 }, () => ['scale-cpu-30k-workers-1', 'scale-cpu-30k-workers-2', 'scale-cpu-30k-cluster-3']).flat(),
       'scale-saturation-workers-1',
       'scale-saturation-workers-2',
     ]);
-    expect(new Set(scaleSteps(keys, 16).map((s) => s.id)).has('scale-cpu-workers-15')).toBe(true);
+    expect(new Set(scaleSteps(keys, 16).map((s) => s.id)).has('scale-cpu-30k-workers-15')).toBe(true);
   });
 
   const run = (system: SystemSpec, round: number, cores: number, rate = FIXED_RATE, o: Partial<ScaleRun> = {}): ScaleRun => ({
@@ -235,7 +240,7 @@ describe('scaling section: steps and rows', () => {
     rate,
     offered: rate,
     gatewayCpu: cores,
-    processes: [{ name: 'gateway', cores }],
+    processes: [{ name: 'gateway', cores, wakeupsPerSec: 1000 }],
     loadCpu: 0.3,
     otherCpu: 0,
     cpuPerMillion: cpuPerMillion(cores, rate),
@@ -252,13 +257,15 @@ describe('scaling section: steps and rows', () => {
 
   it('compares CPU per frame with --workers 1 round by round against the 1.15× targets', () => {
     const results = new Map<string, ScaleRun[]>([
-      [fixedId(w1), [run(w1, 1, 0.3), run(w1, 2, 0.5), run(w1, 3, 0.4)]],
+      [fixedId(w1, FIXED_RATE), [run(w1, 1, 0.3), run(w1, 2, 0.5), run(w1, 3, 0.4)]],
       // Per round 1.10×, 1.10×, 1.20×: median 1.10 ≤ 1.15 (the ratio of the medians, 48/40, would be 1.20).
-      [fixedId(w2), [run(w2, 1, 0.33), run(w2, 2, 0.55), run(w2, 3, 0.48)]],
-      [fixedId(c3), [run(c3, 1, 0.8, FIXED_RATE, { brokerCpu: 0.1 }), run(c3, 2, 1.0, FIXED_RATE, { brokerCpu: 0.1 }), run(c3, 3, 0.8, 8_000, { brokerCpu: 0.1, offered: 10_000 })]],
+      [fixedId(w2, FIXED_RATE), [run(w2, 1, 0.33), run(w2, 2, 0.55), run(w2, 3, 0.48)]],
+      [fixedId(c3, FIXED_RATE), [run(c3, 1, 0.8, FIXED_RATE, { brokerCpu: 0.1 }), run(c3, 2, 1.0, FIXED_RATE, { brokerCpu: 0.1 }), run(c3, 3, 0.8, 8_000, { brokerCpu: 0.1, offered: 10_000 })]],
     ]);
     const rows = scaleRows(results, new Map(), 2);
-    const get = (s: string) => rows.find((r) => r.measurement.endsWith(s))!;
+    const get = (s: string) => rows.find((r) => r.measurement.endsWith(s) && !r.measurement.includes('30.0k'))!;
+    // The second load's rows are there, not measured.
+    expect(rows.find((r) => r.measurement === 'Scale-out: gateway CPU per frame at 30.0k frames/s, `--workers 2`')).toMatchObject({ missing: 'not measured', target: '≤ 1.15× `--workers 1`' });
     expect(get('`--workers 1`').met).toBeUndefined();
     expect(get('`--workers 2`')).toMatchObject({ target: '≤ 1.15× `--workers 1`', met: 'yes' });
     expect(get('`--workers 2`').ratio).toBe('1.10× `--workers 1` (rounds: 1.10, 1.10, 1.20)');
@@ -298,5 +305,45 @@ describe('bench latency recorder', () => {
     expect(s.samples).toBe(1);
     expect(s.maxUs).toBe(2000);
     expect(r.unknown).toBe(1);
+  });
+});
+
+describe('headline saturation row', () => {
+  const paced = (rate: number, took: number, p99Us: number): LatencyResult => ({
+    samples: 1000, p50Us: 500, p99Us, p999Us: p99Us, maxUs: p99Us,
+    ingestRate: took, readingsRate: took * 8, sentInWindow: rate * (FLEET_WINDOW_MS / 1000), lagTicks: 0, unknown: 0,
+    serverCpu: took / 60_000, loadCpu: 0.5, otherCpu: 0, closed: 0,
+  });
+  const saturation = (results: Map<string, LatencyResult>) => buildFleetRows(results, new Map(), 'n/a').find((r) => r.measurement.startsWith('Saturation'))!;
+
+  it('takes the highest rate sustained below the first one not sustained, and compares it with ws', () => {
+    const results = new Map<string, LatencyResult>([
+      [fleetId('gateway', 10_000), paced(10_000, 10_000, 2_000)],
+      [fleetId('gateway', 30_000), paced(30_000, 30_000, 9_000)],
+      [fleetId('gateway', 40_000), paced(40_000, 40_000, 30_000)],
+      [fleetId('gateway', 50_000), paced(50_000, 50_000, 200_000)],
+      [fleetId('gateway', 60_000), paced(60_000, 52_000, 900_000)],
+      // A pass above the first failure is luck, not a higher saturation.
+      [fleetId('gateway', 70_000), paced(70_000, 70_000, 100_000)],
+      [fleetId('ws', 10_000), paced(10_000, 10_000, 2_000)],
+      [fleetId('ws', 30_000), paced(30_000, 30_000, 50_000)],
+      [fleetId('ws', 40_000), paced(40_000, 40_000, 400_000)],
+      [fleetId('mosquitto', 50_000), paced(50_000, 50_000, 30_000)],
+    ]);
+    const row = saturation(results);
+    expect(row.result).toMatch(/^gateway 50\.0k, ws 30\.0k frames\/s/);
+    expect(row.ratio).toBe('1.67× ws');
+    expect(row.met).toBe('no');
+  });
+
+  it('says at least when the gateway kept up with the top of the sweep', () => {
+    const results = new Map<string, LatencyResult>();
+    for (const rate of [10_000, 30_000, 40_000, 50_000, 60_000, 70_000]) results.set(fleetId('gateway', rate), paced(rate, rate, 5_000));
+    results.set(fleetId('ws', 10_000), paced(10_000, 10_000, 2_000));
+    results.set(fleetId('ws', 30_000), paced(30_000, 25_000, 2_000));
+    results.set(fleetId('mosquitto', 50_000), paced(50_000, 50_000, 30_000));
+    const row = saturation(results);
+    expect(row.result).toMatch(/^gateway ≥ 70\.0k, ws 10\.0k frames\/s/);
+    expect(row.ratio).toBe('≥ 7.00× ws');
   });
 });

@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { findProgram } from '../../services/index.js';
 import type { BenchKeys } from '../servers.js';
 import { maxWorkers, saturationWorkerCounts } from './figures.js';
-import { measureRound, type ScaleRun } from './measure.js';
+import { FIXED_RATES, measureRound, type ScaleRun } from './measure.js';
 import type { SystemSpec } from './systems.js';
 
 export const ROUNDS = 3;
@@ -20,7 +20,7 @@ export interface ScaleStep {
   run: () => Promise<ScaleRun>;
 }
 
-export const fixedId = (s: SystemSpec): string => (s.kind === 'workers' ? `scale-cpu-workers-${s.workers}` : `scale-cpu-cluster-${s.instances}`);
+export const fixedId = (s: SystemSpec, rate: number): string => `scale-cpu-${rate / 1000}k-${s.kind === 'workers' ? `workers-${s.workers}` : `cluster-${s.instances}`}`;
 export const saturationId = (workers: number): string => `scale-saturation-workers-${workers}`;
 
 /** The configurations of the fixed-load comparison, `--workers 1` (the reference) first. */
@@ -32,16 +32,18 @@ export function fixedSystems(cores: number): SystemSpec[] {
 const noMosquitto = () => (findProgram('mosquitto') ? undefined : 'not measured: mosquitto is not installed (Debian package mosquitto)');
 
 export function scaleSteps(keys: BenchKeys, cores = cpus().length): ScaleStep[] {
-  const fixed = Array.from({ length: ROUNDS }, (_, round) =>
-    fixedSystems(cores).map(
-      (spec): ScaleStep => ({
-        id: fixedId(spec),
-        estimateS: spec.kind === 'cluster' ? 13 : 10,
-        ...(spec.kind === 'cluster' ? { unavailable: noMosquitto } : {}),
-        run: () => measureRound('fixed', spec, round + 1, keys),
-      }),
-    ),
-  ).flat();
+  const fixed = FIXED_RATES.flatMap((rate) =>
+    Array.from({ length: ROUNDS }, (_, round) =>
+      fixedSystems(cores).map(
+        (spec): ScaleStep => ({
+          id: fixedId(spec, rate),
+          estimateS: spec.kind === 'cluster' ? 13 : 10,
+          ...(spec.kind === 'cluster' ? { unavailable: noMosquitto } : {}),
+          run: () => measureRound('fixed', spec, round + 1, keys, rate),
+        }),
+      ),
+    ).flat(),
+  );
   const saturation = saturationWorkerCounts(cores).map(
     (n): ScaleStep => ({ id: saturationId(n), estimateS: 10, run: () => measureRound('saturation', { kind: 'workers', workers: n }, 1, keys) }),
   );
