@@ -47,8 +47,27 @@ export interface AckOptions {
   ranges: boolean;
 }
 
+/**
+ * Acks sent per loop turn. Each is a send syscall (about 15 µs on loopback here): at 10,000 devices
+ * × 1 Hz a flush has about 250 due, and sending them in one go held the event loop for 3.5 ms every
+ * interval, which every frame arriving meanwhile waited out (the gateway's p99 to the dashboard).
+ * The rest of a flush's acks go out at the next loop turns, between the frames.
+ */
+export const ACK_SLICE = 32;
+
 export class AckLedger {
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * The last flush's devices whose acks are still being sent, a slice per loop turn: what the
+   * cursor write made safe goes out from `sendingAt` on. `sendingUnacked` holds each one's
+   * unacked count as of the flush, so frames that come meanwhile stay counted for the next ack.
+   */
+  private readonly sending: DeviceState[] = [];
+  private readonly sendingUnacked: number[] = [];
+  private sendingAt = 0;
+  private sendingWritten = true;
+  private sendingNow = 0;
+  private sendMore: NodeJS.Immediate | undefined;
   /** Devices with something to do, in the order they became so; flush() drains it. */
   private readonly queue: DeviceState[] = [];
   /**
@@ -199,6 +218,8 @@ export class AckLedger {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.sendMore) clearImmediate(this.sendMore);
+    this.sendMore = undefined;
   }
 
   /**
@@ -208,6 +229,8 @@ export class AckLedger {
    * (shutdown) sends every ack now, whatever the device's send budget: there is no next flush.
    */
   flush(now: number, final = false): void {
+    // The previous flush's acks first (all of them): acks of a device go out in order.
+    if (this.sendingAt < this.sending.length) this.sendSlice(true, final);
     this.tick++;
     this.lastFlushAt = now;
     const q = this.queue;
@@ -226,7 +249,9 @@ export class AckLedger {
     const durable = this.storage.durableTicket;
     const ranges = this.opts.ranges;
     let lines = '';
-    let kept = 0;
+    const sending = this.sending;
+    sending.length = 0;
+    this.sendingUnacked.length = 0;
     for (let i = 0; i < n; i++) {
       const d = q[i]!;
       const s = d.ack!;
@@ -243,18 +268,36 @@ export class AckLedger {
         }
       }
       if (s.unwritten) lines += this.cursors.set(d.id, s.epoch, s.contig);
-      q[kept++] = d;
+      sending.push(d);
+      this.sendingUnacked.push(s.unacked);
     }
-    const written = lines === '' || this.cursors.append(lines);
-    if (!written) this.cursorFailures++;
-    const m = kept;
-    kept = 0;
-    for (let i = 0; i < m; i++) {
-      const d = q[i]!;
+    // Every device of the queue is now held or being sent; the ones that stay queued rejoin it as
+    // they are sent (still `queued`, so new frames do not queue them twice meanwhile).
+    q.length = 0;
+    this.sendingWritten = lines === '' || this.cursors.append(lines);
+    if (!this.sendingWritten) this.cursorFailures++;
+    this.sendingAt = 0;
+    this.sendingNow = now;
+    this.dueLastFlush = due;
+    this.sendSlice(final, final);
+  }
+
+  /**
+   * Sends the next ACK_SLICE acks of the last flush (all of them when `all`), the rest at the next
+   * loop turn. `final` (shutdown) sends whatever the device's send budget.
+   */
+  private sendSlice(all: boolean, final: boolean): void {
+    const sending = this.sending;
+    const end = all ? sending.length : Math.min(sending.length, this.sendingAt + ACK_SLICE);
+    const written = this.sendingWritten;
+    const now = this.sendingNow;
+    const ranges = this.opts.ranges;
+    for (let i = this.sendingAt; i < end; i++) {
+      const d = sending[i]!;
       const s = d.ack!;
       if (s.unwritten) {
         if (!written) {
-          q[kept++] = d;
+          this.queue.push(d);
           continue;
         }
         s.unwritten = false;
@@ -263,7 +306,7 @@ export class AckLedger {
       if (link && (s.owed || (s.ranges?.length ?? 0) > 0 || (s.old?.length ?? 0) > 0)) {
         // Acks are cumulative: one not sent now is covered by the next, so a slow device costs no memory.
         if (!final && link.bufferedAmount() > this.opts.sendBudget) {
-          q[kept++] = d;
+          this.queue.push(d);
           this.acksDeferred++;
           continue;
         }
@@ -274,13 +317,24 @@ export class AckLedger {
         }
         s.owed = false;
         s.replayed = false;
-        s.unacked = 0;
+        // Frames taken since the flush are not covered by this ack: they count toward the next one.
+        s.unacked = Math.max(0, s.unacked - this.sendingUnacked[i]!);
+        if (s.unacked > 0) s.unackedSince = now;
       }
-      if ((s.unsettled?.length ?? 0) > 0) q[kept++] = d;
+      if ((s.unsettled?.length ?? 0) > 0) this.queue.push(d);
       else s.queued = false;
     }
-    q.length = kept;
-    this.dueLastFlush = due;
+    this.sendingAt = end;
+    if (end < sending.length) {
+      this.sendMore ??= setImmediate(() => {
+        this.sendMore = undefined;
+        if (this.sendingAt < this.sending.length) this.sendSlice(false, false);
+      });
+      return;
+    }
+    sending.length = 0;
+    this.sendingUnacked.length = 0;
+    this.sendingAt = 0;
     this.flushed(now);
   }
 

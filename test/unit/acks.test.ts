@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeTelemetry, FrameFlag, FrameType, type AckFrame } from '../../devices/codec/index.js';
-import { AckLedger } from '../../gateway/acks.js';
+import { ACK_SLICE, AckLedger } from '../../gateway/acks.js';
 import { CursorStore } from '../../gateway/cursors.js';
 import { DeviceState, type DeviceLink } from '../../gateway/devices.js';
 import { Ingest } from '../../gateway/ingest.js';
@@ -289,5 +289,40 @@ describe('AckLedger', () => {
       t.ledger.flush(seq * 50);
     }
     expect(t.link.acks.map((a) => a.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('sends a big flush a slice per loop turn, so frames that arrive meanwhile are not held up; a new flush finishes the last one first', async () => {
+    const t = setup();
+    t.settled.durableTicket = Infinity;
+    const links: Recorder[] = [];
+    const n = ACK_SLICE * 2 + 5;
+    for (let i = 0; i < n; i++) {
+      const d = t.device(`dev-s${i}`);
+      const link = new Recorder();
+      d.link = link;
+      d.online = true;
+      links.push(link);
+      expect(t.ingest.handle(d, encodeTelemetry({ epoch: 3, seq: 1, timestamp: 1_700_000_000_000 }, [{ channel: 1, value: i }]), Date.now())).toBeUndefined();
+    }
+    const flushed: number[] = [];
+    t.ledger.onFlushed((now) => flushed.push(now));
+    const acked = () => links.filter((l) => l.acks.length > 0).length;
+    t.ledger.flush(50);
+    // Every cursor line is in the file before the first ack goes out.
+    for (let i = 0; i < n; i++) expect(cursorFile(t.dir)).toContain(`dev-s${i}\t3\t1\n`);
+    expect(acked()).toBe(ACK_SLICE);
+    expect(flushed).toEqual([]);
+    // A frame taken between the slices is not covered by the ack the device gets in a later slice.
+    const late = t.device(`dev-s${n - 1}`);
+    expect(t.ingest.handle(late, encodeTelemetry({ epoch: 3, seq: 2, timestamp: 1_700_000_000_001 }, [{ channel: 1, value: 1 }]), Date.now())).toBeUndefined();
+    await new Promise<void>((r) => setImmediate(r));
+    expect(acked()).toBe(ACK_SLICE * 2);
+    // The next interval's flush sends what is left of the last one before anything of its own.
+    t.ledger.flush(100);
+    expect(acked()).toBe(n);
+    expect(flushed).toEqual([50, 100]);
+    // The late frame's ack came from the second flush, after the first one's.
+    expect(links[n - 1]!.acks.map((a) => a.seq)).toEqual([1, 2]);
+    expect(links.slice(0, n - 1).every((l) => l.acks.length === 1)).toBe(true);
   });
 });
