@@ -19,6 +19,8 @@ import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { DeviceStreams, type Relayed } from './device-streams.js';
+import { JsonBytes } from './json-bytes.js';
+import { writeSummary } from './summary-bytes.js';
 
 export interface LiveOptions {
   flushMs: number;
@@ -50,8 +52,11 @@ export interface LiveClient {
 
 export type StatsSource = () => GatewayStats;
 
-/** Gets every message for a topic, to send to its subscribers (uWS publish). */
-export type PublishListener = (topic: string, text: string) => void;
+/**
+ * Gets every message for a topic, to send to its subscribers (uWS publish): JSON text, as a string
+ * or as UTF-8 bytes that are only valid during the call (the fleet view's deltas).
+ */
+export type PublishListener = (topic: string, text: string | Uint8Array) => void;
 
 /** What the hub hears; each source is optional. */
 export interface LiveSources {
@@ -90,6 +95,8 @@ export class LiveHub {
   private fleetWatchers = 0;
   private statsWatchers = 0;
   private readonly topicCounts = new Map<string, number>();
+  /** The buffer fleet deltas are written into, reused by each. */
+  private readonly fleetText = new JsonBytes();
   private timer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   /** A flush at the next loop turn is scheduled. */
@@ -306,7 +313,7 @@ export class LiveHub {
     this.clients.delete(c);
   }
 
-  private publish(topic: string, text: string): void {
+  private publish(topic: string, text: string | Uint8Array): void {
     this.topicCounts.set(topic, (this.topicCounts.get(topic) ?? 0) + 1);
     for (const l of this.publishListeners) l(topic, text);
   }
@@ -334,20 +341,30 @@ export class LiveHub {
     }
   }
 
-  /** One delta of the given devices' summaries, built once for every client on the fleet view. */
+  /**
+   * One delta of the given devices' summaries (a FleetMessage), written once for every client on the
+   * fleet view, as bytes (summary-bytes.ts: no objects per device).
+   */
   private publishFleet(changed: Iterable<DeviceState>): void {
     const instance = this.devices.instance;
-    const devices = [];
+    const w = this.fleetText.begin().raw('{"type":"fleet","full":false,"devices":[');
     let removed: string[] | undefined;
+    let first = true;
     for (const d of changed) {
       // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
       if (d.retired) (removed ??= []).push(d.id);
-      else devices.push(d.toJSON(instance));
+      else {
+        if (!first) w.raw(',');
+        first = false;
+        writeSummary(w, d, instance);
+      }
       this.fleetDirty.delete(d);
       this.fleetSent.add(d);
     }
     this.fleetSoon.length = 0;
-    this.publish('fleet', JSON.stringify({ type: 'fleet', full: false, devices, ...(removed ? { removed } : {}) } satisfies FleetMessage));
+    w.raw(']');
+    if (removed) w.raw(',"removed":').utf8(JSON.stringify(removed));
+    this.publish('fleet', w.raw('}').bytes());
   }
 
   /** Nobody follows the fleet: a new follower starts from a full snapshot anyway. */
