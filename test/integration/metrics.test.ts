@@ -48,6 +48,23 @@ describe('/metrics', () => {
     expect(after.get('gateway_devices_known')).toBe(1);
     expect(after.get('gateway_connections{transport="ws"}')).toBe(0);
   });
+
+  it('counts open file descriptors without listing them during the scrape: each scrape answers the count the previous one started', async () => {
+    gw = await startGateway({});
+    const fds = async () => parse(await (await fetch(gw!.http + '/metrics')).text()).get('gateway_process_open_fds');
+    const idle = await waitFor(async () => {
+      const n = await fds();
+      return n !== undefined && n > 0 ? n : undefined;
+    }, 'a first fd count', 5000, 50);
+    const devices = await Promise.all(Array.from({ length: 40 }, (_, i) => RawDevice.connect(gw!.ws, `fd${i}`, deviceToken(`fd${i}`))));
+    // The first scrape after they connected may still answer the count from before.
+    const busy = await waitFor(async () => {
+      const n = await fds();
+      return n !== undefined && n >= idle + 40 ? n : undefined;
+    }, 'the count with 40 more connections', 5000, 50);
+    expect(busy).toBeGreaterThanOrEqual(idle + 40);
+    for (const d of devices) d.close();
+  });
 });
 
 /** The `# TYPE` of every metric family. */
