@@ -187,72 +187,80 @@ function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
 }
 
-/** Result of checking an upgrade request: either user data for the socket, or an HTTP refusal. */
-export type UpgradeDecision<T> = { accept: T } | { refuse: { status: number; headers?: Record<string, string>; body: string } };
+/** Result of checking an upgrade request: either the connection object for the socket, or an HTTP refusal. */
+export type UpgradeDecision<C> = { accept: C } | { refuse: { status: number; headers?: Record<string, string>; body: string } };
 
-/** A live socket as the rest of the gateway sees it. */
-export interface Connection<T> {
-  readonly data: T;
-  /** 'sent', 'queued' (buffered, will drain) or 'dropped' (over maxBackpressure, not sent). */
-  send(bytes: Uint8Array | string, binary?: boolean): 'sent' | 'queued' | 'dropped';
-  /** Graceful close with a code and reason (sends a close frame). */
-  end(code: number, reason: string): void;
-  /** Closes the TCP connection at once. */
-  terminate(): void;
-  bufferedAmount(): number;
-  readonly closed: boolean;
-  subscribe(topic: string): void;
-  unsubscribe(topic: string): void;
-  remoteAddress: string;
+/**
+ * uWS copies its user data's fields onto its own socket object (getUserData() returns the socket):
+ * one field, the connection, keeps that copy small.
+ */
+interface UserData {
+  conn: SocketConnection;
 }
 
-export interface SocketRoute<T> {
+/**
+ * A live socket as the rest of the gateway sees it. A route makes one per accepted upgrade (a
+ * subclass with its own per-connection state), so a connection costs one object besides uWS's own.
+ */
+export class SocketConnection {
+  closed = false;
+  /** The uWS socket, set when it opens; nothing is sent before. */
+  private ws: UwsTypes.WebSocket<UserData> | undefined;
+  constructor(readonly remoteAddress: string) {}
+
+  /** @internal The server's: the socket of this connection opened. */
+  static attach(conn: SocketConnection, ws: UwsTypes.WebSocket<UserData>): void {
+    conn.ws = ws;
+  }
+
+  /** 'sent', 'queued' (buffered, will drain) or 'dropped' (over maxBackpressure, not sent). */
+  send(bytes: Uint8Array | string, binary = true): 'sent' | 'queued' | 'dropped' {
+    const ws = this.ws;
+    if (ws === undefined || this.closed) return 'dropped';
+    const r = ws.send(bytes, binary, false);
+    return r === 1 ? 'sent' : r === 0 ? 'queued' : 'dropped';
+  }
+  /** Graceful close with a code and reason (sends a close frame). */
+  end(code: number, reason: string): void {
+    if (!this.closed) this.ws?.end(code, reason);
+  }
+  /** Closes the TCP connection at once. */
+  terminate(): void {
+    if (!this.closed) this.ws?.close();
+  }
+  bufferedAmount(): number {
+    return this.ws === undefined || this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+  subscribe(topic: string): void {
+    if (!this.closed) this.ws?.subscribe(topic);
+  }
+  unsubscribe(topic: string): void {
+    if (!this.closed) this.ws?.unsubscribe(topic);
+  }
+}
+
+/** A connection that carries a route's data object. */
+export class Connection<T> extends SocketConnection {
+  constructor(
+    remoteAddress: string,
+    readonly data: T,
+  ) {
+    super(remoteAddress);
+  }
+}
+
+export interface SocketRoute<C extends SocketConnection> {
   maxPayloadLength: number;
   idleTimeoutSeconds: number;
   maxBackpressure: number;
-  upgrade(info: RequestInfo): UpgradeDecision<T>;
-  open(conn: Connection<T>): void;
+  upgrade(info: RequestInfo): UpgradeDecision<C>;
+  open(conn: C): void;
   /** `bytes` is only valid during the call: copy what is kept. */
-  message(conn: Connection<T>, bytes: Uint8Array, binary: boolean): void;
-  drain?(conn: Connection<T>): void;
+  message(conn: C, bytes: Uint8Array, binary: boolean): void;
+  drain?(conn: C): void;
   /** A pong (answer to the automatic ping) arrived: the peer is alive though silent. */
-  activity?(conn: Connection<T>): void;
-  close(conn: Connection<T>, code: number, reason: string): void;
-}
-
-/** uWS user data: what upgrade() accepted, then the connection made from it in open(). */
-interface Holder<T> {
-  accepted: T;
-  remote: string;
-  conn?: UwsConnection<T>;
-}
-
-class UwsConnection<T> implements Connection<T> {
-  closed = false;
-  remoteAddress = '';
-  constructor(private readonly ws: UwsTypes.WebSocket<Holder<T>>, readonly data: T) {}
-  send(bytes: Uint8Array | string, binary = true): 'sent' | 'queued' | 'dropped' {
-    if (this.closed) return 'dropped';
-    const r = this.ws.send(bytes, binary, false);
-    return r === 1 ? 'sent' : r === 0 ? 'queued' : 'dropped';
-  }
-  end(code: number, reason: string): void {
-    if (this.closed) return;
-    this.ws.end(code, reason);
-  }
-  terminate(): void {
-    if (this.closed) return;
-    this.ws.close();
-  }
-  bufferedAmount(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
-  }
-  subscribe(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic);
-  }
-  unsubscribe(topic: string): void {
-    if (!this.closed) this.ws.unsubscribe(topic);
-  }
+  activity?(conn: C): void;
+  close(conn: C, code: number, reason: string): void;
 }
 
 /** Request headers handlers may read; uWS requests are gone after the first await. */
@@ -295,9 +303,9 @@ export class HttpServer {
     });
   }
 
-  socket<T>(pattern: string, route: SocketRoute<T>): void {
+  socket<C extends SocketConnection>(pattern: string, route: SocketRoute<C>): void {
     const decoder = this.decoder;
-    this.app.ws<Holder<T>>(pattern, {
+    this.app.ws<UserData>(pattern, {
       compression: mod().DISABLED,
       maxPayloadLength: route.maxPayloadLength,
       idleTimeout: route.idleTimeoutSeconds,
@@ -320,27 +328,24 @@ export class HttpServer {
           });
           return;
         }
-        const holder: Holder<T> = { accepted: decision.accept, remote: info.remoteAddress };
-        res.upgrade(holder, key, protocol, extensions, context);
+        res.upgrade<UserData>({ conn: decision.accept }, key, protocol, extensions, context);
       },
       open: (ws) => {
-        const holder = ws.getUserData();
-        const conn = new UwsConnection<T>(ws, holder.accepted);
-        conn.remoteAddress = holder.remote;
-        holder.conn = conn;
+        const conn = ws.getUserData().conn as C;
+        SocketConnection.attach(conn, ws);
         route.open(conn);
       },
       message: (ws, message, isBinary) => {
-        route.message(ws.getUserData().conn!, new Uint8Array(message), isBinary);
+        route.message(ws.getUserData().conn as C, new Uint8Array(message), isBinary);
       },
       drain: (ws) => {
-        route.drain?.(ws.getUserData().conn!);
+        route.drain?.(ws.getUserData().conn as C);
       },
       pong: (ws) => {
-        route.activity?.(ws.getUserData().conn!);
+        route.activity?.(ws.getUserData().conn as C);
       },
       close: (ws, code, message) => {
-        const conn = ws.getUserData().conn!;
+        const conn = ws.getUserData().conn as C;
         conn.closed = true;
         route.close(conn, code, message.byteLength ? decoder.decode(message) : '');
       },
