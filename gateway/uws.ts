@@ -281,6 +281,7 @@ export class HttpServer {
   private readonly app: UwsTypes.TemplatedApp;
   private listenSocket: UwsTypes.us_listen_socket | undefined;
   private readonly decoder = new TextDecoder();
+  private lastRemote = '';
   private readonly secure: boolean;
   port = 0;
 
@@ -419,6 +420,9 @@ export class HttpServer {
     let remoteAddress = '';
     try {
       remoteAddress = this.decoder.decode(res.getRemoteAddressAsText());
+      // Connections kept open keep their address: one copy for a run of them from one place (a NAT, a proxy).
+      if (remoteAddress === this.lastRemote) remoteAddress = this.lastRemote;
+      else this.lastRemote = remoteAddress;
     } catch {
       // Not available on the ws fallback.
     }
