@@ -41,8 +41,6 @@ export function deviceSocketRoute(
   sessions: DeviceSessions,
   opts: DeviceSocketOptions,
 ): SocketRoute<WsLink> & { closeAll(code: number, reason: string, cause: OfflineCause): void } {
-  const live = new Set<WsLink>();
-
   return {
     // Every message up to the largest frame v1 can carry (and up to 4x the limit) is read, so it gets a
     // FRAME_TOO_LARGE error frame naming it and close 4401 (issue 15 point 8): a device must not take a
@@ -62,7 +60,6 @@ export function deviceSocketRoute(
     },
 
     open(conn) {
-      live.add(conn);
       conn.session.open();
     },
 
@@ -77,7 +74,6 @@ export function deviceSocketRoute(
     },
 
     close(conn, code, reason) {
-      live.delete(conn);
       const { session } = conn;
       if (code === 1009 || (code === 1006 && reason === UWS_TOO_BIG)) {
         session.refuse('FRAME_TOO_LARGE', 'frame far over --max-frame-bytes', 'closed-by-transport');
@@ -91,10 +87,13 @@ export function deviceSocketRoute(
       session.end(cause, reason || undefined, code);
     },
 
+    // Every open device socket is its device's link (a replaced one was closed when it was replaced):
+    // found through the devices, not a set of sockets that would cost every connection an entry.
     closeAll(code, reason, cause) {
-      for (const conn of live) {
-        conn.closingCause = cause;
-        conn.end(code, reason);
+      for (const link of sessions.links()) {
+        if (!(link instanceof WsLink)) continue;
+        link.closingCause = cause;
+        link.end(code, reason);
       }
     },
   };

@@ -138,7 +138,7 @@ export class DeviceSessions {
         return this.turnAway('TOO_MANY_DEVICES', `the gateway holds its maximum of ${this.policy.maxDevices} connected devices (--max-devices); retry later`, peer);
       }
     }
-    return new Session(this.devices.getOrCreate(req.id, entry), link, req.transport, this);
+    return new Session(this.devices.getOrCreate(req.id, entry), link, this);
   }
 
   /** Sets the one gate every opening session asks (the cluster's device handover). */
@@ -183,6 +183,11 @@ export class DeviceSessions {
     return true;
   }
 
+  /** The connections devices are online on at this instance (a transport's shutdown closes its own). */
+  *links(): IterableIterator<DeviceLink> {
+    for (const d of this.devices.all()) if (d.link !== undefined && d.link.instance === undefined) yield d.link;
+  }
+
   /** From now on every admission is refused with SHUTTING_DOWN. */
   shutDown(): void {
     this.stopping = true;
@@ -216,6 +221,9 @@ interface HeldJson {
   answer(safe: boolean): void;
 }
 
+/** Session.gate until the gate was asked (a per-session object for the answer would cost every idle connection). */
+const UNASKED: unique symbol = Symbol('gate not asked');
+
 /** One admitted device connection, from admission to its end. */
 export class Session {
   /** The refusal that ended this session, shown as the device's offlineDetail. */
@@ -223,14 +231,18 @@ export class Session {
   /** Copies of the frames (and JSON bodies) that came while the gate was shut, in order; undefined once it opened. */
   private held: (Uint8Array | HeldJson)[] | undefined;
   /** The gate's answer, asked once, before this connection replaces any other. */
-  private gate: { wait: Promise<void> | undefined } | undefined;
+  private gate: Promise<void> | undefined | typeof UNASKED = UNASKED;
 
   constructor(
     readonly device: DeviceState,
     readonly link: DeviceLink,
-    readonly transport: SessionTransport,
     private readonly port: DeviceSessions,
   ) {}
+
+  /** Where the link says: an external broker's connections are the bridge's. */
+  get transport(): SessionTransport {
+    return this.link.shared ? 'bridge' : this.link.transport;
+  }
 
   /** The connection is up: the device is online on it (an older connection is replaced). */
   open(at?: number): void {
@@ -243,8 +255,8 @@ export class Session {
   }
 
   private askGate(): Promise<void> | undefined {
-    this.gate ??= { wait: this.port.gateFor(this.device) };
-    return this.gate.wait;
+    if (this.gate === UNASKED) this.gate = this.port.gateFor(this.device);
+    return this.gate;
   }
 
   /** The gate opened: the frames that waited are taken, in order, then every new one directly. */
