@@ -52,8 +52,8 @@ export function deviceSocketRoute(
 
     upgrade(info) {
       const link = new WsLink(info.remoteAddress);
-      const token = bearerToken(info.header('authorization'), info.query);
-      const s = sessions.admit({ transport: 'ws', id: info.query.get('id') ?? '', remote: info.remoteAddress, credentials: { token } }, link);
+      const token = bearerToken(info.header('authorization'), info);
+      const s = sessions.admit({ transport: 'ws', id: info.param('id') ?? '', remote: info.remoteAddress, credentials: { token } }, link);
       if (s instanceof Refusal) return refused(s);
       link.session = s;
       return { accept: link };

@@ -56,10 +56,85 @@ export interface RequestInfo {
   method: string;
   path: string;
   query: URLSearchParams;
+  /** One query parameter, as `query.get(name)` gives it (without parsing the whole query where it can). */
+  param(name: string): string | null;
   header(lowerCaseName: string): string;
   remoteAddress: string;
   /** Whether it came over TLS (the session cookie is then marked Secure). */
   secure: boolean;
+}
+
+/**
+ * The first value of `name` in a raw query string, as URLSearchParams.get() gives it. A query
+ * with nothing encoded (no `%`, no `+`) is read in place; any other is parsed in full.
+ */
+export function queryParam(query: string, name: string): string | null {
+  if (query.includes('%') || query.includes('+')) return new URLSearchParams(query).get(name);
+  for (let i = 0; i < query.length; ) {
+    let end = query.indexOf('&', i);
+    if (end === -1) end = query.length;
+    let eq = query.indexOf('=', i);
+    if (eq === -1 || eq > end) eq = end;
+    if (eq - i === name.length && query.startsWith(name, i)) return eq === end ? '' : query.slice(eq + 1, end);
+    i = end + 1;
+  }
+  return null;
+}
+
+/** A request's path and raw query (uWS's getUrl() has no query; the ws fallback's has, and its getQuery() may throw). */
+function pathAndQuery(req: UwsTypes.HttpRequest): [path: string, query: string] {
+  let path = req.getUrl();
+  let query: string;
+  try {
+    query = req.getQuery() ?? '';
+  } catch {
+    const q = path.indexOf('?');
+    query = q === -1 ? '' : path.slice(q + 1);
+  }
+  const q = path.indexOf('?');
+  if (q !== -1) path = path.slice(0, q);
+  return [path, query];
+}
+
+/**
+ * A WebSocket upgrade's request, read in place instead of copied: a route's upgrade() runs inside
+ * uWS's callback and does not wait, and a storm of devices reconnecting after a restart should make
+ * little garbage. One per socket route, aimed at each upgrade in turn; valid during upgrade() only.
+ */
+class UpgradeRequest implements RequestInfo {
+  remoteAddress = '';
+  private req: UwsTypes.HttpRequest | undefined;
+  private url: [path: string, query: string] | undefined;
+  private params: URLSearchParams | undefined;
+  constructor(readonly secure: boolean) {}
+
+  aim(req: UwsTypes.HttpRequest | undefined, remoteAddress: string): void {
+    this.req = req;
+    this.remoteAddress = remoteAddress;
+    this.url = undefined;
+    this.params = undefined;
+  }
+
+  get method(): string {
+    return this.request().getMethod().toUpperCase();
+  }
+  get path(): string {
+    return (this.url ??= pathAndQuery(this.request()))[0];
+  }
+  get query(): URLSearchParams {
+    return (this.params ??= new URLSearchParams((this.url ??= pathAndQuery(this.request()))[1]));
+  }
+  param(name: string): string | null {
+    return this.params ? this.params.get(name) : queryParam((this.url ??= pathAndQuery(this.request()))[1], name);
+  }
+  header(lowerCaseName: string): string {
+    return this.request().getHeader(lowerCaseName);
+  }
+
+  private request(): UwsTypes.HttpRequest {
+    if (this.req === undefined) throw new Error('an upgrade request is read during the route\'s upgrade() only');
+    return this.req;
+  }
 }
 
 /** A reply that knows whether the client went away, and corks its writes. */
@@ -253,6 +328,7 @@ export interface SocketRoute<C extends SocketConnection> {
   maxPayloadLength: number;
   idleTimeoutSeconds: number;
   maxBackpressure: number;
+  /** `info` is read in place: valid during the call only (decide without waiting). */
   upgrade(info: RequestInfo): UpgradeDecision<C>;
   open(conn: C): void;
   /** `bytes` is only valid during the call: copy what is kept. */
@@ -306,6 +382,7 @@ export class HttpServer {
 
   socket<C extends SocketConnection>(pattern: string, route: SocketRoute<C>): void {
     const decoder = this.decoder;
+    const request = new UpgradeRequest(this.secure);
     this.app.ws<UserData>(pattern, {
       compression: mod().DISABLED,
       maxPayloadLength: route.maxPayloadLength,
@@ -314,11 +391,16 @@ export class HttpServer {
       closeOnBackpressureLimit: 0,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
-        const info = this.snapshot(req, res);
         const key = req.getHeader('sec-websocket-key');
         const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const decision = route.upgrade(info);
+        request.aim(req, this.remote(res));
+        let decision: UpgradeDecision<C>;
+        try {
+          decision = route.upgrade(request);
+        } finally {
+          request.aim(undefined, '');
+        }
         if ('refuse' in decision) {
           const { status, headers = {}, body } = decision.refuse;
           res.cork(() => {
@@ -406,17 +488,20 @@ export class HttpServer {
       const v = req.getHeader(name);
       if (v) headers.set(name, v);
     }
-    let path = req.getUrl();
-    let query: string;
-    try {
-      query = req.getQuery() ?? '';
-    } catch {
-      // The ws fallback's getQuery() throws on relative URLs and its getUrl() keeps the query.
-      const q = path.indexOf('?');
-      query = q === -1 ? '' : path.slice(q + 1);
-    }
-    const q = path.indexOf('?');
-    if (q !== -1) path = path.slice(0, q);
+    const [path, raw] = pathAndQuery(req);
+    const query = new URLSearchParams(raw);
+    return {
+      method: req.getMethod().toUpperCase(),
+      path,
+      query,
+      param: (name) => query.get(name),
+      header: (name) => headers.get(name) ?? '',
+      remoteAddress: this.remote(res),
+      secure: this.secure,
+    };
+  }
+
+  private remote(res: UwsTypes.HttpResponse): string {
     let remoteAddress = '';
     try {
       remoteAddress = this.decoder.decode(res.getRemoteAddressAsText());
@@ -426,13 +511,6 @@ export class HttpServer {
     } catch {
       // Not available on the ws fallback.
     }
-    return {
-      method: req.getMethod().toUpperCase(),
-      path,
-      query: new URLSearchParams(query),
-      header: (name) => headers.get(name) ?? '',
-      remoteAddress,
-      secure: this.secure,
-    };
+    return remoteAddress;
   }
 }
