@@ -122,7 +122,7 @@ export class Authenticator {
     }
     if (this.fleetSecret === undefined || entry?.ownToken) return false;
     const derived = createHmac('sha256', this.fleetSecret).update(id, 'utf8').digest('hex');
-    return equalHex(token.toLowerCase(), derived);
+    return equalHex(/[A-Z]/.test(token) ? token.toLowerCase() : token, derived);
   }
 
   operator(token: string): boolean {

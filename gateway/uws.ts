@@ -81,19 +81,22 @@ export function queryParam(query: string, name: string): string | null {
   return null;
 }
 
-/** A request's path and raw query (uWS's getUrl() has no query; the ws fallback's has, and its getQuery() may throw). */
-function pathAndQuery(req: UwsTypes.HttpRequest): [path: string, query: string] {
-  let path = req.getUrl();
-  let query: string;
-  try {
-    query = req.getQuery() ?? '';
-  } catch {
-    const q = path.indexOf('?');
-    query = q === -1 ? '' : path.slice(q + 1);
-  }
+/** A request's path (uWS's getUrl() has no query; the ws fallback's has). */
+function pathOf(req: UwsTypes.HttpRequest): string {
+  const path = req.getUrl();
   const q = path.indexOf('?');
-  if (q !== -1) path = path.slice(0, q);
-  return [path, query];
+  return q === -1 ? path : path.slice(0, q);
+}
+
+/** A request's raw query (the ws fallback's getQuery() throws on relative URLs; its getUrl() keeps the query). */
+function queryOf(req: UwsTypes.HttpRequest): string {
+  try {
+    return req.getQuery() ?? '';
+  } catch {
+    const url = req.getUrl();
+    const q = url.indexOf('?');
+    return q === -1 ? '' : url.slice(q + 1);
+  }
 }
 
 /**
@@ -104,14 +107,14 @@ function pathAndQuery(req: UwsTypes.HttpRequest): [path: string, query: string] 
 class UpgradeRequest implements RequestInfo {
   remoteAddress = '';
   private req: UwsTypes.HttpRequest | undefined;
-  private url: [path: string, query: string] | undefined;
+  private rawQuery: string | undefined;
   private params: URLSearchParams | undefined;
   constructor(readonly secure: boolean) {}
 
   aim(req: UwsTypes.HttpRequest | undefined, remoteAddress: string): void {
     this.req = req;
     this.remoteAddress = remoteAddress;
-    this.url = undefined;
+    this.rawQuery = undefined;
     this.params = undefined;
   }
 
@@ -119,13 +122,13 @@ class UpgradeRequest implements RequestInfo {
     return this.request().getMethod().toUpperCase();
   }
   get path(): string {
-    return (this.url ??= pathAndQuery(this.request()))[0];
+    return pathOf(this.request());
   }
   get query(): URLSearchParams {
-    return (this.params ??= new URLSearchParams((this.url ??= pathAndQuery(this.request()))[1]));
+    return (this.params ??= new URLSearchParams((this.rawQuery ??= queryOf(this.request()))));
   }
   param(name: string): string | null {
-    return this.params ? this.params.get(name) : queryParam((this.url ??= pathAndQuery(this.request()))[1], name);
+    return this.params ? this.params.get(name) : queryParam((this.rawQuery ??= queryOf(this.request())), name);
   }
   header(lowerCaseName: string): string {
     return this.request().getHeader(lowerCaseName);
@@ -488,11 +491,10 @@ export class HttpServer {
       const v = req.getHeader(name);
       if (v) headers.set(name, v);
     }
-    const [path, raw] = pathAndQuery(req);
-    const query = new URLSearchParams(raw);
+    const query = new URLSearchParams(queryOf(req));
     return {
       method: req.getMethod().toUpperCase(),
-      path,
+      path: pathOf(req),
       query,
       param: (name) => query.get(name),
       header: (name) => headers.get(name) ?? '',
