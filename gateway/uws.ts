@@ -1,7 +1,8 @@
 /**
  * The one file that imports uWebSockets.js. Everything else sees the small interfaces below:
- * an HTTP request snapshot, a reply, and a socket connection. uWS request objects and message
- * buffers are only valid during the callback, so this file copies what callers keep.
+ * an HTTP request snapshot, a reply, and a socket connection (a class routes extend). uWS request
+ * objects and message buffers are only valid during the callback, so this file copies what
+ * callers keep; an upgrade's request is read in place, since upgrade() decides without waiting.
  */
 import { createRequire } from 'node:module';
 import type * as UwsTypes from 'uWebSockets.js';
