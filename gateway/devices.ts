@@ -4,7 +4,7 @@
  */
 import type { DeviceSummary, OfflineCause } from '../devices/api/json.js';
 import { deviceTypes, typeOfDevice } from '../devices/device-types.js';
-import { DeviceSequence } from './dedupe.js';
+import { DeviceSequence, type SeqWindow } from './dedupe.js';
 import type { AckSlot } from './ack-slot.js';
 import type { DeviceRules } from './alarms/evaluator.js';
 import type { RegistryEntry } from './auth.js';
@@ -120,6 +120,11 @@ export class DeviceState {
     return (this.sequence ??= new DeviceSequence());
   }
 
+  /** The current boot's dedupe window, for readers: creates nothing (`seq` would, for a device that never sent). */
+  get window(): SeqWindow | undefined {
+    return this.sequence?.current;
+  }
+
   /** The registry entry changed (the management API): name, type, labels and the rest follow it. */
   setEntry(entry: RegistryEntry | undefined): void {
     this.entry = entry;
@@ -160,7 +165,7 @@ export class DeviceState {
     };
     const l = this.last;
     for (let i = 0; l !== undefined && i < l.channels.length; i++) put(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);
-    const cur = this.sequence?.current;
+    const cur = this.window;
     const counters = { connections: this.connections, frames: this.frames, readings: this.readings, duplicates: this.duplicates, gaps: this.gaps, errors: this.errors };
     let lastSeen = this.lastSeen;
     let epoch = cur?.epoch ?? null;
@@ -212,7 +217,7 @@ export class DeviceState {
 
   /** This instance's own share, for its summary (cluster/fleet-view.ts). */
   share(): RemoteShare {
-    const cur = this.sequence?.current;
+    const cur = this.window;
     const last: number[] = [];
     const l = this.last;
     for (let i = 0; l !== undefined && i < l.channels.length; i++) last.push(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);
