@@ -2,7 +2,7 @@
  * Who may connect: devices by a token listed (hashed) in the registry or derived from the fleet
  * key; operators by the operator token. Comparisons are constant-time; tokens are never logged.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { validateLabels } from './registry/labels.js';
@@ -84,11 +84,16 @@ export type DeviceAuthResult =
 export const DISABLED_MESSAGE = 'this device is disabled by an operator (POST /api/devices/{id}/enable lets it in again)';
 
 export class Authenticator {
+  /** The fleet key as a key object, made once (not per connecting device). */
+  private readonly fleetSecret: KeyObject | undefined;
+
   constructor(
     private readonly registry: RegistryLookup,
-    private readonly fleetKey: string | undefined,
+    fleetKey: string | undefined,
     private readonly operatorToken: string,
-  ) {}
+  ) {
+    this.fleetSecret = fleetKey === undefined ? undefined : createSecretKey(Buffer.from(fleetKey, 'utf8'));
+  }
 
   /** Registry entry for a device, if it is listed. */
   entry(id: string): RegistryEntry | undefined {
@@ -115,9 +120,9 @@ export class Authenticator {
       // The token before a rotation, during its grace period.
       if (entry.previousTokenHash && Date.now() < (entry.previousUntil ?? 0) && equalHex(hash, entry.previousTokenHash)) return true;
     }
-    if (this.fleetKey === undefined || entry?.ownToken) return false;
-    const derived = createHmac('sha256', Buffer.from(this.fleetKey, 'utf8')).update(Buffer.from(id, 'utf8')).digest('hex');
-    return equalHex(token.toLowerCase(), derived);
+    if (this.fleetSecret === undefined || entry?.ownToken) return false;
+    const derived = createHmac('sha256', this.fleetSecret).update(id, 'utf8').digest('hex');
+    return equalHex(/[A-Z]/.test(token) ? token.toLowerCase() : token, derived);
   }
 
   operator(token: string): boolean {
@@ -126,8 +131,13 @@ export class Authenticator {
 }
 
 /** The bearer token of a request: `Authorization: Bearer x` first, then `?token=x`. */
-export function bearerToken(authorization: string, query: URLSearchParams): string {
+export function bearerToken(authorization: string, query: { get(name: string): string | null } | { param(name: string): string | null }): string {
+  // The usual form without a match object (every device connection passes here).
+  if (authorization.startsWith('Bearer ')) {
+    const t = authorization.slice(7);
+    if (t !== '' && !/\s/.test(t)) return t;
+  }
   const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   if (m) return m[1]!;
-  return query.get('token') ?? '';
+  return ('param' in query ? query.param('token') : query.get('token')) ?? '';
 }

@@ -1,14 +1,14 @@
 /**
  * The /device WebSocket route: the session port (session/sessions.ts) over uWS. What is left here
  * is the wire: the upgrade's query and headers, HTTP refusals, binary messages, and turning uWS
- * close codes into offline causes. Knows uWS only through the Connection interface.
+ * close codes into offline causes. Knows uWS only through SocketConnection (uws.ts).
  */
 import { MAX_DEVICE_FRAME_BYTES } from '../devices/codec/index.js';
 import { bearerToken } from './auth.js';
 import type { DeviceLink, OfflineCause } from './devices.js';
 import { Refusal } from './session/refusals.js';
 import type { DeviceSessions, Session } from './session/sessions.js';
-import type { Connection, SocketRoute, UpgradeDecision } from './uws.js';
+import { SocketConnection, type SocketRoute, type UpgradeDecision } from './uws.js';
 
 export interface DeviceSocketOptions {
   maxFrameBytes: number;
@@ -16,31 +16,23 @@ export interface DeviceSocketOptions {
   deviceSendBudget: number;
 }
 
-interface SocketData {
-  session: Session;
-  link: WsLink;
-}
-
-class WsLink implements DeviceLink {
-  readonly transport = 'ws';
+/** A device's WebSocket: the socket, its device link and its session in one object (idle connections are many). */
+class WsLink extends SocketConnection implements DeviceLink {
   closingCause: OfflineCause | undefined;
-  conn: Connection<SocketData> | undefined;
-  constructor(readonly remoteAddress: string) {}
-  send(bytes: Uint8Array): 'sent' | 'queued' | 'dropped' {
-    return this.conn ? this.conn.send(bytes, true) : 'dropped';
+  /** Set right after admission, before the socket opens. */
+  session!: Session;
+  get transport(): 'ws' {
+    return 'ws';
   }
   close(closeCode: number, reason: string): void {
-    this.conn?.end(closeCode, reason);
-  }
-  bufferedAmount(): number {
-    return this.conn ? this.conn.bufferedAmount() : 0;
+    this.end(closeCode, reason);
   }
 }
 
 // uWS's close reason when a message exceeds maxPayloadLength.
 const UWS_TOO_BIG = 'Received too big message';
 
-function refused(r: Refusal): UpgradeDecision<SocketData> {
+function refused(r: Refusal): UpgradeDecision<WsLink> {
   const status = r.spec.http ?? 400;
   return { refuse: { status, headers: status === 401 ? { 'www-authenticate': 'Bearer realm="device"' } : {}, body: r.body() } };
 }
@@ -48,9 +40,7 @@ function refused(r: Refusal): UpgradeDecision<SocketData> {
 export function deviceSocketRoute(
   sessions: DeviceSessions,
   opts: DeviceSocketOptions,
-): SocketRoute<SocketData> & { closeAll(code: number, reason: string, cause: OfflineCause): void } {
-  const live = new Set<Connection<SocketData>>();
-
+): SocketRoute<WsLink> & { closeAll(code: number, reason: string, cause: OfflineCause): void } {
   return {
     // Every message up to the largest frame v1 can carry (and up to 4x the limit) is read, so it gets a
     // FRAME_TOO_LARGE error frame naming it and close 4401 (issue 15 point 8): a device must not take a
@@ -62,30 +52,29 @@ export function deviceSocketRoute(
 
     upgrade(info) {
       const link = new WsLink(info.remoteAddress);
-      const token = bearerToken(info.header('authorization'), info.query);
-      const s = sessions.admit({ transport: 'ws', id: info.query.get('id') ?? '', remote: info.remoteAddress, credentials: { token } }, link);
-      return s instanceof Refusal ? refused(s) : { accept: { session: s, link } };
+      const token = bearerToken(info.header('authorization'), info);
+      const s = sessions.admit({ transport: 'ws', id: info.param('id') ?? '', remote: info.remoteAddress, credentials: { token } }, link);
+      if (s instanceof Refusal) return refused(s);
+      link.session = s;
+      return { accept: link };
     },
 
     open(conn) {
-      conn.data.link.conn = conn;
-      live.add(conn);
-      conn.data.session.open();
+      conn.session.open();
     },
 
     activity(conn) {
-      conn.data.session.device.lastSeen = Date.now();
+      conn.session.device.lastSeen = Date.now();
     },
 
     message(conn, bytes, binary) {
-      const { session } = conn.data;
+      const { session } = conn;
       if (!binary) session.refuse('NOT_BINARY', 'text messages are not frames: send binary WebSocket messages');
       else session.frame(bytes, Date.now());
     },
 
     close(conn, code, reason) {
-      live.delete(conn);
-      const { session } = conn.data;
+      const { session } = conn;
       if (code === 1009 || (code === 1006 && reason === UWS_TOO_BIG)) {
         session.refuse('FRAME_TOO_LARGE', 'frame far over --max-frame-bytes', 'closed-by-transport');
         session.end('kicked', undefined, code);
@@ -98,10 +87,13 @@ export function deviceSocketRoute(
       session.end(cause, reason || undefined, code);
     },
 
+    // Every open device socket is its device's link (a replaced one was closed when it was replaced):
+    // found through the devices, not a set of sockets that would cost every connection an entry.
     closeAll(code, reason, cause) {
-      for (const conn of live) {
-        conn.data.link.closingCause = cause;
-        conn.end(code, reason);
+      for (const link of sessions.links()) {
+        if (!(link instanceof WsLink)) continue;
+        link.closingCause = cause;
+        link.end(code, reason);
       }
     },
   };

@@ -4,7 +4,7 @@
  */
 import type { DeviceSummary, OfflineCause } from '../devices/api/json.js';
 import { deviceTypes, typeOfDevice } from '../devices/device-types.js';
-import { DeviceSequence } from './dedupe.js';
+import { DeviceSequence, type SeqWindow } from './dedupe.js';
 import type { AckSlot } from './ack-slot.js';
 import type { DeviceRules } from './alarms/evaluator.js';
 import type { RegistryEntry } from './auth.js';
@@ -60,8 +60,8 @@ class LastValues {
 
 /**
  * One device. Its connection, counters and presence are plain fields; what only a device that
- * sends needs (last values, ack state) is created with its first frame, so an idle connected
- * device costs little.
+ * sends needs (dedupe, last values, ack state) is created with its first frame, so an idle
+ * connected device costs little.
  */
 export class DeviceState {
   online = false;
@@ -81,7 +81,8 @@ export class DeviceState {
   ack: AckSlot | undefined;
   /** Its alarm rules' state (alarms/evaluator.ts): only the evaluator reads or writes it. */
   alarms: DeviceRules | undefined;
-  readonly seq = new DeviceSequence();
+  /** Its dedupe state (dedupe.ts): see `seq`. */
+  private sequence: DeviceSequence | undefined;
   /** Last value per channel; created with the first reading. */
   last: LastValues | undefined;
   /** Other cluster instances' shares, by instance: only cluster/fleet-view.ts writes it. */
@@ -114,6 +115,16 @@ export class DeviceState {
     return this.typeOf;
   }
 
+  /** Its dedupe state, created when first needed (its first frame, a restored cursor): an idle connected device has none. */
+  get seq(): DeviceSequence {
+    return (this.sequence ??= new DeviceSequence());
+  }
+
+  /** The current boot's dedupe window, for readers: creates nothing (`seq` would, for a device that never sent). */
+  get window(): SeqWindow | undefined {
+    return this.sequence?.current;
+  }
+
   /** The registry entry changed (the management API): name, type, labels and the rest follow it. */
   setEntry(entry: RegistryEntry | undefined): void {
     this.entry = entry;
@@ -139,7 +150,7 @@ export class DeviceState {
   }
 
   get gaps(): number {
-    return this.seq.gaps;
+    return this.sequence?.gaps ?? 0;
   }
 
   /** `local`: this instance's id in a cluster, shown for connections held here. */
@@ -154,7 +165,7 @@ export class DeviceState {
     };
     const l = this.last;
     for (let i = 0; l !== undefined && i < l.channels.length; i++) put(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);
-    const cur = this.seq.current;
+    const cur = this.window;
     const counters = { connections: this.connections, frames: this.frames, readings: this.readings, duplicates: this.duplicates, gaps: this.gaps, errors: this.errors };
     let lastSeen = this.lastSeen;
     let epoch = cur?.epoch ?? null;
@@ -206,7 +217,7 @@ export class DeviceState {
 
   /** This instance's own share, for its summary (cluster/fleet-view.ts). */
   share(): RemoteShare {
-    const cur = this.seq.current;
+    const cur = this.window;
     const last: number[] = [];
     const l = this.last;
     for (let i = 0; l !== undefined && i < l.channels.length; i++) last.push(l.channels[i]!, l.types[i]!, l.values[i]!, l.times[i]!);

@@ -48,8 +48,9 @@ export class Presence {
   connect(device: DeviceState, link: DeviceLink, at = Date.now()): void {
     this.replace(device, link);
     this.devices.markOnline(device, link, at);
-    // The instance holding a connection logs it; the others only at debug.
-    this.log[link.instance === undefined ? 'info' : 'debug']({ device: device.id, transport: link.transport, remote: link.remoteAddress }, 'device connected');
+    // The instance holding a connection logs it; the others only at debug. (No line object for a level that is off: connections come in storms.)
+    const level = link.instance === undefined ? 'info' : 'debug';
+    if (this.log.isLevelEnabled(level)) this.log[level]({ device: device.id, transport: link.transport, remote: link.remoteAddress }, 'device connected');
     for (const l of this.connected) l(device, link);
   }
 

@@ -1,7 +1,8 @@
 /**
  * The one file that imports uWebSockets.js. Everything else sees the small interfaces below:
- * an HTTP request snapshot, a reply, and a socket connection. uWS request objects and message
- * buffers are only valid during the callback, so this file copies what callers keep.
+ * an HTTP request snapshot, a reply, and a socket connection (a class routes extend). uWS request
+ * objects and message buffers are only valid during the callback, so this file copies what
+ * callers keep; an upgrade's request is read in place, since upgrade() decides without waiting.
  */
 import { createRequire } from 'node:module';
 import type * as UwsTypes from 'uWebSockets.js';
@@ -56,10 +57,88 @@ export interface RequestInfo {
   method: string;
   path: string;
   query: URLSearchParams;
+  /** One query parameter, as `query.get(name)` gives it (without parsing the whole query where it can). */
+  param(name: string): string | null;
   header(lowerCaseName: string): string;
   remoteAddress: string;
   /** Whether it came over TLS (the session cookie is then marked Secure). */
   secure: boolean;
+}
+
+/**
+ * The first value of `name` in a raw query string, as URLSearchParams.get() gives it. A query
+ * with nothing encoded (no `%`, no `+`) is read in place; any other is parsed in full.
+ */
+export function queryParam(query: string, name: string): string | null {
+  if (query.includes('%') || query.includes('+')) return new URLSearchParams(query).get(name);
+  for (let i = 0; i < query.length; ) {
+    let end = query.indexOf('&', i);
+    if (end === -1) end = query.length;
+    let eq = query.indexOf('=', i);
+    if (eq === -1 || eq > end) eq = end;
+    if (eq - i === name.length && query.startsWith(name, i)) return eq === end ? '' : query.slice(eq + 1, end);
+    i = end + 1;
+  }
+  return null;
+}
+
+/** A request's path (uWS's getUrl() has no query; the ws fallback's has). */
+function pathOf(req: UwsTypes.HttpRequest): string {
+  const path = req.getUrl();
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}
+
+/** A request's raw query (the ws fallback's getQuery() throws on relative URLs; its getUrl() keeps the query). */
+function queryOf(req: UwsTypes.HttpRequest): string {
+  try {
+    return req.getQuery() ?? '';
+  } catch {
+    const url = req.getUrl();
+    const q = url.indexOf('?');
+    return q === -1 ? '' : url.slice(q + 1);
+  }
+}
+
+/**
+ * A WebSocket upgrade's request, read in place instead of copied: a route's upgrade() runs inside
+ * uWS's callback and does not wait, and a storm of devices reconnecting after a restart should make
+ * little garbage. One per socket route, aimed at each upgrade in turn; valid during upgrade() only.
+ */
+class UpgradeRequest implements RequestInfo {
+  remoteAddress = '';
+  private req: UwsTypes.HttpRequest | undefined;
+  private rawQuery: string | undefined;
+  private params: URLSearchParams | undefined;
+  constructor(readonly secure: boolean) {}
+
+  aim(req: UwsTypes.HttpRequest | undefined, remoteAddress: string): void {
+    this.req = req;
+    this.remoteAddress = remoteAddress;
+    this.rawQuery = undefined;
+    this.params = undefined;
+  }
+
+  get method(): string {
+    return this.request().getMethod().toUpperCase();
+  }
+  get path(): string {
+    return pathOf(this.request());
+  }
+  get query(): URLSearchParams {
+    return (this.params ??= new URLSearchParams((this.rawQuery ??= queryOf(this.request()))));
+  }
+  param(name: string): string | null {
+    return this.params ? this.params.get(name) : queryParam((this.rawQuery ??= queryOf(this.request())), name);
+  }
+  header(lowerCaseName: string): string {
+    return this.request().getHeader(lowerCaseName);
+  }
+
+  private request(): UwsTypes.HttpRequest {
+    if (this.req === undefined) throw new Error('an upgrade request is read during the route\'s upgrade() only');
+    return this.req;
+  }
 }
 
 /** A reply that knows whether the client went away, and corks its writes. */
@@ -187,72 +266,81 @@ function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
 }
 
-/** Result of checking an upgrade request: either user data for the socket, or an HTTP refusal. */
-export type UpgradeDecision<T> = { accept: T } | { refuse: { status: number; headers?: Record<string, string>; body: string } };
+/** Result of checking an upgrade request: either the connection object for the socket, or an HTTP refusal. */
+export type UpgradeDecision<C> = { accept: C } | { refuse: { status: number; headers?: Record<string, string>; body: string } };
 
-/** A live socket as the rest of the gateway sees it. */
-export interface Connection<T> {
-  readonly data: T;
-  /** 'sent', 'queued' (buffered, will drain) or 'dropped' (over maxBackpressure, not sent). */
-  send(bytes: Uint8Array | string, binary?: boolean): 'sent' | 'queued' | 'dropped';
-  /** Graceful close with a code and reason (sends a close frame). */
-  end(code: number, reason: string): void;
-  /** Closes the TCP connection at once. */
-  terminate(): void;
-  bufferedAmount(): number;
-  readonly closed: boolean;
-  subscribe(topic: string): void;
-  unsubscribe(topic: string): void;
-  remoteAddress: string;
+/**
+ * uWS copies its user data's fields onto its own socket object (getUserData() returns the socket):
+ * one field, the connection, keeps that copy small.
+ */
+interface UserData {
+  conn: SocketConnection;
 }
 
-export interface SocketRoute<T> {
+/**
+ * A live socket as the rest of the gateway sees it. A route makes one per accepted upgrade (a
+ * subclass with its own per-connection state), so a connection costs one object besides uWS's own.
+ */
+export class SocketConnection {
+  closed = false;
+  /** The uWS socket, set when it opens; nothing is sent before. */
+  private ws: UwsTypes.WebSocket<UserData> | undefined;
+  constructor(readonly remoteAddress: string) {}
+
+  /** @internal The server's: the socket of this connection opened. */
+  static attach(conn: SocketConnection, ws: UwsTypes.WebSocket<UserData>): void {
+    conn.ws = ws;
+  }
+
+  /** 'sent', 'queued' (buffered, will drain) or 'dropped' (over maxBackpressure, not sent). */
+  send(bytes: Uint8Array | string, binary = true): 'sent' | 'queued' | 'dropped' {
+    const ws = this.ws;
+    if (ws === undefined || this.closed) return 'dropped';
+    const r = ws.send(bytes, binary, false);
+    return r === 1 ? 'sent' : r === 0 ? 'queued' : 'dropped';
+  }
+  /** Graceful close with a code and reason (sends a close frame). */
+  end(code: number, reason: string): void {
+    if (!this.closed) this.ws?.end(code, reason);
+  }
+  /** Closes the TCP connection at once. */
+  terminate(): void {
+    if (!this.closed) this.ws?.close();
+  }
+  bufferedAmount(): number {
+    return this.ws === undefined || this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+  subscribe(topic: string): void {
+    if (!this.closed) this.ws?.subscribe(topic);
+  }
+  unsubscribe(topic: string): void {
+    if (!this.closed) this.ws?.unsubscribe(topic);
+  }
+}
+
+/** A connection that carries a route's data object. */
+export class Connection<T> extends SocketConnection {
+  constructor(
+    remoteAddress: string,
+    readonly data: T,
+  ) {
+    super(remoteAddress);
+  }
+}
+
+export interface SocketRoute<C extends SocketConnection> {
   maxPayloadLength: number;
   idleTimeoutSeconds: number;
   maxBackpressure: number;
-  upgrade(info: RequestInfo): UpgradeDecision<T>;
-  open(conn: Connection<T>): void;
+  /** `info` is read in place: valid during the call only (decide without waiting). */
+  upgrade(info: RequestInfo): UpgradeDecision<C>;
+  open(conn: C): void;
   /** `bytes` is only valid during the call: copy what is kept. */
-  message(conn: Connection<T>, bytes: Uint8Array, binary: boolean): void;
-  drain?(conn: Connection<T>): void;
+  message(conn: C, bytes: Uint8Array, binary: boolean): void;
+  drain?(conn: C): void;
   /** A pong (answer to the automatic ping) arrived: the peer is alive though silent. */
-  activity?(conn: Connection<T>): void;
-  close(conn: Connection<T>, code: number, reason: string): void;
-}
-
-/** uWS user data: what upgrade() accepted, then the connection made from it in open(). */
-interface Holder<T> {
-  accepted: T;
-  remote: string;
-  conn?: UwsConnection<T>;
-}
-
-class UwsConnection<T> implements Connection<T> {
-  closed = false;
-  remoteAddress = '';
-  constructor(private readonly ws: UwsTypes.WebSocket<Holder<T>>, readonly data: T) {}
-  send(bytes: Uint8Array | string, binary = true): 'sent' | 'queued' | 'dropped' {
-    if (this.closed) return 'dropped';
-    const r = this.ws.send(bytes, binary, false);
-    return r === 1 ? 'sent' : r === 0 ? 'queued' : 'dropped';
-  }
-  end(code: number, reason: string): void {
-    if (this.closed) return;
-    this.ws.end(code, reason);
-  }
-  terminate(): void {
-    if (this.closed) return;
-    this.ws.close();
-  }
-  bufferedAmount(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
-  }
-  subscribe(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic);
-  }
-  unsubscribe(topic: string): void {
-    if (!this.closed) this.ws.unsubscribe(topic);
-  }
+  activity?(conn: C): void;
+  close(conn: C, code: number, reason: string): void;
 }
 
 /** Request headers handlers may read; uWS requests are gone after the first await. */
@@ -273,6 +361,7 @@ export class HttpServer {
   private readonly app: UwsTypes.TemplatedApp;
   private listenSocket: UwsTypes.us_listen_socket | undefined;
   private readonly decoder = new TextDecoder();
+  private lastRemote = '';
   private readonly secure: boolean;
   port = 0;
 
@@ -295,9 +384,10 @@ export class HttpServer {
     });
   }
 
-  socket<T>(pattern: string, route: SocketRoute<T>): void {
+  socket<C extends SocketConnection>(pattern: string, route: SocketRoute<C>): void {
     const decoder = this.decoder;
-    this.app.ws<Holder<T>>(pattern, {
+    const request = new UpgradeRequest(this.secure);
+    this.app.ws<UserData>(pattern, {
       compression: mod().DISABLED,
       maxPayloadLength: route.maxPayloadLength,
       idleTimeout: route.idleTimeoutSeconds,
@@ -305,11 +395,16 @@ export class HttpServer {
       closeOnBackpressureLimit: 0,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => {
-        const info = this.snapshot(req, res);
         const key = req.getHeader('sec-websocket-key');
         const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const decision = route.upgrade(info);
+        request.aim(req, this.remote(res));
+        let decision: UpgradeDecision<C>;
+        try {
+          decision = route.upgrade(request);
+        } finally {
+          request.aim(undefined, '');
+        }
         if ('refuse' in decision) {
           const { status, headers = {}, body } = decision.refuse;
           res.cork(() => {
@@ -320,27 +415,24 @@ export class HttpServer {
           });
           return;
         }
-        const holder: Holder<T> = { accepted: decision.accept, remote: info.remoteAddress };
-        res.upgrade(holder, key, protocol, extensions, context);
+        res.upgrade<UserData>({ conn: decision.accept }, key, protocol, extensions, context);
       },
       open: (ws) => {
-        const holder = ws.getUserData();
-        const conn = new UwsConnection<T>(ws, holder.accepted);
-        conn.remoteAddress = holder.remote;
-        holder.conn = conn;
+        const conn = ws.getUserData().conn as C;
+        SocketConnection.attach(conn, ws);
         route.open(conn);
       },
       message: (ws, message, isBinary) => {
-        route.message(ws.getUserData().conn!, new Uint8Array(message), isBinary);
+        route.message(ws.getUserData().conn as C, new Uint8Array(message), isBinary);
       },
       drain: (ws) => {
-        route.drain?.(ws.getUserData().conn!);
+        route.drain?.(ws.getUserData().conn as C);
       },
       pong: (ws) => {
-        route.activity?.(ws.getUserData().conn!);
+        route.activity?.(ws.getUserData().conn as C);
       },
       close: (ws, code, message) => {
-        const conn = ws.getUserData().conn!;
+        const conn = ws.getUserData().conn as C;
         conn.closed = true;
         route.close(conn, code, message.byteLength ? decoder.decode(message) : '');
       },
@@ -400,30 +492,28 @@ export class HttpServer {
       const v = req.getHeader(name);
       if (v) headers.set(name, v);
     }
-    let path = req.getUrl();
-    let query: string;
-    try {
-      query = req.getQuery() ?? '';
-    } catch {
-      // The ws fallback's getQuery() throws on relative URLs and its getUrl() keeps the query.
-      const q = path.indexOf('?');
-      query = q === -1 ? '' : path.slice(q + 1);
-    }
-    const q = path.indexOf('?');
-    if (q !== -1) path = path.slice(0, q);
+    const query = new URLSearchParams(queryOf(req));
+    return {
+      method: req.getMethod().toUpperCase(),
+      path: pathOf(req),
+      query,
+      param: (name) => query.get(name),
+      header: (name) => headers.get(name) ?? '',
+      remoteAddress: this.remote(res),
+      secure: this.secure,
+    };
+  }
+
+  private remote(res: UwsTypes.HttpResponse): string {
     let remoteAddress = '';
     try {
       remoteAddress = this.decoder.decode(res.getRemoteAddressAsText());
+      // Connections kept open keep their address: one copy for a run of them from one place (a NAT, a proxy).
+      if (remoteAddress === this.lastRemote) remoteAddress = this.lastRemote;
+      else this.lastRemote = remoteAddress;
     } catch {
       // Not available on the ws fallback.
     }
-    return {
-      method: req.getMethod().toUpperCase(),
-      path,
-      query: new URLSearchParams(query),
-      header: (name) => headers.get(name) ?? '',
-      remoteAddress,
-      secure: this.secure,
-    };
+    return remoteAddress;
   }
 }

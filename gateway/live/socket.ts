@@ -5,7 +5,7 @@
 import type { HelloMessage, LiveErrorMessage, ResumeMessage } from '../../devices/api/json.js';
 import { DEVICE_ID_PATTERN } from '../auth.js';
 import type { OperatorAccess } from '../login/access.js';
-import type { Connection, SocketRoute, UpgradeDecision } from '../uws.js';
+import { Connection, type SocketRoute, type UpgradeDecision } from '../uws.js';
 import type { LiveClient, LiveHub } from './hub.js';
 
 interface Data {
@@ -23,7 +23,7 @@ function error(code: string, message: string): string {
   return JSON.stringify({ type: 'error', code, message } satisfies LiveErrorMessage);
 }
 
-export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessageBytes = 64 * 1024): SocketRoute<Data> {
+export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessageBytes = 64 * 1024): SocketRoute<Connection<Data>> {
   const bySession = new Map<string, Set<Connection<Data>>>();
   access.sessions.onRevoke((id) => {
     for (const conn of bySession.get(id) ?? []) conn.end(LIVE_CLOSE_LOGGED_OUT, 'logged out');
@@ -34,12 +34,12 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
     // Over this uWS itself drops; the hub's budget check (lower) normally acts first.
     maxBackpressure: hub.opts.budgetBytes * 4,
 
-    upgrade(info): UpgradeDecision<Data> {
+    upgrade(info): UpgradeDecision<Connection<Data>> {
       const who = access.upgrade(info);
       if ('refuse' in who) return { refuse: { status: who.refuse.status, body: JSON.stringify(who.refuse.toJSON()) } };
       const sessionId = who.ok.via === 'session' ? who.ok.session.id : undefined;
       // The connection is filled in at open().
-      return { accept: { sessionId, client: { conn: undefined as unknown as LiveClient['conn'], streams: new Set(), congested: false, missedFrom: new Map(), missedDirect: 0 } } };
+      return { accept: new Connection<Data>(info.remoteAddress, { sessionId, client: { conn: undefined as unknown as LiveClient['conn'], streams: new Set(), congested: false, missedFrom: new Map(), missedDirect: 0 } }) };
     },
 
     open(conn: Connection<Data>) {

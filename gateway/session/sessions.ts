@@ -111,34 +111,38 @@ export class DeviceSessions {
 
   /** Lets a device in, or says why not (counted and logged). `link` becomes its connection once opened. */
   admit(req: AdmitRequest, link: DeviceLink): Session | Refusal {
-    const peer: Peer = { transport: req.transport, device: req.id, remote: req.remote };
-    if (this.stopping) return this.turnAway('SHUTTING_DOWN', 'the gateway is stopping; reconnect with backoff', peer);
+    if (this.stopping) return this.refuseAdmission(req, 'SHUTTING_DOWN', 'the gateway is stopping; reconnect with backoff');
     if (!req.id) {
       const how = req.transport === 'ws' ? 'connect to /device?id=<deviceId>' : 'an empty client id needs a clean session [MQTT-3.1.3-8]';
-      return this.turnAway('DEVICE_ID_MISSING', how, peer);
+      return this.refuseAdmission(req, 'DEVICE_ID_MISSING', how);
     }
     let entry: RegistryEntry | undefined;
     if (req.credentials === 'broker') {
-      if (!DEVICE_ID_PATTERN.test(req.id)) return this.turnAway('BAD_DEVICE_ID', 'the device id in the topic is not a valid id', peer);
+      if (!DEVICE_ID_PATTERN.test(req.id)) return this.refuseAdmission(req, 'BAD_DEVICE_ID', 'the device id in the topic is not a valid id');
       entry = this.auth.entry(req.id);
-      if (entry?.disabled) return this.turnAway('DEVICE_DISABLED', DISABLED_MESSAGE, peer);
+      if (entry?.disabled) return this.refuseAdmission(req, 'DEVICE_DISABLED', DISABLED_MESSAGE);
     } else {
       const result = this.auth.device(req.id, req.credentials.token);
-      if (!result.ok) return this.turnAway(result.code, result.message, peer);
+      if (!result.ok) return this.refuseAdmission(req, result.code, result.message);
       entry = result.entry;
     }
     const bad = req.check?.();
-    if (bad) return this.turnAway(bad[0], bad[1], peer);
+    if (bad) return this.refuseAdmission(req, bad[0], bad[1]);
     if (req.credentials !== 'broker') {
       if (this.devices.get(req.id)?.online) {
         if (this.policy.duplicateId === 'reject') {
-          return this.turnAway('DEVICE_ALREADY_CONNECTED', 'this device id is connected already (the gateway runs with --duplicate-id reject)', peer);
+          return this.refuseAdmission(req, 'DEVICE_ALREADY_CONNECTED', 'this device id is connected already (the gateway runs with --duplicate-id reject)');
         }
       } else if (this.devices.online >= this.policy.maxDevices) {
-        return this.turnAway('TOO_MANY_DEVICES', `the gateway holds its maximum of ${this.policy.maxDevices} connected devices (--max-devices); retry later`, peer);
+        return this.refuseAdmission(req, 'TOO_MANY_DEVICES', `the gateway holds its maximum of ${this.policy.maxDevices} connected devices (--max-devices); retry later`);
       }
     }
-    return new Session(this.devices.getOrCreate(req.id, entry), link, req.transport, this);
+    return new Session(this.devices.getOrCreate(req.id, entry), link, this);
+  }
+
+  /** A refused admission, counted and logged (the peer is made only here: admissions come in storms). */
+  private refuseAdmission(req: AdmitRequest, code: RefusalCode, message: string): Refusal {
+    return this.turnAway(code, message, { transport: req.transport, device: req.id, remote: req.remote });
   }
 
   /** Sets the one gate every opening session asks (the cluster's device handover). */
@@ -183,6 +187,11 @@ export class DeviceSessions {
     return true;
   }
 
+  /** The connections devices are online on at this instance (a transport's shutdown closes its own). */
+  *links(): IterableIterator<DeviceLink> {
+    for (const d of this.devices.all()) if (d.link !== undefined && d.link.instance === undefined) yield d.link;
+  }
+
   /** From now on every admission is refused with SHUTTING_DOWN. */
   shutDown(): void {
     this.stopping = true;
@@ -216,6 +225,9 @@ interface HeldJson {
   answer(safe: boolean): void;
 }
 
+/** Session.gate until the gate was asked (a per-session object for the answer would cost every idle connection). */
+const UNASKED: unique symbol = Symbol('gate not asked');
+
 /** One admitted device connection, from admission to its end. */
 export class Session {
   /** The refusal that ended this session, shown as the device's offlineDetail. */
@@ -223,14 +235,18 @@ export class Session {
   /** Copies of the frames (and JSON bodies) that came while the gate was shut, in order; undefined once it opened. */
   private held: (Uint8Array | HeldJson)[] | undefined;
   /** The gate's answer, asked once, before this connection replaces any other. */
-  private gate: { wait: Promise<void> | undefined } | undefined;
+  private gate: Promise<void> | undefined | typeof UNASKED = UNASKED;
 
   constructor(
     readonly device: DeviceState,
     readonly link: DeviceLink,
-    readonly transport: SessionTransport,
     private readonly port: DeviceSessions,
   ) {}
+
+  /** Where the link says: an external broker's connections are the bridge's. */
+  get transport(): SessionTransport {
+    return this.link.shared ? 'bridge' : this.link.transport;
+  }
 
   /** The connection is up: the device is online on it (an older connection is replaced). */
   open(at?: number): void {
@@ -243,8 +259,8 @@ export class Session {
   }
 
   private askGate(): Promise<void> | undefined {
-    this.gate ??= { wait: this.port.gateFor(this.device) };
-    return this.gate.wait;
+    if (this.gate === UNASKED) this.gate = this.port.gateFor(this.device);
+    return this.gate;
   }
 
   /** The gate opened: the frames that waited are taken, in order, then every new one directly. */

@@ -131,6 +131,18 @@ describe('DeviceSessions.admit', () => {
 });
 
 describe('Session', () => {
+  it('an idle connected device holds no per-frame state until its first frame (dedupe, acks, last values)', () => {
+    const { admit, devices } = setup();
+    const session = admitted(admit('a'));
+    session.open();
+    const d = devices.get('a')!;
+    // Idle connections are many: what only a sending device needs is made with its first frame.
+    expect({ online: d.online, dedupe: (d as unknown as { sequence?: unknown }).sequence, ack: d.ack, last: d.last }).toEqual({ online: true, dedupe: undefined, ack: undefined, last: undefined });
+    expect(d.toJSON()).toMatchObject({ epoch: null, ackedSeq: null, counters: { gaps: 0 } });
+    session.frame(encodeTelemetry({ epoch: 7, seq: 1, timestamp: 1000 }, [{ channel: 1, value: 1 }]), Date.now());
+    expect(d.toJSON()).toMatchObject({ epoch: 7 });
+  });
+
   it('hands frames to ingest and kicks a bad one: error frame, mapped close, cause kicked with the code', () => {
     const { admit, sessions, devices } = setup();
     const { s, link } = admit('a');
