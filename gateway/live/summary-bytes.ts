@@ -19,7 +19,7 @@ export function writeSummary(w: JsonBytes, d: DeviceState, local: string | null)
   const online = d.online;
   const link = d.link;
   const entry = d.entry;
-  const epoch = d.seq.current?.epoch;
+  const epoch = d.window?.epoch;
   w.raw('{"id":').string(d.id);
   w.raw(',"online":').bool(online);
   w.raw(',"lastSeen":').numberOrNull(d.lastSeen || null);
