@@ -177,11 +177,12 @@ async function main(): Promise<void> {
       process.exit(130);
     });
   }
+  const hardLimitMs = BUDGET_MS + 1.5 * 60_000;
   setTimeout(() => {
     killAll();
-    process.stderr.write('bench: hard time limit (9.5 min) reached: children stopped\n');
+    process.stderr.write(`bench: hard time limit (${hardLimitMs / 60_000} min) reached: children stopped\n`);
     process.exit(1);
-  }, 9.5 * 60_000).unref();
+  }, hardLimitMs).unref();
   const startedAt = new Date();
   const t0 = performance.now();
   const only = flags.only;
