@@ -42,3 +42,37 @@ describe('memory storage ring', () => {
     });
   }
 });
+
+describe('memory storage channels', () => {
+  it('keeps each channel apart whatever order a device sends them in, with few channels and with many', async () => {
+    const rnd = mulberry32(42);
+    for (const width of [3, 8, 40]) {
+      const store = new MemoryStorage(1000);
+      const model = new Map<number, Map<number, number>>();
+      const b = new TelemetryBatch(64);
+      for (let f = 0; f < 200; f++) {
+        // Usually the same order frame after frame; sometimes shuffled, sometimes a channel twice (two sample times).
+        const chans = Array.from({ length: width }, (_, i) => 10 + i * 5);
+        if (rnd() < 0.3) chans.sort(() => rnd() - 0.5);
+        if (rnd() < 0.2) chans.push(chans[0]!);
+        b.count = chans.length;
+        chans.forEach((ch, i) => {
+          b.channels[i] = ch;
+          b.types[i] = 2;
+          b.values[i] = f * 1000 + ch + i;
+          b.offsets[i] = i === width ? -1 : 0;
+          const m = model.get(ch) ?? new Map<number, number>();
+          m.set(1_000_000 + f * 10 + b.offsets[i]!, b.values[i]!);
+          model.set(ch, m);
+        });
+        store.write('d', undefined, 1_000_000 + f * 10, b);
+      }
+      expect(await store.channels('d')).toEqual([...model.keys()].sort((x, y) => x - y));
+      for (const [ch, m] of model) {
+        const got = await store.history({ device: 'd', channel: ch, from: 0, to: 2_000_000, points: 1_000_000 });
+        expect(got.map((p) => [p.t, p.mean]), `channel ${ch}, ${width} wide`).toEqual([...m].sort((x, y) => x[0] - y[0]));
+      }
+      await store.close();
+    }
+  });
+});
