@@ -118,7 +118,7 @@ writes (about 11 minutes, both cores). Prints markdown on stdout, progress on st
   --out FILE       write the report to FILE instead of BENCHMARKS.md
   --help           this text
 
-\`--only scale\` runs the scaling section alone (\`--workers\` and a 3-instance cluster, about 2 minutes).
+\`--only scale\` runs the scaling section alone (\`--workers\` and a 3-instance cluster at two loads, about 3.5 minutes).
 \`--only floor\` measures an idle gateway's CPU (1,000 silent devices, two viewers, 20 s; about 90 s).
 
 Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}

@@ -156,7 +156,7 @@ function saturationRows(results: Results, absent: (id: string) => string, cores:
 
 export function scaleNotes(cores: number): string[] {
   return [
-    `Scale-out (\`npm run bench -- --only scale\`, about 2 minutes on 2 cores): the cost of a frame as the gateway spreads over processes, measured only through the CLI (\`--workers\`, \`--cluster-url\`) and the wire, so it measures whatever cluster design the checkout has. ` +
+    `Scale-out (\`npm run bench -- --only scale\`, about 3.5 minutes on 2 cores): the cost of a frame as the gateway spreads over processes, measured only through the CLI (\`--workers\`, \`--cluster-url\`) and the wire, so it measures whatever cluster design the checkout has. ` +
       `Fixed loads: ${n(SCALE_DEVICES)} devices send ${FIXED_RATES.map(n).join(' or ')} frames/s in total, one 64-byte frame of 8 readings per WebSocket message, paced every millisecond; one /live client follows the fleet view (\`fleet\`, \`stats\`) and one a device page (\`fleet\`, \`stats\`, \`device:<id>\`, \`commands\`), as our dashboard subscribes. ` +
       `Each configuration runs ${ROUNDS} times, interleaved (\`--workers 1\`, 2, ${maxWorkers(cores) > 2 ? `${maxWorkers(cores)}, ` : ''}the cluster, then again); each run has a ${FIXED_PLAN.warmupMs / 1000} s warm-up and a ${FIXED_PLAN.windowMs / 1000} s window. ` +
       `Wakeups/s (Details): context switches per second of each process's main thread (/proc/PID/status), about how often its event loop slept and was woken; the generator writes every millisecond, so each process wakes at least about 1,000 times a second whatever its share of the frames. ` +
