@@ -3,6 +3,8 @@
  * view's deltas) is written without building objects to stringify, and without the intermediate
  * strings JSON.stringify grows its result through. The bytes are valid only until the next begin().
  */
+import { NumberText, writeInt } from '../number-text.js';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 /** What JSON must escape, and lone surrogates (JSON.stringify escapes them; UTF-8 cannot carry them). */
@@ -10,6 +12,7 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 
 export class JsonBytes {
   private buf = Buffer.allocUnsafe(64 * 1024);
+  private readonly numbers = new NumberText();
   private pos = 0;
 
   begin(): this {
@@ -60,9 +63,13 @@ export class JsonBytes {
 
   /** A number as JSON.stringify writes it: integers digit by digit (no string made), NaN and ±Infinity as null. */
   number(n: number): this {
-    if (Number.isSafeInteger(n)) return this.integer(n);
+    if (Number.isSafeInteger(n)) {
+      this.room(17);
+      this.pos = writeInt(this.buf, this.pos, n);
+      return this;
+    }
     if (!Number.isFinite(n)) return this.raw('null');
-    return this.raw(`${n}`);
+    return this.raw(this.numbers.text(n));
   }
 
   numberOrNull(n: number | null | undefined): this {
@@ -86,39 +93,6 @@ export class JsonBytes {
     this.buf.set(bytes, this.pos);
     this.pos += bytes.length;
     return this;
-  }
-
-  private integer(n: number): this {
-    this.room(17);
-    if (n < 0) {
-      this.buf[this.pos++] = 0x2d;
-      n = -n;
-    }
-    // Above 2^31 (timestamps in ms): two int32 halves, the low one 8 digits with leading zeros.
-    if (n > 0x7fffffff) {
-      const hi = Math.floor(n / 1e8);
-      this.int32(hi);
-      this.digits(n - hi * 1e8, 8);
-    } else this.int32(n);
-    return this;
-  }
-
-  private int32(n: number): void {
-    let digits = 1;
-    for (let x = n; x >= 10; x = (x / 10) | 0) digits++;
-    this.digits(n, digits);
-  }
-
-  /** `n` (int32) as exactly `count` digits, zeros in front. */
-  private digits(n: number, count: number): void {
-    const b = this.buf;
-    let at = this.pos + count;
-    this.pos = at;
-    for (let i = 0; i < count; i++) {
-      const q = (n / 10) | 0;
-      b[--at] = 0x30 + n - q * 10;
-      n = q;
-    }
   }
 
   private room(n: number): void {

@@ -9,6 +9,7 @@
  * (`c3` on climate and vibration) can then never hit a field type conflict.
  */
 import type { TelemetryBatch } from '../../devices/codec/index.js';
+import { NumberText, writeInt } from '../number-text.js';
 
 export const DEFAULT_MEASUREMENT = 'telemetry';
 
@@ -81,9 +82,7 @@ export interface Encoded {
   invalid: number;
 }
 
-const CACHE_BITS = 12;
 const MINUS = 45;
-const ZERO = 48;
 
 /**
  * Writes frames as line protocol straight into a LineBuffer: no per-reading strings except for
@@ -95,10 +94,7 @@ export class LineEncoder {
   private readonly stamp = new Uint32Array(256);
   private gen = 0;
   private readonly out: Encoded = { points: 0, invalid: 0 };
-  private readonly bits = new Float64Array(1);
-  private readonly words = new Uint32Array(this.bits.buffer);
-  private readonly cacheValues = new Float64Array(1 << CACHE_BITS);
-  private readonly cacheText: string[] = new Array<string>(1 << CACHE_BITS).fill('0');
+  private readonly numbers = new NumberText();
 
   /** Encodes one frame after `prefix` (seriesPrefix as UTF-8). The returned object is reused by the next call. */
   encode(p: Buffer, frameTime: number, batch: TelemetryBatch, into: LineBuffer): Encoded {
@@ -173,7 +169,7 @@ export class LineEncoder {
         if (v === 0 && 1 / v < 0) buf[pos++] = MINUS;
         pos = writeInt(buf, pos, v);
       } else {
-        const text = this.text(v); // ASCII: digits, '.', '-', 'e', '+'
+        const text = this.numbers.text(v); // ASCII: digits, '.', '-', 'e', '+'
         for (let c = 0; c < text.length; c++) buf[pos++] = text.charCodeAt(c);
       }
     }
@@ -188,50 +184,6 @@ export class LineEncoder {
     this.out.points++;
   }
 
-  /** The shortest round-trip text of a fractional value, through the cache. */
-  private text(v: number): string {
-    this.bits[0] = v;
-    const h = Math.imul(this.words[0]! ^ this.words[1]!, 0x9e3779b1) >>> (32 - CACHE_BITS);
-    if (this.cacheValues[h] === v) return this.cacheText[h]!;
-    const s = '' + v;
-    this.cacheValues[h] = v;
-    this.cacheText[h] = s;
-    return s;
-  }
-}
-
-/** Writes an integer (|v| < 1e15) in decimal at pos; returns the position after it. */
-function writeInt(buf: Buffer, pos: number, v: number): number {
-  if (v < 0) {
-    buf[pos++] = MINUS;
-    v = -v;
-  }
-  if (v < 10) {
-    buf[pos] = ZERO + v;
-    return pos + 1;
-  }
-  // Two int32 halves, so the digit loop stays in small-integer arithmetic.
-  let hi = Math.floor(v / 1e8) | 0;
-  let lo = (v - hi * 1e8) | 0;
-  const digits = hi > 0 ? (hi >= 1e6 ? (hi >= 1e7 ? 16 : 15) : hi >= 1e5 ? 14 : hi >= 1e4 ? 13 : hi >= 1e3 ? 12 : hi >= 100 ? 11 : hi >= 10 ? 10 : 9) : lo >= 1e7 ? 8 : lo >= 1e6 ? 7 : lo >= 1e5 ? 6 : lo >= 1e4 ? 5 : lo >= 1e3 ? 4 : lo >= 100 ? 3 : lo >= 10 ? 2 : 1;
-  let p = pos + digits - 1;
-  const end = pos + digits;
-  if (hi > 0) {
-    for (let k = 0; k < 8; k++) {
-      buf[p--] = ZERO + (lo % 10);
-      lo = (lo / 10) | 0;
-    }
-    while (hi > 0) {
-      buf[p--] = ZERO + (hi % 10);
-      hi = (hi / 10) | 0;
-    }
-  } else {
-    while (p >= pos) {
-      buf[p--] = ZERO + (lo % 10);
-      lo = (lo / 10) | 0;
-    }
-  }
-  return end;
 }
 
 /** Distinct times (points) in a frame: what the memory store counts as points written. */
