@@ -195,7 +195,17 @@ export class DeviceAdminView {
       tr.append(empty);
       rows.push(tr);
     }
-    this.tbody.replaceChildren(...rows);
+    // The open form's row stays where it is while the rows around it are replaced: moving it would
+    // blur the field being typed in (a fleet delta redraws the list), and the typing would go nowhere.
+    const panel = this.panelRow;
+    const at = panel !== undefined && panel.parentNode === this.tbody ? rows.indexOf(panel) : -1;
+    if (panel === undefined || at < 0) {
+      this.tbody.replaceChildren(...rows);
+      return;
+    }
+    for (const child of [...this.tbody.children]) if (child !== panel) child.remove();
+    panel.before(...rows.slice(0, at));
+    panel.after(...rows.slice(at + 1));
   }
 
   private row(d: DeviceSummary): HTMLElement {

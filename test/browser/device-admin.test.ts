@@ -7,6 +7,7 @@
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceSummary } from '../../devices/api/json.js';
+import { encodeTelemetry } from '../../devices/codec/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { deviceToken, ROOT, startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -134,7 +135,16 @@ describe.skipIf(!CHROMIUM)('device management in the dashboard', () => {
   it('edits name and labels, and the fleet page filters by label', async () => {
     await row('ui-dev-1').locator('[data-testid=admin-edit]').click();
     await page.fill('[data-testid=admin-edit-name]', 'Lobby sensor 2');
-    await page.fill('[data-testid=admin-edit-labels]', 'site=south, floor=1');
+    // Typing while devices send: each fleet delta redraws the list, and the field being typed in
+    // must keep its focus and caret through it (else the rest of the typing goes nowhere).
+    await page.fill('[data-testid=admin-edit-labels]', '');
+    await page.keyboard.type('site=south');
+    await page.locator('[data-testid=admin-row][data-device-id="power-0009"]').evaluate((e) => ((e as HTMLElement).dataset.before = 'redraw'));
+    const sender = sockets[0]!;
+    for (let seq = 1; seq <= 3; seq++) sender.send(encodeTelemetry({ epoch: 7, seq, timestamp: Date.now() }, [{ channel: 1, value: seq }]));
+    await waitFor(async () => (await page.locator('[data-testid=admin-row][data-before=redraw]').count()) === 0, 'the list redrawn by a fleet delta');
+    await page.keyboard.type(', floor=1');
+    expect(await page.inputValue('[data-testid=admin-edit-labels]')).toBe('site=south, floor=1');
     await page.click('[data-testid=admin-save]');
     await waitFor(async () => (await summary('ui-dev-1')).name === 'Lobby sensor 2', 'the new name');
     expect((await summary('ui-dev-1')).labels).toEqual({ floor: '1', site: 'south' });
