@@ -2,12 +2,12 @@
  * /metrics in Prometheus text format (prom-client). Every value is read from the gateway's own
  * counters at scrape time, so the hot paths pay nothing for metrics.
  */
-import { readdir } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CommandService } from './commands/commands.js';
 import type { DeviceTable } from './devices.js';
 import type { Ingest } from './ingest.js';
 import type { LiveHub } from './live/hub.js';
+import { OpenFds } from './open-fds.js';
 import type { RefusalCounts } from './session/sessions.js';
 import type { StorageHealth } from '../devices/api/json.js';
 
@@ -61,36 +61,20 @@ function mirror(registry: Registry, name: string, help: string, read: () => numb
   });
 }
 
-/**
- * gateway_process_open_fds without stopping the gateway: prom-client lists /proc/self/fd
- * synchronously at each scrape, one entry per connection, which held the event loop 16–30 ms per
- * scrape at 10,000 devices (every frame meanwhile waited). Here the listing runs in libuv's thread
- * pool after each scrape, and a scrape answers the count the previous one started (at most one
- * scrape interval old; exact at rest).
- */
-function openFdsInBackground(registry: Registry): void {
+/** gateway_process_open_fds from open-fds.ts in place of prom-client's, which lists /proc/self/fd. */
+function openFds(registry: Registry): void {
   const name = 'gateway_process_open_fds';
   if (registry.getSingleMetric(name) === undefined) return; // not Linux: prom-client has none either
   registry.removeSingleMetric(name);
-  let count = NaN;
-  let counting = false;
-  const refresh = () => {
-    if (counting) return;
-    counting = true;
-    readdir('/proc/self/fd', (err, fds) => {
-      counting = false;
-      // Minus the one the listing itself had open.
-      if (!err) count = fds.length - 1;
-    });
-  };
-  refresh();
+  const fds = OpenFds.forThisKernel();
+  if (fds === undefined) return;
   new Gauge({
     name,
-    help: 'Number of open file descriptors (counted in the background after each scrape: the previous scrape’s count).',
+    help: fds.method === 'stat' ? 'Number of open file descriptors.' : 'Number of open file descriptors (counted in the background after each scrape: the previous scrape’s count).',
     registers: [registry],
     collect() {
-      if (Number.isFinite(count)) this.set(count);
-      refresh();
+      const n = fds.count();
+      if (Number.isFinite(n)) this.set(n);
     },
   });
 }
@@ -102,7 +86,7 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
   // Gauges named *_total break the Prometheus naming rules (promtool flags them); the same
   // figures are in gateway_nodejs_active_{handles,requests,resources} by type.
   for (const name of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`gateway_nodejs_active_${name}_total`);
-  openFdsInBackground(registry);
+  openFds(registry);
   const s = src.ingest.stats;
   // In a cluster every instance knows every device: with --workers these are not summed.
   new Gauge({
