@@ -22,7 +22,7 @@ import { coreSpeeds, killAll } from './procs.js';
 import { buildRows, notes, WORKERS_DEVICES } from './rows.js';
 import { buildAlarmRows } from './rows-alarms.js';
 import { ingestAlarms } from './measure/alarms.js';
-import { bigFleetWhyNot, buildFleetRows, FLEET_DEVICES, FLEET_RATES, FLEET_WINDOW_MS, fleetId, fleetKinds } from './rows-fleet.js';
+import { BIG_FLEET_DEVICES, BIG_FLEET_KINDS, BIG_FLEET_RATE, bigFleetId, bigFleetWhyNot, buildFleetRows, FLEET_DEVICES, FLEET_RATES, FLEET_WINDOW_MS, fleetId, fleetKinds } from './rows-fleet.js';
 import { machine, render } from './report.js';
 import { HERE, type BenchKeys } from './servers.js';
 import { isScaleRun, type ScaleRun } from './scale/measure.js';
@@ -71,6 +71,15 @@ const STEPS: Step[] = [
     ),
   ),
   { id: fleetId('gateway-all', FLEET_RATES[0]), estimateS: 14, run: () => latency({ kind: 'gateway', keys, ...FLEET, ratePerSec: FLEET_RATES[0], view: 'all' }) },
+  // The larger fleet at 1 Hz each, where the open-file limit allows (rows-fleet.ts says what it needs).
+  ...BIG_FLEET_KINDS.map(
+    (kind): Step => ({
+      id: bigFleetId(kind),
+      estimateS: 45,
+      unavailable: bigFleetWhyNot,
+      run: () => latency({ kind, keys, ...FLEET, devices: BIG_FLEET_DEVICES, ratePerSec: BIG_FLEET_RATE, ...(kind === 'gateway' ? { view: 'page' as const } : {}) }),
+    }),
+  ),
   ...Array.from({ length: ROUNDS }, () =>
     ([100, 10_000] as const).flatMap((devices) =>
       (['sink', 'uws', 'ws', 'gateway'] as const).map(
@@ -124,7 +133,10 @@ writes (about 11 minutes, both cores). Prints markdown on stdout, progress on st
 Step ids: ${[...new Set(STEPS.map((s) => s.id))].join(', ')}
 
 BENCH_PROFILE_DIR=DIR writes the gateway's V8 CPU profile there.
-BENCH_GATEWAY_CLI=FILE runs that gateway/cli.js (another build) instead of this one's.`;
+BENCH_GATEWAY_CLI=FILE runs that gateway/cli.js (another build) instead of this one's.
+The ${BIG_FLEET_DEVICES.toLocaleString('en-US')}-device rows (${BIG_FLEET_KINDS.map(bigFleetId).join(', ')}) need that many open files
+and more (\`ulimit -n\`); BENCH_BIG_FLEET=N runs them with N devices instead. The generator spreads
+its connections over loopback source addresses, BENCH_CONNECTIONS_PER_SOURCE (default 20,000) each.`;
 
 interface Flags {
   only: string[] | undefined;

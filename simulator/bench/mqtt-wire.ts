@@ -80,12 +80,14 @@ export interface MqttLogin {
   password?: string;
   keepalive?: number;
   timeoutMs?: number;
+  /** The connection's source address (load/source-address.ts); default: the kernel's choice. */
+  localAddress?: string;
 }
 
 /** Connects and waits for CONNACK 0; the socket is then the caller's. */
 export function connectMqtt(o: MqttLogin): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: o.host, port: o.port, noDelay: true });
+    const socket = connect({ host: o.host, port: o.port, noDelay: true, ...(o.localAddress ? { localAddress: o.localAddress } : {}) });
     const timer = setTimeout(() => fail(new Error(`CONNACK for ${o.clientId} timed out`)), o.timeoutMs ?? 10_000);
     let got = Buffer.alloc(0);
     const fail = (err: Error) => {

@@ -19,6 +19,8 @@ export interface UpgradeTarget {
   path: string;
   headers?: Record<string, string>;
   timeoutMs?: number;
+  /** The connection's source address (load/source-address.ts); default: the kernel's choice. */
+  localAddress?: string;
 }
 
 /** An upgraded socket and the bytes that came after the 101 response (already frames). */
@@ -30,7 +32,7 @@ export interface Upgraded {
 /** Opens a TCP connection and upgrades it; rejects with the status line when the server refuses. */
 export function openWebSocket(t: UpgradeTarget): Promise<Upgraded> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: t.host, port: t.port, noDelay: true });
+    const socket = connect({ host: t.host, port: t.port, noDelay: true, ...(t.localAddress ? { localAddress: t.localAddress } : {}) });
     const key = randomBytes(16).toString('base64');
     let head = Buffer.alloc(0);
     const timer = setTimeout(() => fail(new Error(`upgrade of ${t.path} timed out after ${t.timeoutMs ?? 10_000} ms`)), t.timeoutMs ?? 10_000);

@@ -1,4 +1,5 @@
 /** The pure parts of `npm run bench` (simulator/bench): the bytes it sends and how it reads answers. */
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeAck, FrameType, type TelemetryFrame } from '../../devices/codec/index.js';
@@ -7,7 +8,7 @@ import { parseCounterFile } from '../../simulator/bench/hot-counter.js';
 import { AckLedger } from '../../simulator/bench/load/acks.js';
 import { LatencyRecorder, quantile } from '../../simulator/bench/load/latency.js';
 import { MQTT_TYPE, MqttPacketCounter, PublishBlock } from '../../simulator/bench/mqtt-wire.js';
-import { OPCODE, ServerFrameReader } from '../../simulator/bench/ws-wire.js';
+import { OPCODE, openWebSocket, ServerFrameReader } from '../../simulator/bench/ws-wire.js';
 import { ackedBetween, ackRates, TimelineLedger } from '../../simulator/bench/scale/ack-timeline.js';
 import { cpuPerMillion, fleetSlices, keptUp, maxWorkers, median, roundRatios, saturationWorkerCounts } from '../../simulator/bench/scale/figures.js';
 import { FIXED_RATES, type ScaleRun } from '../../simulator/bench/scale/measure.js';
@@ -17,7 +18,8 @@ import { scaleRows } from '../../simulator/bench/scale/rows.js';
 import { fixedId, saturationId, scaleSteps } from '../../simulator/bench/scale/steps.js';
 import type { SystemSpec } from '../../simulator/bench/scale/systems.js';
 import type { LatencyResult } from '../../simulator/bench/measure/latency.js';
-import { buildFleetRows, fleetId, FLEET_WINDOW_MS } from '../../simulator/bench/rows-fleet.js';
+import { BIG_FLEET_DEVICES, BIG_FLEET_RATE, bigFleetId, buildFleetRows, fleetId, FLEET_WINDOW_MS } from '../../simulator/bench/rows-fleet.js';
+import { sourceAddress } from '../../simulator/bench/load/source-address.js';
 
 function serverFrame(opcode: number, payload: Buffer): Buffer {
   const n = payload.length;
@@ -345,5 +347,58 @@ describe('headline saturation row', () => {
     const row = saturation(results);
     expect(row.result).toMatch(/^gateway ≥ 70\.0k, ws 10\.0k frames\/s/);
     expect(row.ratio).toBe('≥ 7.00× ws');
+  });
+});
+
+describe('the larger fleet', () => {
+  const paced = (rate: number, cpu: number): LatencyResult => ({
+    samples: 1000, p50Us: 500, p99Us: 5_000, p999Us: 9_000, maxUs: 9_000,
+    ingestRate: rate, readingsRate: rate * 8, sentInWindow: rate * (FLEET_WINDOW_MS / 1000), lagTicks: 0, unknown: 0,
+    serverCpu: cpu, loadCpu: 0.5, otherCpu: 0, closed: 0,
+  });
+  const big = (rows: ReturnType<typeof buildFleetRows>) => rows.filter((r) => r.setup.startsWith(`${BIG_FLEET_DEVICES.toLocaleString('en-US')} devices`));
+
+  it('spreads the generator’s connections over loopback source addresses, perSource each', () => {
+    expect(sourceAddress('127.0.0.1', 0, 20_000)).toBeUndefined();
+    expect(sourceAddress('127.0.0.1', 19_999, 20_000)).toBeUndefined();
+    expect(sourceAddress('127.0.0.1', 20_000, 20_000)).toBe('127.0.0.2');
+    expect(sourceAddress('127.0.0.1', 99_999, 20_000)).toBe('127.0.0.5');
+    // Another host: the kernel picks the route's address.
+    expect(sourceAddress('localhost', 50_000, 20_000)).toBeUndefined();
+    expect(() => sourceAddress('127.0.0.1', 254 * 100, 100)).toThrow(/254 loopback source addresses/);
+  });
+
+  it('connects from the address it was given (a real server sees 127.0.0.2)', async () => {
+    const seen: string[] = [];
+    const sockets: Socket[] = [];
+    const server = createServer((s) => {
+      seen.push(s.remoteAddress ?? '');
+      sockets.push(s);
+      s.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    await expect(openWebSocket({ host: '127.0.0.1', port, path: '/device', localAddress: sourceAddress('127.0.0.1', 5, 4) })).rejects.toThrow(/refused/);
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+    expect(seen).toEqual(['127.0.0.2']);
+  });
+
+  it('says what the runs need when they were not made, and compares the gateway with ws and the ceiling when they were', () => {
+    expect(big(buildFleetRows(new Map(), new Map(), 'not measured: needs files'))).toEqual([expect.objectContaining({ missing: 'not measured: needs files' })]);
+    const rows = big(
+      buildFleetRows(
+        new Map([
+          [bigFleetId('gateway'), paced(BIG_FLEET_RATE, 2)],
+          [bigFleetId('ws'), paced(BIG_FLEET_RATE, 2.5)],
+          [bigFleetId('uws'), paced(BIG_FLEET_RATE, 0.5)],
+        ]),
+        new Map(),
+        undefined,
+      ),
+    );
+    expect(rows.map((r) => r.measurement)).toEqual([expect.stringMatching(/^Gateway/), expect.stringMatching(/^`ws`/), expect.stringMatching(/^Ceiling/)]);
+    expect(rows[0]!.ratio).toMatch(/^CPU per frame 0\.80× ws; p99 1\.00× ws; CPU per frame 4\.00× ceiling$/);
+    expect(rows[0]!.setup).toMatch(/loopback source addresses/);
   });
 });

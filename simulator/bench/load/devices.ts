@@ -9,6 +9,7 @@ import { fleetToken } from '../../../devices/token.js';
 import { templateFrame } from '../frames.js';
 import { controlHandler, OPCODE, openWebSocket, ServerFrameReader } from '../ws-wire.js';
 import type { AckLedger } from './acks.js';
+import { sourceAddress } from './source-address.js';
 
 export interface DeviceTarget {
   host: string;
@@ -68,6 +69,7 @@ export async function connectDevices(t: DeviceTarget, count: number, baseTime: n
           port: t.port,
           path: `/device?id=${id}`,
           headers: { Authorization: `Bearer ${fleetToken(t.fleetKey, id)}` },
+          localAddress: sourceAddress(t.host, first + i),
         }).then((u) => new WsDevice(id, u.socket, u.rest, baseTime, ledger)),
       );
     }

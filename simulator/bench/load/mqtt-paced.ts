@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { fleetToken } from '../../../devices/token.js';
 import { SEQ_OFFSET, STAMP_OFFSET, templateFrame, TIMESTAMP_OFFSET } from '../frames.js';
+import { sourceAddress } from './source-address.js';
 import { connectMqtt, MQTT_TYPE, MqttPacketCounter, PublishBlock, subscribeMqtt } from '../mqtt-wire.js';
 import { deviceId } from './devices.js';
 import type { LatencyRecorder } from './latency.js';
@@ -52,7 +53,7 @@ export async function connectMqttDevices(host: string, port: number, fleetKey: s
     const batch: Promise<MqttPacedDevice>[] = [];
     for (let i = start; i < Math.min(count, start + concurrency); i++) {
       const id = deviceId(i);
-      batch.push(connectMqtt({ host, port, clientId: id, username: id, password: fleetToken(fleetKey, id), keepalive: 120 }).then((s) => new MqttPacedDevice(s, id, 0x5eed0000 + i)));
+      batch.push(connectMqtt({ host, port, clientId: id, username: id, password: fleetToken(fleetKey, id), keepalive: 120, localAddress: sourceAddress(host, i) }).then((s) => new MqttPacedDevice(s, id, 0x5eed0000 + i)));
     }
     out.push(...(await Promise.all(batch)));
   }
