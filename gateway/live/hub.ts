@@ -19,6 +19,7 @@ import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';
 import type { DeviceState, DeviceTable } from '../devices.js';
 import { DeviceStreams, type Relayed } from './device-streams.js';
+import { FleetSnapshots } from './fleet-snapshot.js';
 import { JsonBytes } from './json-bytes.js';
 import { writeSummary } from './summary-bytes.js';
 
@@ -33,7 +34,8 @@ export interface LiveOptions {
 
 /** What the hub needs of a live client's connection. */
 export interface LiveConn {
-  send(text: string): 'sent' | 'queued' | 'dropped';
+  /** JSON text, as a string or as UTF-8 bytes (valid during the call). */
+  send(text: string | Uint8Array): 'sent' | 'queued' | 'dropped';
   bufferedAmount(): number;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
@@ -48,6 +50,13 @@ export interface LiveClient {
   /** Topic message counts when the client went congested, to count what it missed. */
   missedFrom: Map<string, number>;
   missedDirect: number;
+  /**
+   * Bytes of the last fleet snapshot sent to it, while they may still wait: a snapshot is one
+   * message of every device (~0.8 KB each), over the budget from about 1,300 devices on, and
+   * counting it would make the client congested by its own snapshot, then caught up with the next
+   * one, over and over.
+   */
+  snapshotBytes?: number;
 }
 
 export type StatsSource = () => GatewayStats;
@@ -97,6 +106,8 @@ export class LiveHub {
   private readonly topicCounts = new Map<string, number>();
   /** The buffer fleet deltas are written into, reused by each. */
   private readonly fleetText = new JsonBytes();
+  /** Full snapshots for clients that begin following `fleet` (they join the topic when theirs goes out). */
+  private readonly snapshots: FleetSnapshots<LiveClient>;
   private timer: NodeJS.Timeout | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   /** A flush at the next loop turn is scheduled. */
@@ -119,6 +130,7 @@ export class LiveHub {
     readonly opts: LiveOptions,
   ) {
     this.streams = new DeviceStreams(opts.maxPointsPerChannel, opts.replay, opts.replayBytes, opts.flushMs);
+    this.snapshots = new FleetSnapshots(devices, (clients, snapshot, since) => this.snapshotReady(clients, snapshot, since));
   }
 
   start(): void {
@@ -131,6 +143,7 @@ export class LiveHub {
     if (this.timer) clearInterval(this.timer);
     if (this.soon) clearImmediate(this.soon);
     this.timer = this.soon = undefined;
+    this.snapshots.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     for (const c of this.clients) c.conn.close();
   }
@@ -267,12 +280,6 @@ export class LiveHub {
     this.publish('commands', JSON.stringify({ type: 'command', command: c } satisfies CommandMessage));
   }
 
-  fleetSnapshot(): string {
-    const devices = [];
-    for (const d of this.devices.all()) devices.push(d.toJSON(this.devices.instance));
-    return JSON.stringify({ type: 'fleet', full: true, devices } satisfies FleetMessage);
-  }
-
   /**
    * A device stream's messages after `afterSeq`, or undefined when they cannot be replayed. `bootId`
    * names the process that numbered the client's seqs: another one (a restart, another worker or
@@ -284,7 +291,7 @@ export class LiveHub {
   }
 
   /** Sends straight to one client, respecting its budget. */
-  sendTo(c: LiveClient, text: string): void {
+  sendTo(c: LiveClient, text: string | Uint8Array): void {
     if (c.congested || c.conn.send(text) === 'dropped') {
       c.missedDirect++;
       this.dropped++;
@@ -296,13 +303,21 @@ export class LiveHub {
     c.streams.add(stream);
     if (stream === 'fleet') this.fleetWatchers++;
     if (stream === 'stats') this.statsWatchers++;
-    if (!c.congested) c.conn.subscribe(stream);
+    // `fleet` starts with a snapshot, and the topic is joined when it goes out (fleet-snapshot.ts).
+    // A congested client gets both when it catches up (recover()).
+    if (!c.congested) {
+      if (stream === 'fleet') this.snapshots.request(c);
+      else c.conn.subscribe(stream);
+    }
     if (stream.startsWith('device:')) this.watchDevice(stream.slice(7));
   }
 
   unsubscribe(c: LiveClient, stream: string): void {
     if (!c.streams.delete(stream)) return;
-    if (stream === 'fleet' && --this.fleetWatchers === 0) this.forgetFleet();
+    if (stream === 'fleet') {
+      this.snapshots.drop(c);
+      if (--this.fleetWatchers === 0) this.forgetFleet();
+    }
     if (stream === 'stats') this.statsWatchers--;
     if (!c.congested) c.conn.unsubscribe(stream);
     if (stream.startsWith('device:')) this.unwatchDevice(stream.slice(7));
@@ -346,11 +361,24 @@ export class LiveHub {
    * fleet view, as bytes (summary-bytes.ts: no objects per device).
    */
   private publishFleet(changed: Iterable<DeviceState>): void {
+    const bytes = this.writeDelta(changed, this.noteSent);
+    this.fleetSoon.length = 0;
+    this.publish('fleet', bytes);
+  }
+
+  private readonly noteSent = (d: DeviceState): void => {
+    this.fleetDirty.delete(d);
+    this.fleetSent.add(d);
+    this.snapshots.published(d);
+  };
+
+  /** A `full: false` fleet message of these devices, in the reused buffer (valid until the next one). */
+  private writeDelta(devices: Iterable<DeviceState>, each?: (d: DeviceState) => void): Uint8Array {
     const instance = this.devices.instance;
     const w = this.fleetText.begin().raw('{"type":"fleet","full":false,"devices":[');
     let removed: string[] | undefined;
     let first = true;
-    for (const d of changed) {
+    for (const d of devices) {
       // A deleted device (registry/admin.ts) leaves the list; a new one of its id comes as a device.
       if (d.retired) (removed ??= []).push(d.id);
       else {
@@ -358,13 +386,27 @@ export class LiveHub {
         first = false;
         writeSummary(w, d, instance);
       }
-      this.fleetDirty.delete(d);
-      this.fleetSent.add(d);
+      each?.(d);
     }
-    this.fleetSoon.length = 0;
     w.raw(']');
     if (removed) w.raw(',"removed":').utf8(JSON.stringify(removed));
-    this.publish('fleet', w.raw('}').bytes());
+    return w.raw('}').bytes();
+  }
+
+  /**
+   * A snapshot is written: its clients get it, then the deltas they were not on the topic for (what
+   * changed since it began, as it is now), and join the topic.
+   */
+  private snapshotReady(clients: readonly LiveClient[], snapshot: Uint8Array, since: ReadonlySet<DeviceState>): void {
+    let catchUp: Uint8Array | undefined;
+    for (const c of clients) {
+      // Congested meanwhile: it gets a new one when it catches up. Or it stopped following.
+      if (c.congested || !c.streams.has('fleet')) continue;
+      this.sendTo(c, snapshot);
+      c.snapshotBytes = snapshot.length;
+      if (since.size > 0) this.sendTo(c, (catchUp ??= this.writeDelta(since)));
+      c.conn.subscribe('fleet');
+    }
   }
 
   /** Nobody follows the fleet: a new follower starts from a full snapshot anyway. */
@@ -380,7 +422,9 @@ export class LiveHub {
     const budget = this.opts.budgetBytes;
     for (const c of this.clients) {
       const buffered = c.conn.bufferedAmount();
-      if (!c.congested && buffered > budget) {
+      // The client's own snapshot does not count against its budget, only what queues behind it.
+      if (c.snapshotBytes !== undefined && buffered <= budget) c.snapshotBytes = undefined;
+      if (!c.congested && buffered - (c.snapshotBytes ?? 0) > budget) {
         c.congested = true;
         for (const s of c.streams) {
           c.conn.unsubscribe(s);
@@ -400,13 +444,13 @@ export class LiveHub {
       const missed = (this.topicCounts.get(s) ?? 0) - (c.missedFrom.get(s) ?? 0);
       if (missed > 0) affected.push(s);
       count += missed;
-      c.conn.subscribe(s);
+      if (s !== 'fleet') c.conn.subscribe(s);
     }
     this.dropped += count - c.missedDirect;
     c.missedFrom.clear();
     c.missedDirect = 0;
     if (count > 0) c.conn.send(JSON.stringify({ type: 'missed', count, streams: affected } satisfies MissedMessage));
-    if (c.streams.has('fleet')) c.conn.send(this.fleetSnapshot());
+    if (c.streams.has('fleet')) this.snapshots.request(c);
     // A reload it missed: the types message is whole, so the current one repairs it.
     if (c.streams.has('types') && affected.includes('types')) c.conn.send(this.typesMessage());
     // Alarm changes it missed: the open ones again (a cleared one it missed is gone from that list).

@@ -84,7 +84,6 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
         }
         const resume = (msg.resume as Record<string, unknown> | undefined)?.[s];
         hub.subscribe(client, s);
-        if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
         if (s === 'types') hub.sendTo(client, hub.typesMessage());
         if (s === 'alarms') hub.sendTo(client, hub.alarmSnapshot());
         if (s.startsWith('device:') && typeof resume === 'number') {
