@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeTelemetry } from '../../devices/codec/index.js';
+import { hashToken } from '../../gateway/auth.js';
 import { deviceToken, OPERATOR_TOKEN, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { RawDevice } from '../helpers/raw-device.js';
@@ -37,6 +38,25 @@ describe('/live', () => {
     gw = await startGateway();
     await expect(LiveClient.connect(gw.ws, 'wrong')).rejects.toMatchObject({ status: 401 });
     await expect(LiveClient.connect(gw.ws, '')).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('gives a dashboard on a fleet bigger than one snapshot slice every device in one snapshot, then the deltas', async () => {
+    // 1,300 devices: three slices of the snapshot writer, and a snapshot over the 1 MiB budget with real summaries.
+    const dir = tempDir('live-big-');
+    const registry = join(dir, 'devices.json');
+    const ids = Array.from({ length: 1300 }, (_, i) => `big-${String(i).padStart(4, '0')}`);
+    writeFileSync(registry, JSON.stringify({ devices: ids.map((id) => ({ id, tokenHash: hashToken(deviceToken(id)) })) }));
+    gw = await startGateway({ registry, liveFlushMs: 100 });
+    const c = await live();
+    c.send({ op: 'subscribe', streams: ['fleet'] });
+    const snap = await c.waitFor((m) => m.type === 'fleet' && m.full, 'fleet snapshot');
+    expect(snap.devices.map((x: { id: string }) => x.id).sort()).toEqual(ids);
+    const d = await device('big-0007');
+    d.send(frame(0, 20.5));
+    const delta = await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices.some((x: { id: string; counters: { frames: number } }) => x.id === 'big-0007' && x.counters.frames === 1), 'a delta with the frame');
+    expect(delta.devices.find((x: { id: string }) => x.id === 'big-0007')).toMatchObject({ online: true });
+    expect(c.messages.filter((m) => m.type === 'fleet' && m.full)).toHaveLength(1);
+    expect(c.messages.filter((m) => m.type === 'missed')).toEqual([]);
   });
 
   it('says hello, sends a fleet snapshot then deltas, and streams a device: at once when quiet, then coalesced per flush', async () => {
