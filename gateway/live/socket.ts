@@ -8,6 +8,9 @@ import type { OperatorAccess } from '../login/access.js';
 import { Connection, type SocketRoute, type UpgradeDecision } from '../uws.js';
 import type { LiveClient, LiveHub } from './hub.js';
 
+/** uWS's own cap on what waits for a /live client (the hub's budget is the working limit). */
+const MAX_BACKPRESSURE = 512 * 1024 * 1024;
+
 interface Data {
   client: LiveClient;
   /** The login session it was opened with (none for the operator token). */
@@ -31,8 +34,11 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
   return {
     maxPayloadLength: maxMessageBytes,
     idleTimeoutSeconds: 60,
-    // Over this uWS itself drops; the hub's budget check (lower) normally acts first.
-    maxBackpressure: hub.opts.budgetBytes * 4,
+    // Over this uWS refuses a direct send (counted, but the client is not told): the hub's budget
+    // check must act first. It lets a client's own fleet snapshot (~0.8 KB a device) wait on top of
+    // its budget, and the delta that follows the snapshot is a direct send, so the cap leaves room
+    // for a snapshot at any fleet size here (100,000 devices: ~80 MB).
+    maxBackpressure: Math.max(hub.opts.budgetBytes * 4, MAX_BACKPRESSURE),
 
     upgrade(info): UpgradeDecision<Connection<Data>> {
       const who = access.upgrade(info);

@@ -44,17 +44,45 @@ describe('/live', () => {
     // 1,300 devices: three slices of the snapshot writer, and a snapshot over the 1 MiB budget with real summaries.
     const dir = tempDir('live-big-');
     const registry = join(dir, 'devices.json');
-    const ids = Array.from({ length: 1300 }, (_, i) => `big-${String(i).padStart(4, '0')}`);
+    const ids = Array.from({ length: Number(process.env.BIGN ?? 1300) }, (_, i) => `big-${String(i).padStart(5, '0')}`);
     writeFileSync(registry, JSON.stringify({ devices: ids.map((id) => ({ id, tokenHash: hashToken(deviceToken(id)) })) }));
     gw = await startGateway({ registry, liveFlushMs: 100 });
     const c = await live();
     c.send({ op: 'subscribe', streams: ['fleet'] });
     const snap = await c.waitFor((m) => m.type === 'fleet' && m.full, 'fleet snapshot');
     expect(snap.devices.map((x: { id: string }) => x.id).sort()).toEqual(ids);
-    const d = await device('big-0007');
+    const d = await device('big-00007');
     d.send(frame(0, 20.5));
-    const delta = await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices.some((x: { id: string; counters: { frames: number } }) => x.id === 'big-0007' && x.counters.frames === 1), 'a delta with the frame');
-    expect(delta.devices.find((x: { id: string }) => x.id === 'big-0007')).toMatchObject({ online: true });
+    const delta = await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices.some((x: { id: string; counters: { frames: number } }) => x.id === 'big-00007' && x.counters.frames === 1), 'a delta with the frame');
+    expect(delta.devices.find((x: { id: string }) => x.id === 'big-00007')).toMatchObject({ online: true });
+    expect(c.messages.filter((m) => m.type === 'fleet' && m.full)).toHaveLength(1);
+    expect(c.messages.filter((m) => m.type === 'missed')).toEqual([]);
+  });
+
+  it('keeps a client slower than its own fleet snapshot on the fleet view: the deltas after it wait behind it, none skipped or missed', async () => {
+    // A snapshot of 30,000 devices (~9 MB, more than loopback's socket buffers take) against a 4 KiB
+    // budget: before, the snapshot alone made the client congested (the delta missed, then a `missed`
+    // message and the next snapshot, which made it congested again).
+    const dir = tempDir('live-slow-');
+    const registry = join(dir, 'devices.json');
+    const ids = Array.from({ length: 30_000 }, (_, i) => `slow-${String(i).padStart(5, '0')}`);
+    writeFileSync(registry, JSON.stringify({ devices: ids.map((id) => ({ id, tokenHash: hashToken(deviceToken(id)) })) }));
+    const budget = 4096;
+    gw = await startGateway({ registry, liveFlushMs: 100, liveBudget: budget });
+    const hub = gw.gateway.live;
+    const c = await live();
+    c.socket.pause(); // a browser far away: the snapshot waits in the gateway
+    c.send({ op: 'subscribe', streams: ['fleet'] });
+    await waitFor(() => {
+      const k = [...hub.clients][0];
+      return k?.snapshotBytes !== undefined && k.conn.bufferedAmount() > 4 * budget ? true : undefined;
+    }, 'the snapshot sent and waiting in the gateway beyond 4× the budget');
+    const published = new Promise<void>((resolve) => hub.onPublish((topic) => topic === 'fleet' && resolve()));
+    const d = await device('slow-00007');
+    d.send(frame(0, 20.5));
+    await published; // the delta went out while the snapshot still waits
+    c.socket.resume();
+    await c.waitFor((m) => m.type === 'fleet' && !m.full && m.devices.some((x: { id: string; counters: { frames: number } }) => x.id === 'slow-00007' && x.counters.frames === 1), 'the delta behind the snapshot', 10_000);
     expect(c.messages.filter((m) => m.type === 'fleet' && m.full)).toHaveLength(1);
     expect(c.messages.filter((m) => m.type === 'missed')).toEqual([]);
   });
