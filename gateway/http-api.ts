@@ -45,19 +45,43 @@ function intParam(q: URLSearchParams, name: string, fallback: number, min: numbe
   return n;
 }
 
-/** Parses a time parameter: ms since epoch or an ISO 8601 date. */
+/** An ISO 8601 date, or date and time with an optional zone (what Date.parse reads the same everywhere). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+/** The last ms a JavaScript Date (and so a history query) can hold. */
+const MAX_TIME = 8.64e15;
+
+/**
+ * Parses a time parameter: ms since epoch or an ISO 8601 time. Only those: Date.parse alone also
+ * takes "-5", "1.5" or "March 7" as some day in 2001, which would answer a typo with the wrong window.
+ */
 function timeParam(q: URLSearchParams, name: string, fallback: number): number {
   const raw = q.get(name);
   if (raw === null || raw === '') return fallback;
-  const n = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(n)) throw new ApiError(400, 'BAD_QUERY', `${name} must be ms since 1970 or an ISO 8601 time`);
+  const n = /^\d+$/.test(raw) ? Number(raw) : ISO_TIME.test(raw) ? Date.parse(raw) : NaN;
+  if (!Number.isFinite(n) || n > MAX_TIME) {
+    const plus = raw.includes(' ') ? ' (a "+" of a time zone must be sent as %2B)' : '';
+    throw new ApiError(400, 'BAD_QUERY', `${name} must be ms since 1970 or an ISO 8601 time such as 2026-01-31T12:00:00Z, got "${raw.slice(0, 64)}"${plus}`);
+  }
   return n;
+}
+
+/**
+ * A path segment without its percent-encoding. One that is not valid encoding (`%ZZ`, a cut UTF-8
+ * sequence) is taken as written: no route or id has a `%`, so it gets the route's own 400 or 404
+ * (after the operator check) instead of an exception.
+ */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** `beforeAuth` routes (the login) run before the operator check; `extra` after it. */
 export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAuth: RouteHandler[] = []): (req: RequestInfo, reply: Reply) => void {
   return (req, reply) => {
-    const segments = req.path.split('/').filter(Boolean).map(decodeURIComponent);
+    const segments = req.path.split('/').filter(Boolean).map(decodeSegment);
     route(req, reply, segments).catch((err: unknown) => {
       sendError(reply, err instanceof ApiError ? err : new ApiError(500, 'INTERNAL', `unexpected error: ${(err as Error)?.message ?? String(err)}`));
     });

@@ -73,6 +73,10 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
       if ((msg?.op !== 'subscribe' && msg?.op !== 'unsubscribe') || !streams || !streams.every((s) => typeof s === 'string')) {
         return void hub.sendTo(client, error('BAD_MESSAGE', 'expected {"op":"subscribe"|"unsubscribe","streams":[...]}'));
       }
+      const resumes = msg.resume;
+      if ((resumes !== undefined && (typeof resumes !== 'object' || resumes === null || Array.isArray(resumes))) || (msg.bootId !== undefined && typeof msg.bootId !== 'string')) {
+        return void hub.sendTo(client, error('BAD_MESSAGE', '"resume" is an object {"device:<id>": <last seq applied>} and "bootId" the string of the hello message'));
+      }
       for (const s of streams as string[]) {
         if (!STATIC_STREAMS.has(s) && !(s.startsWith('device:') && DEVICE_ID_PATTERN.test(s.slice(7)))) {
           hub.sendTo(client, error('UNKNOWN_STREAM', `no stream "${s.slice(0, 200)}" (fleet, stats, commands, types, alarms, device:<id>)`));
@@ -82,13 +86,18 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
           hub.unsubscribe(client, s);
           continue;
         }
-        const resume = (msg.resume as Record<string, unknown> | undefined)?.[s];
+        const resume = (resumes as Record<string, unknown> | undefined)?.[s];
+        // A seq that no message has (a fraction, a negative) would be answered "ok" with nothing behind it.
+        if (resume !== undefined && !(Number.isSafeInteger(resume) && (resume as number) >= 0)) {
+          hub.sendTo(client, error('BAD_MESSAGE', `resume of "${s.slice(0, 200)}" must be the whole seq of the last message applied (0 for none); the stream was not subscribed`));
+          continue;
+        }
         hub.subscribe(client, s);
         if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
         if (s === 'types') hub.sendTo(client, hub.typesMessage());
         if (s === 'alarms') hub.sendTo(client, hub.alarmSnapshot());
         if (s.startsWith('device:') && typeof resume === 'number') {
-          const replay = hub.replay(s.slice(7), resume, typeof msg.bootId === 'string' ? msg.bootId : undefined);
+          const replay = hub.replay(s.slice(7), resume, msg.bootId as string | undefined);
           hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' } satisfies ResumeMessage));
           for (const m of replay ?? []) hub.sendTo(client, m);
         }

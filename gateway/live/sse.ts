@@ -7,7 +7,7 @@
 import type { AlarmMessage, ResumeMessage, SseMissedMessage } from '../../devices/api/json.js';
 import { DEVICE_ID_PATTERN } from '../auth.js';
 import { ApiError } from '../errors.js';
-import type { RouteHandler } from '../http-api.js';
+import { requireGet, type RouteHandler } from '../http-api.js';
 import type { Reply } from '../uws.js';
 import type { LiveHub } from './hub.js';
 
@@ -20,6 +20,7 @@ interface SseClient {
 }
 
 const KEEPALIVE_MS = 15_000;
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' };
 
 export class SseHub {
   private readonly byDevice = new Map<string, Set<SseClient>>();
@@ -64,14 +65,21 @@ export class SseHub {
   route(): RouteHandler {
     return (req, reply, s) => {
       if (!(s.length === 2 && s[0] === 'api' && s[1] === 'live')) return false;
-      const ids = req.query.getAll('device');
+      requireGet(req);
+      // A device named twice is one stream (else its replay would come twice).
+      const ids = [...new Set(req.query.getAll('device'))];
       const alarms = req.query.has('alarms');
       if ((ids.length === 0 && !alarms) || !ids.every((id) => DEVICE_ID_PATTERN.test(id))) {
         throw new ApiError(400, 'BAD_QUERY', 'name one or more devices, or ask for alarms: /api/live?device=<id>[&device=<id2>][&alarms]');
       }
+      // HEAD: the headers a GET gets, and no stream (a body after them would corrupt a keep-alive connection).
+      if (req.method === 'HEAD') {
+        reply.send(200, SSE_HEADERS);
+        return true;
+      }
       const client: SseClient = { reply, congested: false, missed: 0, alarms };
       this.all.add(client);
-      reply.startStream(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+      reply.startStream(200, SSE_HEADERS);
       // Last-Event-ID is "<device>:<seq>@<bootId>" of the last message the client applied (device
       // ids have no "@"); without "@<bootId>" the seq is taken to be this process's.
       const last = /^(.+):(\d+)(?:@([^@]+))?$/.exec(req.header('last-event-id'));

@@ -1,0 +1,178 @@
+/**
+ * The HTTP API, /api/live (SSE) and /live driven from outside with what integrators send by
+ * mistake or by habit: broken percent-encoding, lenient times, other methods, odd resume values.
+ * Each answer must be the documented refusal, and nothing else may be lost or half-done.
+ */
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { encodeTelemetry } from '../../devices/codec/index.js';
+import { deviceToken, OPERATOR_TOKEN, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { RawDevice } from '../helpers/raw-device.js';
+import { waitFor } from '../helpers/wait.js';
+
+let gw: TestGateway | undefined;
+const closers: (() => void)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) c();
+  await gw?.close();
+  gw = undefined;
+});
+
+async function device(id: string): Promise<RawDevice> {
+  const d = await RawDevice.connect(gw!.ws, id, deviceToken(id));
+  closers.push(() => d.terminate());
+  return d;
+}
+
+function frame(seq: number, value: number): Uint8Array {
+  return encodeTelemetry({ epoch: 1, seq, timestamp: Date.now() }, [{ channel: 1, value }]);
+}
+
+/** Sends raw bytes on one TCP connection and returns all the gateway answered until it closed (bounded). */
+function rawHttp(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(text));
+    let got = '';
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(got);
+    }, 5000);
+    s.on('data', (d) => (got += d.toString('latin1')));
+    s.on('end', () => {
+      clearTimeout(t);
+      resolve(got);
+    });
+    s.on('error', (err) => {
+      clearTimeout(t);
+      reject(err);
+    });
+  });
+}
+
+/** An SSE stream read into `text` until aborted. */
+async function sse(path: string, headers: Record<string, string> = {}): Promise<{ status: number; text: () => string }> {
+  const ctrl = new AbortController();
+  closers.push(() => ctrl.abort());
+  const res = await fetch(gw!.http + path, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...headers }, signal: ctrl.signal });
+  let text = '';
+  if (res.body) {
+    const reader = res.body.getReader();
+    void (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += new TextDecoder().decode(value);
+      }
+    })().catch(() => {});
+  }
+  return { status: res.status, text: () => text };
+}
+
+/** A /live client that keeps every message as the text it came as (a malformed one too). */
+async function liveRaw(): Promise<{ ws: WebSocket; texts: string[]; json: () => any[] }> {
+  const ws = new WebSocket(`${gw!.ws}/live?token=${OPERATOR_TOKEN}`);
+  const texts: string[] = [];
+  ws.on('message', (d: Buffer) => texts.push(d.toString()));
+  ws.on('error', () => {});
+  closers.push(() => ws.terminate());
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  return { ws, texts, json: () => texts.map((t) => (t.startsWith('{') ? JSON.parse(t) : { unparsable: t })) };
+}
+
+describe('paths with broken percent-encoding', () => {
+  it('get the route\'s own refusal after the operator check, not a 500', async () => {
+    gw = await startGateway();
+    // Without a token: 401 as for any /api path (not an internal error before the check).
+    expect((await fetch(`${gw.http}/api/devices/%ZZ`)).status).toBe(401);
+    const bad = await gw.api('/api/devices/%ZZ');
+    expect(bad).toMatchObject({ status: 400, body: { error: { code: 'BAD_DEVICE_ID' } } });
+    expect(await gw.api('/api/devices/%E0%A4%A/history?channel=1')).toMatchObject({ status: 400, body: { error: { code: 'BAD_DEVICE_ID' } } });
+    expect(await gw.api('/api/%E0%A4%A')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    // Valid encoding still decodes: %2D is "-".
+    await gw.api('/api/devices', { method: 'POST', body: JSON.stringify({ id: 'pct-1' }) });
+    expect(await gw.api('/api/devices/pct%2D1')).toMatchObject({ status: 200, body: { id: 'pct-1' } });
+  });
+});
+
+describe('history times', () => {
+  it('takes ms and ISO 8601 only: "-5", "1.5" or "March 7" are 400 BAD_QUERY, not a day in 2001', async () => {
+    gw = await startGateway();
+    await gw.api('/api/devices', { method: 'POST', body: JSON.stringify({ id: 'hist-1' }) });
+    for (const from of ['-5', '1.5', 'March%207', '%205', '1e3', '2026-01-01T00:00:00%2002:00']) {
+      const r = await gw.api(`/api/devices/hist-1/history?channel=1&from=${from}&to=1800000000000`);
+      expect(r, `from=${from}`).toMatchObject({ status: 400, body: { error: { code: 'BAD_QUERY' } } });
+    }
+    const ok = await gw.api('/api/devices/hist-1/history?channel=1&from=2026-01-01T00:00:00%2B02:00&to=2026-01-02');
+    expect(ok).toMatchObject({ status: 200, body: { from: Date.parse('2026-01-01T00:00:00+02:00'), to: Date.parse('2026-01-02') } });
+    expect(await gw.api('/api/devices/hist-1/history?channel=1&from=1000&to=2000')).toMatchObject({ status: 200, body: { from: 1000, to: 2000 } });
+  });
+});
+
+describe('GET /api/live (SSE) and other methods', () => {
+  it('answers POST and DELETE with 405, and HEAD with the headers alone: the keep-alive connection goes on', async () => {
+    gw = await startGateway();
+    for (const method of ['POST', 'DELETE']) {
+      // Bounded: a gateway that starts a stream here would never end the body.
+      const r = await gw.api('/api/live?device=sse-1', { method, signal: AbortSignal.timeout(5000) });
+      expect(r, method).toMatchObject({ status: 405, body: { error: { code: 'METHOD_NOT_ALLOWED' } } });
+    }
+    const port = new URL(gw.http).port;
+    const text = await rawHttp(
+      Number(port),
+      `HEAD /api/live?device=sse-1&token=${OPERATOR_TOKEN} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n` + 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n',
+    );
+    const [head, second] = text.split(/(?=HTTP\/1\.1 )/);
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(head).toMatch(/content-type: text\/event-stream/i);
+    expect(head!.endsWith('\r\n\r\n'), 'no body after the HEAD answer').toBe(true);
+    expect(second).toMatch(/^HTTP\/1\.1 200[^]*"status":"ok"/);
+  });
+
+  it('replays a device named twice in the query once', async () => {
+    gw = await startGateway({ liveFlushMs: 20 });
+    const d = await device('twice-1');
+    const first = await sse('/api/live?device=twice-1');
+    for (let i = 0; i < 3; i++) {
+      d.send(frame(i, i));
+      await waitFor(() => first.text().includes(`id: twice-1:${i + 1}@`), `message ${i + 1}`);
+    }
+    const again = await sse('/api/live?device=twice-1&device=twice-1', { 'last-event-id': 'twice-1:1' });
+    await waitFor(() => again.text().includes(': connected'), 'the replay');
+    expect(again.text().match(/event: resume/g)).toHaveLength(1);
+    expect(again.text().match(/id: twice-1:2@/g)).toHaveLength(1);
+    expect(again.text().match(/id: twice-1:3@/g)).toHaveLength(1);
+  });
+});
+
+describe('/live resume values', () => {
+  it('refuses a resume seq that is no message\'s (a fraction, a negative, a string) with BAD_MESSAGE instead of "ok" and empty messages', async () => {
+    gw = await startGateway({ liveFlushMs: 20 });
+    const d = await device('res-1');
+    const c = await liveRaw();
+    c.ws.send(JSON.stringify({ op: 'subscribe', streams: ['device:res-1'] }));
+    for (let i = 0; i < 4; i++) {
+      d.send(frame(i, i));
+      await waitFor(() => c.json().some((m) => m.type === 'device' && m.seq === i + 1), `message ${i + 1}`);
+    }
+    for (const bad of [1.5, -1, '2', null, [2]]) {
+      const r = await liveRaw();
+      r.ws.send(JSON.stringify({ op: 'subscribe', streams: ['device:res-1'], resume: { 'device:res-1': bad } }));
+      const answer = await waitFor(() => r.json().find((m) => m.type !== 'hello'), `the answer to resume ${JSON.stringify(bad)}`);
+      expect(answer, `resume ${JSON.stringify(bad)}`).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' });
+      // A good resume on the same socket still works, and nothing came that is not JSON.
+      r.ws.send(JSON.stringify({ op: 'subscribe', streams: ['device:res-1'], resume: { 'device:res-1': 2 } }));
+      await waitFor(() => r.json().some((m) => m.type === 'device' && m.seq === 4), 'the replay of a good resume');
+      expect(r.json().filter((m) => m.unparsable !== undefined)).toEqual([]);
+      expect(r.json().find((m) => m.type === 'resume')).toMatchObject({ status: 'ok', from: 2 });
+    }
+    for (const msg of [{ resume: 3 }, { resume: { 'device:res-1': 2 }, bootId: 7 }]) {
+      const r = await liveRaw();
+      r.ws.send(JSON.stringify({ op: 'subscribe', streams: ['device:res-1'], ...msg }));
+      expect(await waitFor(() => r.json().find((m) => m.type !== 'hello'), 'the answer')).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' });
+    }
+  });
+});
