@@ -225,6 +225,11 @@ export class DeviceStreams {
     return { id, seq: s.seq, json, waitedMs: now - s.pendingSince, local };
   }
 
+  /** The seq of the stream's last message (0 for none yet). */
+  seqOf(id: string): number {
+    return this.streams.get(id)?.seq ?? 0;
+  }
+
   /** Messages after `afterSeq`, or undefined when the ring no longer reaches back that far. */
   since(id: string, afterSeq: number): string[] | undefined {
     const s = this.streams.get(id);

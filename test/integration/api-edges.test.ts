@@ -51,7 +51,7 @@ function rawHttp(port: number, text: string): Promise<string> {
 }
 
 /** An SSE stream read into `text` until aborted. */
-async function sse(path: string, headers: Record<string, string> = {}): Promise<{ status: number; text: () => string }> {
+async function sse(path: string, headers: Record<string, string> = {}): Promise<{ status: number; text: () => string; abort: () => void }> {
   const ctrl = new AbortController();
   closers.push(() => ctrl.abort());
   const res = await fetch(gw!.http + path, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, ...headers }, signal: ctrl.signal });
@@ -66,7 +66,7 @@ async function sse(path: string, headers: Record<string, string> = {}): Promise<
       }
     })().catch(() => {});
   }
-  return { status: res.status, text: () => text };
+  return { status: res.status, text: () => text, abort: () => ctrl.abort() };
 }
 
 /** A /live client that keeps every message as the text it came as (a malformed one too). */
@@ -174,5 +174,35 @@ describe('/live resume values', () => {
       r.ws.send(JSON.stringify({ op: 'subscribe', streams: ['device:res-1'], ...msg }));
       expect(await waitFor(() => r.json().find((m) => m.type !== 'hello'), 'the answer')).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' });
     }
+  });
+});
+
+describe('SSE of several devices across a reconnect', () => {
+  it('resumes every device of the stream from the Last-Event-ID, not only the one of the last event', async () => {
+    gw = await startGateway({ liveFlushMs: 20 });
+    const a = await device('multi-a');
+    const b = await device('multi-b');
+    const first = await sse('/api/live?device=multi-a&device=multi-b');
+    const ids = () => [...first.text().matchAll(/^id: (.+)$/gm)].map((m) => m[1]!);
+    a.send(frame(0, 0));
+    await waitFor(() => ids().length === 1, 'the first event (multi-a)');
+    b.send(frame(0, 100));
+    await waitFor(() => ids().length === 2, 'the second event (multi-b)');
+    const lastEventId = ids().at(-1)!; // what an EventSource sends back: the id of the last event
+    first.abort(); // the connection drops
+    // Both devices go on while nobody listens.
+    a.send(frame(1, 1));
+    b.send(frame(1, 101));
+    await waitFor(() => gw!.gateway.live.replay('multi-a', 1, undefined)?.length === 1 && gw!.gateway.live.replay('multi-b', 1, undefined)?.length === 1, 'both messages built');
+    const again = await sse('/api/live?device=multi-a&device=multi-b', { 'last-event-id': lastEventId });
+    await waitFor(() => again.text().includes(': connected'), 'the resumed stream');
+    const resumes = [...again.text().matchAll(/^data: (\{"type":"resume".*)$/gm)].map((m) => JSON.parse(m[1]!));
+    expect(resumes).toEqual(expect.arrayContaining([expect.objectContaining({ stream: 'device:multi-a', status: 'ok' }), expect.objectContaining({ stream: 'device:multi-b', status: 'ok' })]));
+    const values = [...again.text().matchAll(/^data: (\{"type":"device".*)$/gm)].map((m) => JSON.parse(m[1]!).points['1'][0][1]);
+    expect(values.sort((x, y) => x - y)).toEqual([1, 101]);
+    // A single-device stream keeps the documented id "<device>:<seq>@<bootId>".
+    const single = await sse('/api/live?device=multi-a');
+    a.send(frame(2, 2));
+    await waitFor(() => /^id: multi-a:3@[^,]+$/m.test(single.text()), 'a single-device id');
   });
 });
