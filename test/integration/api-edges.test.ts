@@ -206,3 +206,20 @@ describe('SSE of several devices across a reconnect', () => {
     await waitFor(() => /^id: multi-a:3@[^,]+$/m.test(single.text()), 'a single-device id');
   });
 });
+
+describe('a /live client following many devices', () => {
+  it('costs little memory per followed stream before any message (rings grow with their messages)', async () => {
+    gw = await startGateway();
+    const c = await liveRaw();
+    const N = 20_000;
+    const rssBefore = process.memoryUsage().rss;
+    for (let i = 0; i < N; i += 2000) {
+      c.ws.send(JSON.stringify({ op: 'subscribe', streams: Array.from({ length: 2000 }, (_, j) => `device:storm-${i + j}`) }));
+    }
+    await waitFor(() => [...gw!.gateway.live.watchedDevices()].length === N, `${N} followed streams`);
+    const growthMiB = (process.memoryUsage().rss - rssBefore) / 1024 / 1024;
+    // Preallocated rings of --live-replay (600) messages took ~11 KB per stream: 220 MiB here.
+    expect(growthMiB, `${growthMiB.toFixed(0)} MiB for ${N} streams`).toBeLessThan(80);
+    expect(c.json().filter((m) => m.type === 'error')).toEqual([]);
+  });
+});
