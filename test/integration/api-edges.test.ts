@@ -223,3 +223,18 @@ describe('a /live client following many devices', () => {
     expect(c.json().filter((m) => m.type === 'error')).toEqual([]);
   });
 });
+
+describe('POST /api/devices/{id}/commands with a field it does not know', () => {
+  it('is 400 BAD_COMMAND naming the field, and queues nothing (a "ttl" or "timeout" typo would silently get the defaults)', async () => {
+    gw = await startGateway();
+    await gw.api('/api/devices', { method: 'POST', body: JSON.stringify({ id: 'typo-1' }) });
+    for (const body of [{ name: 'reboot', ttl: 60_000 }, { name: 'reboot', timeout: 5000 }, { method: 'reboot', name: 'reboot', params: {} }]) {
+      const r = await gw.api('/api/devices/typo-1/commands', { method: 'POST', body: JSON.stringify(body) });
+      expect(r, JSON.stringify(body)).toMatchObject({ status: 400, body: { error: { code: 'BAD_COMMAND' } } });
+      expect(r.body.error.message).toMatch(/unknown field "(ttl|timeout|method)"/);
+    }
+    expect((await gw.api('/api/devices/typo-1/commands')).body.commands).toEqual([]);
+    const ok = await gw.api('/api/devices/typo-1/commands', { method: 'POST', body: JSON.stringify({ name: 'reboot', args: null, ttlMs: 60_000, timeoutMs: 5000, idempotencyKey: 'k-1' }) });
+    expect(ok.status).toBe(201);
+  });
+});
