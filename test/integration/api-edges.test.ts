@@ -238,3 +238,13 @@ describe('POST /api/devices/{id}/commands with a field it does not know', () => 
     expect(ok.status).toBe(201);
   });
 });
+
+describe('commands of an id that cannot be a device', () => {
+  it('are 400 BAD_DEVICE_ID for GET and POST, as for every other /api/devices/{id} route', async () => {
+    gw = await startGateway();
+    for (const method of ['GET', 'POST']) {
+      const r = await gw.api('/api/devices/bad%20id/commands', { method, ...(method === 'POST' ? { body: JSON.stringify({ name: 'reboot' }) } : {}) });
+      expect(r, method).toMatchObject({ status: 400, body: { error: { code: 'BAD_DEVICE_ID' } } });
+    }
+  });
+});
