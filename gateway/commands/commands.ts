@@ -282,6 +282,19 @@ export class CommandService {
     }
   }
 
+  /**
+   * The device was deleted (device management): its unfinished commands fail, so a device that
+   * later comes with the same id (a fleet-key device, or one added again) gets none of them.
+   */
+  deviceDeleted(deviceId: string): void {
+    const now = Date.now();
+    for (const c of [...(this.pending.get(deviceId) ?? [])]) {
+      if (!this.mine(c)) continue;
+      c.error = 'the device was deleted before the command finished';
+      this.move(c, 'failed', 'the device was deleted', now);
+    }
+  }
+
   /** The transport confirmed the device has the command (MQTT PUBACK), or the device said "received". */
   delivered(deviceId: string, commandId: string, note: string): void {
     const c = this.byId.get(commandId);

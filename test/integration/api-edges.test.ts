@@ -248,3 +248,23 @@ describe('commands of an id that cannot be a device', () => {
     }
   });
 });
+
+describe('deleting a device with unfinished commands', () => {
+  it('fails them, so a device that comes back with its id gets none of the old ones', async () => {
+    gw = await startGateway();
+    await gw.api('/api/devices', { method: 'POST', body: JSON.stringify({ id: 'gone-1' }) });
+    const old = (await gw.api('/api/devices/gone-1/commands', { method: 'POST', body: JSON.stringify({ name: 'open-valve' }) })).body;
+    expect(old.state).toBe('queued');
+    expect((await gw.api('/api/devices/gone-1', { method: 'DELETE' })).status).toBe(200);
+    const after = (await gw.api(`/api/commands/${old.id}`)).body;
+    expect(after).toMatchObject({ state: 'failed' });
+    expect(after.history.at(-1).note).toMatch(/deleted/);
+    // A new device of the same id: it gets its own command, not the old one (commands go in order).
+    const { token } = (await gw.api('/api/devices', { method: 'POST', body: JSON.stringify({ id: 'gone-1' }) })).body;
+    const d = await RawDevice.connect(gw.ws, 'gone-1', token);
+    closers.push(() => d.terminate());
+    const fresh = (await gw.api('/api/devices/gone-1/commands', { method: 'POST', body: JSON.stringify({ name: 'status' }) })).body;
+    await waitFor(() => d.received.some((f) => f.type === 0x82 && (f as { commandId: string }).commandId === fresh.id), 'the new command');
+    expect(d.received.filter((f) => f.type === 0x82).map((f) => (f as { commandId: string }).commandId)).toEqual([fresh.id]);
+  });
+});
