@@ -268,3 +268,31 @@ describe('deleting a device with unfinished commands', () => {
     expect(d.received.filter((f) => f.type === 0x82).map((f) => (f as { commandId: string }).commandId)).toEqual([fresh.id]);
   });
 });
+
+describe('the alarm API and what it does not know', () => {
+  it('refuses a rule with an unknown field (a "webook" or "forMS" typo) with 400 BAD_ALARM_RULE naming it, adding nothing', async () => {
+    gw = await startGateway();
+    const rule = { name: 'hot', severity: 'critical', deviceType: 'climate', condition: { kind: 'above', channel: 1, threshold: 30 } };
+    for (const [body, field] of [
+      [{ ...rule, webook: 'http://127.0.0.1:9/x' }, 'webook'],
+      [{ ...rule, condition: { ...rule.condition, forMS: 10_000 } }, 'condition.forMS'],
+      [{ ...rule, condition: { ...rule.condition, min: 0 } }, 'condition.min'],
+    ] as const) {
+      const r = await gw.api('/api/alarm-rules', { method: 'POST', body: JSON.stringify(body) });
+      expect(r, field).toMatchObject({ status: 400, body: { error: { code: 'BAD_ALARM_RULE' } } });
+      expect(r.body.error.message).toContain(`"${field}"`);
+    }
+    const rules = (await gw.api('/api/alarm-rules')).body.rules as { source: string }[];
+    expect(rules.filter((r) => r.source === 'api')).toEqual([]);
+    // What GET answers can be posted again (its "source" is taken and ignored).
+    const ok = await gw.api('/api/alarm-rules', { method: 'POST', body: JSON.stringify({ ...rule, id: 'hot-1', webhook: 'http://127.0.0.1:9/x', source: 'api' }) });
+    expect(ok.status).toBe(201);
+  });
+
+  it('refuses an unknown query parameter of GET /api/alarms (a "sevrity" typo would list every alarm)', async () => {
+    gw = await startGateway();
+    expect(await gw.api('/api/alarms?sevrity=critical')).toMatchObject({ status: 400, body: { error: { code: 'BAD_QUERY' } } });
+    expect((await gw.api('/api/alarms?severity=critical&state=active,acknowledged&device=x-1&limit=5&_=1')).status).toBe(200);
+    expect((await fetch(`${gw.http}/api/alarms?token=${OPERATOR_TOKEN}`)).status).toBe(200);
+  });
+});
