@@ -127,6 +127,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
     if (s.length === 4 && s[3] === 'history') {
       requireGet(req);
       if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}"`);
+      onlyParams(req, ['channel', 'from', 'to', 'points']);
       const q = req.query;
       if (!q.has('channel')) throw new ApiError(400, 'BAD_QUERY', 'channel is required (0..255); GET /api/devices/{id} lists channels under "last"');
       const channel = intParam(q, 'channel', 0, 0, 255);
@@ -156,6 +157,18 @@ export async function readJson(reply: Reply, maxBytes: number): Promise<unknown>
     return JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new ApiError(400, 'BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Refuses a query parameter the route does not take (besides `token`, read by the operator check,
+ * and `_`, the usual cache-buster): a filter silently ignored would answer a question the caller did not ask.
+ */
+export function onlyParams(req: RequestInfo, names: readonly string[]): void {
+  for (const name of req.query.keys()) {
+    if (name !== 'token' && name !== '_' && !names.includes(name)) {
+      throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name.slice(0, 64)}": ${req.path} takes ${names.join(', ')}`);
+    }
   }
 }
 

@@ -296,3 +296,17 @@ describe('the alarm API and what it does not know', () => {
     expect((await fetch(`${gw.http}/api/alarms?token=${OPERATOR_TOKEN}`)).status).toBe(200);
   });
 });
+
+describe('an unknown query parameter', () => {
+  it('is 400 BAD_QUERY on history, the command list and SSE, not a filter silently dropped', async () => {
+    gw = await startGateway();
+    await gw.api('/api/devices', { method: 'POST', body: JSON.stringify({ id: 'q-1' }) });
+    for (const path of ['/api/devices/q-1/history?channel=1&form=0', '/api/devices/q-1/history?channel=1&point=10', '/api/devices/q-1/commands?limt=5', '/api/live?device=q-1&alarm']) {
+      const r = await gw.api(path, { signal: AbortSignal.timeout(5000) });
+      expect(r, path).toMatchObject({ status: 400, body: { error: { code: 'BAD_QUERY' } } });
+    }
+    expect((await gw.api('/api/devices/q-1/history?channel=1&from=0&to=10&points=5&_=1')).status).toBe(200);
+    expect((await gw.api('/api/devices/q-1/commands?limit=5')).status).toBe(200);
+    expect((await fetch(`${gw.http}/api/devices/q-1/history?channel=1&token=${OPERATOR_TOKEN}`)).status).toBe(200);
+  });
+});
