@@ -84,7 +84,7 @@ export class SseHub {
     return (req, reply, s) => {
       if (!(s.length === 2 && s[0] === 'api' && s[1] === 'live')) return false;
       requireGet(req);
-      onlyParams(req, ['device', 'alarms']);
+      onlyParams(req, ['device', 'alarms', 'lastEventId']);
       // A device named twice is one stream (else its replay would come twice).
       const ids = [...new Set(req.query.getAll('device'))];
       const alarms = req.query.has('alarms');
@@ -99,7 +99,8 @@ export class SseHub {
       const client: SseClient = { reply, congested: false, missed: 0, alarms, seqs: new Map() };
       this.all.add(client);
       reply.startStream(200, SSE_HEADERS);
-      const last = parseLastEventId(req.header('last-event-id'));
+      // EventSource polyfills that cannot set the header send the id as ?lastEventId=.
+      const last = parseLastEventId(req.header('last-event-id') || (req.query.get('lastEventId') ?? ''));
       for (const id of ids) {
         let set = this.byDevice.get(id);
         if (!set) this.byDevice.set(id, (set = new Set()));

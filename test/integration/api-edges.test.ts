@@ -200,6 +200,10 @@ describe('SSE of several devices across a reconnect', () => {
     expect(resumes).toEqual(expect.arrayContaining([expect.objectContaining({ stream: 'device:multi-a', status: 'ok' }), expect.objectContaining({ stream: 'device:multi-b', status: 'ok' })]));
     const values = [...again.text().matchAll(/^data: (\{"type":"device".*)$/gm)].map((m) => JSON.parse(m[1]!).points['1'][0][1]);
     expect(values.sort((x, y) => x - y)).toEqual([1, 101]);
+    // The same id as ?lastEventId= (EventSource polyfills that cannot set headers send it so).
+    const viaQuery = await sse(`/api/live?device=multi-a&device=multi-b&lastEventId=${encodeURIComponent(lastEventId)}`);
+    await waitFor(() => viaQuery.text().includes(': connected'), 'the stream resumed by ?lastEventId=');
+    expect(viaQuery.text().match(/"status":"ok"/g)).toHaveLength(2);
     // A single-device stream keeps the documented id "<device>:<seq>@<bootId>".
     const single = await sse('/api/live?device=multi-a');
     a.send(frame(2, 2));
