@@ -149,12 +149,21 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
   }
 }
 
+/** Refuses bytes that are not UTF-8 instead of storing U+FFFD in their place. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Reads a JSON request body of at most maxBytes. */
 export async function readJson(reply: Reply, maxBytes: number): Promise<unknown> {
   const body = await reply.readBody(maxBytes);
   if (body === undefined) throw new ApiError(413, 'BODY_TOO_LARGE', `the request body is over ${maxBytes} bytes`);
+  let text: string;
   try {
-    return JSON.parse(body.toString('utf8'));
+    text = utf8.decode(body);
+  } catch {
+    throw new ApiError(400, 'BAD_JSON', 'the request body is not UTF-8: JSON must be sent as UTF-8');
+  }
+  try {
+    return JSON.parse(text);
   } catch (err) {
     throw new ApiError(400, 'BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
   }

@@ -314,3 +314,16 @@ describe('an unknown query parameter', () => {
     expect((await fetch(`${gw.http}/api/devices/q-1/history?channel=1&token=${OPERATOR_TOKEN}`)).status).toBe(200);
   });
 });
+
+describe('a request body that is not UTF-8', () => {
+  it('is 400 BAD_JSON and changes nothing (it was stored with U+FFFD in place of the bad bytes)', async () => {
+    gw = await startGateway();
+    await gw.api('/api/devices', { method: 'POST', body: JSON.stringify({ id: 'utf-1', name: 'Pump' }) });
+    const body = Buffer.concat([Buffer.from('{"name":"bad '), Buffer.from([0xff]), Buffer.from(' byte"}')]);
+    const r = await gw.api('/api/devices/utf-1', { method: 'PATCH', body });
+    expect(r).toMatchObject({ status: 400, body: { error: { code: 'BAD_JSON' } } });
+    expect((await gw.api('/api/devices/utf-1')).body.name).toBe('Pump');
+    // Real UTF-8 goes through as sent.
+    expect((await gw.api('/api/devices/utf-1', { method: 'PATCH', body: JSON.stringify({ name: 'Pompe n° 7 ✓' }) })).body.name).toBe('Pompe n° 7 ✓');
+  });
+});
