@@ -28,6 +28,22 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
   access.sessions.onRevoke((id) => {
     for (const conn of bySession.get(id) ?? []) conn.end(LIVE_CLOSE_LOGGED_OUT, 'logged out');
   });
+  /**
+   * Sends a snapshot `build` makes, unless the client has its budget waiting already: then it goes
+   * over budget now, the snapshot counts as missed and is not built, and the client gets a fresh
+   * one with its `missed` message when it catches up (hub.ts recover). So asking again and again
+   * cannot make the gateway build a whole-fleet snapshot per request (seconds of CPU at 10,000 devices).
+   */
+  function sendBuilt(client: LiveClient, build: () => string): void {
+    if (!client.congested && client.conn.bufferedAmount() > hub.opts.budgetBytes) hub.checkBudgets(false);
+    if (client.congested) {
+      client.missedDirect++;
+      hub.dropped++;
+      return;
+    }
+    hub.sendTo(client, build());
+  }
+
   return {
     maxPayloadLength: maxMessageBytes,
     idleTimeoutSeconds: 60,
@@ -69,7 +85,8 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
       } catch {
         return void hub.sendTo(client, error('BAD_MESSAGE', 'messages are JSON objects such as {"op":"subscribe","streams":["fleet"]}'));
       }
-      const streams = Array.isArray(msg?.streams) ? msg.streams : undefined;
+      // A stream named twice in one message is one subscription (and one snapshot).
+      const streams = Array.isArray(msg?.streams) ? [...new Set<unknown>(msg.streams)] : undefined;
       if ((msg?.op !== 'subscribe' && msg?.op !== 'unsubscribe') || !streams || !streams.every((s) => typeof s === 'string')) {
         return void hub.sendTo(client, error('BAD_MESSAGE', 'expected {"op":"subscribe"|"unsubscribe","streams":[...]}'));
       }
@@ -93,9 +110,9 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
           continue;
         }
         hub.subscribe(client, s);
-        if (s === 'fleet') hub.sendTo(client, hub.fleetSnapshot());
-        if (s === 'types') hub.sendTo(client, hub.typesMessage());
-        if (s === 'alarms') hub.sendTo(client, hub.alarmSnapshot());
+        if (s === 'fleet') sendBuilt(client, () => hub.fleetSnapshot());
+        if (s === 'types') sendBuilt(client, () => hub.typesMessage());
+        if (s === 'alarms') sendBuilt(client, () => hub.alarmSnapshot());
         if (s.startsWith('device:') && typeof resume === 'number') {
           const replay = hub.replay(s.slice(7), resume, msg.bootId as string | undefined);
           hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' } satisfies ResumeMessage));

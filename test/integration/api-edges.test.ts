@@ -3,11 +3,13 @@
  * mistake or by habit: broken percent-encoding, lenient times, other methods, odd resume values.
  * Each answer must be the documented refusal, and nothing else may be lost or half-done.
  */
+import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { encodeTelemetry } from '../../devices/codec/index.js';
-import { deviceToken, OPERATOR_TOKEN, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { deviceToken, OPERATOR_TOKEN, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { RawDevice } from '../helpers/raw-device.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -325,5 +327,46 @@ describe('a request body that is not UTF-8', () => {
     expect((await gw.api('/api/devices/utf-1')).body.name).toBe('Pump');
     // Real UTF-8 goes through as sent.
     expect((await gw.api('/api/devices/utf-1', { method: 'PATCH', body: JSON.stringify({ name: 'Pompe n° 7 ✓' }) })).body.name).toBe('Pompe n° 7 ✓');
+  });
+});
+
+describe('a /live client asking for the fleet again and again', () => {
+  /** A gateway whose registry lists `n` devices, so a fleet snapshot is big. */
+  async function withFleet(n: number, liveBudget: number): Promise<void> {
+    const path = join(tempDir(), 'registry.json');
+    writeFileSync(path, JSON.stringify({ devices: Array.from({ length: n }, (_, i) => ({ id: `reg-${i}`, tokenHash: `sha256:${'0'.repeat(64)}`, name: `Registry device ${i}` })) }));
+    gw = await startGateway({ registry: path, liveBudget });
+  }
+
+  it('gets one snapshot for a stream named many times in one message', async () => {
+    await withFleet(50, 1024 * 1024);
+    const c = await liveRaw();
+    c.ws.send(JSON.stringify({ op: 'subscribe', streams: Array(300).fill('fleet') }));
+    c.ws.send(JSON.stringify({ op: 'subscribe', streams: ['types'] }));
+    await waitFor(() => c.json().some((m) => m.type === 'types'), 'the types message after it');
+    expect(c.json().filter((m) => m.type === 'fleet' && m.full)).toHaveLength(1);
+  });
+
+  it('builds no snapshot for a client with its budget waiting already: it gets missed and a fresh one when it reads again', async () => {
+    await withFleet(2000, 64 * 1024);
+    const live = gw!.gateway.live;
+    let built = 0;
+    const snapshot = live.fleetSnapshot.bind(live);
+    live.fleetSnapshot = () => (built++, snapshot());
+    const c = await liveRaw();
+    await waitFor(() => c.json().some((m) => m.type === 'hello'), 'hello');
+    const socket = (c.ws as unknown as { _socket: import('node:net').Socket })._socket;
+    socket.pause(); // a frozen tab that keeps asking
+    const asks = 100;
+    for (let i = 0; i < asks; i++) c.ws.send(JSON.stringify({ op: 'subscribe', streams: ['fleet'] }));
+    await waitFor(() => [...live.clients].some((x) => x.congested), 'the client over its budget');
+    // Each snapshot is ~0.8 MB against a 64 KiB budget: once the kernel's socket buffers are full
+    // (a few MB on loopback) nothing more is built; without the check every ask builds one.
+    await waitFor(() => live.dropped >= asks - built, 'every ask answered (sent or counted as missed)');
+    expect(built, `${built} snapshots built for ${asks} asks`).toBeLessThan(asks / 3);
+    socket.resume();
+    await waitFor(() => c.json().some((m) => m.type === 'missed'), 'the missed message', 15_000);
+    const missedAt = c.json().findIndex((m) => m.type === 'missed');
+    await waitFor(() => c.json().slice(missedAt).some((m) => m.type === 'fleet' && m.full), 'a fresh snapshot after it');
   });
 });
