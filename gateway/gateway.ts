@@ -240,7 +240,11 @@ export class Gateway {
       log: this.log,
     });
     this.live.listen({ fleet: this.admin });
-    this.admin.onChange((d) => d.retired && this.alarms.deviceDeleted(d.id));
+    this.admin.onChange((d) => {
+      if (!d.retired) return;
+      this.alarms.deviceDeleted(d.id);
+      this.commands.deviceDeleted(d.id);
+    });
     if (clusterUrl !== undefined && instance !== undefined) {
       const sameBroker = config.clusterUrl === undefined;
       const backbone = new Backbone(

@@ -45,19 +45,43 @@ function intParam(q: URLSearchParams, name: string, fallback: number, min: numbe
   return n;
 }
 
-/** Parses a time parameter: ms since epoch or an ISO 8601 date. */
+/** An ISO 8601 date, or date and time with an optional zone (what Date.parse reads the same everywhere). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+/** The last ms a JavaScript Date (and so a history query) can hold. */
+const MAX_TIME = 8.64e15;
+
+/**
+ * Parses a time parameter: ms since epoch or an ISO 8601 time. Only those: Date.parse alone also
+ * takes "-5", "1.5" or "March 7" as some day in 2001, which would answer a typo with the wrong window.
+ */
 function timeParam(q: URLSearchParams, name: string, fallback: number): number {
   const raw = q.get(name);
   if (raw === null || raw === '') return fallback;
-  const n = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-  if (!Number.isFinite(n)) throw new ApiError(400, 'BAD_QUERY', `${name} must be ms since 1970 or an ISO 8601 time`);
+  const n = /^\d+$/.test(raw) ? Number(raw) : ISO_TIME.test(raw) ? Date.parse(raw) : NaN;
+  if (!Number.isFinite(n) || n > MAX_TIME) {
+    const plus = raw.includes(' ') ? ' (a "+" of a time zone must be sent as %2B)' : '';
+    throw new ApiError(400, 'BAD_QUERY', `${name} must be ms since 1970 or an ISO 8601 time such as 2026-01-31T12:00:00Z, got "${raw.slice(0, 64)}"${plus}`);
+  }
   return n;
+}
+
+/**
+ * A path segment without its percent-encoding. One that is not valid encoding (`%ZZ`, a cut UTF-8
+ * sequence) is taken as written: no route or id has a `%`, so it gets the route's own 400 or 404
+ * (after the operator check) instead of an exception.
+ */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 /** `beforeAuth` routes (the login) run before the operator check; `extra` after it. */
 export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAuth: RouteHandler[] = []): (req: RequestInfo, reply: Reply) => void {
   return (req, reply) => {
-    const segments = req.path.split('/').filter(Boolean).map(decodeURIComponent);
+    const segments = req.path.split('/').filter(Boolean).map(decodeSegment);
     route(req, reply, segments).catch((err: unknown) => {
       sendError(reply, err instanceof ApiError ? err : new ApiError(500, 'INTERNAL', `unexpected error: ${(err as Error)?.message ?? String(err)}`));
     });
@@ -103,6 +127,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
     if (s.length === 4 && s[3] === 'history') {
       requireGet(req);
       if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}"`);
+      onlyParams(req, ['channel', 'from', 'to', 'points']);
       const q = req.query;
       if (!q.has('channel')) throw new ApiError(400, 'BAD_QUERY', 'channel is required (0..255); GET /api/devices/{id} lists channels under "last"');
       const channel = intParam(q, 'channel', 0, 0, 255);
@@ -124,14 +149,35 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
   }
 }
 
+/** Refuses bytes that are not UTF-8 instead of storing U+FFFD in their place. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Reads a JSON request body of at most maxBytes. */
 export async function readJson(reply: Reply, maxBytes: number): Promise<unknown> {
   const body = await reply.readBody(maxBytes);
   if (body === undefined) throw new ApiError(413, 'BODY_TOO_LARGE', `the request body is over ${maxBytes} bytes`);
+  let text: string;
   try {
-    return JSON.parse(body.toString('utf8'));
+    text = utf8.decode(body);
+  } catch {
+    throw new ApiError(400, 'BAD_JSON', 'the request body is not UTF-8: JSON must be sent as UTF-8');
+  }
+  try {
+    return JSON.parse(text);
   } catch (err) {
     throw new ApiError(400, 'BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Refuses a query parameter the route does not take (besides `token`, read by the operator check,
+ * and `_`, the usual cache-buster): a filter silently ignored would answer a question the caller did not ask.
+ */
+export function onlyParams(req: RequestInfo, names: readonly string[]): void {
+  for (const name of req.query.keys()) {
+    if (name !== 'token' && name !== '_' && !names.includes(name)) {
+      throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name.slice(0, 64)}": ${req.path} takes ${names.join(', ')}`);
+    }
   }
 }
 

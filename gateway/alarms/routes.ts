@@ -24,8 +24,17 @@ const STATES: readonly AlarmState[] = ['active', 'acknowledged', 'cleared'];
 const MAX_LIMIT = 10_000;
 const MAX_NOTE = 1000;
 
-/** Parses `state`, `severity`, `device`, `limit` (comma lists or repeated parameters). */
+/** `token` authenticates (read before this); `_` is the usual cache-buster. */
+const QUERY_PARAMS: ReadonlySet<string> = new Set(['state', 'severity', 'device', 'limit', 'token', '_']);
+
+/**
+ * Parses `state`, `severity`, `device`, `limit` (comma lists or repeated parameters). Another
+ * parameter is a 400: a filter silently ignored would answer a question the caller did not ask.
+ */
 export function parseAlarmQuery(q: URLSearchParams): AlarmQuery {
+  for (const name of q.keys()) {
+    if (!QUERY_PARAMS.has(name)) throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name.slice(0, 64)}": GET /api/alarms takes state, severity, device and limit`);
+  }
   const list = <T extends string>(name: string, allowed: readonly T[]): Set<T> | undefined => {
     const raw = q.getAll(name).flatMap((v) => v.split(',')).filter((v) => v !== '');
     if (raw.length === 0) return undefined;

@@ -56,6 +56,31 @@ export function parseAlarmRule(json: unknown, where: string, source: AlarmRule['
   return rule;
 }
 
+const RULE_FIELDS: ReadonlySet<string> = new Set(['id', 'name', 'severity', 'deviceType', 'deviceId', 'condition', 'webhook', 'source']);
+/** The fields each kind of condition takes. */
+const CONDITION_FIELDS: Record<(typeof KINDS)[number], ReadonlySet<string>> = {
+  above: new Set(['kind', 'channel', 'threshold', 'hysteresis', 'forMs']),
+  below: new Set(['kind', 'channel', 'threshold', 'hysteresis', 'forMs']),
+  outside: new Set(['kind', 'channel', 'min', 'max', 'hysteresis', 'forMs']),
+  rate: new Set(['kind', 'channel', 'perSecond']),
+  silent: new Set(['kind', 'forMs']),
+  true: new Set(['kind', 'channel']),
+};
+
+/**
+ * The first field of a rule from the API that no rule or condition of its kind has, as
+ * `"webook"` or `"condition.forMS"`, or undefined: such a typo would otherwise be dropped and the
+ * rule run without what it meant (no webhook, no delay).
+ */
+export function unknownRuleField(json: unknown): string | undefined {
+  if (!isObject(json)) return undefined;
+  for (const k in json) if (!RULE_FIELDS.has(k)) return `"${k.slice(0, 64)}"`;
+  const c = json.condition;
+  const fields = isObject(c) ? CONDITION_FIELDS[c.kind as (typeof KINDS)[number]] : undefined;
+  if (isObject(c) && fields) for (const k in c) if (!fields.has(k)) return `"condition.${k.slice(0, 64)}"`;
+  return undefined;
+}
+
 function isHttpUrl(v: unknown): boolean {
   if (typeof v !== 'string' || v.length > 2000) return false;
   try {

@@ -15,7 +15,7 @@ import { FileWriteError } from '../files/file-error.js';
 import { encodeRecord, RecordLog, type RecordFs } from '../files/record-log.js';
 import type { Logger } from '../log.js';
 import { AlarmError } from './alarm-error.js';
-import { AlarmRuleError, channelProblem, parseAlarmRule } from './rule.js';
+import { AlarmRuleError, channelProblem, parseAlarmRule, unknownRuleField } from './rule.js';
 import { RuleSet } from './rule-set.js';
 
 /** Most rules the API takes (each device runs its type's and its own on every reading). */
@@ -157,6 +157,8 @@ export class RuleBook {
    * or FileWriteError when the file cannot take it (nothing is added then).
    */
   add(input: unknown): AlarmRule {
+    const unknown = unknownRuleField(input);
+    if (unknown !== undefined) throw new AlarmRuleError('the rule', `unknown field ${unknown}: a rule takes id, name, severity, deviceType or deviceId, condition and webhook (README "Alarms")`);
     if (typeof input === 'object' && input !== null && 'source' in input) {
       const { source: _ignored, ...rest } = input as Record<string, unknown>;
       input = rest;

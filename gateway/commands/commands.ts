@@ -49,6 +49,7 @@ export interface CommandSources {
 export type NewCommand = { [K in keyof CommandRequest]?: unknown };
 
 const MAX_TTL_MS = 7 * 24 * 3600_000;
+const COMMAND_FIELDS: ReadonlySet<string> = new Set(['name', 'args', 'ttlMs', 'timeoutMs', 'idempotencyKey'] satisfies (keyof CommandRequest)[]);
 const utf8 = new TextEncoder();
 
 function intIn(v: unknown, name: string, fallback: number, min: number, max: number): number {
@@ -196,6 +197,10 @@ export class CommandService {
     const device = this.devices.get(deviceId);
     if (!device) throw new CommandError('DEVICE_NOT_FOUND', `no device "${deviceId}" (it is neither in the registry nor has it connected)`);
     if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new CommandError('BAD_COMMAND', 'the body must be a JSON object {name, args, ttlMs, idempotencyKey?}');
+    // A typo ("ttl", "timeout") or another platform's shape ("method", "params") would otherwise go out with the defaults.
+    for (const k in input) {
+      if (!COMMAND_FIELDS.has(k)) throw new CommandError('BAD_COMMAND', `unknown field "${k.slice(0, 64)}": the body takes ${[...COMMAND_FIELDS].join(', ')}`);
+    }
     const { name, args = null } = input;
     if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).byteLength > MAX_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(name)) {
       throw new CommandError('BAD_COMMAND', `name is required: a string of 1 to ${MAX_NAME_BYTES} bytes without control characters`);
@@ -274,6 +279,19 @@ export class CommandService {
     const now = Date.now();
     for (const c of [...(this.pending.get(device.id) ?? [])]) {
       if (c.state === 'sent' && this.mine(c)) this.move(c, 'queued', 'requeued: the connection ended before the device confirmed delivery', now);
+    }
+  }
+
+  /**
+   * The device was deleted (device management): its unfinished commands fail, so a device that
+   * later comes with the same id (a fleet-key device, or one added again) gets none of them.
+   */
+  deviceDeleted(deviceId: string): void {
+    const now = Date.now();
+    for (const c of [...(this.pending.get(deviceId) ?? [])]) {
+      if (!this.mine(c)) continue;
+      c.error = 'the device was deleted before the command finished';
+      this.move(c, 'failed', 'the device was deleted', now);
     }
   }
 

@@ -3,9 +3,10 @@
  * (the operator check happened before these run).
  */
 import type { CommandList } from '../../devices/api/json.js';
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../../devices/device-id.js';
 import { ApiError } from '../errors.js';
 import { FileWriteError } from '../files/file-error.js';
-import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import { onlyParams, readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
 import { CommandError, type CommandErrorCode } from './command.js';
 import type { CommandService, NewCommand } from './commands.js';
 
@@ -36,6 +37,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
   return async (req, reply, s) => {
     if (s[0] !== 'api') return false;
     if (s.length === 4 && s[1] === 'devices' && s[3] === 'commands') {
+      if (!DEVICE_ID_PATTERN.test(s[2]!)) throw new ApiError(400, 'BAD_DEVICE_ID', `"${s[2]!.slice(0, 200)}" is not a device id: ids are ${DEVICE_ID_RULE}`);
       if (req.method === 'POST') {
         // The body holds args plus a little: allow room beyond the args limit itself.
         const body = (await readJson(reply, maxArgsBytes + 4096)) as NewCommand;
@@ -44,6 +46,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
         return true;
       }
       requireGet(req);
+      onlyParams(req, ['limit']);
       const raw = req.query.get('limit');
       const limit = raw === null ? 50 : Number(raw);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ApiError(400, 'BAD_QUERY', 'limit must be a whole number from 1 to 1000');

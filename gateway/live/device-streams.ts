@@ -42,9 +42,8 @@ interface Stream {
   watchers: number;
   unwatchedAt: number;
   pending: Pending;
-  /** Ring of the last messages: [seq, json]. */
+  /** Ring of the last messages' JSON; it grows with them up to --live-replay, so a followed device that sends nothing costs none. */
   ring: (string | undefined)[];
-  ringSeqs: number[];
   ringHead: number;
   ringSize: number;
 }
@@ -101,7 +100,7 @@ export class DeviceStreams {
   watch(id: string): void {
     let s = this.streams.get(id);
     if (!s) {
-      s = { seq: 0, relayed: undefined, active: false, soon: false, sentAt: -Infinity, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: new Array(this.replay), ringSeqs: new Array<number>(this.replay).fill(0), ringHead: 0, ringSize: 0 };
+      s = { seq: 0, relayed: undefined, active: false, soon: false, sentAt: -Infinity, pendingSince: 0, watchers: 0, unwatchedAt: 0, pending: { channels: [], times: [], values: [], bools: [] }, ring: [], ringHead: 0, ringSize: 0 };
       this.streams.set(id, s);
     }
     s.watchers++;
@@ -211,7 +210,6 @@ export class DeviceStreams {
     this.meanBytes += (json.length - this.meanBytes) / 64;
     this.ringBytes += json.length - (s.ring[s.ringHead]?.length ?? 0);
     s.ring[s.ringHead] = json;
-    s.ringSeqs[s.ringHead] = s.seq;
     s.ringHead = (s.ringHead + 1) % this.replay;
     if (s.ringSize < this.replay) s.ringSize++;
     // Over the budget's share: the oldest go (a resume from before them is too_old).
@@ -223,6 +221,11 @@ export class DeviceStreams {
     }
     s.pending.channels.length = s.pending.times.length = s.pending.values.length = s.pending.bools.length = 0;
     return { id, seq: s.seq, json, waitedMs: now - s.pendingSince, local };
+  }
+
+  /** The seq of the stream's last message (0 for none yet). */
+  seqOf(id: string): number {
+    return this.streams.get(id)?.seq ?? 0;
   }
 
   /** Messages after `afterSeq`, or undefined when the ring no longer reaches back that far. */

@@ -29,6 +29,8 @@ export class FleetSnapshots<C> {
   private rest: Iterator<DeviceState> | undefined;
   private first = true;
   private next: NodeJS.Immediate | undefined;
+  /** Snapshots begun (each one written once for every client that came while it was written). */
+  built = 0;
   /** Devices the snapshot in progress has written. */
   private readonly written = new Set<DeviceState>();
   /** Of those, the ones in a fleet delta since. */
@@ -44,6 +46,7 @@ export class FleetSnapshots<C> {
   request(c: C): void {
     if (!this.waiting.includes(c)) this.waiting.push(c);
     if (this.text !== undefined) return;
+    this.built++;
     this.text = new JsonBytes().raw('{"type":"fleet","full":true,"devices":[');
     this.rest = this.devices.all();
     this.first = true;

@@ -298,8 +298,24 @@ export class LiveHub {
     }
   }
 
+  /** Fleet snapshots written since start (one serves every client that asked while it was written). */
+  get fleetSnapshotsBuilt(): number {
+    return this.snapshots.built;
+  }
+
   subscribe(c: LiveClient, stream: string): void {
-    if (c.streams.has(stream)) return;
+    if (c.streams.has(stream)) {
+      // Asking for the fleet again is how a client gets a fresh snapshot: while it is congested it
+      // gets one when it catches up, so this one counts as missed.
+      if (stream === 'fleet') {
+        if (!c.congested) this.snapshots.request(c);
+        else {
+          c.missedDirect++;
+          this.dropped++;
+        }
+      }
+      return;
+    }
     c.streams.add(stream);
     if (stream === 'fleet') this.fleetWatchers++;
     if (stream === 'stats') this.statsWatchers++;

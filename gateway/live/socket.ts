@@ -31,6 +31,22 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
   access.sessions.onRevoke((id) => {
     for (const conn of bySession.get(id) ?? []) conn.end(LIVE_CLOSE_LOGGED_OUT, 'logged out');
   });
+  /**
+   * Sends a snapshot `build` makes, unless the client has its budget waiting already: then it goes
+   * over budget now, the snapshot counts as missed and is not built, and the client gets a fresh
+   * one with its `missed` message when it catches up (hub.ts recover). So asking again and again
+   * cannot make the gateway build a whole-fleet snapshot per request (seconds of CPU at 10,000 devices).
+   */
+  function sendBuilt(client: LiveClient, build: () => string): void {
+    if (!client.congested && client.conn.bufferedAmount() > hub.opts.budgetBytes) hub.checkBudgets(false);
+    if (client.congested) {
+      client.missedDirect++;
+      hub.dropped++;
+      return;
+    }
+    hub.sendTo(client, build());
+  }
+
   return {
     maxPayloadLength: maxMessageBytes,
     idleTimeoutSeconds: 60,
@@ -75,9 +91,14 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
       } catch {
         return void hub.sendTo(client, error('BAD_MESSAGE', 'messages are JSON objects such as {"op":"subscribe","streams":["fleet"]}'));
       }
-      const streams = Array.isArray(msg?.streams) ? msg.streams : undefined;
+      // A stream named twice in one message is one subscription (and one snapshot).
+      const streams = Array.isArray(msg?.streams) ? [...new Set<unknown>(msg.streams)] : undefined;
       if ((msg?.op !== 'subscribe' && msg?.op !== 'unsubscribe') || !streams || !streams.every((s) => typeof s === 'string')) {
         return void hub.sendTo(client, error('BAD_MESSAGE', 'expected {"op":"subscribe"|"unsubscribe","streams":[...]}'));
+      }
+      const resumes = msg.resume;
+      if ((resumes !== undefined && (typeof resumes !== 'object' || resumes === null || Array.isArray(resumes))) || (msg.bootId !== undefined && typeof msg.bootId !== 'string')) {
+        return void hub.sendTo(client, error('BAD_MESSAGE', '"resume" is an object {"device:<id>": <last seq applied>} and "bootId" the string of the hello message'));
       }
       for (const s of streams as string[]) {
         if (!STATIC_STREAMS.has(s) && !(s.startsWith('device:') && DEVICE_ID_PATTERN.test(s.slice(7)))) {
@@ -88,12 +109,20 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
           hub.unsubscribe(client, s);
           continue;
         }
-        const resume = (msg.resume as Record<string, unknown> | undefined)?.[s];
+        const resume = (resumes as Record<string, unknown> | undefined)?.[s];
+        // A seq that no message has (a fraction, a negative) would be answered "ok" with nothing behind it.
+        if (resume !== undefined && !(Number.isSafeInteger(resume) && (resume as number) >= 0)) {
+          hub.sendTo(client, error('BAD_MESSAGE', `resume of "${s.slice(0, 200)}" must be the whole seq of the last message applied (0 for none); the stream was not subscribed`));
+          continue;
+        }
+        // Its budget already waiting: congested first, so the fleet snapshot is not built now (it
+        // comes with the `missed` message when the client catches up; sendBuilt's reason).
+        if (s === 'fleet' && !client.congested && client.conn.bufferedAmount() > hub.opts.budgetBytes) hub.checkBudgets(false);
         hub.subscribe(client, s);
-        if (s === 'types') hub.sendTo(client, hub.typesMessage());
-        if (s === 'alarms') hub.sendTo(client, hub.alarmSnapshot());
+        if (s === 'types') sendBuilt(client, () => hub.typesMessage());
+        if (s === 'alarms') sendBuilt(client, () => hub.alarmSnapshot());
         if (s.startsWith('device:') && typeof resume === 'number') {
-          const replay = hub.replay(s.slice(7), resume, typeof msg.bootId === 'string' ? msg.bootId : undefined);
+          const replay = hub.replay(s.slice(7), resume, msg.bootId as string | undefined);
           hub.sendTo(client, JSON.stringify({ type: 'resume', stream: s, from: resume, status: replay ? 'ok' : 'too_old' } satisfies ResumeMessage));
           for (const m of replay ?? []) hub.sendTo(client, m);
         }
