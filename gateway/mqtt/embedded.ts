@@ -15,7 +15,7 @@ import type { DeviceSessions, Session } from '../session/sessions.js';
 import { MqttLink } from './link.js';
 import { gatewayRouter } from './routing.js';
 import { guardSocket } from './socket-guard.js';
-import { badConnect, badPublish, badString, willAllowed } from './strict.js';
+import { aedesPublishRefusal, badConnect, badPublish, badString, willAllowed } from './strict.js';
 import { commandsTopic, isAlarmsFilter, OPERATOR_USERNAME, parseUplink } from './topics.js';
 
 export interface EmbeddedBrokerOptions {
@@ -102,7 +102,11 @@ export class EmbeddedBroker {
     broker.on('clientError', (client, err) => {
       const s = this.byClient.get(client);
       this.log.debug({ device: client?.id, err: err.message }, 'mqtt client error');
-      if (s && !s.link.closingCause) s.link.closingCause = 'connection_lost';
+      // Our own refusals (authorizePublish) come back here too, with the cause set already.
+      if (s?.link.closingCause) return;
+      const refusal = aedesPublishRefusal(err.message);
+      if (refusal) this.refuseOnSession(client, refusal[0], refusal[1]);
+      else if (s) s.link.closingCause = 'connection_lost';
     });
     broker.on('connectionError', (client, err) => {
       const conn = client?.conn as Socket | undefined;

@@ -67,7 +67,7 @@ const MANAGEMENT = {
 
 const MQTT_PROTOCOL = {
   MQTT_NOT_MQTT: { connack: 'none', input: true, doc: 'MQTT port: the bytes are not MQTT; the connection is closed' },
-  MQTT_MALFORMED_PACKET: { connack: 'none', input: true, doc: 'MQTT: a packet the spec says must close the connection (bad UTF-8 or U+0000 in a string, will QoS 3, password without user name, …)' },
+  MQTT_MALFORMED_PACKET: { connack: 'none', input: true, doc: 'MQTT: a packet the spec says must close the connection (bad UTF-8 or U+0000 in a string, a wildcard in or an empty PUBLISH topic name, will QoS 3, password without user name, …)' },
   MQTT_PACKET_TOO_LARGE: { connack: 'none', input: true, doc: 'MQTT: a packet over `--max-frame-bytes` + 256; the connection is closed' },
   MQTT_UNSOLICITED_PUBACK: { input: true, doc: 'MQTT: a PUBACK for nothing the gateway sent; the connection is closed' },
   MQTT_PROTOCOL_ERROR: { connack: 'none', input: true, doc: 'MQTT: the connection failed before its CONNECT completed (no CONNECT within 10 s, unsupported protocol level, a broken packet)' },

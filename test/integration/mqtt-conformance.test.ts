@@ -153,6 +153,12 @@ describe('MQTT 3.1.1 must-close cases on the embedded broker', () => {
     await expectClosed(r, 'MQTT_PACKET_TOO_LARGE', 'oversized PUBLISH');
   });
 
+  it('a PUBLISH to a topic deeper than the broker takes (over 100 levels) is a foreign topic', async () => {
+    const r = await connected();
+    r.socket.write(mqttPacket.generate({ cmd: 'publish', topic: 'devices/dev-c/telemetry' + '/x'.repeat(120), payload: Buffer.from([1]), qos: 0, dup: false, retain: false }));
+    await expectClosed(r, 'MQTT_FOREIGN_TOPIC', 'a 123-level topic');
+  });
+
   it('a second CONNECT', async () => {
     const r = await connected();
     r.socket.write(connectPacket());
@@ -219,6 +225,9 @@ const cases: Case[] = [
   { name: 'PUBREL with packet id 0', afterConnect: true, bytes: Buffer.from('62020000', 'hex'), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'PUBCOMP with packet id 0', afterConnect: true, bytes: Buffer.from('70020000', 'hex'), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'QoS 2 PUBLISH with packet id 0', afterConnect: true, bytes: packet(0x34, [...str('devices/dev-c/telemetry'), 0, 0, 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
+  { name: 'PUBLISH to a topic name with "+" (devices/dev-c/+)', afterConnect: true, bytes: packet(0x30, [...str('devices/dev-c/+'), 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
+  { name: 'PUBLISH to a topic name with "#" (devices/dev-c/#)', afterConnect: true, bytes: packet(0x30, [...str('devices/dev-c/#'), 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
+  { name: 'PUBLISH to an empty topic name', afterConnect: true, bytes: packet(0x30, [0, 0, 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'CONNECT with 2 bytes after its last field', afterConnect: false, bytes: rawConnect('dev-x', { extra: [9, 9] }), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'CONNECT with protocol level 6', afterConnect: false, bytes: rawConnect('dev-x', { level: 6 }), want: 'connack 1, closed', code: 'MQTT_UNSUPPORTED_PROTOCOL' },
   { name: 'CONNECT "MQTT" with level 3', afterConnect: false, bytes: rawConnect('dev-x', { level: 3 }), want: 'connack 1, closed', code: 'MQTT_UNSUPPORTED_PROTOCOL' },
