@@ -227,13 +227,18 @@ export class EmbeddedBroker {
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (client === null) return cb(null); // the broker's own messages
+    // The device's will, published by the broker after an unclean disconnect (checked at CONNECT;
+    // it carries no packet id, so it is not a PUBLISH from the wire). No device may subscribe to
+    // it, so a retained copy would only pile up in the broker's memory, one per will topic.
+    if ((client as Client & { will?: unknown }).will === packet) {
+      packet.retain = false;
+      return cb(null);
+    }
     const malformed = badPublish(packet);
     if (malformed) {
       this.refuseOnSession(client, 'MQTT_MALFORMED_PACKET', malformed);
       return cb(new Error(malformed));
     }
-    // The device's will, published by the broker after an unclean disconnect (checked at CONNECT).
-    if ((client as Client & { will?: unknown }).will === packet) return cb(null);
     const s = this.byClient.get(client);
     const up = parseUplink(packet.topic);
     if (!s || !up || up.id !== client.id) {
