@@ -222,7 +222,7 @@ export class EmbeddedBroker {
     if (!s) return;
     // aedes marks a DISCONNECT packet; anything else is a dropped connection.
     const graceful = (client as unknown as { _disconnected?: boolean })._disconnected === true;
-    s.end(graceful ? cause : 'connection_lost');
+    s.end(graceful ? cause : 'connection_lost', s.link instanceof MqttLink ? s.link.closedFor : undefined);
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
