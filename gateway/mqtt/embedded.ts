@@ -179,6 +179,12 @@ export class EmbeddedBroker {
       // An integration only reads alarms: a will would let it publish where devices listen.
       if (raw._will) return cb(connackError(this.sessions.turnAway('MQTT_FOREIGN_TOPIC', `${OPERATOR_USERNAME} may not set a will`, { transport: 'mqtt', remote })), false);
       if (this.opts.operator?.(password ? password.toString('utf8') : '')) {
+        // aedes would take the client id over from whoever holds it: an integration must not knock
+        // a device off (which would reconnect and knock it off in turn).
+        const holder = (this.broker as unknown as { clients: Record<string, Client | undefined> } | undefined)?.clients[client.id]; // untyped in aedes 1.2
+        if (holder && holder !== client && !this.operators.has(holder)) {
+          return cb(connackError(this.sessions.turnAway('DEVICE_ALREADY_CONNECTED', `${OPERATOR_USERNAME} used the client id of a connected device; give the integration a client id of its own`, { transport: 'mqtt', device: client.id, remote })), false);
+        }
         this.operators.add(client);
         return cb(null, true);
       }
