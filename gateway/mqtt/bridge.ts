@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { Refusal } from '../session/refusals.js';
 import type { DeviceSessions, Session } from '../session/sessions.js';
 import { firstConnect, redact } from './first-connect.js';
+import { OutageLog } from './outage-log.js';
 import { commandsTopic, parseUplink } from './topics.js';
 
 export interface BridgeOptions {
@@ -58,8 +59,6 @@ export class MqttBridge {
   private client: MqttClient | undefined;
   private sweep: NodeJS.Timeout | undefined;
   private readonly sessions = new Map<string, Session>();
-  /** Since when the broker is away, how often the client retried, and the error already warned about. */
-  private outage: { since: number; attempts: number; warned: string | undefined } | undefined;
   messages = 0;
 
   constructor(
@@ -88,27 +87,14 @@ export class MqttBridge {
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    // The client retries every second: an outage is one warning (again only when the error
-    // changes), the attempts are debug lines, and the reconnect says how long it lasted.
-    client.on('error', (err) => {
-      const outage = this.outage;
-      if (outage?.warned === err.message) return this.log.debug({ err: err.message, url: redact(url) }, 'MQTT bridge error');
-      this.log.warn({ err: err.message, url: redact(url) }, 'MQTT bridge error; the client keeps reconnecting (every second; further attempts are logged at debug level). Check --mqtt-url and the broker credentials');
-      if (outage) outage.warned = err.message;
-      else this.outage = { since: Date.now(), attempts: 0, warned: err.message };
-    });
+    const outages = new OutageLog(client, this.log, { url: redact(url) }, 'MQTT bridge error; the client keeps reconnecting every second. Check --mqtt-url and the broker credentials');
+    client.on('error', (err) => outages.error(err));
     client.on('offline', () => {
-      if (this.outage) return;
-      this.outage = { since: Date.now(), attempts: 0, warned: undefined };
-      this.log.warn({ url: redact(url) }, 'MQTT bridge lost the broker; reconnecting');
-    });
-    client.on('reconnect', () => {
-      if (this.outage) this.outage.attempts++;
+      if (outages.lost()) this.log.warn({ url: redact(url) }, 'MQTT bridge lost the broker; reconnecting');
     });
     client.on('connect', () => {
-      const outage = this.outage;
-      this.outage = undefined;
-      if (outage) this.log.info({ url: redact(url), group: shareGroup, downMs: Date.now() - outage.since, attempts: outage.attempts }, 'MQTT bridge connected again');
+      const outage = outages.back();
+      if (outage) this.log.info({ url: redact(url), group: shareGroup, ...outage }, 'MQTT bridge connected again');
       else this.log.info({ url: redact(url), group: shareGroup }, 'MQTT bridge connected');
       // (Re)subscribe after every connect: the session is clean.
       client.subscribe(

@@ -159,7 +159,7 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
     await expect(startGateway({ mqttUrl: 'mqtt://127.0.0.1:1' })).rejects.toThrow(/--mqtt-url/);
   });
 
-  it('logs a broker outage once, not at every reconnect attempt, and says when the bridge is back', async () => {
+  it('logs a broker outage once, not at every reconnect attempt, and says when the bridge and the cluster backbone are back', async () => {
     // A warning a second per client for as long as the broker was away buried everything else.
     broker = await startMosquitto();
     const lines: { level: number; msg: string; attempts?: number }[] = [];
@@ -183,5 +183,8 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
     const bridgeLines = lines.filter((l) => l.msg.startsWith('MQTT bridge'));
     expect(bridgeLines.filter((l) => l.level >= 40).length).toBeLessThanOrEqual(2);
     expect(bridgeLines.at(-1)!.attempts).toBeGreaterThanOrEqual(4);
+    // The cluster backbone (on the same broker in bridge mode) the same way.
+    await waitFor(() => lines.find((l) => l.msg.startsWith('cluster backbone reached its broker again')), 'the backbone to say it is back', 20_000);
+    expect(lines.filter((l) => l.level >= 40 && l.msg.startsWith('cluster backbone')).length).toBeLessThanOrEqual(2);
   });
 });
