@@ -29,6 +29,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
 import { firstConnect, redact } from '../mqtt/first-connect.js';
+import { OutageLog } from '../mqtt/outage-log.js';
 import type { Alarm, AlarmRule } from '../../devices/api/json.js';
 import { isAlarm } from '../alarms/alarm-book.js';
 import type { CommandRecord } from '../commands/command.js';
@@ -221,12 +222,15 @@ export class Backbone {
     const client = mqtt.connect(o.url, options);
     this.client = client;
     client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
-    client.on('error', (err) => !this.closing && this.log.warn({ err: err.message, url: redact(o.url) }, `cluster backbone error; reconnecting. Check ${o.setting} and its credentials`));
+    const outages = new OutageLog(client, this.log, { url: redact(o.url) }, `cluster backbone error; reconnecting every second. Check ${o.setting} and its credentials`);
+    client.on('error', (err) => !this.closing && outages.error(err));
     client.on('offline', () => {
       this.lost = true;
-      this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back');
+      if (outages.lost()) this.log.warn({ url: redact(o.url) }, 'cluster backbone lost its broker; other instances will not see this one until it is back');
     });
     client.on('connect', () => {
+      const outage = outages.back();
+      if (outage) this.log.info({ url: redact(o.url), ...outage }, 'cluster backbone reached its broker again');
       const topics = [`${p}instances/+`, `${p}presence/+`, `${p}summary/+`, `${p}interest/+`, `${p}commands/+/+`, `${p}registry/+`, `${p}deliver/${o.instance}`, `${p}results`, `${p}history/${o.instance}`, `${p}answers/${o.instance}`, `${p}alarms/+/+`, `${p}alarm-actions/${o.instance}`, `${p}alarm-rules/+`, ...this.liveTopics];
       client.subscribe(topics, { qos: 1 }, (err, granted) => {
         const refused = granted?.filter((g) => g.qos >= 128) ?? [];

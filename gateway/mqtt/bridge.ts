@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { Refusal } from '../session/refusals.js';
 import type { DeviceSessions, Session } from '../session/sessions.js';
 import { firstConnect, redact } from './first-connect.js';
+import { OutageLog } from './outage-log.js';
 import { commandsTopic, parseUplink } from './topics.js';
 
 export interface BridgeOptions {
@@ -86,10 +87,15 @@ export class MqttBridge {
     });
     this.client = client;
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
-    client.on('error', (err) => this.log.warn({ err: err.message, url: redact(url) }, 'MQTT bridge error; the client keeps reconnecting. Check --mqtt-url and the broker credentials'));
-    client.on('offline', () => this.log.warn({ url: redact(url) }, 'MQTT bridge lost the broker; reconnecting'));
+    const outages = new OutageLog(client, this.log, { url: redact(url) }, 'MQTT bridge error; the client keeps reconnecting every second. Check --mqtt-url and the broker credentials');
+    client.on('error', (err) => outages.error(err));
+    client.on('offline', () => {
+      if (outages.lost()) this.log.warn({ url: redact(url) }, 'MQTT bridge lost the broker; reconnecting');
+    });
     client.on('connect', () => {
-      this.log.info({ url: redact(url), group: shareGroup }, 'MQTT bridge connected');
+      const outage = outages.back();
+      if (outage) this.log.info({ url: redact(url), group: shareGroup, ...outage }, 'MQTT bridge connected again');
+      else this.log.info({ url: redact(url), group: shareGroup }, 'MQTT bridge connected');
       // (Re)subscribe after every connect: the session is clean.
       client.subscribe(
         [`$share/${shareGroup}/devices/+/telemetry`, `$share/${shareGroup}/devices/+/telemetry/json`, `$share/${shareGroup}/devices/+/results`],

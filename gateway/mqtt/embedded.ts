@@ -15,7 +15,7 @@ import type { DeviceSessions, Session } from '../session/sessions.js';
 import { MqttLink } from './link.js';
 import { gatewayRouter } from './routing.js';
 import { guardSocket } from './socket-guard.js';
-import { badConnect, badPublish, badString, willAllowed } from './strict.js';
+import { aedesPublishRefusal, badConnect, badPublish, badString, willAllowed } from './strict.js';
 import { commandsTopic, isAlarmsFilter, OPERATOR_USERNAME, parseUplink } from './topics.js';
 
 export interface EmbeddedBrokerOptions {
@@ -102,7 +102,11 @@ export class EmbeddedBroker {
     broker.on('clientError', (client, err) => {
       const s = this.byClient.get(client);
       this.log.debug({ device: client?.id, err: err.message }, 'mqtt client error');
-      if (s && !s.link.closingCause) s.link.closingCause = 'connection_lost';
+      // Our own refusals (authorizePublish) come back here too, with the cause set already.
+      if (s?.link.closingCause) return;
+      const refusal = aedesPublishRefusal(err.message);
+      if (refusal) this.refuseOnSession(client, refusal[0], refusal[1]);
+      else if (s) s.link.closingCause = 'connection_lost';
     });
     broker.on('connectionError', (client, err) => {
       const conn = client?.conn as Socket | undefined;
@@ -175,6 +179,12 @@ export class EmbeddedBroker {
       // An integration only reads alarms: a will would let it publish where devices listen.
       if (raw._will) return cb(connackError(this.sessions.turnAway('MQTT_FOREIGN_TOPIC', `${OPERATOR_USERNAME} may not set a will`, { transport: 'mqtt', remote })), false);
       if (this.opts.operator?.(password ? password.toString('utf8') : '')) {
+        // aedes would take the client id over from whoever holds it: an integration must not knock
+        // a device off (which would reconnect and knock it off in turn).
+        const holder = (this.broker as unknown as { clients: Record<string, Client | undefined> } | undefined)?.clients[client.id]; // untyped in aedes 1.2
+        if (holder && holder !== client && !this.operators.has(holder)) {
+          return cb(connackError(this.sessions.turnAway('DEVICE_ALREADY_CONNECTED', `${OPERATOR_USERNAME} used the client id of a connected device; give the integration a client id of its own`, { transport: 'mqtt', device: client.id, remote })), false);
+        }
         this.operators.add(client);
         return cb(null, true);
       }
@@ -218,18 +228,23 @@ export class EmbeddedBroker {
     if (!s) return;
     // aedes marks a DISCONNECT packet; anything else is a dropped connection.
     const graceful = (client as unknown as { _disconnected?: boolean })._disconnected === true;
-    s.end(graceful ? cause : 'connection_lost');
+    s.end(graceful ? cause : 'connection_lost', s.link instanceof MqttLink ? s.link.closedFor : undefined);
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (client === null) return cb(null); // the broker's own messages
+    // The device's will, published by the broker after an unclean disconnect (checked at CONNECT;
+    // it carries no packet id, so it is not a PUBLISH from the wire). No device may subscribe to
+    // it, so a retained copy would only pile up in the broker's memory, one per will topic.
+    if ((client as Client & { will?: unknown }).will === packet) {
+      packet.retain = false;
+      return cb(null);
+    }
     const malformed = badPublish(packet);
     if (malformed) {
       this.refuseOnSession(client, 'MQTT_MALFORMED_PACKET', malformed);
       return cb(new Error(malformed));
     }
-    // The device's will, published by the broker after an unclean disconnect (checked at CONNECT).
-    if ((client as Client & { will?: unknown }).will === packet) return cb(null);
     const s = this.byClient.get(client);
     const up = parseUplink(packet.topic);
     if (!s || !up || up.id !== client.id) {

@@ -72,7 +72,11 @@ export class MqttLink implements DeviceLink {
     return this.nextId;
   }
 
-  close(): void {
+  /** The code the gateway closed this link for (an operator's DEVICE_DISABLED, …): the device's offlineDetail, as a WebSocket close reason is. */
+  closedFor: string | undefined;
+
+  close(_closeCode: number, reason: string): void {
+    this.closedFor ??= reason;
     // MQTT 3.1.1 has no server-side close reason: the error frame written before is the reason.
     // end() lets that frame reach the device before the FIN; destroy() if the device lingers.
     const conn = this.client.conn;

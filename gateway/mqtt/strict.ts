@@ -124,6 +124,24 @@ export function checkSubscribe(b: Uint8Array, subscribe: boolean): string | unde
   return undefined;
 }
 
+/**
+ * aedes checks a PUBLISH's topic name itself, before authorizePublish, and closes the connection
+ * with a plain Error (its text is all there is): the refusal each of those is, so it is counted and
+ * logged like the others, or undefined for any other client error (a reset connection refuses nothing).
+ */
+export function aedesPublishRefusal(message: string): ['MQTT_MALFORMED_PACKET' | 'MQTT_FOREIGN_TOPIC', string] | undefined {
+  switch (message) {
+    case 'empty topic not allowed in PUBLISH':
+      return ['MQTT_MALFORMED_PACKET', 'a PUBLISH with an empty topic name [MQTT-4.7.3-1]: connection closed'];
+    case '# is not allowed in PUBLISH':
+    case '+ is not allowed in PUBLISH':
+      return ['MQTT_MALFORMED_PACKET', `a PUBLISH topic name with the wildcard ${message[0]} [MQTT-3.3.2-2]: connection closed`];
+    case 'topic has too many levels':
+      return ['MQTT_FOREIGN_TOPIC', 'published to a topic of over 100 levels, outside the device\'s topics: connection closed'];
+  }
+  return undefined;
+}
+
 /** Why a PUBLISH must close the connection before anything acts on it, or undefined. */
 export function badPublish(packet: { topic: string; qos: number; messageId?: number | undefined }): string | undefined {
   if (badString(packet.topic)) return 'invalid UTF-8 or U+0000 in the topic name [MQTT-1.5.3-1/2]';

@@ -54,7 +54,7 @@ const ADMISSION = {
   MQTT_CLIENT_ID_MISMATCH: { connack: CONNACK.IDENTIFIER_REJECTED, doc: 'MQTT: the client id is not the user name (both must be the device id)' },
   UNAUTHORIZED: { http: 401, connack: CONNACK.BAD_USERNAME_OR_PASSWORD, doc: 'no token, or a token not valid for this device id (the SDK stops retrying)' },
   DEVICE_DISABLED: { http: 403, connack: CONNACK.NOT_AUTHORIZED, close: 4410, doc: 'an operator disabled the device (`POST /api/devices/{id}/disable`): a connected one is closed with 4410 (MQTT: disconnected), every new connection refused until `…/enable`' },
-  DEVICE_ALREADY_CONNECTED: { http: 409, connack: CONNACK.IDENTIFIER_REJECTED, doc: 'the id is connected already and the gateway runs with `--duplicate-id reject`' },
+  DEVICE_ALREADY_CONNECTED: { http: 409, connack: CONNACK.IDENTIFIER_REJECTED, doc: 'the id is connected already and the gateway runs with `--duplicate-id reject`; MQTT: also an `$operator` integration whose client id is a connected device\'s' },
   TOO_MANY_DEVICES: { http: 503, connack: CONNACK.SERVER_UNAVAILABLE, doc: '`--max-devices` devices are connected; retry with backoff' },
   SHUTTING_DOWN: { http: 503, connack: CONNACK.SERVER_UNAVAILABLE, wire: ERROR_CODES.SHUTTING_DOWN, close: CLOSE_CODES.SHUTTING_DOWN, doc: 'the gateway is stopping; retry with backoff (another instance may take the device)' },
   MQTT_CONNECT_ABANDONED: { connack: CONNACK.SERVER_UNAVAILABLE, doc: 'MQTT: the connection closed before its CONNECT was answered (the device gave up on it and retried)' },
@@ -67,7 +67,7 @@ const MANAGEMENT = {
 
 const MQTT_PROTOCOL = {
   MQTT_NOT_MQTT: { connack: 'none', input: true, doc: 'MQTT port: the bytes are not MQTT; the connection is closed' },
-  MQTT_MALFORMED_PACKET: { connack: 'none', input: true, doc: 'MQTT: a packet the spec says must close the connection (bad UTF-8 or U+0000 in a string, will QoS 3, password without user name, …)' },
+  MQTT_MALFORMED_PACKET: { connack: 'none', input: true, doc: 'MQTT: a packet the spec says must close the connection (bad UTF-8 or U+0000 in a string, a wildcard in or an empty PUBLISH topic name, will QoS 3, password without user name, …)' },
   MQTT_PACKET_TOO_LARGE: { connack: 'none', input: true, doc: 'MQTT: a packet over `--max-frame-bytes` + 256; the connection is closed' },
   MQTT_UNSOLICITED_PUBACK: { input: true, doc: 'MQTT: a PUBACK for nothing the gateway sent; the connection is closed' },
   MQTT_PROTOCOL_ERROR: { connack: 'none', input: true, doc: 'MQTT: the connection failed before its CONNECT completed (no CONNECT within 10 s, unsupported protocol level, a broken packet)' },

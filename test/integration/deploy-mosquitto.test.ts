@@ -48,7 +48,7 @@ async function startDeployMosquitto(): Promise<number> {
   expect(moved).not.toMatch(/ \/mosquitto\//);
   writeFileSync(join(dir, 'mosquitto.conf'), moved);
   execFileSync(passwd!, ['-c', '-b', join(dir, 'passwd'), 'gateway', 'gateway-secret']);
-  for (const id of ['greenhouse-1', 'greenhouse-2']) execFileSync(passwd!, ['-b', join(dir, 'passwd'), id, fleetToken(KEY, id)]);
+  for (const id of ['greenhouse-1', 'greenhouse-2', 'climate-1', 'vibration-1']) execFileSync(passwd!, ['-b', join(dir, 'passwd'), id, fleetToken(KEY, id)]);
   // Started as root, Mosquitto drops to its own user: that user must read the password file and
   // write the persistence folder (in the container both belong to it).
   mkdirSync(join(dir, 'data'));
@@ -103,5 +103,26 @@ describe.skipIf(!mosquitto || !passwd)('deploy/mosquitto with a bridge-mode gate
     expect(body.last['1'].value).toBe(22.5);
     // Seq 1 came after the foreign publish on the same connection and is acked: that one was dropped.
     expect((await gw.api('/api/devices/greenhouse-2')).status).toBe(404);
+  });
+
+  it('lets JSON telemetry through to the gateway and the gateway publish alarms for integrations', async () => {
+    const port = await startDeployMosquitto();
+    gw = await spawnGateway(gatewayArgs(tempDir(), '--fleet-key', KEY, '--mqtt-url', `mqtt://127.0.0.1:${port}`, '--mqtt-username', 'gateway', '--mqtt-password', 'gateway-secret', '--ack-interval', '10'));
+
+    // JSON telemetry (README "JSON telemetry"): a denied publish would still get its PUBACK from
+    // Mosquitto and vanish, so the reading must show up at the gateway, and its ack come back.
+    const json = await connect(port, 'climate-1', 'climate-1');
+    const jsonAcks = acks(json, 'devices/climate-1/commands');
+    await json.subscribeAsync('devices/climate-1/commands', { qos: 1 });
+    await json.publishAsync('devices/climate-1/telemetry/json', JSON.stringify({ seq: 0, epoch: 4, values: { temperature: 21.5 } }), { qos: 1 });
+    await waitFor(async () => (await gw!.api('/api/devices/climate-1')).body?.last?.['1']?.value === 21.5, 'the JSON reading to reach the gateway', 20_000);
+    await waitFor(() => jsonAcks.some((a) => a.epoch === 4 && (a.firstSeq ?? 0) <= 0 && 0 <= a.seq), 'the ack of the JSON message', 20_000);
+
+    // A reading that raises an alarm (vibration: channel 3 true): its MQTT publish must be taken.
+    const vib = await connect(port, 'vibration-1', 'vibration-1');
+    await vib.publishAsync('devices/vibration-1/telemetry', Buffer.from(encodeTelemetry({ epoch: 1, seq: 0, timestamp: Date.now() }, [{ channel: 3, value: true }])), { qos: 1 });
+    const outcome = async (o: string) => Number(new RegExp(`^gateway_alarm_mqtt_publishes_total\\{outcome="${o}"\\} (\\d+)`, 'm').exec(await (await fetch(`${gw!.http}/metrics`)).text())?.[1] ?? 0);
+    await waitFor(async () => (await outcome('published')) + (await outcome('failed')) > 0, 'the alarm to be published on the broker', 20_000);
+    expect(await outcome('failed')).toBe(0);
   });
 });

@@ -209,7 +209,7 @@ describe('disable and enable', () => {
       const b = (await gw.api<DeviceSummary>('/api/devices/dis-mqtt')).body;
       return b.online ? undefined : b;
     }, 'dis-mqtt offline');
-    expect(summary).toMatchObject({ offlineCause: 'kicked', disabled: true });
+    expect(summary).toMatchObject({ offlineCause: 'kicked', offlineDetail: 'DEVICE_DISABLED', disabled: true });
     expect(await mqttConnack('dis-mqtt', token)).toBe(5);
   });
 });

@@ -1,5 +1,7 @@
 /** Bridge mode against a real Mosquitto: gateways on one MQTT 5 shared subscription split the telemetry. */
+import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeTelemetry, ERROR_CODES, FrameType, type AckFrame } from '../../devices/codec/index.js';
 import { DeviceClient } from '../../devices/sdk/index.js';
@@ -155,5 +157,34 @@ describe.skipIf(!hasMosquitto)('bridge mode with Mosquitto', () => {
 
   it('refuses to start when the broker cannot be reached, naming the setting', async () => {
     await expect(startGateway({ mqttUrl: 'mqtt://127.0.0.1:1' })).rejects.toThrow(/--mqtt-url/);
+  });
+
+  it('logs a broker outage once, not at every reconnect attempt, and says when the bridge and the cluster backbone are back', async () => {
+    // A warning a second per client for as long as the broker was away buried everything else.
+    broker = await startMosquitto();
+    const lines: { level: number; msg: string; attempts?: number }[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    const g = await startGateway({ mqttUrl: broker.url, logLevel: 'info' }, { log: pino({ level: 'info' }, stream) });
+    gateways.push(g);
+    const client = (g.gateway as unknown as { bridge: { client: mqtt.MqttClient } }).bridge.client;
+    let attempts = 0;
+    client.on('reconnect', () => attempts++);
+    const port = broker.port;
+    await broker.stop();
+    broker = undefined;
+    await waitFor(() => attempts >= 4, 'four reconnect attempts of the bridge', 20_000);
+    broker = await startMosquitto(port);
+    await waitFor(() => lines.find((l) => l.msg.startsWith('MQTT bridge connected again')), 'the bridge to say it is back', 20_000);
+    const bridgeLines = lines.filter((l) => l.msg.startsWith('MQTT bridge'));
+    expect(bridgeLines.filter((l) => l.level >= 40).length).toBeLessThanOrEqual(2);
+    expect(bridgeLines.at(-1)!.attempts).toBeGreaterThanOrEqual(4);
+    // The cluster backbone (on the same broker in bridge mode) the same way.
+    await waitFor(() => lines.find((l) => l.msg.startsWith('cluster backbone reached its broker again')), 'the backbone to say it is back', 20_000);
+    expect(lines.filter((l) => l.level >= 40 && l.msg.startsWith('cluster backbone')).length).toBeLessThanOrEqual(2);
   });
 });

@@ -153,6 +153,12 @@ describe('MQTT 3.1.1 must-close cases on the embedded broker', () => {
     await expectClosed(r, 'MQTT_PACKET_TOO_LARGE', 'oversized PUBLISH');
   });
 
+  it('a PUBLISH to a topic deeper than the broker takes (over 100 levels) is a foreign topic', async () => {
+    const r = await connected();
+    r.socket.write(mqttPacket.generate({ cmd: 'publish', topic: 'devices/dev-c/telemetry' + '/x'.repeat(120), payload: Buffer.from([1]), qos: 0, dup: false, retain: false }));
+    await expectClosed(r, 'MQTT_FOREIGN_TOPIC', 'a 123-level topic');
+  });
+
   it('a second CONNECT', async () => {
     const r = await connected();
     r.socket.write(connectPacket());
@@ -219,6 +225,9 @@ const cases: Case[] = [
   { name: 'PUBREL with packet id 0', afterConnect: true, bytes: Buffer.from('62020000', 'hex'), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'PUBCOMP with packet id 0', afterConnect: true, bytes: Buffer.from('70020000', 'hex'), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'QoS 2 PUBLISH with packet id 0', afterConnect: true, bytes: packet(0x34, [...str('devices/dev-c/telemetry'), 0, 0, 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
+  { name: 'PUBLISH to a topic name with "+" (devices/dev-c/+)', afterConnect: true, bytes: packet(0x30, [...str('devices/dev-c/+'), 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
+  { name: 'PUBLISH to a topic name with "#" (devices/dev-c/#)', afterConnect: true, bytes: packet(0x30, [...str('devices/dev-c/#'), 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
+  { name: 'PUBLISH to an empty topic name', afterConnect: true, bytes: packet(0x30, [0, 0, 1]), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'CONNECT with 2 bytes after its last field', afterConnect: false, bytes: rawConnect('dev-x', { extra: [9, 9] }), want: 'closed', code: 'MQTT_MALFORMED_PACKET' },
   { name: 'CONNECT with protocol level 6', afterConnect: false, bytes: rawConnect('dev-x', { level: 6 }), want: 'connack 1, closed', code: 'MQTT_UNSUPPORTED_PROTOCOL' },
   { name: 'CONNECT "MQTT" with level 3', afterConnect: false, bytes: rawConnect('dev-x', { level: 3 }), want: 'connack 1, closed', code: 'MQTT_UNSUPPORTED_PROTOCOL' },
@@ -317,6 +326,12 @@ describe('MQTT choices the spec writes down', () => {
     return { c, acks };
   }
   const frame = (seq: number) => Buffer.from(encodeTelemetry({ epoch: 3, seq, timestamp: 1_700_000_000_000 + seq }, [{ channel: 1, value: seq }]));
+  async function retained(): Promise<unknown[]> {
+    const persistence = (gw.gateway as unknown as { mqtt: { broker: { persistence: { createRetainedStream(p: string): AsyncIterable<unknown> } } } }).mqtt.broker.persistence;
+    const list: unknown[] = [];
+    for await (const p of persistence.createRetainedStream('#')) list.push(p);
+    return list;
+  }
 
   it('QoS 0 telemetry is stored and acked like QoS 1', async () => {
     const { c, acks } = await device('qos0');
@@ -337,10 +352,46 @@ describe('MQTT choices the spec writes down', () => {
     const { c, acks } = await device('retainer');
     await c.publishAsync('devices/retainer/telemetry', frame(0), { qos: 1, retain: true });
     await waitFor(() => acks.includes(0), 'the ack');
-    const persistence = (gw.gateway as unknown as { mqtt: { broker: { persistence: { createRetainedStream(p: string): AsyncIterable<unknown> } } } }).mqtt.broker.persistence;
-    const retained: unknown[] = [];
-    for await (const p of persistence.createRetainedStream('#')) retained.push(p);
-    expect(retained).toEqual([]);
+    expect(await retained()).toEqual([]);
     c.end(true);
+  });
+
+  /** Connects `id` with `will`, drops the TCP connection (the broker then publishes the will), and returns what the broker published. */
+  async function dropWithWill(id: string, will: { topic: string; qos: 0 | 1 | 2; retain: boolean }): Promise<{ retain: boolean; qos: number }> {
+    const broker = (gw.gateway as unknown as { mqtt: { broker: import('node:events').EventEmitter } }).mqtt.broker;
+    let published: { retain: boolean; qos: number } | undefined;
+    const on = (p: { topic: string; retain: boolean; qos: number }) => {
+      if (p.topic === will.topic) published = { retain: p.retain, qos: p.qos };
+    };
+    broker.on('publish', on);
+    try {
+      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.gateway.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), protocolVersion: 4, reconnectPeriod: 0, will: { ...will, payload: Buffer.from('gone') } });
+      c.stream.destroy(); // an unclean end: the broker publishes the will
+      await waitFor(() => published, `the will on ${will.topic} to be published`, 5000);
+      c.end(true);
+      return published!;
+    } finally {
+      broker.off('publish', on);
+    }
+  }
+
+  it('a QoS 1 will of a device whose connection drops is published; the drop shows as connection_lost, not as bad input', async () => {
+    // A will has no packet id: it was taken for a QoS 1 PUBLISH with packet id 0, counted as
+    // MQTT_MALFORMED_PACKET against the device (offline "kicked") and never published.
+    const before = gw.gateway.sessions.refusals.get('MQTT_MALFORMED_PACKET', 'mqtt');
+    expect(await dropWithWill('willer-1', { topic: 'devices/willer-1/status', qos: 1, retain: false })).toMatchObject({ qos: 1 });
+    const dev = await waitFor(async () => {
+      const { body } = await gw.api('/api/devices/willer-1');
+      return body.online === false ? body : undefined;
+    }, 'willer-1 offline');
+    expect(dev).toMatchObject({ offlineCause: 'connection_lost', lastError: null, counters: { errors: 0 } });
+    expect(gw.gateway.sessions.refusals.get('MQTT_MALFORMED_PACKET', 'mqtt')).toBe(before);
+  });
+
+  it('a will is published without its retain flag: no device can read it back, so a copy would only pile up', async () => {
+    // A device reconnecting with a fresh retained will topic each time grew the broker's memory
+    // without bound (up to 64 KiB a will).
+    expect(await dropWithWill('willer-2', { topic: 'devices/willer-2/status/1', qos: 0, retain: true })).toMatchObject({ retain: false });
+    expect(await retained()).toEqual([]);
   });
 });

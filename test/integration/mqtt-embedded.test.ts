@@ -7,7 +7,7 @@ import mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFrame, encodeTelemetry, ERROR_CODES, FrameType, type TelemetryFrame } from '../../devices/codec/index.js';
-import { deviceToken, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
+import { deviceToken, OPERATOR_TOKEN, startGateway, tempDir, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
 import { requireProgram } from '../helpers/services.js';
 import { waitFor } from '../helpers/wait.js';
@@ -172,5 +172,23 @@ describe('embedded MQTT broker with MQTT.js', () => {
     await closed;
     const { body } = await gw!.api('/api/devices/js-twin');
     expect(body).toMatchObject({ online: true, transport: 'mqtt', counters: { connections: 2 } });
+  });
+
+  it('refuses an integration ($operator) whose client id is a connected device\'s id, instead of knocking the device off', async () => {
+    // aedes takes a client id over whoever holds it: the device was dropped (offline
+    // connection_lost), reconnected, and dropped the integration in turn.
+    await start();
+    const { client } = await device('js-held');
+    let dropped = false;
+    client.once('close', () => (dropped = true));
+    const before = gw!.gateway.sessions.refusals.get('DEVICE_ALREADY_CONNECTED', 'mqtt');
+    const integration = mqtt.connectAsync(`mqtt://127.0.0.1:${gw!.gateway.mqttPort}`, { clientId: 'js-held', username: '$operator', password: OPERATOR_TOKEN, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+    await expect(integration).rejects.toThrow(/Identifier rejected/i);
+    expect(gw!.gateway.sessions.refusals.get('DEVICE_ALREADY_CONNECTED', 'mqtt')).toBe(before + 1);
+    // The device still answers on the same connection.
+    await client.publishAsync('devices/js-held/telemetry', Buffer.from(encodeTelemetry({ epoch: 1, seq: 0, timestamp: 1_700_000_000_000 }, [{ channel: 1, value: 1 }])), { qos: 1 });
+    await waitFor(async () => (await gw!.api('/api/devices/js-held')).body.counters.frames === 1, 'the frame of the device');
+    expect(dropped).toBe(false);
+    expect((await gw!.api('/api/devices/js-held')).body).toMatchObject({ online: true, counters: { connections: 1 } });
   });
 });
