@@ -13,7 +13,7 @@
  * to the devices or streams known. `flushMs` stays the upper bound.
  */
 import { randomUUID } from 'node:crypto';
-import type { Alarm, AlarmMessage, CommandMessage, FleetMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
+import type { Alarm, AlarmMessage, CommandMessage, GatewayStats, MissedMessage, StatsMessage, TypesMessage } from '../../devices/api/json.js';
 import { deviceTypes, type DeviceTypeSpec } from '../../devices/device-types.js';
 import type { TelemetryBatch, FrameHeader } from '../../devices/codec/index.js';
 import type { CommandRecord } from '../commands/command.js';

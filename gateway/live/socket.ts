@@ -35,7 +35,8 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
    * Sends a snapshot `build` makes, unless the client has its budget waiting already: then it goes
    * over budget now, the snapshot counts as missed and is not built, and the client gets a fresh
    * one with its `missed` message when it catches up (hub.ts recover). So asking again and again
-   * cannot make the gateway build a whole-fleet snapshot per request (seconds of CPU at 10,000 devices).
+   * cannot make the gateway build a snapshot per request. (The fleet's snapshot goes through the
+   * hub, fleet-snapshot.ts, after the same check below.)
    */
   function sendBuilt(client: LiveClient, build: () => string): void {
     if (!client.congested && client.conn.bufferedAmount() > hub.opts.budgetBytes) hub.checkBudgets(false);
