@@ -9,6 +9,7 @@ import { ApiError } from './errors.js';
 import type { DeviceTable } from './devices.js';
 import type { OperatorAccess } from './login/access.js';
 import { matchesLabels } from './registry/labels.js';
+import { methodNotAllowed, MethodNotAllowed } from './route-methods.js';
 import type { HistoryQuery, Storage } from './storage/storage.js';
 import type { Reply, RequestInfo } from './uws.js';
 
@@ -34,6 +35,7 @@ export function sendJson(reply: Reply, status: number, body: unknown): void {
 export function sendError(reply: Reply, err: ApiError): void {
   const headers: Record<string, string> = { ...JSON_HEADERS };
   if (err.status === 401) headers['www-authenticate'] = 'Bearer realm="operator"';
+  if (err instanceof MethodNotAllowed) headers.allow = err.allow;
   reply.send(err.status, headers, JSON.stringify(err.toJSON()));
 }
 
@@ -88,9 +90,14 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
   };
 
   async function route(req: RequestInfo, reply: Reply, s: string[]): Promise<void> {
-    // Which process answered: with --workers, each connection may reach another one.
-    if (s.length === 1 && s[0] === 'healthz') return sendJson(reply, 200, { status: 'ok', pid: process.pid, instance: ctx.devices.instance } satisfies HealthAnswer);
+    // The probes are read-only: GET and HEAD (a health check's usual methods), any other 405.
+    if (s.length === 1 && s[0] === 'healthz') {
+      requireGet(req, s);
+      // Which process answered: with --workers, each connection may reach another one.
+      return sendJson(reply, 200, { status: 'ok', pid: process.pid, instance: ctx.devices.instance } satisfies HealthAnswer);
+    }
     if (s.length === 1 && s[0] === 'readyz') {
+      requireGet(req, s);
       const r = ctx.ready();
       return sendJson(reply, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks } satisfies ReadyAnswer);
     }
@@ -106,7 +113,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
 
   async function devicesRoute(req: RequestInfo, reply: Reply, s: string[]): Promise<void> {
     if (s.length === 2) {
-      requireGet(req);
+      requireGet(req, s);
       const query = parseDeviceListQuery(req.query);
       const list = [];
       for (const d of ctx.devices.all()) {
@@ -120,12 +127,12 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
     if (!DEVICE_ID_PATTERN.test(s[2]!)) throw new ApiError(400, 'BAD_DEVICE_ID', `"${s[2]}" is not a device id: ids are ${DEVICE_ID_RULE}`);
     const device = ctx.devices.get(s[2]!);
     if (s.length === 3) {
-      requireGet(req);
+      requireGet(req, s);
       if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}" (it is neither in the registry nor has it connected)`);
       return sendJson(reply, 200, device.toJSON(ctx.devices.instance));
     }
     if (s.length === 4 && s[3] === 'history') {
-      requireGet(req);
+      requireGet(req, s);
       if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}"`);
       onlyParams(req, ['channel', 'from', 'to', 'points']);
       const q = req.query;
@@ -181,6 +188,7 @@ export function onlyParams(req: RequestInfo, names: readonly string[]): void {
   }
 }
 
-export function requireGet(req: RequestInfo): void {
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}`);
+/** Refuses a method other than GET and HEAD with the route's 405 (its Allow from route-methods.ts). */
+export function requireGet(req: RequestInfo, segments: readonly string[]): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req, segments);
 }

@@ -46,7 +46,7 @@ export interface RouteContext {
 
 const deviceTypesRoute: RouteHandler = (req, reply, seg) => {
   if (seg.length !== 2 || seg[0] !== 'api' || seg[1] !== 'device-types') return false;
-  requireGet(req);
+  requireGet(req, seg);
   sendJson(reply, 200, { types: deviceTypes() } satisfies DeviceTypeList);
   return true;
 };
@@ -54,7 +54,7 @@ const deviceTypesRoute: RouteHandler = (req, reply, seg) => {
 function metricsRoute(registry: Pick<Registry, 'contentType' | 'metrics'>): RouteHandler {
   return async (req, reply, seg) => {
     if (seg.length !== 1 || seg[0] !== 'metrics') return false;
-    requireGet(req);
+    requireGet(req, seg);
     reply.send(200, { 'content-type': registry.contentType }, await registry.metrics());
     return true;
   };

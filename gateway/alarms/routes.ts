@@ -7,6 +7,7 @@ import { DEVICE_ID_PATTERN } from '../../devices/device-id.js';
 import { ApiError } from '../errors.js';
 import { FileWriteError } from '../files/file-error.js';
 import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import { methodNotAllowed } from '../route-methods.js';
 import { AlarmError, type AlarmErrorCode } from './alarm-error.js';
 import type { AlarmQuery } from './alarm-book.js';
 import type { Alarms } from './alarms.js';
@@ -97,19 +98,19 @@ export function alarmRoutes(alarms: Alarms): RouteHandler {
     if (s[0] !== 'api') return false;
     if (s[1] === 'alarms') {
       if (s.length === 2) {
-        requireGet(req);
+        requireGet(req, s);
         sendJson(reply, 200, { alarms: alarms.list(parseAlarmQuery(req.query)) } satisfies AlarmList);
         return true;
       }
       if (s.length === 3) {
-        requireGet(req);
+        requireGet(req, s);
         const a = alarms.get(s[2]!);
         if (!a) throw new ApiError(404, 'ALARM_NOT_FOUND', `no alarm "${s[2]}" (cleared alarms are kept only for the newest ones)`);
         sendJson(reply, 200, a);
         return true;
       }
       if (s.length === 4 && (s[3] === 'acknowledge' || s[3] === 'clear')) {
-        if (req.method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use POST`);
+        if (req.method !== 'POST') throw methodNotAllowed(req, s);
         const n = await note(reply);
         const id = s[2]!;
         const a = answer('ALARM_NOT_PERSISTED', () => (s[3] === 'acknowledge' ? alarms.acknowledge(id, n) : alarms.clear(id, n)));
@@ -125,7 +126,7 @@ export function alarmRoutes(alarms: Alarms): RouteHandler {
           sendJson(reply, 201, answer('ALARM_RULE_NOT_PERSISTED', () => alarms.rules.add(body)));
           return true;
         }
-        requireGet(req);
+        requireGet(req, s);
         sendJson(reply, 200, { rules: alarms.rules.all() } satisfies AlarmRuleList);
         return true;
       }
@@ -134,7 +135,7 @@ export function alarmRoutes(alarms: Alarms): RouteHandler {
           sendJson(reply, 200, answer('ALARM_RULE_NOT_PERSISTED', () => alarms.rules.remove(s[2]!)));
           return true;
         }
-        requireGet(req);
+        requireGet(req, s);
         const r = alarms.rules.get(s[2]!);
         if (!r) throw new ApiError(404, 'ALARM_RULE_NOT_FOUND', `no alarm rule "${s[2]}"`);
         sendJson(reply, 200, r);

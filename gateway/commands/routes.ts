@@ -45,7 +45,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
         sendJson(reply, created ? 201 : 200, command);
         return true;
       }
-      requireGet(req);
+      requireGet(req, s);
       onlyParams(req, ['limit']);
       const raw = req.query.get('limit');
       const limit = raw === null ? 50 : Number(raw);
@@ -54,7 +54,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
       return true;
     }
     if (s.length === 3 && s[1] === 'commands') {
-      requireGet(req);
+      requireGet(req, s);
       const c = commands.get(s[2]!);
       if (!c) throw new ApiError(404, 'COMMAND_NOT_FOUND', `no command "${s[2]}" (finished commands are kept only for the newest per device)`);
       sendJson(reply, 200, c);

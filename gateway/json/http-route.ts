@@ -6,8 +6,8 @@
  */
 import type { JsonTelemetryAnswer } from '../../devices/api/json.js';
 import { bearerToken } from '../auth.js';
-import { ApiError } from '../errors.js';
 import { sendJson, type RouteHandler } from '../http-api.js';
+import { methodNotAllowed } from '../route-methods.js';
 import { Refusal } from '../session/refusals.js';
 import type { DeviceSessions, Peer } from '../session/sessions.js';
 import type { Reply } from '../uws.js';
@@ -37,7 +37,7 @@ function answer(reply: Reply, r: Refusal, extra: { accepted?: number; retryAfter
 export function jsonTelemetryRoute(d: JsonRouteDeps): RouteHandler {
   return async (req, reply, seg) => {
     if (seg.length !== 4 || seg[0] !== 'api' || seg[1] !== 'devices' || seg[3] !== 'telemetry') return false;
-    if (req.method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}: POST JSON telemetry with the device's token`);
+    if (req.method !== 'POST') throw methodNotAllowed(req, seg, "POST JSON telemetry with the device's token");
     const peer: Peer = { transport: 'http', device: seg[2]!, remote: req.remoteAddress };
     const device = d.sessions.identify({ transport: 'http', id: seg[2]!, remote: req.remoteAddress, token: bearerToken(req.header('authorization'), req.query) });
     if (device instanceof Refusal) {

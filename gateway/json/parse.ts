@@ -41,6 +41,8 @@ export function parseJsonTelemetry(bytes: Uint8Array): JsonMessage[] | JsonProbl
     const why = err instanceof SyntaxError ? err.message : 'the bytes are not UTF-8';
     return { code: 'JSON_MALFORMED', message: `the message is not JSON: ${why}` };
   }
+  // `[]` is a batch of no messages (answered `accepted: 0`, a promise of nothing): gateways that forward
+  // their sensors' readings post one for each interval in which none came. A message must carry a reading.
   const list = Array.isArray(doc) ? doc : [doc];
   const out: JsonMessage[] = [];
   for (let i = 0; i < list.length; i++) {
@@ -57,7 +59,13 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function message(m: unknown, where: string): JsonMessage | JsonProblem {
   if (!isObject(m)) return { code: 'JSON_MALFORMED', message: `${where} is not an object: send {"<channel>": value, …} or {"ts", "seq", "epoch", "values": {…}}` };
-  if (!Object.hasOwn(m, 'values')) return readings(m, { ts: undefined, seq: undefined, epoch: 0, names: [], values: [] }, where);
+  if (!Object.hasOwn(m, 'values')) {
+    // Only the long form's header keys: readings forgotten, not channels named "ts" or "seq".
+    if (onlyHeaderKeys(m)) {
+      return bad(isEmpty(m) ? `${where} has no readings: send {"<channel>": value, …} or {"ts", "seq", "epoch", "values": {"<channel>": value, …}}` : `${where} has no readings: ts, seq and epoch go with "values": {"<channel>": value, …}`);
+    }
+    return readings(m, { ts: undefined, seq: undefined, epoch: 0, names: [], values: [] }, where);
+  }
   for (const k of Object.keys(m)) {
     if (!LONG_FORM_KEYS.has(k)) return bad(`${where} has "values", so it is the long form, which has only ts, seq, epoch and values: "${k.slice(0, 64)}" is none of them`);
   }
@@ -72,6 +80,7 @@ function message(m: unknown, where: string): JsonMessage | JsonProblem {
   const epoch = u32(m.epoch);
   if (epoch === null) return bad(`${where}: "epoch" must be a whole number from 0 to ${U32_MAX}`);
   if (epoch !== undefined && seq === undefined) return bad(`${where}: "epoch" without "seq" means nothing: add "seq" (or leave both out)`);
+  if (isEmpty(m.values)) return bad(`${where} has no readings: "values" is empty; name at least one channel, {"<channel>": value, …}`);
   return readings(m.values, { ts, seq, epoch: epoch ?? 0, names: [], values: [] }, where);
 }
 
@@ -88,6 +97,17 @@ function readings(values: Record<string, unknown>, into: JsonMessage, where: str
     return { code: 'JSON_BAD_VALUE', message: `${where}: "${name.slice(0, 64)}" is ${what}; a value is a finite number or true/false` };
   }
   return into;
+}
+
+/** True for {} and for objects of ts/seq/epoch alone (without allocating, as Object.keys would). */
+function onlyHeaderKeys(m: Record<string, unknown>): boolean {
+  for (const k in m) if (!LONG_FORM_KEYS.has(k)) return false;
+  return true;
+}
+
+function isEmpty(m: Record<string, unknown>): boolean {
+  for (const _ in m) return false;
+  return true;
 }
 
 function bad(message: string): JsonProblem {

@@ -83,7 +83,7 @@ export class SseHub {
   route(): RouteHandler {
     return (req, reply, s) => {
       if (!(s.length === 2 && s[0] === 'api' && s[1] === 'live')) return false;
-      requireGet(req);
+      requireGet(req, s);
       onlyParams(req, ['device', 'alarms', 'lastEventId']);
       // A device named twice is one stream (else its replay would come twice).
       const ids = [...new Set(req.query.getAll('device'))];

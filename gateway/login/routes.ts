@@ -10,6 +10,7 @@ import type { LoginCodeAnswer, LogoutAnswer, SessionAnswer, SessionCreated } fro
 import { bearerToken } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { readJson, sendJson, type RouteHandler } from '../http-api.js';
+import { methodNotAllowed } from '../route-methods.js';
 import type { RequestInfo } from '../uws.js';
 import type { OperatorAccess } from './access.js';
 import { CODE_REFUSALS, type LoginCodes } from './codes.js';
@@ -65,10 +66,10 @@ export function loginRoutes(access: OperatorAccess, codes: LoginCodes): RouteHan
         sendJson(reply, 200, { loggedOut: session !== undefined } satisfies LogoutAnswer);
         return true;
       }
-      throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path} (POST logs in, GET says who is logged in, DELETE logs out)`);
+      throw methodNotAllowed(req, s, 'POST logs in, GET says who is logged in, DELETE logs out');
     }
     if (s.length === 2 && s[1] === 'login-codes') {
-      if (req.method !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}: POST makes a login code`);
+      if (req.method !== 'POST') throw methodNotAllowed(req, s, 'POST makes a login code');
       // Only the token makes codes: a session must not extend itself past its own end.
       if (access.request(req, reply).via !== 'token') throw new ApiError(403, 'TOKEN_REQUIRED', 'login codes are made with the operator token (Authorization: Bearer), not with a dashboard session');
       const { code, expiresAt } = codes.issue();

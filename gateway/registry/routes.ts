@@ -11,6 +11,7 @@ import type { DeviceTable } from '../devices.js';
 import { ApiError } from '../errors.js';
 import { FileWriteError } from '../files/file-error.js';
 import { readJson, sendJson, type RouteHandler } from '../http-api.js';
+import { methodNotAllowed } from '../route-methods.js';
 import type { Reply, RequestInfo } from '../uws.js';
 import { AdminError, type AdminAction, type AdminErrorCode, type DeviceAdmin } from './admin.js';
 import type { RegistryEntry } from '../auth.js';
@@ -56,7 +57,7 @@ export function deviceAdminRoutes(admin: DeviceAdmin, devices: DeviceTable): Rou
       });
     }
     if (s.length === 4 && (s[3] === 'token' || s[3] === 'disable' || s[3] === 'enable')) {
-      if (m !== 'POST') throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${m} is not allowed on ${req.path}: use POST`);
+      if (m !== 'POST') throw methodNotAllowed(req, s);
       if (s[3] === 'token') {
         const body = (await readOptionalJson(reply)) as TokenRotation;
         return answer('rotate', () => {
@@ -68,7 +69,7 @@ export function deviceAdminRoutes(admin: DeviceAdmin, devices: DeviceTable): Rou
       const action = s[3];
       return answer(action, () => sendJson(reply, 200, summary((action === 'disable' ? admin.disable(s[2]!) : admin.enable(s[2]!)).id)));
     }
-    if (s.length <= 3) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${m} is not allowed on ${req.path}`);
+    if (s.length <= 3) throw methodNotAllowed(req, s);
     return false;
   };
 

@@ -101,7 +101,7 @@ const SESSION: Record<Exclude<ErrorCode, 'SHUTTING_DOWN'>, RefusalSpec> = {
   STORAGE_FULL: { ...frame('STORAGE_FULL', 'storage cannot take more now (database away, memory and spill file full): the frame is not taken or acked; keep it, reconnect with backoff and resend', false), post: 503 },
   TIMESTAMP_OUT_OF_RANGE: { ...frame('TIMESTAMP_OUT_OF_RANGE', "a reading's time is older than storage keeps (the retention policy) or after 2262: drop that frame and set the device's clock"), final: true },
   JSON_MALFORMED: { ...frame('JSON_MALFORMED', 'JSON telemetry: not UTF-8 JSON, or not an object (or an array of objects); HTTP 400'), final: true },
-  JSON_BAD_FIELD: { ...frame('JSON_BAD_FIELD', 'JSON telemetry: `ts`, `seq` or `epoch` is not a whole number in range (`ts` may be ISO 8601), `epoch` without `seq`, `values` not an object, or another key beside them; HTTP 400'), final: true },
+  JSON_BAD_FIELD: { ...frame('JSON_BAD_FIELD', 'JSON telemetry: `ts`, `seq` or `epoch` is not a whole number in range (`ts` may be ISO 8601), `epoch` without `seq`, `values` not an object, or another key beside them; or a message with no readings (`{}`, an empty `values`, only `ts`/`seq`/`epoch`); HTTP 400'), final: true },
   JSON_BAD_VALUE: { ...frame('JSON_BAD_VALUE', "JSON telemetry: a value is not a finite number or a boolean, or does not fit its channel's type (a bool channel takes true/false, i32 whole numbers, f32 up to ±3.4e38); HTTP 400"), final: true },
   UNKNOWN_CHANNEL: { ...frame('UNKNOWN_CHANNEL', "JSON telemetry: a name that is not a channel of the device's type (GET /api/device-types), or the device has no type; HTTP 400"), final: true },
 };

@@ -82,6 +82,27 @@ describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
     expect(ch).toMatchObject({ name: 'temperature', unit: '°C' });
   });
 
+  it('answers an empty array [] (a batch of no messages) with its PUBACK and no error frame: nothing stored, no error counted', async () => {
+    const g = await gatewayWithMqtt();
+    const id = 'climate-0120';
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${g.mqttPort}`, { clientId: id, username: id, password: deviceToken(id), reconnectPeriod: 0, protocolVersion: 4 });
+    mqttClients.push(c);
+    const errors: Frame[] = [];
+    c.on('message', (_t, p) => {
+      const f = decodeFrame(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+      if (!(f instanceof Error) && f.type === FrameType.Error) errors.push(f);
+    });
+    c.on('error', () => {});
+    await c.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+    await pubacked(c.publishAsync(`devices/${id}/telemetry/json`, '[]', { qos: 1 }), 'the PUBACK of []');
+    // An error frame for [] would come before its PUBACK, and before the next message's.
+    await pubacked(c.publishAsync(`devices/${id}/telemetry/json`, '{"temperature": 19.5}', { qos: 1 }), 'the PUBACK of the next message');
+    expect(errors).toEqual([]);
+    const dev = (await g.api(`/api/devices/${id}`)).body;
+    expect(dev.counters).toMatchObject({ frames: 1, readings: 1, errors: 0 });
+    expect(dev.lastError).toBeNull();
+  });
+
   it('refuses a bad message alone: error frame with the code on the commands topic, then its PUBACK; nothing of it stored; the connection stays and the next message is taken', async () => {
     const g = await gatewayWithMqtt();
     const cases: [string, keyof typeof ERROR_CODES, string][] = [
@@ -89,6 +110,9 @@ describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
       ['temperature=20', 'JSON_MALFORMED', 'not JSON'],
       ['{"temperature": "warm"}', 'JSON_BAD_VALUE', 'temperature'],
       ['{"seq": 1.5, "values": {"temperature": 1}}', 'JSON_BAD_FIELD', 'seq'],
+      // Nothing to store: a PUBACK "accepted" would promise readings that do not exist.
+      ['{}', 'JSON_BAD_FIELD', 'no readings'],
+      ['[{"temperature": 1}, {"seq": 4, "values": {}}]', 'JSON_BAD_FIELD', '[1] has no readings'],
     ];
     for (const [i, [payload, code, says]] of cases.entries()) {
       const id = `climate-010${i}`;
@@ -120,7 +144,10 @@ describe.skipIf(!mosquittoPub)('JSON telemetry over MQTT', () => {
       expect(closed, code).toBe(false);
     }
     const metrics = await (await fetch(`${g.http}/metrics`)).text();
-    for (const [, code] of cases) expect(metrics).toMatch(new RegExp(`gateway_refusals_total\\{code="${code}",transport="mqtt"\\} 1`));
+    for (const [, code] of cases) {
+      const n = cases.filter(([, c]) => c === code).length;
+      expect(metrics).toMatch(new RegExp(`gateway_refusals_total\\{code="${code}",transport="mqtt"\\} ${n}$`, 'm'));
+    }
   });
 });
 
@@ -258,6 +285,41 @@ describe('JSON telemetry over HTTP', () => {
     expect(metrics).toMatch(/gateway_refusals_total\{code="JSON_BAD_VALUE",transport="http"\} 5/);
     expect(metrics).toMatch(/gateway_refusals_total\{code="UNAUTHORIZED",transport="http"\} 2/);
     expect(metrics).toMatch(/gateway_json_messages_total\{transport="http"\} 1$/m);
+  });
+
+  it('refuses a message with no readings (400 JSON_BAD_FIELD saying what is missing): {}, only ts/seq/epoch, empty values, an empty element; [] is an empty batch, 202 accepted 0', async () => {
+    const g = await startGateway({ ackInterval: 10 });
+    gws.push(g);
+    const id = 'climate-0025';
+    const ts = Date.now() - 1000;
+    const cases: [string, string][] = [
+      ['{}', '{"<channel>": value'],
+      [JSON.stringify({ ts, seq: 1, epoch: 2 }), '"values"'],
+      [JSON.stringify({ ts }), '"values"'],
+      [JSON.stringify({ seq: 1, values: {} }), '"values" is empty'],
+      ['[{}]', '[0] has no readings'],
+      [JSON.stringify([{ temperature: 5 }, {}]), '[1] has no readings'],
+      [JSON.stringify([{ seq: 7, values: { temperature: 5 } }, { seq: 8, values: {} }]), '[1] has no readings'],
+    ];
+    for (const [body, says] of cases) {
+      const r = await post(g.http, id, body);
+      expect([r.status, r.body?.error?.code], body).toEqual([400, 'JSON_BAD_FIELD']);
+      expect(r.body.error.message, body).toContain('no readings');
+      expect(r.body.error.message, body).toContain(says);
+      expect(r.body.accepted, body).toBeUndefined();
+    }
+    // An empty array is a batch of no messages: answered for what it is, not counted as an error.
+    expect(await post(g.http, id, '[]')).toMatchObject({ status: 202, body: { accepted: 0, duplicates: 0 } });
+    // Nothing was taken (not even the good first element of an array), and the seq of the refused ones is still free.
+    let dev = (await g.api(`/api/devices/${id}`)).body;
+    expect(dev.counters).toMatchObject({ frames: 0, readings: 0, errors: cases.length });
+    expect(dev.last).toEqual({});
+    expect(dev.lastError).toBe('JSON_BAD_FIELD');
+    expect((await post(g.http, id, JSON.stringify({ seq: 7, values: { temperature: 5 } }))).body).toEqual({ accepted: 1, duplicates: 0 });
+    dev = (await g.api(`/api/devices/${id}`)).body;
+    expect(dev.counters).toMatchObject({ frames: 1, readings: 1 });
+    const metrics = await (await fetch(`${g.http}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`gateway_refusals_total\\{code="JSON_BAD_FIELD",transport="http"\\} ${cases.length}$`, 'm'));
   });
 
   it('429 RATE_LIMITED with Retry-After past --http-telemetry-rate, per device', async () => {

@@ -19,7 +19,7 @@ const CASES: [string, string | undefined, string | undefined][] = [
   ['{"ts": "2024-06-01T12:00:00Z", "values": {"temperature": 1}}', 'climate', undefined],
   ['[{"temperature": 1}, {"seq": 1, "values": {"humidity": 2}}]', 'climate', undefined],
   ['{"alarm": true, "velocity": 3}', 'vibration', undefined],
-  ['{"seq": 4294967295, "epoch": 4294967295, "values": {}}', 'climate', undefined],
+  ['{"seq": 4294967295, "epoch": 4294967295, "values": {"temperature": 1}}', 'climate', undefined],
   ['{"temperature": 21', 'climate', 'JSON_MALFORMED'],
   ['', 'climate', 'JSON_MALFORMED'],
   ['42', 'climate', 'JSON_MALFORMED'],
@@ -32,19 +32,30 @@ const CASES: [string, string | undefined, string | undefined][] = [
   ['{"temperature": 4e38}', 'climate', 'JSON_BAD_VALUE'],
   ['{"temperature": false}', 'climate', 'JSON_BAD_VALUE'],
   ['{"alarm": 1}', 'vibration', 'JSON_BAD_VALUE'],
-  ['{"seq": 1.5, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"seq": 4294967296, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"seq": "1", "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"epoch": 1, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"ts": -1, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"ts": 1.5, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"ts": 253402300800000, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"seq": 1.5, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"seq": 4294967296, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"seq": "1", "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"epoch": 1, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": -1, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": 1.5, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": 253402300800000, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
   // Unix seconds: stored as ms they would land in January 1970, unseen.
-  ['{"ts": 1717171717, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"ts": 99999999999, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
-  ['{"ts": 100000000000, "values": {}}', 'climate', undefined],
-  ['{"ts": "1970-01-01T00:00:02Z", "values": {}}', 'climate', undefined],
+  ['{"ts": 1717171717, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": 99999999999, "values": {"temperature": 1}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": 100000000000, "values": {"temperature": 1}}', 'climate', undefined],
+  ['{"ts": "1970-01-01T00:00:02Z", "values": {"temperature": 1}}', 'climate', undefined],
   ['{"values": [1, 2]}', 'climate', 'JSON_BAD_FIELD'],
+  // No readings: an answer "accepted" would promise readings that do not exist.
+  ['{}', 'climate', 'JSON_BAD_FIELD'],
+  // An empty batch: zero messages, not a message without readings.
+  ['[]', 'climate', undefined],
+  ['[{}]', 'climate', 'JSON_BAD_FIELD'],
+  ['[{"temperature": 1}, {}]', 'climate', 'JSON_BAD_FIELD'],
+  ['{"values": {}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"seq": 3, "values": {}}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": 1717171717000, "seq": 3, "epoch": 1}', 'climate', 'JSON_BAD_FIELD'],
+  ['{"ts": "2024-06-01T12:00:00Z"}', 'climate', 'JSON_BAD_FIELD'],
+  ['{}', undefined, 'JSON_BAD_FIELD'],
   ['{"values": {"temperature": 1}, "device": "x"}', 'climate', 'JSON_BAD_FIELD'],
   ['{"pressure": 1013}', 'climate', 'UNKNOWN_CHANNEL'],
   ['{"ts": 1717171717000, "temperature": 1}', 'climate', 'UNKNOWN_CHANNEL'],
@@ -74,12 +85,20 @@ describe('JSON telemetry messages', () => {
     expect(p).toEqual({ code: 'JSON_BAD_FIELD', message: 'the message: "ts" 1717171717 is in seconds, or before 1973: send ms since 1970 (1717171717000 if it is seconds) or an ISO 8601 time' });
   });
 
+  it('says what is missing when a message has no readings', () => {
+    expect(parseJsonTelemetry(enc('{}'))).toMatchObject({ code: 'JSON_BAD_FIELD', message: expect.stringMatching(/^the message has no readings: send \{"<channel>": value/) });
+    expect(parseJsonTelemetry(enc('{"seq": 3}'))).toMatchObject({ message: expect.stringContaining('go with "values"') });
+    expect(parseJsonTelemetry(enc('{"seq": 3, "values": {}}'))).toMatchObject({ message: expect.stringContaining('"values" is empty') });
+    expect(parseJsonTelemetry(enc('[]'))).toEqual([]);
+    expect(parseJsonTelemetry(enc('[{"temperature": 1}, {}]'))).toMatchObject({ message: expect.stringMatching(/^\[1\] has no readings/) });
+  });
+
   it('reads the long form: ts (ms or ISO), seq, epoch; the short form has none', () => {
     const [long] = take('{"ts": "2024-06-01T12:00:00.250Z", "seq": 42, "epoch": 7, "values": {"temperature": 21.5}}', 'climate').messages!;
     expect(long).toMatchObject({ ts: Date.parse('2024-06-01T12:00:00.250Z'), seq: 42, epoch: 7, names: ['temperature'] });
     const [short] = take('{"temperature": 21.5}', 'climate').messages!;
     expect(short).toMatchObject({ ts: undefined, seq: undefined, epoch: 0 });
-    expect(take('{"seq": 3, "values": {}}', 'climate').messages![0]).toMatchObject({ seq: 3, epoch: 0 });
+    expect(take('{"seq": 3, "values": {"humidity": 1}}', 'climate').messages![0]).toMatchObject({ seq: 3, epoch: 0 });
   });
 
   it('fills the batch as a frame would: channel ids and value types from the type, bools 0/1, f32 rounded', () => {
