@@ -45,7 +45,9 @@ class BridgeLink implements DeviceLink {
     this.client.publish(this.topic, Buffer.from(bytes), { qos: 0 });
     return 'sent';
   }
+  /** `done` on the broker's PUBACK; at once with an error while the bridge is down (MQTT.js would queue it offline, unbounded). */
   publishReliable(bytes: Uint8Array, done: (err?: Error) => void): void {
+    if (!this.client.connected) return done(new Error('the bridge is not connected to its broker'));
     this.client.publish(this.topic, Buffer.from(bytes), { qos: 1 }, (err) => done(err ?? undefined));
   }
   /** The broker owns the device's connection; the gateway cannot close it. */
