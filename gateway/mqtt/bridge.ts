@@ -166,6 +166,8 @@ export class MqttBridge {
     if (this.sweep) clearInterval(this.sweep);
     const c = this.client;
     this.client = undefined;
-    if (c) await c.endAsync();
+    // Without its broker, MQTT.js would wait for the PUBACKs of what is in flight until the broker
+    // returns: a stop must not hang on that (unconfirmed commands stay queued for the next run).
+    if (c) await c.endAsync(!c.connected);
   }
 }

@@ -77,4 +77,36 @@ describe.skipIf(!hasMosquitto)('bridge mode: commands while the broker is away',
     expect(done.result).toBe('done');
     expect(commands).toEqual([commandId]);
   });
+
+  it('a command in flight when the broker dies stays queued, and the gateway still stops', async () => {
+    broker = await startMosquitto();
+    const b = broker;
+    gateway = await startGateway({ mqttUrl: b.url, mqttShareGroup: 'cmd-inflight', idleTimeout: 600 });
+    const g = gateway;
+    const id = 'bridged-inflight';
+    const d = await mqtt.connectAsync(b.url, { clientId: id, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+    device = d;
+    d.on('error', () => {});
+    await d.publishAsync(`devices/${id}/telemetry`, Buffer.from(encodeTelemetry({ epoch: 1, seq: 0, timestamp: 1_700_000_000_000 }, [{ channel: 0, value: 1 }])), { qos: 1 });
+    await waitFor(async () => (await g.api(`/api/devices/${id}`)).body?.online === true, 'the gateway to see the device');
+    const bridge = (g.gateway as unknown as { bridge: { client: mqtt.MqttClient } }).bridge.client;
+    // A frozen broker: the bridge still counts as connected, its publish goes out and no PUBACK comes.
+    const pid = b.proc.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const created = await g.api(`/api/devices/${id}/commands`, { method: 'POST', body: JSON.stringify({ name: 'blink', args: 1, ttlMs: 120_000 }) });
+    expect(created.status).toBe(201);
+    const commandId = created.body.id as string;
+    const exited = new Promise<void>((r) => b.proc.once('exit', () => r()));
+    process.kill(pid, 'SIGKILL');
+    await exited;
+    broker = undefined;
+    await waitFor(() => !bridge.connected, 'the bridge to lose the broker');
+    const c = (await g.api(`/api/commands/${commandId}`)).body;
+    expect(c.state).toBe('queued');
+    expect(c.history.map((h: { state: string }) => h.state)).toEqual(['queued']);
+    gateway = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([g.close(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the gateway did not stop within 15 s while its broker was gone')), 15_000)))]);
+    clearTimeout(timer);
+  });
 });
