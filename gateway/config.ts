@@ -30,6 +30,7 @@ const SPECS = {
   mqttPlaintextPort: { flag: 'mqtt-plaintext-port', env: 'GATEWAY_MQTT_PLAINTEXT_PORT', kind: 'int', default: 0, min: 0, max: 65535, doc: 'with --cert: also serve plain MQTT on this port (0 = no plaintext)' },
   mqttPort: { flag: 'mqtt-port', env: 'GATEWAY_MQTT_PORT', kind: 'int', default: 1883, min: 0, max: 65535, doc: 'embedded MQTT broker port on --host (0 = no embedded broker)' },
   mqttDrainTimeout: { flag: 'mqtt-drain-timeout', env: 'GATEWAY_MQTT_DRAIN_TIMEOUT', kind: 'int', default: 10000, min: 100, max: 600000, doc: 'ms an MQTT device may leave its socket full before it is disconnected' },
+  mqttMaxQueued: { flag: 'mqtt-max-queued', env: 'GATEWAY_MQTT_MAX_QUEUED', kind: 'int', default: 1000, min: 1, max: 1000000, doc: "QoS 1 messages the embedded broker queues per offline persistent session (an $operator integration's alarms/… with clean=false); newer ones are dropped and counted, like Mosquitto's max_queued_messages" },
   mqttUrl: { flag: 'mqtt-url', env: 'GATEWAY_MQTT_URL', kind: 'string', default: undefined, doc: 'bridge mode: mqtt://host:port of an external broker (MQTT 5) to take telemetry from instead of embedding one' },
   mqttUsername: { flag: 'mqtt-username', env: 'GATEWAY_MQTT_USERNAME', kind: 'string', default: undefined, doc: 'bridge mode: username at the external broker' },
   mqttPassword: { flag: 'mqtt-password', env: 'GATEWAY_MQTT_PASSWORD', kind: 'string', default: undefined, secret: true, doc: 'bridge mode: password at the external broker' },

@@ -357,6 +357,7 @@ export class Gateway {
         webhooks: this.alarms.webhooks.counts,
         mqtt: this.alarmMqtt?.counts ?? { published: 0, failed: 0 },
       }),
+      mqttQueueDropped: () => this.mqtt?.queueDropped ?? 0,
       deviceAdmin: () => this.admin.outcomes(),
       json: () => ({ messages: this.json.messages, timedOut: this.jsonWaits.timedOut }),
       ...(this.cluster ? { cluster: () => this.cluster!.counters() } : {}),
@@ -406,6 +407,7 @@ export class Gateway {
         tls: c.cert !== undefined && c.key !== undefined ? { cert: readFileSync(c.cert), key: readFileSync(c.key) } : undefined,
         plaintextPort: c.mqttPlaintextPort,
         operator: (token) => this.auth.operator(token),
+        maxQueued: c.mqttMaxQueued,
       });
       this.alarmMqtt = new AlarmMqtt(this.mqtt, this.log);
       this.commands.listen({ deliveries: this.mqtt });

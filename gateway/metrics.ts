@@ -38,6 +38,8 @@ export interface MetricSources {
     webhooks: Record<'delivered' | 'retried' | 'dead_letter', number>;
     mqtt: Record<'published' | 'failed', number>;
   };
+  /** Embedded broker: messages dropped for offline persistent sessions that held --mqtt-max-queued. */
+  mqttQueueDropped?: () => number;
   /** In a cluster: the backbone's counters. */
   cluster?: () => {
     resultsRelayed: number;
@@ -267,6 +269,9 @@ export function createMetrics(src: MetricSources): { registry: Registry; liveLat
     });
   }
   if (src.alarms) alarmMetrics(registry, src.alarms);
+  if (src.mqttQueueDropped) {
+    mirror(registry, 'gateway_mqtt_queue_dropped_total', "Messages (alarm changes for $operator integrations) the embedded broker did not queue for an offline persistent MQTT session (clean=false) because it held --mqtt-max-queued already; the newest are dropped, as by Mosquitto's max_queued_messages", src.mqttQueueDropped);
+  }
   storageMetrics(registry, src.storage);
   const liveLatency = new Histogram({
     name: 'gateway_live_latency_seconds',

@@ -462,7 +462,8 @@ export class Backbone {
       await c.publishAsync(`${this.prefix}interest/${this.opts.instance}`, Buffer.alloc(0), { qos: 1, retain: true }).catch(() => {});
       await c.publishAsync(`${this.prefix}instances/${this.opts.instance}`, JSON.stringify({ online: false, cause: 'shutdown' }), { qos: 1, retain: true }).catch(() => {});
     }
-    await c.endAsync();
+    // Without its broker, MQTT.js would wait for the PUBACKs of what is in flight until the broker returns.
+    await c.endAsync(!c.connected);
   }
 }
 

@@ -84,6 +84,11 @@ export class CommandService {
   private readonly finished = new Map<string, CommandRecord[]>();
   private readonly byIdempotencyKey = new Map<string, string>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /**
+   * Commands handed to a link that confirms what it took (publishReliable: a broker's PUBACK, a
+   * socket write), by that link. They stay `queued` until it does; the retry tick skips them.
+   */
+  private readonly inFlight = new Map<string, DeviceLink>();
   private retryTimer: NodeJS.Timeout | undefined;
   staleResults = 0;
   /** Commands this instance finished since start, by how they ended (metrics: gateway_command_outcomes_total). */
@@ -256,28 +261,53 @@ export class CommandService {
     if (!list || !device.online || !link) return;
     const now = Date.now();
     for (const c of [...list]) {
-      if (c.state !== 'queued' || !this.mine(c)) continue;
+      if (c.state !== 'queued' || !this.mine(c) || this.inFlight.has(c.id)) continue;
       if (now >= c.expiresAt) {
         this.move(c, 'expired', 'its TTL passed before delivery', now);
         continue;
       }
       const bytes = encodeCommand({ timestamp: now }, { commandId: c.id, name: c.name, expiresAt: c.expiresAt, args: JSON.stringify(c.args) });
-      if (link.publishReliable) {
-        link.publishReliable(bytes, (err) => {
-          if (err) this.log.debug({ device: device.id, command: c.id, err: err.message }, 'command publish failed');
-        });
-      } else if (link.send(bytes) === 'dropped') {
-        break; // later commands wait too, so they still arrive in order
-      }
       c.sentAt = now;
+      if (link.publishReliable) {
+        if (!this.publishReliably(device, link, c, bytes)) break; // later commands wait too, so they still arrive in order
+        continue;
+      }
+      if (link.send(bytes) === 'dropped') break;
       this.move(c, 'sent', `over ${link.transport}`, now);
     }
+  }
+
+  /**
+   * `sent` is a promise to operators: over a link that confirms what it took, the command becomes
+   * `sent` only when it does (in bridge mode the external broker's PUBACK; a bridge without its
+   * broker refuses at once instead of letting MQTT.js queue the publish offline). False when the
+   * link refused at once: the command stays `queued`, its TTL running, and the retry tick tries again.
+   */
+  private publishReliably(device: DeviceState, link: DeviceLink, c: CommandRecord, bytes: Uint8Array): boolean {
+    this.inFlight.set(c.id, link);
+    let refused = false;
+    link.publishReliable!(bytes, (err) => {
+      // Not this attempt's any more: the connection ended and the command was requeued.
+      if (this.inFlight.get(c.id) !== link) return;
+      this.inFlight.delete(c.id);
+      if (err) {
+        refused = true;
+        this.log.debug({ device: device.id, command: c.id, err: err.message }, 'command publish not taken; it stays queued and is tried again');
+        return;
+      }
+      if (c.state !== 'queued' || device.link !== link || !device.online) return;
+      const now = Date.now();
+      c.sentAt = now;
+      this.move(c, 'sent', `over ${link.transport}`, now);
+    });
+    return !refused;
   }
 
   /** The device's connection ended: what was sent but never confirmed goes back to the queue. */
   deviceDisconnected(device: DeviceState): void {
     const now = Date.now();
     for (const c of [...(this.pending.get(device.id) ?? [])]) {
+      this.inFlight.delete(c.id);
       if (c.state === 'sent' && this.mine(c)) this.move(c, 'queued', 'requeued: the connection ended before the device confirmed delivery', now);
     }
   }
@@ -357,6 +387,7 @@ export class CommandService {
       const t = this.timers.get(c.id);
       if (t) clearTimeout(t);
       this.timers.delete(c.id);
+      this.inFlight.delete(c.id);
     } else {
       this.arm(c, now);
     }

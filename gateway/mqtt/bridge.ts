@@ -45,7 +45,9 @@ class BridgeLink implements DeviceLink {
     this.client.publish(this.topic, Buffer.from(bytes), { qos: 0 });
     return 'sent';
   }
+  /** `done` on the broker's PUBACK; at once with an error while the bridge is down (MQTT.js would queue it offline, unbounded). */
   publishReliable(bytes: Uint8Array, done: (err?: Error) => void): void {
+    if (!this.client.connected) return done(new Error('the bridge is not connected to its broker'));
     this.client.publish(this.topic, Buffer.from(bytes), { qos: 1 }, (err) => done(err ?? undefined));
   }
   /** The broker owns the device's connection; the gateway cannot close it. */
@@ -164,6 +166,8 @@ export class MqttBridge {
     if (this.sweep) clearInterval(this.sweep);
     const c = this.client;
     this.client = undefined;
-    if (c) await c.endAsync();
+    // Without its broker, MQTT.js would wait for the PUBACKs of what is in flight until the broker
+    // returns: a stop must not hang on that (unconfirmed commands stay queued for the next run).
+    if (c) await c.endAsync(!c.connected);
   }
 }

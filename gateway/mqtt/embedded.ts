@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { CONNACK, Refusal } from '../session/refusals.js';
 import type { DeviceSessions, Session } from '../session/sessions.js';
 import { MqttLink } from './link.js';
+import { OfflineQueueBound, type OutgoingStore } from './offline-queue.js';
 import { gatewayRouter } from './routing.js';
 import { guardSocket } from './socket-guard.js';
 import { aedesPublishRefusal, badConnect, badPublish, badString, willAllowed } from './strict.js';
@@ -32,6 +33,8 @@ export interface EmbeddedBrokerOptions {
   plaintextPort?: number;
   /** Checks an integration's password (the operator token): it may then subscribe to alarms/#. */
   operator?: (token: string) => boolean;
+  /** QoS 1/2 messages kept per offline persistent session; newer ones are dropped (offline-queue.ts). */
+  maxQueued: number;
 }
 
 /** The CONNACK a refusal maps to (aedes sends it, then closes). */
@@ -57,12 +60,18 @@ export class EmbeddedBroker {
   private readonly deliveredListeners: ((deviceId: string, commandId: string, note: string) => void)[] = [];
   /** Integrations (username $operator, the operator token): they only subscribe to alarms. */
   private readonly operators = new WeakSet<Client>();
+  private queueBound: OfflineQueueBound | undefined;
 
   constructor(
     private readonly sessions: DeviceSessions,
     private readonly log: Logger,
     private readonly opts: EmbeddedBrokerOptions,
   ) {}
+
+  /** Messages dropped for offline persistent sessions that held --mqtt-max-queued (metrics). */
+  get queueDropped(): number {
+    return this.queueBound?.dropped ?? 0;
+  }
 
   /** A device PUBACKed a command: the transport's proof of delivery. */
   onDelivered(l: (deviceId: string, commandId: string, note: string) => void): void {
@@ -87,6 +96,9 @@ export class EmbeddedBroker {
       authorizeForward: (client, packet) => (packet.topic === commandsTopic(client.id) || (this.operators.has(client) && packet.topic.startsWith('alarms/')) ? packet : null),
     });
     this.broker = broker;
+    const clients = (broker as unknown as { clients: Record<string, Client | undefined> }).clients; // untyped in aedes 1.2
+    this.queueBound = new OfflineQueueBound(this.opts.maxQueued, (id) => clients[id] !== undefined, this.log);
+    this.queueBound.guard((broker as unknown as { persistence: OutgoingStore }).persistence);
     // 'client' fires when the session is registered, before queued packets run; 'clientReady' may
     // come after a fast client (CONNECT, PUBLISH, DISCONNECT) is already gone.
     broker.on('client', (client) => this.onReady(client));
@@ -282,7 +294,7 @@ export class EmbeddedBroker {
   }
 
   /** A refusal aedes carries out itself (closing the connection, or a SUBACK failure). */
-  private refuseOnSession(client: Client, code: 'MQTT_MALFORMED_PACKET' | 'MQTT_FOREIGN_TOPIC' | 'MQTT_SUBSCRIBE_REFUSED', message: string, end: 'closed-by-transport' | 'stay' = 'closed-by-transport'): void {
+  private refuseOnSession(client: Client, code: 'MQTT_MALFORMED_PACKET' | 'MQTT_FOREIGN_TOPIC' | 'MQTT_QOS2_UNRELEASED' | 'MQTT_SUBSCRIBE_REFUSED', message: string, end: 'closed-by-transport' | 'stay' = 'closed-by-transport'): void {
     const s = this.byClient.get(client);
     if (s) s.refuse(code, message, end);
     else this.sessions.turnAway(code, message, { transport: 'mqtt', device: client.id, remote: (client.conn as Socket).remoteAddress });

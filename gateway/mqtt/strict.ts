@@ -129,7 +129,12 @@ export function checkSubscribe(b: Uint8Array, subscribe: boolean): string | unde
  * with a plain Error (its text is all there is): the refusal each of those is, so it is counted and
  * logged like the others, or undefined for any other client error (a reset connection refuses nothing).
  */
-export function aedesPublishRefusal(message: string): ['MQTT_MALFORMED_PACKET' | 'MQTT_FOREIGN_TOPIC', string] | undefined {
+export function aedesPublishRefusal(message: string): ['MQTT_MALFORMED_PACKET' | 'MQTT_FOREIGN_TOPIC' | 'MQTT_QOS2_UNRELEASED', string] | undefined {
+  // aedes's maxInflightInbound (default 1,000): a client that never sends PUBREL would grow the broker's store of QoS 2 packets.
+  if (message.startsWith('maxInflightInbound exceeded')) {
+    const limit = /exceeded: (\d+)/.exec(message)?.[1] ?? '1000';
+    return ['MQTT_QOS2_UNRELEASED', `over ${limit} QoS 2 PUBLISHes awaiting their PUBREL (the client never sent PUBREL after our PUBREC): connection closed. Publish telemetry at QoS 1 (devices/PROTOCOL.md), or fix the client to answer each PUBREC with PUBREL`];
+  }
   switch (message) {
     case 'empty topic not allowed in PUBLISH':
       return ['MQTT_MALFORMED_PACKET', 'a PUBLISH with an empty topic name [MQTT-4.7.3-1]: connection closed'];

@@ -74,6 +74,7 @@ const MQTT_PROTOCOL = {
   MQTT_TLS_HANDSHAKE: { connack: 'none', doc: 'mqtts: the TLS handshake failed (untrusted certificate, plain MQTT on the TLS port)' },
   MQTT_FOREIGN_TOPIC: { connack: CONNACK.NOT_AUTHORIZED, input: true, doc: 'MQTT: a publish outside `devices/{id}/telemetry`, `…/telemetry/json` and `…/results` closes the connection; at CONNECT, a will outside `devices/{id}/`' },
   MQTT_UNSUPPORTED_PROTOCOL: { connack: CONNACK.UNACCEPTABLE_PROTOCOL_VERSION, input: true, doc: 'MQTT: a protocol level other than 3.1.1 (`MQTT`, 4) or 3.1 (`MQIsdp`, 3), MQTT 5 included: CONNACK 1, then the connection is closed' },
+  MQTT_QOS2_UNRELEASED: { input: true, doc: 'MQTT: 1,000 QoS 2 PUBLISHes awaiting their PUBREL (the client never finishes the QoS 2 handshake); the connection is closed. Publish at QoS 1, or fix the client to answer each PUBREC with PUBREL' },
   MQTT_SUBSCRIBE_REFUSED: { input: true, doc: 'MQTT: a subscription other than `devices/{id}/commands` (for an `$operator` integration: `alarms/…`) gets SUBACK 0x80; the connection stays' },
 } as const satisfies Record<string, RefusalSpec>;
 

@@ -17,13 +17,19 @@ export interface MosquittoOptions {
   /** Mosquitto's `max_queued_messages` (QoS 1/2 messages queued per client); its default (1000) when unset. */
   maxQueuedMessages?: number;
   tempPrefix?: string;
+  /**
+   * Keep sessions (clean=false subscriptions, queued messages) in this folder across a restart on
+   * the same port (SIGTERM saves them). The caller owns and removes the folder. Default: no persistence.
+   */
+  persistenceDir?: string;
   /** How long it may take to listen (default 10 s). */
   readyTimeoutMs?: number;
 }
 
 /** mosquitto.conf for an anonymous broker on 127.0.0.1 without persistence or logs. */
-export function mosquittoConf(port: number, maxQueuedMessages?: number): string {
-  const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false'];
+export function mosquittoConf(port: number, maxQueuedMessages?: number, persistenceDir?: string): string {
+  const persistence = persistenceDir === undefined ? ['persistence false'] : ['persistence true', `persistence_location ${persistenceDir}/`];
+  const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true', ...persistence];
   if (maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${maxQueuedMessages}`);
   return [...lines, 'log_dest none', ''].join('\n');
 }
@@ -45,7 +51,7 @@ export async function startMosquitto(o: MosquittoOptions = {}): Promise<Mosquitt
   const port = o.port ?? (await freePort());
   const dir = tempDir(`${o.tempPrefix ?? 'svc-'}mosquitto-`);
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, mosquittoConf(port, o.maxQueuedMessages));
+  writeFileSync(conf, mosquittoConf(port, o.maxQueuedMessages, o.persistenceDir));
   const p = new ServiceProcess('mosquitto', bin, ['-c', conf], { core: o.core });
   const stop = async (graceMs = 5000) => {
     await p.stop(graceMs);

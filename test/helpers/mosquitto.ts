@@ -12,8 +12,9 @@ export interface Mosquitto {
 
 export const mosquittoPath = (): string | undefined => requireProgram('mosquitto', 'mosquitto');
 
-export async function startMosquitto(port?: number): Promise<Mosquitto> {
+/** `persistenceDir`: sessions survive a stop and a start on the same port (the caller removes the folder). */
+export async function startMosquitto(port?: number, persistenceDir?: string): Promise<Mosquitto> {
   // Tests hold many QoS 1 messages for devices that are offline for a while.
-  const m = await launch({ port, maxQueuedMessages: 100_000, tempPrefix: 'gw-test-' });
+  const m = await launch({ port, maxQueuedMessages: 100_000, tempPrefix: 'gw-test-', persistenceDir });
   return { port: m.port, url: m.url, proc: m.process.proc, stop: () => m.stop() };
 }
