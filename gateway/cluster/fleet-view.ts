@@ -84,7 +84,8 @@ export class FleetView {
     let batch: Entry[] = [];
     for (const d of this.changed) {
       // Only what this instance counted itself: a device it merely heard of has nothing to tell.
-      if (d.frames + d.duplicates + d.errors + d.connections === 0) continue;
+      // A deleted one neither: its share, arriving after the deletion, would make it again elsewhere.
+      if (d.retired || d.frames + d.duplicates + d.errors + d.connections === 0) continue;
       const s = d.share();
       batch.push([d.id, s.frames, s.readings, s.duplicates, s.errors, s.gaps, s.connections, s.lastSeen, s.epoch, s.ackedSeq, s.lastError, s.last]);
       if (batch.length === DEVICES_PER_MESSAGE) {
