@@ -8,12 +8,10 @@
 import type { DeviceList, DeviceSummary } from '../devices/api/json.js';
 import { DEVICE_ID_PATTERN } from '../devices/device-id.js';
 import { ApiError } from './errors.js';
+import { onlyParams } from './query-params.js';
 import { LabelError, parseLabelFilter } from './registry/labels.js';
 
 export const MAX_DEVICE_PAGE = 10_000;
-/** `token` authenticates (it is read before this); the rest are the list's own. */
-// `_` is the usual cache-buster (`?_=<time>`): taken and ignored, so such clients keep working.
-const KNOWN = new Set(['token', 'online', 'label', 'limit', 'cursor', '_']);
 
 export interface DeviceListQuery {
   online: boolean | undefined;
@@ -26,9 +24,7 @@ export interface DeviceListQuery {
 }
 
 export function parseDeviceListQuery(q: URLSearchParams): DeviceListQuery {
-  for (const name of q.keys()) {
-    if (!KNOWN.has(name)) throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name}": GET /api/devices takes online, label, limit and cursor`);
-  }
+  onlyParams(q, ['online', 'label', 'limit', 'cursor'], 'GET /api/devices takes online, label, limit and cursor');
   const online = q.get('online');
   if (online !== null && online !== 'true' && online !== 'false') throw new ApiError(400, 'BAD_QUERY', `online must be true or false, got "${online}"`);
   const limitRaw = q.get('limit');

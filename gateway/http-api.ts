@@ -9,6 +9,7 @@ import { ApiError } from './errors.js';
 import type { DeviceTable } from './devices.js';
 import type { OperatorAccess } from './login/access.js';
 import { matchesLabels } from './registry/labels.js';
+import { onlyParams } from './query-params.js';
 import { methodNotAllowed, MethodNotAllowed } from './route-methods.js';
 import type { HistoryQuery, Storage } from './storage/storage.js';
 import type { Reply, RequestInfo } from './uws.js';
@@ -134,7 +135,7 @@ export function createApi(ctx: ApiContext, extra: RouteHandler[] = [], beforeAut
     if (s.length === 4 && s[3] === 'history') {
       requireGet(req, s);
       if (!device) throw new ApiError(404, 'DEVICE_NOT_FOUND', `no device "${s[2]}"`);
-      onlyParams(req, ['channel', 'from', 'to', 'points']);
+      onlyParams(req.query, ['channel', 'from', 'to', 'points'], `${req.path} takes channel, from, to, points`);
       const q = req.query;
       if (!q.has('channel')) throw new ApiError(400, 'BAD_QUERY', 'channel is required (0..255); GET /api/devices/{id} lists channels under "last"');
       const channel = intParam(q, 'channel', 0, 0, 255);
@@ -173,18 +174,6 @@ export async function readJson(reply: Reply, maxBytes: number): Promise<unknown>
     return JSON.parse(text);
   } catch (err) {
     throw new ApiError(400, 'BAD_JSON', `the request body is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-/**
- * Refuses a query parameter the route does not take (besides `token`, read by the operator check,
- * and `_`, the usual cache-buster): a filter silently ignored would answer a question the caller did not ask.
- */
-export function onlyParams(req: RequestInfo, names: readonly string[]): void {
-  for (const name of req.query.keys()) {
-    if (name !== 'token' && name !== '_' && !names.includes(name)) {
-      throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name.slice(0, 64)}": ${req.path} takes ${names.join(', ')}`);
-    }
   }
 }
 

@@ -7,6 +7,7 @@ import { DEVICE_ID_PATTERN } from '../../devices/device-id.js';
 import { ApiError } from '../errors.js';
 import { FileWriteError } from '../files/file-error.js';
 import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import { onlyParams } from '../query-params.js';
 import { methodNotAllowed } from '../route-methods.js';
 import { AlarmError, type AlarmErrorCode } from './alarm-error.js';
 import type { AlarmQuery } from './alarm-book.js';
@@ -25,17 +26,12 @@ const STATES: readonly AlarmState[] = ['active', 'acknowledged', 'cleared'];
 const MAX_LIMIT = 10_000;
 const MAX_NOTE = 1000;
 
-/** `token` authenticates (read before this); `_` is the usual cache-buster. */
-const QUERY_PARAMS: ReadonlySet<string> = new Set(['state', 'severity', 'device', 'limit', 'token', '_']);
-
 /**
  * Parses `state`, `severity`, `device`, `limit` (comma lists or repeated parameters). Another
  * parameter is a 400: a filter silently ignored would answer a question the caller did not ask.
  */
 export function parseAlarmQuery(q: URLSearchParams): AlarmQuery {
-  for (const name of q.keys()) {
-    if (!QUERY_PARAMS.has(name)) throw new ApiError(400, 'BAD_QUERY', `unknown parameter "${name.slice(0, 64)}": GET /api/alarms takes state, severity, device and limit`);
-  }
+  onlyParams(q, ['state', 'severity', 'device', 'limit'], 'GET /api/alarms takes state, severity, device and limit');
   const list = <T extends string>(name: string, allowed: readonly T[]): Set<T> | undefined => {
     const raw = q.getAll(name).flatMap((v) => v.split(',')).filter((v) => v !== '');
     if (raw.length === 0) return undefined;

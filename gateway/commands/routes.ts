@@ -6,7 +6,8 @@ import type { CommandList } from '../../devices/api/json.js';
 import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../../devices/device-id.js';
 import { ApiError } from '../errors.js';
 import { FileWriteError } from '../files/file-error.js';
-import { onlyParams, readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import { readJson, requireGet, sendJson, type RouteHandler } from '../http-api.js';
+import { onlyParams } from '../query-params.js';
 import { CommandError, type CommandErrorCode } from './command.js';
 import type { CommandService, NewCommand } from './commands.js';
 
@@ -46,7 +47,7 @@ export function commandRoutes(commands: CommandService, maxArgsBytes: number): R
         return true;
       }
       requireGet(req, s);
-      onlyParams(req, ['limit']);
+      onlyParams(req.query, ['limit'], `${req.path} takes limit`);
       const raw = req.query.get('limit');
       const limit = raw === null ? 50 : Number(raw);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ApiError(400, 'BAD_QUERY', 'limit must be a whole number from 1 to 1000');

@@ -11,7 +11,8 @@
 import type { AlarmMessage, ResumeMessage, SseMissedMessage } from '../../devices/api/json.js';
 import { DEVICE_ID_PATTERN } from '../auth.js';
 import { ApiError } from '../errors.js';
-import { onlyParams, requireGet, type RouteHandler } from '../http-api.js';
+import { requireGet, type RouteHandler } from '../http-api.js';
+import { onlyParams } from '../query-params.js';
 import type { Reply } from '../uws.js';
 import type { LiveHub } from './hub.js';
 
@@ -84,7 +85,7 @@ export class SseHub {
     return (req, reply, s) => {
       if (!(s.length === 2 && s[0] === 'api' && s[1] === 'live')) return false;
       requireGet(req, s);
-      onlyParams(req, ['device', 'alarms', 'lastEventId']);
+      onlyParams(req.query, ['device', 'alarms', 'lastEventId'], `${req.path} takes device, alarms, lastEventId`);
       // A device named twice is one stream (else its replay would come twice).
       const ids = [...new Set(req.query.getAll('device'))];
       const alarms = req.query.has('alarms');
