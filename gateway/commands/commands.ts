@@ -267,12 +267,12 @@ export class CommandService {
         continue;
       }
       const bytes = encodeCommand({ timestamp: now }, { commandId: c.id, name: c.name, expiresAt: c.expiresAt, args: JSON.stringify(c.args) });
-      c.sentAt = now;
       if (link.publishReliable) {
         if (!this.publishReliably(device, link, c, bytes)) break; // later commands wait too, so they still arrive in order
         continue;
       }
       if (link.send(bytes) === 'dropped') break;
+      c.sentAt = now;
       this.move(c, 'sent', `over ${link.transport}`, now);
     }
   }
