@@ -83,7 +83,6 @@ export class FleetSnapshots<C> {
       const r = this.rest!.next();
       if (r.done) return this.finish(w);
       const d = r.value;
-      if (d.retired) continue;
       if (!this.first) w.raw(',');
       this.first = false;
       writeSummary(w, d, instance);
