@@ -39,13 +39,18 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
    * hub, fleet-snapshot.ts, after the same check below.)
    */
   function sendBuilt(client: LiveClient, build: () => string): void {
-    if (!client.congested && client.conn.bufferedAmount() > hub.opts.budgetBytes) hub.checkBudgets(false);
+    congestIfOver(client);
     if (client.congested) {
       client.missedDirect++;
       hub.dropped++;
       return;
     }
     hub.sendTo(client, build());
+  }
+
+  /** A client with its budget waiting already goes congested now, before anything is built for it. */
+  function congestIfOver(client: LiveClient): void {
+    if (!client.congested && client.conn.bufferedAmount() > hub.opts.budgetBytes) hub.checkBudgets(false);
   }
 
   return {
@@ -118,7 +123,7 @@ export function liveSocketRoute(hub: LiveHub, access: OperatorAccess, maxMessage
         }
         // Its budget already waiting: congested first, so the fleet snapshot is not built now (it
         // comes with the `missed` message when the client catches up; sendBuilt's reason).
-        if (s === 'fleet' && !client.congested && client.conn.bufferedAmount() > hub.opts.budgetBytes) hub.checkBudgets(false);
+        if (s === 'fleet') congestIfOver(client);
         hub.subscribe(client, s);
         if (s === 'types') sendBuilt(client, () => hub.typesMessage());
         if (s === 'alarms') sendBuilt(client, () => hub.alarmSnapshot());
